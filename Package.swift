@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .swiftLanguageMode(.v5),
+]
+
+let package = Package(
+    name: "Rankwise",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rankwise", targets: ["rankwise"]),
+        .library(name: "RankwiseCore", targets: ["RankwiseCore"]),
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Thin C shim over the system BLAS (OpenBLAS or BLIS), loaded with dlopen so that the
+        // OpenBLAS core type can be chosen before the library initialises.
+        .target(name: "CBLAS", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "RankwiseCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "SafeTensors", swiftSettings: fast),
+        .target(name: "Tokenizers", swiftSettings: fast),
+        .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .executableTarget(
+            name: "rankwise",
+            dependencies: [
+                "RankwiseCore", "SafeTensors", "Tokenizers", "Models",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: fast),
+        .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], swiftSettings: fast),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+    ]
+)

@@ -1,0 +1,85 @@
+#include "rw_blas.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                         const float *, int, float, float *, int);
+typedef char *(*corename_fn)(void);
+typedef int (*get_threads_fn)(void);
+typedef void (*set_threads_fn)(int);
+
+static void *handle = NULL;
+static sgemm_fn p_sgemm = NULL;
+static corename_fn p_corename = NULL;
+static corename_fn p_config = NULL;
+static get_threads_fn p_get_threads = NULL;
+static set_threads_fn p_set_threads = NULL;
+static char err[1024] = "";
+static char loaded_path[512] = "";
+static const char *vendor = "unknown";
+
+static int try_open(const char *path) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(err, sizeof err, "%s", e ? e : "dlopen failed");
+        return -1;
+    }
+    sgemm_fn s = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    if (!s) {
+        snprintf(err, sizeof err, "%s has no cblas_sgemm", path);
+        dlclose(h);
+        return -1;
+    }
+    handle = h;
+    p_sgemm = s;
+    p_corename = (corename_fn)dlsym(h, "openblas_get_corename");
+    p_config = (corename_fn)dlsym(h, "openblas_get_config");
+    p_get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
+    p_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+    if (p_corename) {
+        vendor = "openblas";
+    } else if (dlsym(h, "bli_info_get_version_str")) {
+        vendor = "blis";
+        p_get_threads = (get_threads_fn)dlsym(h, "bli_thread_get_num_threads");
+        p_set_threads = (set_threads_fn)dlsym(h, "bli_thread_set_num_threads");
+    }
+    snprintf(loaded_path, sizeof loaded_path, "%s", path);
+    err[0] = 0;
+    return 0;
+}
+
+int rw_blas_load(const char *path) {
+    if (handle) return 0;
+    if (path && path[0]) return try_open(path);
+    const char *defaults[] = {"libopenblas.so.0", "libopenblas.so", "libblis.so.4", "libblis.so",
+                              "libopenblas.dylib", "libblis.dylib"};
+    char first[1024] = "";
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        if (try_open(defaults[i]) == 0) return 0;
+        if (!first[0]) snprintf(first, sizeof first, "%s", err);
+    }
+    snprintf(err, sizeof err,
+             "no BLAS library found (tried libopenblas.so.0 and libblis.so.4: %s); "
+             "install one with `apt-get install libopenblas-dev` or set RANKWISE_BLAS=/path/to/lib.so",
+             first);
+    return -1;
+}
+
+int rw_blas_loaded(void) { return handle != NULL; }
+const char *rw_blas_error(void) { return err; }
+const char *rw_blas_path(void) { return loaded_path; }
+const char *rw_blas_vendor(void) { return vendor; }
+const char *rw_blas_corename(void) { return p_corename ? p_corename() : vendor; }
+const char *rw_blas_config(void) { return p_config ? p_config() : ""; }
+int rw_blas_get_threads(void) { return p_get_threads ? p_get_threads() : -1; }
+void rw_blas_set_threads(int n) { if (p_set_threads) p_set_threads(n); }
+
+void rw_sgemm(int transA, int transB, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    p_sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, a, lda,
+            b, ldb, beta, c, ldc);
+}

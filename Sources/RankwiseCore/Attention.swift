@@ -1,0 +1,59 @@
+/// Multi-head scaled dot-product attention on `[B, T, heads·headDim]` activations, without
+/// permuting: each head is a strided view (leading dimension = hidden size) handed to BLAS.
+public enum Attention {
+    /// `probs[B, heads, T, T] = softmax(scale · Q Kᵀ + mask)`, `ctx[B, T, H] = probs · V`.
+    /// `keyMask` is `[B, T]` with 1 for real tokens and 0 for padding.
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        keyMask: UnsafePointer<Float>?, probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>,
+        batch: Int, seq: Int, heads: Int, headDim: Int
+    ) {
+        let h = heads * headDim, tt = seq * seq
+        let scale = 1 / Float(headDim).squareRoot()
+        for b in 0..<batch {
+            for hd in 0..<heads {
+                let off = b * seq * h + hd * headDim
+                BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, alpha: scale, a: q + off, lda: h,
+                           b: k + off, ldb: h, c: probs + (b * heads + hd) * tt, ldc: seq)
+            }
+        }
+        Ops.softmaxForward(probs, rows: batch * heads * seq, d: seq, keyMask: keyMask, rowsPerMask: heads * seq)
+        for b in 0..<batch {
+            for hd in 0..<heads {
+                let off = b * seq * h + hd * headDim
+                BLAS.sgemm(m: seq, n: headDim, k: seq, a: probs + (b * heads + hd) * tt, lda: seq,
+                           b: v + off, ldb: h, c: ctx + off, ldc: h)
+            }
+        }
+    }
+
+    /// Backward: writes `dq`, `dk`, `dv` (`[B, T, H]`) from `dctx`; `scratch` holds `B·heads·T·T` floats.
+    public static func backward(
+        dctx: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+        dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        batch: Int, seq: Int, heads: Int, headDim: Int
+    ) {
+        let h = heads * headDim, tt = seq * seq
+        let scale = 1 / Float(headDim).squareRoot()
+        for b in 0..<batch {
+            for hd in 0..<heads {
+                let off = b * seq * h + hd * headDim
+                let p = probs + (b * heads + hd) * tt, dp = scratch + (b * heads + hd) * tt
+                // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
+                BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: seq)
+                BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, a: p, lda: seq, b: dctx + off, ldb: h, c: dv + off, ldc: h)
+            }
+        }
+        Ops.softmaxBackward(p: probs, dp: scratch, dx: scratch, rows: batch * heads * seq, d: seq)
+        for b in 0..<batch {
+            for hd in 0..<heads {
+                let off = b * seq * h + hd * headDim
+                let ds = scratch + (b * heads + hd) * tt
+                // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
+                BLAS.sgemm(m: seq, n: headDim, k: seq, alpha: scale, a: ds, lda: seq, b: k + off, ldb: h, c: dq + off, ldc: h)
+                BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, alpha: scale, a: ds, lda: seq, b: q + off, ldb: h, c: dk + off, ldc: h)
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+import Foundation
+
+/// Forward and backward kernels on contiguous Float32 memory.
+///
+/// Conventions: row-major; `n` rows of width `d`; a backward kernel *accumulates* into parameter
+/// gradients (`+=`) and *writes* (`=`) input gradients unless its doc says otherwise. Linear weights
+/// use the PyTorch layout `[out, in]`.
+public enum Ops {
+    // MARK: Linear
+
+    /// `y[n, out] = x[n, in] · Wᵀ + b`.
+    public static func linearForward(
+        x: UnsafePointer<Float>, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, n: Int, inDim: Int, outDim: Int
+    ) {
+        if let b {
+            parallelFor(n, minChunk: 64) { r in
+                for i in r { (y + i * outDim).update(from: b, count: outDim) }
+            }
+            BLAS.sgemm(transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 1, c: y, ldc: outDim)
+        } else {
+            BLAS.sgemm(transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 0, c: y, ldc: outDim)
+        }
+    }
+
+    /// Backward of `linearForward`. `dx` is written (or accumulated when `accumulateDx`), `dw` and
+    /// `db` are accumulated. Pass nil for gradients that are not needed.
+    public static func linearBackward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+        n: Int, inDim: Int, outDim: Int, accumulateDx: Bool = false
+    ) {
+        if let dx {
+            BLAS.sgemm(m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
+                       beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)
+        }
+        if let dw {
+            BLAS.sgemm(transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
+                       beta: 1, c: dw, ldc: inDim)
+        }
+        if let db { sumRows(dy, into: db, n: n, d: outDim) }
+    }
+
+    /// `out[d] += Σ_i x[i, d]`.
+    public static func sumRows(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, n: Int, d: Int) {
+        for i in 0..<n {
+            let row = x + i * d
+            for j in 0..<d { out[j] += row[j] }
+        }
+    }
+
+    /// `y[i, :] += b`.
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int, d: Int) {
+        parallelFor(n, minChunk: 64) { r in
+            for i in r {
+                let row = y + i * d
+                for j in 0..<d { row[j] += b[j] }
+            }
+        }
+    }
+
+    /// `y = a + b` (element-wise; `y` may alias either input).
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minChunk: 1 << 15) { r in
+            for i in r { y[i] = a[i] + b[i] }
+        }
+    }
+
+    // MARK: Activations
+
+    @usableFromInline static let invSqrt2: Float = 0.707_106_781_186_547_5
+    @usableFromInline static let invSqrt2Pi: Float = 0.398_942_280_401_432_7
+
+    /// Exact GELU, `0.5 x (1 + erf(x / √2))`, as PyTorch's default `gelu`.
+    public static func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minChunk: 1 << 14) { r in
+            for i in r {
+                let v = x[i]
+                y[i] = 0.5 * v * (1 + erff(v * invSqrt2))
+            }
+        }
+    }
+
+    /// `dx = dy · gelu'(x)` (written).
+    public static func geluBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minChunk: 1 << 14) { r in
+            for i in r {
+                let v = x[i]
+                let cdf = 0.5 * (1 + erff(v * invSqrt2))
+                let pdf = invSqrt2Pi * expf(-0.5 * v * v)
+                dx[i] = dy[i] * (cdf + v * pdf)
+            }
+        }
+    }
+
+    public static func tanhForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] = tanhf(x[i]) }
+    }
+
+    /// `dx = dy (1 - y²)` from the forward *output* `y` (written).
+    public static func tanhBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+    }
+
+    // MARK: Softmax
+
+    /// Row softmax in place over rows of width `d`. `keyMask` (1 keep, 0 drop), when given, has one
+    /// entry per column for each group of `rowsPerMask` consecutive rows; dropped columns get exactly 0,
+    /// as adding float32's most negative value does in Hugging Face's BERT.
+    public static func softmaxForward(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, d: Int,
+        keyMask: UnsafePointer<Float>? = nil, rowsPerMask: Int = 1
+    ) {
+        parallelFor(rows, minChunk: 32) { r in
+            for i in r {
+                let row = x + i * d
+                let m = keyMask.map { $0 + (i / rowsPerMask) * d }
+                var mx = -Float.infinity
+                for j in 0..<d where m == nil || m![j] != 0 { mx = max(mx, row[j]) }
+                if mx == -Float.infinity {  // every key masked: uniform, as HF's finite mask gives
+                    for j in 0..<d { row[j] = 1 / Float(d) }
+                    continue
+                }
+                var sum: Float = 0
+                if let m {
+                    for j in 0..<d {
+                        let e = m[j] != 0 ? expf(row[j] - mx) : 0
+                        row[j] = e; sum += e
+                    }
+                } else {
+                    for j in 0..<d {
+                        let e = expf(row[j] - mx)
+                        row[j] = e; sum += e
+                    }
+                }
+                let inv = 1 / sum
+                for j in 0..<d { row[j] *= inv }
+            }
+        }
+    }
+
+    /// `dx = p ⊙ (dp - Σ dp ⊙ p)` per row; `dx` may alias `dp`.
+    public static func softmaxBackward(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int) {
+        parallelFor(rows, minChunk: 32) { r in
+            for i in r {
+                let pr = p + i * d, gr = dp + i * d, out = dx + i * d
+                var dot: Float = 0
+                for j in 0..<d { dot += pr[j] * gr[j] }
+                for j in 0..<d { out[j] = pr[j] * (gr[j] - dot) }
+            }
+        }
+    }
+
+    // MARK: Layer norm
+
+    /// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per row; saves `mean` and `rstd` for backward.
+    public static func layerNormForward(
+        x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+        n: Int, d: Int, eps: Float
+    ) {
+        parallelFor(n, minChunk: 32) { r in
+            for i in r {
+                let row = x + i * d, out = y + i * d
+                var s: Float = 0
+                for j in 0..<d { s += row[j] }
+                let mu = s / Float(d)
+                var v: Float = 0
+                for j in 0..<d { let c = row[j] - mu; v += c * c }
+                let rs = 1 / (v / Float(d) + eps).squareRoot()
+                for j in 0..<d { out[j] = (row[j] - mu) * rs * gamma[j] + beta[j] }
+                mean[i] = mu; rstd[i] = rs
+            }
+        }
+    }
+
+    /// Backward of layer norm. `dx` is written (or accumulated when `accumulateDx`); `dgamma`, `dbeta`
+    /// are accumulated when given.
+    public static func layerNormBackward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+        mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>?, dbeta: UnsafeMutablePointer<Float>?,
+        n: Int, d: Int, accumulateDx: Bool = false
+    ) {
+        parallelFor(n, minChunk: 32) { r in
+            for i in r {
+                let g = dy + i * d, xr = x + i * d, out = dx + i * d
+                let mu = mean[i], rs = rstd[i]
+                var sumG: Float = 0, sumGX: Float = 0
+                for j in 0..<d {
+                    let gg = g[j] * gamma[j]
+                    sumG += gg
+                    sumGX += gg * (xr[j] - mu) * rs
+                }
+                let invD = 1 / Float(d)
+                for j in 0..<d {
+                    let xh = (xr[j] - mu) * rs
+                    let v = rs * (g[j] * gamma[j] - invD * sumG - xh * invD * sumGX)
+                    out[j] = accumulateDx ? out[j] + v : v
+                }
+            }
+        }
+        if dgamma != nil || dbeta != nil {
+            for i in 0..<n {
+                let g = dy + i * d, xr = x + i * d
+                let mu = mean[i], rs = rstd[i]
+                if let dgamma { for j in 0..<d { dgamma[j] += g[j] * (xr[j] - mu) * rs } }
+                if let dbeta { for j in 0..<d { dbeta[j] += g[j] } }
+            }
+        }
+    }
+
+    // MARK: Embedding
+
+    /// `y[t, :] = table[ids[t], :]`. Ids must be in range (checked by the caller).
+    public static func embeddingForward(ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, d: Int) {
+        for t in 0..<n { (y + t * d).update(from: table + Int(ids[t]) * d, count: d) }
+    }
+
+    /// `dtable[ids[t], :] += dy[t, :]`.
+    public static func embeddingBackward(ids: UnsafePointer<Int32>, dy: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, n: Int, d: Int) {
+        for t in 0..<n {
+            let row = dtable + Int(ids[t]) * d, g = dy + t * d
+            for j in 0..<d { row[j] += g[j] }
+        }
+    }
+
+    // MARK: Dropout
+
+    /// Inverted dropout: keeps each element with probability `1 - p` and scales it by `1 / (1 - p)`.
+    /// The mask (0 or the scale) is written to `mask` for backward; it depends only on `seed`, so a run
+    /// is reproducible and a resumed run draws the same masks.
+    public static func dropoutForward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
+        count: Int, p: Float, seed: UInt64
+    ) {
+        if p <= 0 {
+            for i in 0..<count { mask[i] = 1; y[i] = x[i] }
+            return
+        }
+        let scale = p >= 1 ? 0 : 1 / (1 - p)
+        var rng = SplitMix64(seed: seed)
+        for i in 0..<count {
+            let keep = rng.nextFloat() >= p
+            mask[i] = keep ? scale : 0
+            y[i] = x[i] * mask[i]
+        }
+    }
+
+    /// `dx = dy ⊙ mask` (written; may alias `dy`).
+    public static func dropoutBackward(dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dx[i] = dy[i] * mask[i] }
+    }
+
+    // MARK: Losses
+
+    /// Mean cross-entropy over rows whose label is not `ignoreIndex` (-100, as PyTorch).
+    /// Writes `dlogits` (gradient of the mean loss) when given. Returns the loss (0 when no row counts).
+    @discardableResult
+    public static func crossEntropy(
+        logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, n: Int, classes c: Int,
+        dlogits: UnsafeMutablePointer<Float>?, ignoreIndex: Int32 = -100
+    ) -> Float {
+        var valid = 0
+        for i in 0..<n where labels[i] != ignoreIndex { valid += 1 }
+        var total: Double = 0
+        for i in 0..<n {
+            let row = logits + i * c
+            let label = labels[i]
+            if label == ignoreIndex {
+                if let dlogits { (dlogits + i * c).update(repeating: 0, count: c) }
+                continue
+            }
+            var mx = -Float.infinity
+            for j in 0..<c { mx = max(mx, row[j]) }
+            var s: Double = 0
+            for j in 0..<c { s += Double(expf(row[j] - mx)) }
+            let lse = Double(mx) + log(s)
+            total += lse - Double(row[Int(label)])
+            if let dlogits {
+                let g = dlogits + i * c
+                for j in 0..<c {
+                    let p = Float(exp(Double(row[j]) - lse))
+                    g[j] = (p - (j == Int(label) ? 1 : 0)) / Float(valid)
+                }
+            }
+        }
+        return valid == 0 ? 0 : Float(total / Double(valid))
+    }
+
+    /// Mean squared error `mean((x - y)²)`; writes `dx` when given.
+    @discardableResult
+    public static func mse(x: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, dx: UnsafeMutablePointer<Float>?) -> Float {
+        var total: Double = 0
+        for i in 0..<count {
+            let d = x[i] - target[i]
+            total += Double(d * d)
+            dx?[i] = 2 * d / Float(count)
+        }
+        return Float(total / Double(count))
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import RankwiseCore
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the BLAS library, its detected core, threads and measured sgemm speed.")
+
+    @Option(help: "Matrix size n for the n x n x n sgemm measurement.") var size = 1024
+    @Option(help: "Timed repetitions (best is reported).") var repeats = 10
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        let info = try BLAS.load()
+        let gflops = try BLAS.measureGFLOPS(n: size, repeats: repeats)
+        let cpu = CPUFeatures.current
+        if json {
+            let obj: [String: Any] = [
+                "library": info.path, "vendor": info.vendor, "core": info.coreName, "threads": info.threads,
+                "requested_core": info.requestedCoreType ?? NSNull(), "user_core": info.userCoreType ?? NSNull(),
+                "sgemm_n": size, "sgemm_gflops": gflops, "cpu": cpu.model,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("cpu:          \(cpu.model) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        print("blas library: \(info.path) (\(info.vendor))")
+        if !info.config.isEmpty { print("blas config:  \(info.config.trimmingCharacters(in: .whitespaces))") }
+        let why: String
+        if let u = info.userCoreType { why = "OPENBLAS_CORETYPE=\(u) set by you, respected" }
+        else if let r = info.requestedCoreType { why = "chosen by rankwise from CPU flags: \(r)" }
+        else { why = "library's own detection" }
+        print("blas core:    \(info.coreName) (\(why))")
+        print("threads:      \(info.threads) BLAS, \(Parallel.workers) element-wise")
+        print(String(format: "sgemm:        %.1f GFLOPS at %dx%dx%d", gflops, size, size, size))
+    }
+}

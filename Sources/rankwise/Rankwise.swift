@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RankwiseCore
+
+@main
+struct Rankwise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rankwise",
+        abstract: "Adaptive-rank LoRA fine-tuning of transformers on the CPU.",
+        subcommands: [Doctor.self])
+}
+
+/// Prints an error and exits with status 1 (used for errors the user can fix).
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("rankwise: error: \(message)\n".utf8))
+    exit(1)
+}
+
+func stderr(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
