@@ -1,0 +1,267 @@
+import Foundation
+
+public enum TokenizerError: Error, CustomStringConvertible {
+    case invalid(String)
+    public var description: String { if case .invalid(let m) = self { return m }; return "" }
+}
+
+/// One encoded text (or text pair).
+public struct Encoding: Sendable, Equatable {
+    public var ids: [Int]
+    public var typeIds: [Int]
+    public var attentionMask: [Int]
+    public var specialTokensMask: [Int]
+}
+
+/// A padded batch, flattened row-major `[batch, seqLen]`.
+public struct EncodedBatch: Sendable {
+    public var batch: Int
+    public var seqLen: Int
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+    public var attentionMask: [Float]
+}
+
+/// A tokenizer assembled from a Hugging Face `tokenizer.json`: normalizer → pre-tokenizer → model →
+/// post-processor, plus added (special) tokens matched verbatim before normalisation.
+public struct Tokenizer: Sendable {
+    public var normalizer: Normalizer?
+    public var preTokenizer: PreTokenizer
+    public var model: TokenizerModel
+    public var postProcessor: PostProcessor?
+    /// Added tokens that are matched in raw text (content → id), longest first.
+    public var addedTokens: [(String, Int)]
+    public var padId: Int
+    public var padTypeId: Int
+
+    public init(normalizer: Normalizer?, preTokenizer: PreTokenizer, model: TokenizerModel,
+                postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0) {
+        self.normalizer = normalizer; self.preTokenizer = preTokenizer; self.model = model
+        self.postProcessor = postProcessor
+        self.addedTokens = addedTokens.sorted { $0.0.unicodeScalars.count > $1.0.unicodeScalars.count }
+        self.padId = padId; self.padTypeId = padTypeId
+    }
+
+    /// Loads `tokenizer.json` from a file or from a model directory containing one.
+    public init(path: String) throws {
+        var isDir: ObjCBool = false
+        var file = path
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            file = (path as NSString).appendingPathComponent("tokenizer.json")
+        }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TokenizerError.invalid("\(file): cannot read tokenizer.json")
+        }
+        let root: [String: Any]
+        do {
+            guard let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw TokenizerError.invalid("\(file): not a JSON object")
+            }
+            root = r
+        } catch let e as TokenizerError { throw e } catch {
+            throw TokenizerError.invalid("\(file): invalid JSON: \(error.localizedDescription)")
+        }
+        try self.init(json: root, file: file)
+    }
+
+    init(json root: [String: Any], file: String) throws {
+        func bad(_ m: String) -> TokenizerError { .invalid("\(file): \(m)") }
+        // Model
+        guard let m = root["model"] as? [String: Any] else { throw bad("missing \"model\"") }
+        let mtype = m["type"] as? String ?? "WordPiece"
+        let model: TokenizerModel
+        switch mtype {
+        case "WordPiece":
+            guard let v = m["vocab"] as? [String: Any] else { throw bad("WordPiece model has no vocab") }
+            var vocab: [String: Int] = [:]
+            vocab.reserveCapacity(v.count)
+            for (k, x) in v {
+                guard let i = (x as? NSNumber)?.intValue else { throw bad("vocab entry \"\(k)\" is not an integer") }
+                vocab[k] = i
+            }
+            model = try WordPiece(vocab: vocab, unkToken: m["unk_token"] as? String ?? "[UNK]",
+                                  prefix: m["continuing_subword_prefix"] as? String ?? "##",
+                                  maxInputCharsPerWord: (m["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100)
+        default:
+            throw bad("tokenizer model \"\(mtype)\" is not supported yet (supported: WordPiece)")
+        }
+        // Normalizer
+        var normalizer: Normalizer? = nil
+        if let n = root["normalizer"] as? [String: Any] {
+            switch n["type"] as? String {
+            case "BertNormalizer":
+                normalizer = BertNormalizer(
+                    cleanText: n["clean_text"] as? Bool ?? true, handleChineseChars: n["handle_chinese_chars"] as? Bool ?? true,
+                    stripAccents: n["strip_accents"] as? Bool, lowercase: n["lowercase"] as? Bool ?? true)
+            case let t: throw bad("normalizer \"\(t ?? "?")\" is not supported yet (supported: BertNormalizer)")
+            }
+        }
+        // Pre-tokenizer
+        var pre: PreTokenizer = BertPreTokenizer()
+        if let p = root["pre_tokenizer"] as? [String: Any] {
+            switch p["type"] as? String {
+            case "BertPreTokenizer": pre = BertPreTokenizer()
+            case "WhitespaceSplit": pre = WhitespaceSplit()
+            case let t: throw bad("pre_tokenizer \"\(t ?? "?")\" is not supported yet (supported: BertPreTokenizer, WhitespaceSplit)")
+            }
+        }
+        // Post-processor
+        var post: PostProcessor? = nil
+        if let p = root["post_processor"] as? [String: Any] {
+            switch p["type"] as? String {
+            case "TemplateProcessing":
+                let specials = p["special_tokens"] as? [String: Any] ?? [:]
+                func pieces(_ key: String) throws -> [TemplateProcessing.Piece] {
+                    guard let arr = p[key] as? [[String: Any]] else { throw bad("TemplateProcessing has no \"\(key)\" template") }
+                    return try arr.map { item in
+                        if let s = item["SpecialToken"] as? [String: Any] {
+                            let name = s["id"] as? String ?? ""
+                            guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber] else {
+                                throw bad("template names special token \"\(name)\" that special_tokens does not define")
+                            }
+                            return .special(ids: ids.map(\.intValue), typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
+                        }
+                        if let s = item["Sequence"] as? [String: Any] {
+                            return .sequence(first: (s["id"] as? String ?? "A") == "A", typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
+                        }
+                        throw bad("unknown template piece \(item)")
+                    }
+                }
+                post = TemplateProcessing(single: try pieces("single"), pair: try pieces("pair"))
+            case "BertProcessing":
+                guard let cls = p["cls"] as? [Any], let sep = p["sep"] as? [Any],
+                      let c = (cls.last as? NSNumber)?.intValue, let s = (sep.last as? NSNumber)?.intValue else {
+                    throw bad("BertProcessing without cls/sep")
+                }
+                post = TemplateProcessing(
+                    single: [.special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0)],
+                    pair: [.special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
+                           .sequence(first: false, typeId: 1), .special(ids: [s], typeId: 1)])
+            case let t: throw bad("post_processor \"\(t ?? "?")\" is not supported yet (supported: TemplateProcessing, BertProcessing)")
+            }
+        }
+        var added: [(String, Int)] = []
+        for a in root["added_tokens"] as? [[String: Any]] ?? [] {
+            if let c = a["content"] as? String, let id = (a["id"] as? NSNumber)?.intValue, !c.isEmpty { added.append((c, id)) }
+        }
+        var padId = model.id(of: "[PAD]") ?? 0, padType = 0
+        if let pad = root["padding"] as? [String: Any] {
+            padId = (pad["pad_id"] as? NSNumber)?.intValue ?? padId
+            padType = (pad["pad_type_id"] as? NSNumber)?.intValue ?? 0
+        }
+        self.init(normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post,
+                  addedTokens: added, padId: padId, padTypeId: padType)
+    }
+
+    /// Token ids of one text without special tokens.
+    public func tokenize(_ text: String) -> [Int] {
+        var ids: [Int] = []
+        for segment in splitAdded(text) {
+            switch segment {
+            case .added(let id): ids.append(id)
+            case .text(let t):
+                let norm = normalizer?.normalize(t) ?? t
+                for w in preTokenizer.split(norm) { ids += model.tokenize(word: w) }
+            }
+        }
+        return ids
+    }
+
+    enum Segment { case text(String), added(Int) }
+
+    /// Splits raw text around added tokens (matched verbatim, longest first).
+    func splitAdded(_ text: String) -> [Segment] {
+        if addedTokens.isEmpty || !addedTokens.contains(where: { text.contains($0.0) }) { return [.text(text)] }
+        let s = Array(text.unicodeScalars)
+        let toks = addedTokens.map { (Array($0.0.unicodeScalars), $0.1) }
+        var out: [Segment] = []
+        var cur = String.UnicodeScalarView()
+        var i = 0
+        outer: while i < s.count {
+            for (t, id) in toks where i + t.count <= s.count && s[i] == t[0] {
+                if s[i..<(i + t.count)].elementsEqual(t) {
+                    if !cur.isEmpty { out.append(.text(String(cur))); cur = .init() }
+                    out.append(.added(id))
+                    i += t.count
+                    continue outer
+                }
+            }
+            cur.append(s[i]); i += 1
+        }
+        if !cur.isEmpty { out.append(.text(String(cur))) }
+        return out
+    }
+
+    /// Encodes a text or a pair, truncating to `maxLength` tokens in total (special tokens included)
+    /// with the longest-first strategy of Hugging Face tokenizers.
+    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil, addSpecialTokens: Bool = true) -> Encoding {
+        var a = tokenize(text)
+        var b = pair.map { tokenize($0) }
+        if let maxLength {
+            let added = addSpecialTokens ? (postProcessor?.addedTokens(pair: b != nil) ?? 0) : 0
+            let budget = max(0, maxLength - added)
+            if var bb = b {
+                Self.truncatePair(&a, &bb, budget)
+                b = bb
+            } else if a.count > budget {
+                a.removeLast(a.count - budget)
+            }
+        }
+        let (ids, types, special): ([Int], [Int], [Bool])
+        if addSpecialTokens, let post = postProcessor {
+            (ids, types, special) = post.process(a, b)
+        } else {
+            ids = a + (b ?? [])
+            types = Array(repeating: 0, count: a.count) + Array(repeating: 1, count: b?.count ?? 0)
+            special = Array(repeating: false, count: ids.count)
+        }
+        return Encoding(ids: ids, typeIds: types, attentionMask: Array(repeating: 1, count: ids.count),
+                        specialTokensMask: special.map { $0 ? 1 : 0 })
+    }
+
+    /// Longest-first pair truncation as in Hugging Face tokenizers: the shorter sequence keeps
+    /// what it can up to half the budget, the longer one gets the rest.
+    static func truncatePair(_ a: inout [Int], _ b: inout [Int], _ budget: Int) {
+        guard a.count + b.count > budget else { return }
+        var n1 = a.count, n2 = b.count
+        let swap = n1 > n2
+        if swap { Swift.swap(&n1, &n2) }
+        if n1 > budget { n2 = n1 } else { n2 = max(n1, budget - n1) }
+        if n1 + n2 > budget {
+            n1 = budget / 2
+            n2 = n1 + budget % 2
+        }
+        if swap { Swift.swap(&n1, &n2) }
+        if a.count > n1 { a.removeLast(a.count - n1) }
+        if b.count > n2 { b.removeLast(b.count - n2) }
+    }
+
+    /// Pads encodings to the longest one (or to `padTo`, or a multiple of `multiple`) as a flat batch.
+    public func pad(_ encs: [Encoding], padTo: Int? = nil, multiple: Int = 1) -> EncodedBatch {
+        var len = padTo ?? (encs.map(\.ids.count).max() ?? 0)
+        if multiple > 1 { len = (len + multiple - 1) / multiple * multiple }
+        var ids = [Int32](repeating: Int32(padId), count: encs.count * len)
+        var types = [Int32](repeating: Int32(padTypeId), count: encs.count * len)
+        var mask = [Float](repeating: 0, count: encs.count * len)
+        for (r, e) in encs.enumerated() {
+            for (j, id) in e.ids.prefix(len).enumerated() {
+                ids[r * len + j] = Int32(id)
+                types[r * len + j] = Int32(e.typeIds[j])
+                mask[r * len + j] = 1
+            }
+        }
+        return EncodedBatch(batch: encs.count, seqLen: len, ids: ids, typeIds: types, attentionMask: mask)
+    }
+
+    /// Decodes ids to text (WordPiece: joins `##` continuations, drops special tokens).
+    public func decode(_ ids: [Int], skipSpecial: Bool = true) -> String {
+        let specials = Set(addedTokens.map(\.1))
+        var out = ""
+        for id in ids {
+            if skipSpecial && specials.contains(id) { continue }
+            guard let t = model.token(of: id) else { continue }
+            if t.hasPrefix("##") { out += t.dropFirst(2) } else { out += (out.isEmpty ? "" : " ") + t }
+        }
+        return out
+    }
+}
