@@ -6,7 +6,8 @@ public enum Attention {
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         keyMask: UnsafePointer<Float>?, probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>,
-        batch: Int, seq: Int, heads: Int, headDim: Int
+        batch: Int, seq: Int, heads: Int, headDim: Int,
+        dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? = nil
     ) {
         let h = heads * headDim, tt = seq * seq
         let scale = 1 / Float(headDim).squareRoot()
@@ -18,33 +19,41 @@ public enum Attention {
             }
         }
         Ops.softmaxForward(probs, rows: batch * heads * seq, d: seq, keyMask: keyMask, rowsPerMask: heads * seq)
+        var used = UnsafePointer(probs)
+        if let dropout {
+            Ops.dropoutForward(x: probs, y: dropout.dropped, mask: dropout.mask, count: batch * heads * tt, p: dropout.p, seed: dropout.seed)
+            used = UnsafePointer(dropout.dropped)
+        }
         for b in 0..<batch {
             for hd in 0..<heads {
                 let off = b * seq * h + hd * headDim
-                BLAS.sgemm(m: seq, n: headDim, k: seq, a: probs + (b * heads + hd) * tt, lda: seq,
+                BLAS.sgemm(m: seq, n: headDim, k: seq, a: used + (b * heads + hd) * tt, lda: seq,
                            b: v + off, ldb: h, c: ctx + off, ldc: h)
             }
         }
     }
 
-    /// Backward: writes `dq`, `dk`, `dv` (`[B, T, H]`) from `dctx`; `scratch` holds `B·heads·T·T` floats.
+    /// Backward (with the same dropout mask and dropped probabilities as forward, if any): writes `dq`, `dk`, `dv` (`[B, T, H]`) from `dctx`; `scratch` holds `B·heads·T·T` floats.
     public static func backward(
         dctx: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
         dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        batch: Int, seq: Int, heads: Int, headDim: Int
+        batch: Int, seq: Int, heads: Int, headDim: Int,
+        dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
     ) {
         let h = heads * headDim, tt = seq * seq
         let scale = 1 / Float(headDim).squareRoot()
+        let used = dropout?.dropped ?? probs
         for b in 0..<batch {
             for hd in 0..<heads {
                 let off = b * seq * h + hd * headDim
-                let p = probs + (b * heads + hd) * tt, dp = scratch + (b * heads + hd) * tt
+                let p = used + (b * heads + hd) * tt, dp = scratch + (b * heads + hd) * tt
                 // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
                 BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: seq)
                 BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, a: p, lda: seq, b: dctx + off, ldb: h, c: dv + off, ldc: h)
             }
         }
+        if let dropout { Ops.dropoutBackward(dy: scratch, mask: dropout.mask, dx: scratch, count: batch * heads * tt) }
         Ops.softmaxBackward(p: probs, dp: scratch, dx: scratch, rows: batch * heads * seq, d: seq)
         for b in 0..<batch {
             for hd in 0..<heads {

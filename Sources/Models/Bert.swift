@@ -1,0 +1,379 @@
+import Foundation
+import RankwiseCore
+import SafeTensors
+
+/// A batch of token ids for the encoder, flattened row-major `[batch, seq]`.
+public struct BertInput: Sendable {
+    public var batch: Int
+    public var seq: Int
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+    /// 1 for real tokens, 0 for padding.
+    public var mask: [Float]
+
+    public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
+        self.batch = batch; self.seq = seq; self.ids = ids
+        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
+        self.mask = mask ?? [Float](repeating: 1, count: ids.count)
+    }
+}
+
+/// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight.
+public struct Linear {
+    public let weight: Param
+    public let bias: Param?
+    public var inDim: Int { weight.shape[1] }
+    public var outDim: Int { weight.shape[0] }
+
+    @inline(__always)
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int) {
+        Ops.linearForward(x: x, w: weight.value.data, b: bias?.value.data, y: y, n: n, inDim: inDim, outDim: outDim)
+    }
+
+    /// Writes (or accumulates) `dx` when given; accumulates weight and bias gradients when trainable.
+    @inline(__always)
+    func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
+        Ops.linearBackward(dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
+                           n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
+    }
+}
+
+/// A layer norm's parameters.
+public struct LayerNormParams {
+    public let gamma: Param
+    public let beta: Param
+}
+
+/// One transformer block's parameters (Hugging Face names under `encoder.layer.N.`).
+public struct BertLayerParams {
+    public let query, key, value, attnOut, intermediate, output: Linear
+    public let ln1, ln2: LayerNormParams
+    public var linears: [(String, Linear)] {
+        [("attention.self.query", query), ("attention.self.key", key), ("attention.self.value", value),
+         ("attention.output.dense", attnOut), ("intermediate.dense", intermediate), ("output.dense", output)]
+    }
+}
+
+/// The BERT encoder (embeddings, N transformer blocks, optional tanh pooler) with a hand-written
+/// backward pass in the style of llm.c: `forward` stores what `backward` needs in one workspace.
+public final class BertModel: @unchecked Sendable {
+    public let config: BertConfig
+    public let params = ParameterSet()
+    public let wordEmb, posEmb, typeEmb: Param
+    public let embLN: LayerNormParams
+    public let layers: [BertLayerParams]
+    public let pooler: Linear?
+
+    private let ws = Scratch()
+    private let gws = Scratch()
+    private var state: State?
+
+    /// Builds the model from a weight source. `withPooler` loads `pooler.dense` (an error if missing).
+    public init(config: BertConfig, weights: WeightSource, withPooler: Bool? = nil) throws {
+        self.config = config
+        let H = config.hiddenSize, I = config.intermediateSize
+        let ps = params
+        func p(_ name: String, _ shape: [Int]) throws -> Param {
+            let x = Param(name: name, value: try weights.tensor(name, shape: shape))
+            ps.add(x)
+            return x
+        }
+        func lin(_ name: String, _ out: Int, _ inn: Int) throws -> Linear {
+            Linear(weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]))
+        }
+        func ln(_ name: String) throws -> LayerNormParams {
+            LayerNormParams(gamma: try p(name + ".weight", [H]), beta: try p(name + ".bias", [H]))
+        }
+        wordEmb = try p("embeddings.word_embeddings.weight", [config.vocabSize, H])
+        posEmb = try p("embeddings.position_embeddings.weight", [config.maxPositions, H])
+        typeEmb = try p("embeddings.token_type_embeddings.weight", [config.typeVocabSize, H])
+        embLN = try ln("embeddings.LayerNorm")
+        var ls: [BertLayerParams] = []
+        for l in 0..<config.numLayers {
+            let pre = "encoder.layer.\(l)."
+            ls.append(BertLayerParams(
+                query: try lin(pre + "attention.self.query", H, H), key: try lin(pre + "attention.self.key", H, H),
+                value: try lin(pre + "attention.self.value", H, H), attnOut: try lin(pre + "attention.output.dense", H, H),
+                intermediate: try lin(pre + "intermediate.dense", I, H), output: try lin(pre + "output.dense", H, I),
+                ln1: try ln(pre + "attention.output.LayerNorm"), ln2: try ln(pre + "output.LayerNorm")))
+        }
+        layers = ls
+        let wantPooler = withPooler ?? weights.has("pooler.dense.weight")
+        pooler = wantPooler ? try lin("pooler.dense", H, H) : nil
+    }
+
+    /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
+    public static func load(directory: String, withPooler: Bool? = nil) throws -> BertModel {
+        let config = try BertConfig(path: directory)
+        let file = (directory as NSString).appendingPathComponent("model.safetensors")
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw ModelError("\(directory): no model.safetensors (only safetensors weights are supported)")
+        }
+        let st: SafeTensorsFile
+        do { st = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
+        return try BertModel(config: config, weights: try SafeTensorsWeights(file: st), withPooler: withPooler)
+    }
+
+    // MARK: Workspace
+
+    /// Offsets of every saved activation for one batch shape.
+    struct State {
+        var B = 0, T = 0, N = 0
+        var training = false
+        var seed: UInt64 = 0
+        var ids: [Int32] = [], types: [Int32] = [], mask: [Float] = []
+        // offsets into ws
+        var embSum = 0, embMean = 0, embRstd = 0, embMask = 0, x0 = 0
+        var layer: [LayerOffsets] = []
+        var pooledPre = 0, pooled = 0
+        var total = 0
+    }
+
+    struct LayerOffsets {
+        var q = 0, k = 0, v = 0, probs = 0, probsDrop = 0, probsMask = 0, ctx = 0
+        var res1 = 0, mask1 = 0, ln1 = 0, mean1 = 0, rstd1 = 0
+        var h1 = 0, g = 0, res2 = 0, mask2 = 0, ln2 = 0, mean2 = 0, rstd2 = 0
+    }
+
+    private func plan(B: Int, T: Int, training: Bool) -> State {
+        var s = State()
+        s.B = B; s.T = T; s.N = B * T; s.training = training
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, P = B * config.numHeads * T * T
+        var off = 0
+        func take(_ n: Int) -> Int { let o = off; off += (n + 15) / 16 * 16; return o }
+        let hd = training && config.hiddenDropout > 0
+        let ad = training && config.attentionDropout > 0
+        s.embSum = take(N * H); s.embMean = take(N); s.embRstd = take(N); s.x0 = take(N * H)
+        s.embMask = hd ? take(N * H) : -1
+        for _ in 0..<config.numLayers {
+            var o = LayerOffsets()
+            o.q = take(N * H); o.k = take(N * H); o.v = take(N * H); o.probs = take(P)
+            o.probsDrop = ad ? take(P) : o.probs
+            o.probsMask = ad ? take(P) : -1
+            o.ctx = take(N * H); o.res1 = take(N * H); o.mask1 = hd ? take(N * H) : -1
+            o.ln1 = take(N * H); o.mean1 = take(N); o.rstd1 = take(N)
+            o.h1 = take(N * I); o.g = take(N * I)
+            o.res2 = take(N * H); o.mask2 = hd ? take(N * H) : -1
+            o.ln2 = take(N * H); o.mean2 = take(N); o.rstd2 = take(N)
+            s.layer.append(o)
+        }
+        s.pooledPre = take(B * H); s.pooled = take(B * H)
+        s.total = off
+        return s
+    }
+
+    /// Bytes of activation memory a forward pass of this shape keeps for backward.
+    public func activationBytes(batch: Int, seq: Int, training: Bool) -> Int { plan(B: batch, T: seq, training: training).total * 4 }
+
+    // MARK: Forward
+
+    /// The outputs of the last forward pass; the pointers stay valid until the next forward.
+    public struct Output {
+        public let batch: Int, seq: Int, hidden: Int
+        /// `[batch, seq, hidden]`
+        public let lastHidden: UnsafeMutablePointer<Float>
+        /// `[batch, hidden]` (tanh pooler on the first token), nil without a pooler.
+        public let pooled: UnsafeMutablePointer<Float>?
+    }
+
+    /// Checks ids, type ids, mask length and sequence length; the error names the row and position.
+    public func validate(_ input: BertInput) throws {
+        let n = input.batch * input.seq
+        guard input.ids.count == n, input.typeIds.count == n, input.mask.count == n else {
+            throw ModelError("input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, expected batch \(input.batch) x seq \(input.seq) = \(n)")
+        }
+        guard input.seq <= config.maxPositions else {
+            throw ModelError("input: sequence length \(input.seq) exceeds max_position_embeddings \(config.maxPositions)")
+        }
+        for i in 0..<n {
+            if input.ids[i] < 0 || Int(input.ids[i]) >= config.vocabSize {
+                throw ModelError("input: token id \(input.ids[i]) at row \(i / input.seq), position \(i % input.seq) is outside the vocabulary (size \(config.vocabSize))")
+            }
+            if input.typeIds[i] < 0 || Int(input.typeIds[i]) >= config.typeVocabSize {
+                throw ModelError("input: token type id \(input.typeIds[i]) at row \(i / input.seq), position \(i % input.seq) is outside type_vocab_size \(config.typeVocabSize)")
+            }
+        }
+    }
+
+    /// Runs the encoder. With `training`, dropout is applied with masks drawn from `seed`, and
+    /// everything backward needs is kept.
+    @discardableResult
+    public func forward(_ input: BertInput, training: Bool = false, seed: UInt64 = 0) throws -> Output {
+        try validate(input)
+        var s = plan(B: input.batch, T: input.seq, training: training)
+        s.seed = seed; s.ids = input.ids; s.types = input.typeIds; s.mask = input.mask
+        let w = ws.get(s.total)
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, T = s.T, B = s.B
+        let nh = config.numHeads, hdim = config.headDim, eps = config.layerNormEps
+        var seedCounter: UInt64 = 0
+        func nextSeed() -> UInt64 { seedCounter += 1; return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter }
+
+        // Embeddings
+        let sum = w + s.embSum
+        input.ids.withUnsafeBufferPointer { ids in
+            Ops.embeddingForward(ids: ids.baseAddress!, table: wordEmb.value.data, y: sum, n: N, d: H)
+        }
+        for t in 0..<N {
+            let row = sum + t * H
+            let pos = posEmb.value.data + (t % T) * H
+            let typ = typeEmb.value.data + Int(input.typeIds[t]) * H
+            for j in 0..<H { row[j] += pos[j] + typ[j] }
+        }
+        Ops.layerNormForward(x: sum, gamma: embLN.gamma.value.data, beta: embLN.beta.value.data, y: w + s.x0,
+                             mean: w + s.embMean, rstd: w + s.embRstd, n: N, d: H, eps: eps)
+        if s.embMask >= 0 {
+            Ops.dropoutForward(x: w + s.x0, y: w + s.x0, mask: w + s.embMask, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+        }
+        // Blocks
+        var x = w + s.x0
+        input.mask.withUnsafeBufferPointer { maskBuf in
+            for (l, L) in layers.enumerated() {
+                let o = s.layer[l]
+                L.query.forward(x, w + o.q, n: N)
+                L.key.forward(x, w + o.k, n: N)
+                L.value.forward(x, w + o.v, n: N)
+                Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, keyMask: maskBuf.baseAddress!, probs: w + o.probs,
+                                  ctx: w + o.ctx, batch: B, seq: T, heads: nh, headDim: hdim,
+                                  dropout: o.probsMask >= 0 ? (p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask, dropped: w + o.probsDrop) : nil)
+                L.attnOut.forward(w + o.ctx, w + o.res1, n: N)
+                if o.mask1 >= 0 {
+                    Ops.dropoutForward(x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+                }
+                Ops.add(w + o.res1, x, w + o.res1, count: N * H)
+                Ops.layerNormForward(x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
+                                     mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
+                L.intermediate.forward(w + o.ln1, w + o.h1, n: N)
+                activationForward(w + o.h1, w + o.g, count: N * I)
+                L.output.forward(w + o.g, w + o.res2, n: N)
+                if o.mask2 >= 0 {
+                    Ops.dropoutForward(x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+                }
+                Ops.add(w + o.res2, w + o.ln1, w + o.res2, count: N * H)
+                Ops.layerNormForward(x: w + o.res2, gamma: L.ln2.gamma.value.data, beta: L.ln2.beta.value.data, y: w + o.ln2,
+                                     mean: w + o.mean2, rstd: w + o.rstd2, n: N, d: H, eps: eps)
+                x = w + o.ln2
+            }
+        }
+        // Pooler on the first token of each row
+        var pooled: UnsafeMutablePointer<Float>? = nil
+        if let pooler {
+            let cls = w + s.pooledPre  // gather first tokens, then dense + tanh
+            for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
+            let out = w + s.pooled
+            pooler.forward(cls, out, n: B)
+            Ops.tanhForward(out, out, count: B * H)
+            pooled = out
+        }
+        state = s
+        return Output(batch: B, seq: T, hidden: H, lastHidden: x, pooled: pooled)
+    }
+
+    private func activationForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        if config.hiddenAct == "relu" {
+            for i in 0..<count { y[i] = max(0, x[i]) }
+        } else {
+            Ops.geluForward(x, y, count: count)
+        }
+    }
+
+    private func activationBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+        if config.hiddenAct == "relu" {
+            for i in 0..<count { dx[i] = x[i] > 0 ? dy[i] : 0 }
+        } else {
+            Ops.geluBackward(x: x, dy: dy, dx: dx, count: count)
+        }
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates from gradients of the last forward's outputs. Accumulates into the gradients
+    /// of trainable parameters. When `inputGrad` (`[batch, seq, hidden]`) is given it receives the
+    /// gradient with respect to the summed input embeddings (word + position + type), which is the
+    /// gradient with respect to `inputs_embeds`; otherwise back-propagation stops below the lowest
+    /// trainable parameter.
+    public func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>? = nil) throws {
+        guard let s = state else { throw ModelError("backward called before forward") }
+        let w = ws.get(s.total)
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, T = s.T, B = s.B
+        let nh = config.numHeads, hdim = config.headDim, P = B * nh * T * T
+        var goff = 0
+        func take(_ n: Int) -> Int { let o = goff; goff += (n + 15) / 16 * 16; return o }
+        let oDX = take(N * H), oDA = take(N * H), oDB = take(N * H), oDQ = take(N * H), oDK = take(N * H), oDV = take(N * H)
+        let oDI = take(N * I), oDP = take(P), oCls = take(B * H)
+        let g = gws.get(goff)
+        let dX = g + oDX, dA = g + oDA, dB = g + oDB, dQ = g + oDQ, dK = g + oDK, dV = g + oDV, dI = g + oDI
+
+        // Which layers need work: the lowest layer holding a trainable parameter.
+        func layerTrainable(_ L: BertLayerParams) -> Bool {
+            L.linears.contains { $0.1.weight.trainable || ($0.1.bias?.trainable ?? false) }
+                || L.ln1.gamma.trainable || L.ln1.beta.trainable || L.ln2.gamma.trainable || L.ln2.beta.trainable
+        }
+        let embTrainable = wordEmb.trainable || posEmb.trainable || typeEmb.trainable || embLN.gamma.trainable || embLN.beta.trainable
+        var lowest = layers.count
+        if inputGrad != nil || embTrainable { lowest = -1 } else if let i = layers.firstIndex(where: layerTrainable) { lowest = i }
+
+        // Gradient of the last hidden state (plus the pooler's contribution on first tokens).
+        if let d = dLastHidden { dX.update(from: d, count: N * H) } else { dX.update(repeating: 0, count: N * H) }
+        let lastOut = s.layer.isEmpty ? w + s.x0 : w + s.layer[layers.count - 1].ln2
+        if let pooler, let dPooled {
+            let dpre = g + oCls
+            Ops.tanhBackward(y: w + s.pooled, dy: dPooled, dx: dpre, count: B * H)
+            let cls = w + s.pooledPre
+            let dcls = dA  // temp [B, H]
+            pooler.backward(dy: dpre, x: cls, dx: dcls, n: B)
+            for b in 0..<B {
+                let row = dX + b * T * H, src = dcls + b * H
+                for j in 0..<H { row[j] += src[j] }
+            }
+        }
+        _ = lastOut
+        if lowest >= layers.count { return }
+
+        // Blocks, top to bottom. dX holds the gradient of the block's output.
+        for l in stride(from: layers.count - 1, through: max(lowest, 0), by: -1) {
+            let L = layers[l], o = s.layer[l]
+            let xIn = l == 0 ? w + s.x0 : w + s.layer[l - 1].ln2
+            // Output layer norm -> dA = dRes2
+            Ops.layerNormBackward(dy: dX, x: w + o.res2, gamma: L.ln2.gamma.value.data, mean: w + o.mean2, rstd: w + o.rstd2,
+                                  dx: dA, dgamma: L.ln2.gamma.grad?.data, dbeta: L.ln2.beta.grad?.data, n: N, d: H)
+            // residual: dLn1 (dB) = dRes2 ; dense2 output grad = dRes2 * mask2 (into dX as temp)
+            dB.update(from: dA, count: N * H)
+            if o.mask2 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask2, dx: dA, count: N * H) }
+            L.output.backward(dy: dA, x: w + o.g, dx: dI, n: N)
+            activationBackward(x: w + o.h1, dy: dI, dx: dI, count: N * I)
+            L.intermediate.backward(dy: dI, x: w + o.ln1, dx: dB, n: N, accumulate: true)
+            // Attention layer norm -> dA = dRes1
+            Ops.layerNormBackward(dy: dB, x: w + o.res1, gamma: L.ln1.gamma.value.data, mean: w + o.mean1, rstd: w + o.rstd1,
+                                  dx: dA, dgamma: L.ln1.gamma.grad?.data, dbeta: L.ln1.beta.grad?.data, n: N, d: H)
+            // residual into the block input: dX = dRes1
+            dX.update(from: dA, count: N * H)
+            if o.mask1 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask1, dx: dA, count: N * H) }
+            L.attnOut.backward(dy: dA, x: w + o.ctx, dx: dB, n: N)  // dB = dCtx
+            Attention.backward(dctx: dB, q: w + o.q, k: w + o.k, v: w + o.v, probs: w + o.probs, dq: dQ, dk: dK, dv: dV,
+                               scratch: g + oDP, batch: B, seq: T, heads: nh, headDim: hdim,
+                               dropout: o.probsMask >= 0 ? (mask: UnsafePointer(w + o.probsMask), dropped: UnsafePointer(w + o.probsDrop)) : nil)
+            let needDx = l > 0 ? l > lowest : lowest < 0
+            L.query.backward(dy: dQ, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
+            L.key.backward(dy: dK, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
+            L.value.backward(dy: dV, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
+        }
+        guard lowest < 0 else { return }
+        // Embeddings: dropout, layer norm, then the three tables.
+        if s.embMask >= 0 { Ops.dropoutBackward(dy: dX, mask: w + s.embMask, dx: dX, count: N * H) }
+        let dSum = inputGrad ?? dA
+        Ops.layerNormBackward(dy: dX, x: w + s.embSum, gamma: embLN.gamma.value.data, mean: w + s.embMean, rstd: w + s.embRstd,
+                              dx: dSum, dgamma: embLN.gamma.grad?.data, dbeta: embLN.beta.grad?.data, n: N, d: H)
+        if let gw = wordEmb.grad {
+            s.ids.withUnsafeBufferPointer { Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gw.data, n: N, d: H) }
+        }
+        if let gp = posEmb.grad {
+            for t in 0..<N {
+                let row = gp.data + (t % T) * H, src = dSum + t * H
+                for j in 0..<H { row[j] += src[j] }
+            }
+        }
+        if let gt = typeEmb.grad {
+            s.types.withUnsafeBufferPointer { Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gt.data, n: N, d: H) }
+        }
+    }
+}

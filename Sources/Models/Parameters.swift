@@ -1,0 +1,114 @@
+import Foundation
+import RankwiseCore
+import SafeTensors
+
+/// One named parameter: its value and, when trainable, a gradient that is a slice of the set's flat
+/// gradient buffer.
+public final class Param: @unchecked Sendable {
+    public let name: String
+    public let shape: [Int]
+    public internal(set) var value: Tensor
+    public internal(set) var grad: Tensor?
+    public var count: Int { value.count }
+    public var trainable: Bool { grad != nil }
+
+    public init(name: String, value: Tensor) {
+        self.name = name; self.shape = value.shape; self.value = value
+    }
+}
+
+/// All parameters of a model, in a fixed order. Gradients of the trainable ones live in one flat
+/// buffer so that zeroing, clipping and optimiser steps are single loops.
+public final class ParameterSet: @unchecked Sendable {
+    public private(set) var all: [Param] = []
+    private var index: [String: Param] = [:]
+    public private(set) var gradBuffer: Tensor?
+
+    public init() {}
+
+    public func add(_ p: Param) {
+        precondition(index[p.name] == nil, "duplicate parameter \(p.name)")
+        all.append(p); index[p.name] = p
+    }
+
+    public subscript(name: String) -> Param? { index[name] }
+
+    public var trainable: [Param] { all.filter(\.trainable) }
+    public var trainableCount: Int { all.reduce(0) { $0 + ($1.trainable ? $1.count : 0) } }
+    public var totalCount: Int { all.reduce(0) { $0 + $1.count } }
+
+    /// Marks the parameters whose names satisfy `predicate` as trainable (all others frozen) and
+    /// allocates one zeroed flat gradient buffer for them.
+    public func setTrainable(_ predicate: (String) -> Bool) {
+        let chosen = all.filter { predicate($0.name) }
+        let total = chosen.reduce(0) { $0 + $1.count }
+        for p in all { p.grad = nil }
+        guard total > 0 else { gradBuffer = nil; return }
+        let buf = Tensor(zeros: [total])
+        var off = 0
+        for p in chosen {
+            p.grad = Tensor(borrowing: buf.data + off, shape: p.shape, owner: buf)
+            off += p.count
+        }
+        gradBuffer = buf
+    }
+
+    public func zeroGrad() { gradBuffer?.zero() }
+}
+
+/// Where weights come from: a checkpoint file or random initialisation.
+public protocol WeightSource {
+    /// The tensor `name` with exactly `shape`, or an error naming both.
+    func tensor(_ name: String, shape: [Int]) throws -> Tensor
+    func has(_ name: String) -> Bool
+}
+
+/// Weights from a safetensors file, with or without a model prefix (`bert.`). F32 tensors are used in
+/// place from the memory map; F16/BF16 are converted.
+public final class SafeTensorsWeights: WeightSource {
+    public let file: SafeTensorsFile
+    public let prefix: String
+
+    public init(file: SafeTensorsFile, probe: String = "embeddings.word_embeddings.weight") throws {
+        self.file = file
+        if file.contains(probe) { prefix = "" }
+        else if let p = ["bert.", "model.", "encoder.", "roberta."].first(where: { file.contains($0 + probe) }) { prefix = p }
+        else {
+            throw ModelError("\(file.path): no tensor \"\(probe)\" (with or without a \"bert.\" prefix): not a BERT checkpoint?")
+        }
+    }
+
+    public func has(_ name: String) -> Bool { file.contains(prefix + name) }
+
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        let full = prefix + name
+        guard let info = file.info(full) else { throw ModelError("\(file.path): missing tensor \"\(full)\" (expected shape \(shape))") }
+        guard info.shape == shape else {
+            throw ModelError("\(file.path): tensor \"\(full)\" has shape \(info.shape), expected \(shape)")
+        }
+        if let p = try file.f32Pointer(full) { return Tensor(borrowing: p, shape: shape, owner: file) }
+        do {
+            return Tensor(shape: shape, values: try file.floats(full))
+        } catch {
+            throw ModelError("\(error)")
+        }
+    }
+}
+
+/// Random weights in the way BERT initialises them (normal(0, std) for matrices, ones/zeros for
+/// layer norms), for tests and tiny models.
+public final class RandomWeights: WeightSource {
+    var rng: SplitMix64
+    let std: Float
+    public init(seed: UInt64, std: Float = 0.02) { rng = SplitMix64(seed: seed); self.std = std }
+    public func has(_ name: String) -> Bool { true }
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        let t = Tensor(zeros: shape)
+        if name.hasSuffix("LayerNorm.weight") {
+            for i in 0..<t.count { t[i] = 1 + 0.1 * rng.nextNormal() }
+        } else {
+            for i in 0..<t.count { t[i] = std * rng.nextNormal() }
+        }
+        return t
+    }
+}
