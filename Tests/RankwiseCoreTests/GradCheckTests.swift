@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+@testable import RankwiseCore
+
+/// Finite-difference checks of every hand-written backward. Each case defines a scalar loss
+/// L = Σ w ⊙ f(inputs) with fixed random weights w, computes analytic gradients with the backward
+/// kernel, and compares them with central differences (in Double where the op allows).
+struct FD {
+    var rng = SplitMix64(seed: 42)
+    mutating func randn(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in scale * rng.nextNormal() } }
+
+    /// Compares analytic `grad` of `x` with central differences of `loss` at up to `samples` entries.
+    static func check(_ name: String, x: inout [Float], grad: [Float], eps: Float = 1e-2, tol: Float = 2e-2,
+                      samples: Int = 40, loss: ([Float]) -> Double) {
+        var worst: Float = 0
+        let step = max(1, x.count / samples)
+        for i in stride(from: 0, to: x.count, by: step) {
+            let orig = x[i]
+            x[i] = orig + eps; let lp = loss(x)
+            x[i] = orig - eps; let lm = loss(x)
+            x[i] = orig
+            let num = Float((lp - lm) / Double(2 * eps))
+            let err = abs(num - grad[i]) / max(1, abs(num), abs(grad[i]))
+            worst = max(worst, err)
+        }
+        #expect(worst < tol, "\(name): worst relative error \(worst)")
+    }
+}
+
+func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i in a.indices { s += Double(a[i]) * Double(b[i]) }; return s }
+
+@Suite struct GradCheckTests {
+    @Test func linear() {
+        var fd = FD()
+        let n = 5, i = 7, o = 4
+        var x = fd.randn(n * i), w = fd.randn(o * i), b = fd.randn(o)
+        let wy = fd.randn(n * o)
+        func run(_ x: [Float], _ w: [Float], _ b: [Float]) -> Double {
+            var y = [Float](repeating: 0, count: n * o)
+            Ops.linearForward(x: x, w: w, b: b, y: &y, n: n, inDim: i, outDim: o)
+            return dot(wy, y)
+        }
+        var dx = [Float](repeating: 0, count: n * i), dw = [Float](repeating: 0, count: o * i), db = [Float](repeating: 0, count: o)
+        Ops.linearBackward(dy: wy, x: x, w: w, dx: &dx, dw: &dw, db: &db, n: n, inDim: i, outDim: o)
+        FD.check("linear dx", x: &x, grad: dx) { run($0, w, b) }
+        FD.check("linear dw", x: &w, grad: dw) { run(x, $0, b) }
+        FD.check("linear db", x: &b, grad: db) { run(x, w, $0) }
+    }
+
+    @Test func geluAndTanh() {
+        var fd = FD()
+        var x = fd.randn(64, scale: 2)
+        let wy = fd.randn(64)
+        var dx = [Float](repeating: 0, count: 64)
+        Ops.geluBackward(x: x, dy: wy, dx: &dx, count: 64)
+        FD.check("gelu", x: &x, grad: dx, eps: 1e-3) { x in var y = [Float](repeating: 0, count: 64); Ops.geluForward(x, &y, count: 64); return dot(wy, y) }
+        // exact erf GELU, not the tanh approximation: gelu(1) = 0.841344746
+        var y1: [Float] = [0]; Ops.geluForward([1], &y1, count: 1)
+        #expect(abs(y1[0] - 0.841_344_746) < 1e-6)
+        var y = [Float](repeating: 0, count: 64)
+        Ops.tanhForward(x, &y, count: 64)
+        var dt = [Float](repeating: 0, count: 64)
+        Ops.tanhBackward(y: y, dy: wy, dx: &dt, count: 64)
+        FD.check("tanh", x: &x, grad: dt, eps: 1e-3) { x in var y = [Float](repeating: 0, count: 64); Ops.tanhForward(x, &y, count: 64); return dot(wy, y) }
+    }
+
+    @Test func maskedSoftmax() {
+        var fd = FD()
+        let rows = 6, d = 5
+        var x = fd.randn(rows * d)
+        let mask: [Float] = [1, 1, 0, 1, 0, 1, 1, 1, 1, 0]  // two masks, 3 rows each
+        let wy = fd.randn(rows * d)
+        func fwd(_ x: [Float]) -> [Float] { var p = x; Ops.softmaxForward(&p, rows: rows, d: d, keyMask: mask, rowsPerMask: 3); return p }
+        let p = fwd(x)
+        for r in 0..<rows { #expect(abs(p[(r * d)..<(r * d + d)].reduce(0, +) - 1) < 1e-6) }
+        #expect(p[2] == 0 && p[4] == 0 && p[3 * d + 4] == 0)
+        var dx = [Float](repeating: 0, count: rows * d)
+        Ops.softmaxBackward(p: p, dp: wy, dx: &dx, rows: rows, d: d)
+        FD.check("softmax", x: &x, grad: dx, eps: 1e-3) { dot(wy, fwd($0)) }
+    }
+
+    @Test func layerNorm() {
+        var fd = FD()
+        let n = 4, d = 16
+        var x = fd.randn(n * d, scale: 3), g = fd.randn(d), b = fd.randn(d)
+        let wy = fd.randn(n * d)
+        func fwd(_ x: [Float], _ g: [Float], _ b: [Float]) -> Double {
+            var y = [Float](repeating: 0, count: n * d), m = [Float](repeating: 0, count: n), r = m
+            Ops.layerNormForward(x: x, gamma: g, beta: b, y: &y, mean: &m, rstd: &r, n: n, d: d, eps: 1e-5)
+            return dot(wy, y)
+        }
+        var y = [Float](repeating: 0, count: n * d), m = [Float](repeating: 0, count: n), r = m
+        Ops.layerNormForward(x: x, gamma: g, beta: b, y: &y, mean: &m, rstd: &r, n: n, d: d, eps: 1e-5)
+        var dx = [Float](repeating: 0, count: n * d), dg = [Float](repeating: 0, count: d), db = dg
+        Ops.layerNormBackward(dy: wy, x: x, gamma: g, mean: m, rstd: r, dx: &dx, dgamma: &dg, dbeta: &db, n: n, d: d)
+        FD.check("layernorm dx", x: &x, grad: dx, eps: 1e-2) { fwd($0, g, b) }
+        FD.check("layernorm dgamma", x: &g, grad: dg) { fwd(x, $0, b) }
+        FD.check("layernorm dbeta", x: &b, grad: db) { fwd(x, g, $0) }
+    }
+
+    @Test func embeddingGatherScatter() {
+        var fd = FD()
+        let v = 6, d = 3
+        var table = fd.randn(v * d)
+        let ids: [Int32] = [2, 0, 2, 5]
+        let wy = fd.randn(ids.count * d)
+        func fwd(_ t: [Float]) -> Double { var y = [Float](repeating: 0, count: ids.count * d); Ops.embeddingForward(ids: ids, table: t, y: &y, n: ids.count, d: d); return dot(wy, y) }
+        var dt = [Float](repeating: 0, count: v * d)
+        Ops.embeddingBackward(ids: ids, dy: wy, dtable: &dt, n: ids.count, d: d)
+        FD.check("embedding", x: &table, grad: dt, samples: 100) { fwd($0) }
+        #expect(dt[1 * d] == 0)  // row 1 is never used
+    }
+
+    @Test func dropoutIsSeededAndScaled() {
+        var fd = FD()
+        let n = 10_000
+        var x = fd.randn(n)
+        var y = [Float](repeating: 0, count: n), mask = y, y2 = y, mask2 = y
+        Ops.dropoutForward(x: x, y: &y, mask: &mask, count: n, p: 0.25, seed: 7)
+        Ops.dropoutForward(x: x, y: &y2, mask: &mask2, count: n, p: 0.25, seed: 7)
+        #expect(y == y2)
+        let kept = mask.filter { $0 != 0 }.count
+        #expect(abs(Double(kept) / Double(n) - 0.75) < 0.03)
+        #expect(mask.allSatisfy { $0 == 0 || abs($0 - 1 / 0.75) < 1e-6 })
+        let wy = fd.randn(n)
+        var dx = [Float](repeating: 0, count: n)
+        Ops.dropoutBackward(dy: wy, mask: mask, dx: &dx, count: n)
+        FD.check("dropout", x: &x, grad: dx) { x in var yy = [Float](repeating: 0, count: n), mm = yy; Ops.dropoutForward(x: x, y: &yy, mask: &mm, count: n, p: 0.25, seed: 7); return dot(wy, yy) }
+    }
+
+    @Test func crossEntropyAndMSE() {
+        var fd = FD()
+        let n = 4, c = 3
+        var logits = fd.randn(n * c, scale: 2)
+        let labels: [Int32] = [0, 2, -100, 1]
+        var dl = [Float](repeating: 0, count: n * c)
+        let loss = Ops.crossEntropy(logits: logits, labels: labels, n: n, classes: c, dlogits: &dl)
+        #expect(loss > 0)
+        #expect(dl[6] == 0 && dl[7] == 0 && dl[8] == 0)  // ignored row
+        FD.check("cross-entropy", x: &logits, grad: dl, eps: 1e-3) { Double(Ops.crossEntropy(logits: $0, labels: labels, n: n, classes: c, dlogits: nil)) }
+        // Uniform logits give log(C).
+        #expect(abs(Ops.crossEntropy(logits: [0, 0, 0], labels: [1], n: 1, classes: 3, dlogits: nil) - Float(log(3.0))) < 1e-6)
+        var x = fd.randn(8)
+        let t = fd.randn(8)
+        var dx = [Float](repeating: 0, count: 8)
+        _ = Ops.mse(x: x, target: t, count: 8, dx: &dx)
+        FD.check("mse", x: &x, grad: dx, eps: 1e-3) { Double(Ops.mse(x: $0, target: t, count: 8, dx: nil)) }
+    }
+
+    @Test func attentionWithMaskAndDropout() {
+        var fd = FD()
+        let B = 2, T = 4, heads = 2, hd = 3, H = heads * hd, N = B * T, P = B * heads * T * T
+        var q = fd.randn(N * H), k = fd.randn(N * H), v = fd.randn(N * H)
+        let mask: [Float] = [1, 1, 1, 0, 1, 1, 1, 1]
+        let wy = fd.randn(N * H)
+        for useDropout in [false, true] {
+            func fwd(_ q: [Float], _ k: [Float], _ v: [Float]) -> (Double, [Float], [Float], [Float]) {
+                var probs = [Float](repeating: 0, count: P), ctx = [Float](repeating: 0, count: N * H)
+                var dm = [Float](repeating: 0, count: P), dp = [Float](repeating: 0, count: P)
+                probs.withUnsafeMutableBufferPointer { pb in
+                    dm.withUnsafeMutableBufferPointer { mb in
+                        dp.withUnsafeMutableBufferPointer { db in
+                            Attention.forward(q: q, k: k, v: v, keyMask: mask, probs: pb.baseAddress!, ctx: &ctx, batch: B, seq: T, heads: heads, headDim: hd,
+                                              dropout: useDropout ? (p: 0.3, seed: 3, mask: mb.baseAddress!, dropped: db.baseAddress!) : nil)
+                        }
+                    }
+                }
+                return (dot(wy, ctx), probs, dm, dp)
+            }
+            let (_, probs, dm, dp) = fwd(q, k, v)
+            var dq = [Float](repeating: 0, count: N * H), dk = dq, dv = dq, scratch = [Float](repeating: 0, count: P)
+            dm.withUnsafeBufferPointer { mb in
+                dp.withUnsafeBufferPointer { db in
+                    Attention.backward(dctx: wy, q: q, k: k, v: v, probs: probs, dq: &dq, dk: &dk, dv: &dv, scratch: &scratch,
+                                       batch: B, seq: T, heads: heads, headDim: hd,
+                                       dropout: useDropout ? (mask: mb.baseAddress!, dropped: db.baseAddress!) : nil)
+                }
+            }
+            FD.check("attention dq (dropout \(useDropout))", x: &q, grad: dq, eps: 1e-2) { fwd($0, k, v).0 }
+            FD.check("attention dk (dropout \(useDropout))", x: &k, grad: dk, eps: 1e-2) { fwd(q, $0, v).0 }
+            FD.check("attention dv (dropout \(useDropout))", x: &v, grad: dv, eps: 1e-2) { fwd(q, k, $0).0 }
+            // A masked key gets no gradient.
+            for h in 0..<H { #expect(abs(dk[3 * H + h]) < 1e-7) }
+        }
+    }
+
+    @Test func stridedBatchedMatmulMatchesNaive() {
+        var fd = FD()
+        let m = 3, n = 4, k = 5
+        let a = fd.randn(m * 8), b = fd.randn(k * 9)  // leading dims 8 and 9 (strided views)
+        var c = [Float](repeating: 0, count: m * n)
+        BLAS.sgemm(m: m, n: n, k: k, a: a, lda: 8, b: b, ldb: 9, c: &c, ldc: n)
+        for i in 0..<m { for j in 0..<n {
+            var s: Float = 0
+            for p in 0..<k { s += a[i * 8 + p] * b[p * 9 + j] }
+            #expect(abs(s - c[i * n + j]) < 1e-5)
+        } }
+    }
+}
