@@ -24,7 +24,9 @@ let package = Package(
         // Thin C shim over the system BLAS (OpenBLAS or BLIS), loaded with dlopen so that the
         // OpenBLAS core type can be chosen before the library initialises.
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "RankwiseCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Vectorised element-wise kernels (exp, erf, GELU) with per-CPU clones.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),

@@ -229,28 +229,36 @@ public final class BertModel: @unchecked Sendable {
         input.mask.withUnsafeBufferPointer { maskBuf in
             for (l, L) in layers.enumerated() {
                 let o = s.layer[l]
+                Profiler.section("qkv") {
                 L.query.forward(x, w + o.q, n: N)
                 L.key.forward(x, w + o.k, n: N)
                 L.value.forward(x, w + o.v, n: N)
+                }
+                Profiler.section("attention") {
                 Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, keyMask: maskBuf.baseAddress!, probs: w + o.probs,
                                   ctx: w + o.ctx, batch: B, seq: T, heads: nh, headDim: hdim,
                                   dropout: o.probsMask >= 0 ? (p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask, dropped: w + o.probsDrop) : nil)
-                L.attnOut.forward(w + o.ctx, w + o.res1, n: N)
+                }
+                Profiler.section("attn.out") { L.attnOut.forward(w + o.ctx, w + o.res1, n: N) }
                 if o.mask1 >= 0 {
                     Ops.dropoutForward(x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout, seed: nextSeed())
                 }
+                Profiler.section("residual+layernorm") {
                 Ops.add(w + o.res1, x, w + o.res1, count: N * H)
                 Ops.layerNormForward(x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
                                      mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
-                L.intermediate.forward(w + o.ln1, w + o.h1, n: N)
-                activationForward(w + o.h1, w + o.g, count: N * I)
-                L.output.forward(w + o.g, w + o.res2, n: N)
+                }
+                Profiler.section("intermediate") { L.intermediate.forward(w + o.ln1, w + o.h1, n: N) }
+                Profiler.section("gelu") { activationForward(w + o.h1, w + o.g, count: N * I) }
+                Profiler.section("output") { L.output.forward(w + o.g, w + o.res2, n: N) }
                 if o.mask2 >= 0 {
                     Ops.dropoutForward(x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout, seed: nextSeed())
                 }
+                Profiler.section("residual+layernorm") {
                 Ops.add(w + o.res2, w + o.ln1, w + o.res2, count: N * H)
                 Ops.layerNormForward(x: w + o.res2, gamma: L.ln2.gamma.value.data, beta: L.ln2.beta.value.data, y: w + o.ln2,
                                      mean: w + o.mean2, rstd: w + o.rstd2, n: N, d: H, eps: eps)
+                }
                 x = w + o.ln2
             }
         }

@@ -11,24 +11,24 @@ public enum Attention {
     ) {
         let h = heads * headDim, tt = seq * seq
         let scale = 1 / Float(headDim).squareRoot()
-        for b in 0..<batch {
-            for hd in 0..<heads {
-                let off = b * seq * h + hd * headDim
-                BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, alpha: scale, a: q + off, lda: h,
-                           b: k + off, ldb: h, c: probs + (b * heads + hd) * tt, ldc: seq)
-            }
-        }
-        Ops.softmaxForward(probs, rows: batch * heads * seq, d: seq, keyMask: keyMask, rowsPerMask: heads * seq)
-        var used = UnsafePointer(probs)
-        if let dropout {
-            Ops.dropoutForward(x: probs, y: dropout.dropped, mask: dropout.mask, count: batch * heads * tt, p: dropout.p, seed: dropout.seed)
-            used = UnsafePointer(dropout.dropped)
-        }
-        for b in 0..<batch {
-            for hd in 0..<heads {
-                let off = b * seq * h + hd * headDim
-                BLAS.sgemm(m: seq, n: headDim, k: seq, a: used + (b * heads + hd) * tt, lda: seq,
-                           b: v + off, ldb: h, c: ctx + off, ldc: h)
+        // Each (row, head) pair is independent: split them over the cores, one BLAS thread each.
+        BLAS.singleThreaded {
+            parallelFor(batch * heads, minChunk: 4) { range in
+                for bh in range {
+                    let b = bh / heads, hd = bh % heads
+                    let off = b * seq * h + hd * headDim
+                    let p = probs + bh * tt
+                    BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, alpha: scale, a: q + off, lda: h,
+                               b: k + off, ldb: h, c: p, ldc: seq)
+                    Ops.softmaxRows(p, rows: seq, d: seq, keyMask: keyMask.map { $0 + b * seq })
+                    var used = UnsafePointer(p)
+                    if let dropout {
+                        Ops.dropoutForward(x: p, y: dropout.dropped + bh * tt, mask: dropout.mask + bh * tt, count: tt, p: dropout.p,
+                                           seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
+                        used = UnsafePointer(dropout.dropped + bh * tt)
+                    }
+                    BLAS.sgemm(m: seq, n: headDim, k: seq, a: used, lda: seq, b: v + off, ldb: h, c: ctx + off, ldc: h)
+                }
             }
         }
     }
@@ -44,24 +44,21 @@ public enum Attention {
         let h = heads * headDim, tt = seq * seq
         let scale = 1 / Float(headDim).squareRoot()
         let used = dropout?.dropped ?? probs
-        for b in 0..<batch {
-            for hd in 0..<heads {
-                let off = b * seq * h + hd * headDim
-                let p = used + (b * heads + hd) * tt, dp = scratch + (b * heads + hd) * tt
-                // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
-                BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: seq)
-                BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, a: p, lda: seq, b: dctx + off, ldb: h, c: dv + off, ldc: h)
-            }
-        }
-        if let dropout { Ops.dropoutBackward(dy: scratch, mask: dropout.mask, dx: scratch, count: batch * heads * tt) }
-        Ops.softmaxBackward(p: probs, dp: scratch, dx: scratch, rows: batch * heads * seq, d: seq)
-        for b in 0..<batch {
-            for hd in 0..<heads {
-                let off = b * seq * h + hd * headDim
-                let ds = scratch + (b * heads + hd) * tt
-                // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
-                BLAS.sgemm(m: seq, n: headDim, k: seq, alpha: scale, a: ds, lda: seq, b: k + off, ldb: h, c: dq + off, ldc: h)
-                BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, alpha: scale, a: ds, lda: seq, b: q + off, ldb: h, c: dk + off, ldc: h)
+        BLAS.singleThreaded {
+            parallelFor(batch * heads, minChunk: 4) { range in
+                for bh in range {
+                    let b = bh / heads, hd = bh % heads
+                    let off = b * seq * h + hd * headDim
+                    let p = used + bh * tt, dp = scratch + bh * tt
+                    // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
+                    BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: seq)
+                    BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, a: p, lda: seq, b: dctx + off, ldb: h, c: dv + off, ldc: h)
+                    if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + bh * tt, dx: dp, count: tt) }
+                    Ops.softmaxBackwardRows(p: probs + bh * tt, dp: dp, dx: dp, rows: seq, d: seq)
+                    // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
+                    BLAS.sgemm(m: seq, n: headDim, k: seq, alpha: scale, a: dp, lda: seq, b: k + off, ldb: h, c: dq + off, ldc: h)
+                    BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, alpha: scale, a: dp, lda: seq, b: q + off, ldb: h, c: dk + off, ldc: h)
+                }
             }
         }
     }

@@ -64,6 +64,16 @@ public enum BLAS {
         set { ensure(); rw_blas_set_threads(Int32(newValue)) }
     }
 
+    /// Runs `body` with BLAS limited to one thread (for regions that parallelise over many small
+    /// products themselves), then restores the thread count.
+    public static func singleThreaded(_ body: () -> Void) {
+        ensure()
+        let n = Int(rw_blas_get_threads())
+        if n > 1 { rw_blas_set_threads(1) }
+        body()
+        if n > 1 { rw_blas_set_threads(Int32(n)) }
+    }
+
     /// Row-major `C = alpha * op(A) op(B) + beta * C` with op(A) m x k and op(B) k x n.
     @inline(__always)
     public static func sgemm(

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Forward and backward kernels on contiguous Float32 memory.
@@ -73,24 +74,12 @@ public enum Ops {
 
     /// Exact GELU, `0.5 x (1 + erf(x / √2))`, as PyTorch's default `gelu`.
     public static func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minChunk: 1 << 14) { r in
-            for i in r {
-                let v = x[i]
-                y[i] = 0.5 * v * (1 + erff(v * invSqrt2))
-            }
-        }
+        parallelFor(count, minChunk: 1 << 14) { r in rw_gelu_forward(x + r.lowerBound, y + r.lowerBound, r.count) }
     }
 
     /// `dx = dy · gelu'(x)` (written).
     public static func geluBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minChunk: 1 << 14) { r in
-            for i in r {
-                let v = x[i]
-                let cdf = 0.5 * (1 + erff(v * invSqrt2))
-                let pdf = invSqrt2Pi * expf(-0.5 * v * v)
-                dx[i] = dy[i] * (cdf + v * pdf)
-            }
-        }
+        parallelFor(count, minChunk: 1 << 14) { r in rw_gelu_backward(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) }
     }
 
     public static func tanhForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
@@ -113,42 +102,27 @@ public enum Ops {
     ) {
         parallelFor(rows, minChunk: 32) { r in
             for i in r {
-                let row = x + i * d
-                let m = keyMask.map { $0 + (i / rowsPerMask) * d }
-                var mx = -Float.infinity
-                for j in 0..<d where m == nil || m![j] != 0 { mx = max(mx, row[j]) }
-                if mx == -Float.infinity {  // every key masked: uniform, as HF's finite mask gives
-                    for j in 0..<d { row[j] = 1 / Float(d) }
-                    continue
-                }
-                var sum: Float = 0
-                if let m {
-                    for j in 0..<d {
-                        let e = m[j] != 0 ? expf(row[j] - mx) : 0
-                        row[j] = e; sum += e
-                    }
-                } else {
-                    for j in 0..<d {
-                        let e = expf(row[j] - mx)
-                        row[j] = e; sum += e
-                    }
-                }
-                let inv = 1 / sum
-                for j in 0..<d { row[j] *= inv }
+                softmaxRows(x + i * d, rows: 1, d: d, keyMask: keyMask.map { $0 + (i / rowsPerMask) * d })
             }
         }
+    }
+
+    /// Serial softmax over `rows` rows sharing one key mask (or none).
+    @inline(__always)
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, d: Int, keyMask m: UnsafePointer<Float>?) {
+        rw_softmax_rows(x, rows, d, m)
     }
 
     /// `dx = p ⊙ (dp - Σ dp ⊙ p)` per row; `dx` may alias `dp`.
     public static func softmaxBackward(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int) {
         parallelFor(rows, minChunk: 32) { r in
-            for i in r {
-                let pr = p + i * d, gr = dp + i * d, out = dx + i * d
-                var dot: Float = 0
-                for j in 0..<d { dot += pr[j] * gr[j] }
-                for j in 0..<d { out[j] = pr[j] * (gr[j] - dot) }
-            }
+            softmaxBackwardRows(p: p + r.lowerBound * d, dp: dp + r.lowerBound * d, dx: dx + r.lowerBound * d, rows: r.count, d: d)
         }
+    }
+
+    @inline(__always)
+    public static func softmaxBackwardRows(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int) {
+        rw_softmax_backward_rows(p, dp, dx, rows, d)
     }
 
     // MARK: Layer norm
@@ -160,17 +134,8 @@ public enum Ops {
         n: Int, d: Int, eps: Float
     ) {
         parallelFor(n, minChunk: 32) { r in
-            for i in r {
-                let row = x + i * d, out = y + i * d
-                var s: Float = 0
-                for j in 0..<d { s += row[j] }
-                let mu = s / Float(d)
-                var v: Float = 0
-                for j in 0..<d { let c = row[j] - mu; v += c * c }
-                let rs = 1 / (v / Float(d) + eps).squareRoot()
-                for j in 0..<d { out[j] = (row[j] - mu) * rs * gamma[j] + beta[j] }
-                mean[i] = mu; rstd[i] = rs
-            }
+            let o = r.lowerBound
+            rw_layernorm_forward(x + o * d, gamma, beta, y + o * d, mean + o, rstd + o, r.count, d, eps)
         }
     }
 
@@ -183,30 +148,11 @@ public enum Ops {
         n: Int, d: Int, accumulateDx: Bool = false
     ) {
         parallelFor(n, minChunk: 32) { r in
-            for i in r {
-                let g = dy + i * d, xr = x + i * d, out = dx + i * d
-                let mu = mean[i], rs = rstd[i]
-                var sumG: Float = 0, sumGX: Float = 0
-                for j in 0..<d {
-                    let gg = g[j] * gamma[j]
-                    sumG += gg
-                    sumGX += gg * (xr[j] - mu) * rs
-                }
-                let invD = 1 / Float(d)
-                for j in 0..<d {
-                    let xh = (xr[j] - mu) * rs
-                    let v = rs * (g[j] * gamma[j] - invD * sumG - xh * invD * sumGX)
-                    out[j] = accumulateDx ? out[j] + v : v
-                }
-            }
+            let o = r.lowerBound
+            rw_layernorm_backward(dy + o * d, x + o * d, gamma, mean + o, rstd + o, dx + o * d, r.count, d, accumulateDx ? 1 : 0)
         }
         if dgamma != nil || dbeta != nil {
-            for i in 0..<n {
-                let g = dy + i * d, xr = x + i * d
-                let mu = mean[i], rs = rstd[i]
-                if let dgamma { for j in 0..<d { dgamma[j] += g[j] * (xr[j] - mu) * rs } }
-                if let dbeta { for j in 0..<d { dbeta[j] += g[j] } }
-            }
+            rw_layernorm_param_grads(dy, x, mean, rstd, dgamma, dbeta, n, d)
         }
     }
 

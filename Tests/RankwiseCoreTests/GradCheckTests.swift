@@ -197,3 +197,24 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         } }
     }
 }
+
+@Suite struct VectorMathTests {
+    @Test func expAndErfMatchLibm() {
+        var worstExp: Float = 0, worstErf: Float = 0, worstGelu: Float = 0
+        var x: Float = -20
+        while x < 20 {
+            let v = VMath.V(repeating: x)
+            let e = VMath.exp(v)[0], ref = expf(x)
+            worstExp = max(worstExp, abs(e - ref) / max(ref, 1e-30))
+            worstErf = max(worstErf, abs(VMath.erf(v)[0] - erff(x)))
+            var y: [Float] = [0]
+            Ops.geluForward([x], &y, count: 1)
+            worstGelu = max(worstGelu, abs(y[0] - 0.5 * x * (1 + erff(x / Float(2).squareRoot()))))
+            x += 0.001
+        }
+        #expect(worstExp < 1e-6, "exp relative error \(worstExp)")
+        #expect(worstErf < 1e-6, "erf absolute error \(worstErf)")
+        #expect(worstGelu < 3e-6, "gelu absolute error \(worstGelu)")
+        #expect(VMath.exp(VMath.V(repeating: -200))[0] < 1e-37)
+    }
+}

@@ -1,0 +1,37 @@
+#ifndef RW_KERNELS_H
+#define RW_KERNELS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element-wise kernels in C so that clang vectorises them, with per-CPU clones (AVX-512, AVX2,
+   baseline) chosen at load time. exp is a polynomial with ~2 ulp error on [-87, 88]; erf is
+   Abramowitz & Stegun 7.1.26 (abs error < 5e-7 in float). */
+
+/** y[i] = gelu(x[i]) = 0.5 x (1 + erf(x / sqrt 2)) */
+void rw_gelu_forward(const float *x, float *y, long n);
+/** dx[i] = dy[i] * gelu'(x[i]) */
+void rw_gelu_backward(const float *x, const float *dy, float *dx, long n);
+/** y[i] = exp(x[i] - shift); returns the sum of y (used by softmax). */
+float rw_exp_shift_sum(const float *x, float *y, long n, float shift);
+/** y[i] = exp(x[i]) */
+void rw_exp(const float *x, float *y, long n);
+/** Softmax in place over `rows` rows of width d; `mask` (nullable) is shared by all rows: 0 drops a column. */
+void rw_softmax_rows(float *x, long rows, long d, const float *mask);
+/** dx = p * (dp - sum(dp * p)) per row; dx may alias dp. */
+void rw_softmax_backward_rows(const float *p, const float *dp, float *dx, long rows, long d);
+void rw_layernorm_forward(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+                          float *rstd, long n, long d, float eps);
+/** Input gradient of layer norm, written or (accumulate != 0) added to dx. */
+void rw_layernorm_backward(const float *dy, const float *x, const float *gamma, const float *mean,
+                           const float *rstd, float *dx, long n, long d, int accumulate);
+/** dgamma += sum dy * xhat, dbeta += sum dy (either may be NULL). */
+void rw_layernorm_param_grads(const float *dy, const float *x, const float *mean, const float *rstd,
+                              float *dgamma, float *dbeta, long n, long d);
+/** 1 when an AVX-512 clone is in use (for `rankwise doctor`). */
+int rw_kernels_avx512(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

