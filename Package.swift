@@ -33,14 +33,16 @@ let package = Package(
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "SafeTensors", "Tokenizers", "Models",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fast),
+        // Shared test helpers: fixture paths and the real model's location (a failure in CI when missing).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], swiftSettings: fast),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: fast),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
     ]
 )

@@ -90,10 +90,8 @@ public enum BLAS {
     /// Measures sgemm GFLOPS at n x n x n (best of `repeats` after a warm-up).
     public static func measureGFLOPS(n: Int = 1024, repeats: Int = 10) throws -> Double {
         try load()
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        let ta = Tensor(zeros: [n, n]), tb = Tensor(zeros: [n, n]), tc = Tensor(zeros: [n, n])  // 64-byte aligned
+        let a = ta.data, b = tb.data, c = tc.data
         var rng = SplitMix64(seed: 1)
         for i in 0..<(n * n) { a[i] = rng.nextFloat() - 0.5; b[i] = rng.nextFloat() - 0.5; c[i] = 0 }
         sgemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: c, ldc: n)
@@ -104,7 +102,7 @@ public enum BLAS {
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             best = min(best, dt)
         }
-        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+        return withExtendedLifetime((ta, tb, tc)) { 2 * Double(n) * Double(n) * Double(n) / best / 1e9 }
     }
 }
 

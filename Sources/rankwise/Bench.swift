@@ -58,6 +58,7 @@ struct BenchForward: ParsableCommand {
     @Option(help: "A Python with torch and transformers: runs PyTorch on the same batch in this run.") var peerPython: String?
     @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
     @Flag(help: "Print time per section of the forward pass.") var profile = false
+    @Option(help: "Alternating measurement rounds (best of each side is reported).") var rounds = 2
 
     func run() throws {
         let dir: String
@@ -68,32 +69,46 @@ struct BenchForward: ParsableCommand {
         let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(m.config.vocabSize - 1000))) }
         let input = BertInput(batch: batch, seq: seq, ids: ids)
         for _ in 0..<2 { try m.forward(input) }
-        Profiler.enabled = profile
-        var times: [Double] = []
-        for _ in 0..<iters {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try m.forward(input)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        let med = median(times)
-        let ours = Double(batch * seq) / med
-        if profile {
-            Profiler.enabled = false
-            let total = times.reduce(0, +)
-            for (name, secs) in Profiler.report {
-                print(String(format: "  %-20@ %7.1f ms/iter  %5.1f%%", name, secs * 1000 / Double(iters), 100 * secs / total))
+        func measure() throws -> Double {
+            var times: [Double] = []
+            for _ in 0..<iters {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try m.forward(input)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
+            return median(times)
         }
         print("model:     \(dir)")
-        print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens, \(iters) timed iterations")
+        print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens, \(iters) timed iterations x \(rounds) rounds")
         print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
-        print(String(format: "rankwise:  %8.0f tokens/s  (median %.1f ms)", ours, med * 1000))
-        guard let py = peerPython else { return }
+        if profile {
+            Profiler.reset(); Profiler.enabled = true
+            let med = try measure()
+            Profiler.enabled = false
+            for (name, secs) in Profiler.report {
+                print("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                      + String(format: " %7.1f ms/iter  %5.1f%%", secs * 1000 / Double(iters), 100 * secs / (med * Double(iters))))
+            }
+        }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-bench-ids-\(getpid()).json").path
-        let spec: [String: Any] = ["batch": batch, "seq": seq, "ids": ids.map(Int.init)]
-        try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: tmp))
+        if peerPython != nil {
+            let spec: [String: Any] = ["batch": batch, "seq": seq, "ids": ids.map(Int.init)]
+            try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: tmp))
+        }
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let peer = try runPeer(py, "peer_forward.py", [dir, tmp, String(iters), String(peerThreads)])
+        // Alternate ours and the peer; keep each one's best median (a shared machine's noise hits both).
+        var best = Double.infinity
+        var peerBest: [String: Any]? = nil
+        for _ in 0..<rounds {
+            best = min(best, try measure())
+            if let py = peerPython {
+                let peer = try runPeer(py, "peer_forward.py", [dir, tmp, String(iters), String(peerThreads)])
+                if ((peer["median_s"] as? Double) ?? .infinity) < ((peerBest?["median_s"] as? Double) ?? .infinity) { peerBest = peer }
+            }
+        }
+        let ours = Double(batch * seq) / best
+        print(String(format: "rankwise:  %8.0f tokens/s  (median %.1f ms)", ours, best * 1000))
+        guard let peer = peerBest else { return }
         let theirs = (peer["tokens_per_s"] as? Double) ?? 0
         print(String(format: "pytorch:   %8.0f tokens/s  (median %.1f ms, torch %@, %d threads)", theirs,
                      ((peer["median_s"] as? Double) ?? 0) * 1000, (peer["torch"] as? String) ?? "?", (peer["threads"] as? Int) ?? 0))

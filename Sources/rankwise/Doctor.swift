@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CKernels
 import RankwiseCore
 
 struct Doctor: ParsableCommand {
@@ -33,6 +34,7 @@ struct Doctor: ParsableCommand {
         else { why = "library's own detection" }
         print("blas core:    \(info.coreName) (\(why))")
         print("threads:      \(info.threads) BLAS, \(Parallel.workers) element-wise")
+        print("kernels:      \(rw_kernels_avx512() != 0 ? "AVX-512" : CPUFeatures.current.flags.contains("avx2") ? "AVX2" : "baseline") clones of exp/erf/softmax/layer norm")
         print(String(format: "sgemm:        %.1f GFLOPS at %dx%dx%d", gflops, size, size, size))
     }
 }

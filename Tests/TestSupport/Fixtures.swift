@@ -2,16 +2,16 @@ import Foundation
 import Testing
 
 /// Locations of the shared fixtures and of the real model, for tests.
-enum Fixtures {
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var shared: String {
+public enum Fixtures {
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static var shared: String {
         ProcessInfo.processInfo.environment["RANKWISE_FIXTURES"] ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures").path
     }
-    static var minilm: String { shared + "/minilm" }
+    public static var minilm: String { shared + "/minilm" }
 
     /// The all-MiniLM-L6-v2 directory: $RANKWISE_MODEL_DIR, or the cache that `rankwise fetch-model minilm` fills.
     /// In CI (CI=true) a missing model is a test failure, never a silent skip.
-    static func modelDir() -> String? {
+    public static func modelDir() -> String? {
         let env = ProcessInfo.processInfo.environment
         let cache = env["RANKWISE_CACHE"] ?? (NSHomeDirectory() + "/.cache/rankwise")
         let dir = env["RANKWISE_MODEL_DIR"] ?? (cache + "/models/all-MiniLM-L6-v2")
