@@ -98,9 +98,10 @@ struct Similarity: ParsableCommand {
         func cos(_ a: Int, _ b: Int) -> Float { (0..<H).reduce(0) { $0 + v[a * H + $1] * v[b * H + $1] } }
         for (i, s) in sentences.enumerated() { print("[\(i)] \(s)") }
         print("cosine similarity:")
-        print("     " + sentences.indices.map { String(format: "%7@", "[\($0)]") }.joined())
+        func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+        print("     " + sentences.indices.map { pad("[\($0)]", 7) }.joined())
         for i in sentences.indices {
-            print(String(format: "%-5@", "[\(i)]") + sentences.indices.map { String(format: "%7.3f", cos(i, $0)) }.joined())
+            print("[\(i)]".padding(toLength: 5, withPad: " ", startingAt: 0) + sentences.indices.map { String(format: "%7.3f", cos(i, $0)) }.joined())
         }
     }
 }

@@ -19,7 +19,7 @@ func rawFile(_ header: String, data: [UInt8] = [], declaredLength: UInt64? = nil
 
 func openError(_ bytes: [UInt8], _ name: String) -> String? {
     let p = tmpPath(name)
-    FileManager.default.createFile(atPath: p, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
     do { _ = try SafeTensorsFile(path: p); return nil } catch { return "\(error)" }
 }
 
@@ -116,7 +116,7 @@ func openError(_ bytes: [UInt8], _ name: String) -> String? {
             default:  // random bytes anywhere
                 for _ in 0..<(1 + g.next(16)) { b[g.next(b.count)] = UInt8(g.next(256)) }
             }
-            FileManager.default.createFile(atPath: p, contents: Data(b))
+            _ = FileManager.default.createFile(atPath: p, contents: Data(b))
             do {
                 let f = try SafeTensorsFile(path: p)
                 opened += 1
