@@ -246,3 +246,46 @@ public enum Ops {
         return Float(total / Double(count))
     }
 }
+
+// MARK: Matmul
+
+extension Ops {
+    /// One operand of a (batched, strided) matrix product: `batch` matrices of `rows x cols` stored
+    /// row-major with leading dimension `ld`, each `stride` floats after the previous one.
+    public struct MatrixView {
+        public var rows: Int, cols: Int, ld: Int, stride: Int
+        public init(rows: Int, cols: Int, ld: Int? = nil, stride: Int = 0) {
+            self.rows = rows; self.cols = cols; self.ld = ld ?? cols; self.stride = stride
+        }
+    }
+
+    /// `C[i] = A[i] · B[i]` for `i < batch` (BLAS sgemm per matrix). Strides and leading dimensions
+    /// let attention heads be addressed inside `[B, T, H]` activations without copies.
+    public static func batchedMatmul(
+        _ a: UnsafePointer<Float>, _ av: MatrixView, _ b: UnsafePointer<Float>, _ bv: MatrixView,
+        _ c: UnsafeMutablePointer<Float>, _ cv: MatrixView, batch: Int, alpha: Float = 1, beta: Float = 0
+    ) {
+        precondition(av.cols == bv.rows && cv.rows == av.rows && cv.cols == bv.cols, "batchedMatmul: shapes do not chain")
+        for i in 0..<batch {
+            BLAS.sgemm(m: av.rows, n: bv.cols, k: av.cols, alpha: alpha, a: a + i * av.stride, lda: av.ld,
+                       b: b + i * bv.stride, ldb: bv.ld, beta: beta, c: c + i * cv.stride, ldc: cv.ld)
+        }
+    }
+
+    /// Backward of `batchedMatmul`: `dA[i] += dC[i] · B[i]ᵀ`, `dB[i] += A[i]ᵀ · dC[i]` (either may be nil).
+    public static func batchedMatmulBackward(
+        dc: UnsafePointer<Float>, _ cv: MatrixView, a: UnsafePointer<Float>, _ av: MatrixView, b: UnsafePointer<Float>, _ bv: MatrixView,
+        da: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?, batch: Int, alpha: Float = 1
+    ) {
+        for i in 0..<batch {
+            if let da {
+                BLAS.sgemm(transB: true, m: av.rows, n: av.cols, k: cv.cols, alpha: alpha, a: dc + i * cv.stride, lda: cv.ld,
+                           b: b + i * bv.stride, ldb: bv.ld, beta: 1, c: da + i * av.stride, ldc: av.ld)
+            }
+            if let db {
+                BLAS.sgemm(transA: true, m: bv.rows, n: bv.cols, k: av.rows, alpha: alpha, a: a + i * av.stride, lda: av.ld,
+                           b: dc + i * cv.stride, ldb: cv.ld, beta: 1, c: db + i * bv.stride, ldc: bv.ld)
+            }
+        }
+    }
+}

@@ -36,5 +36,10 @@ struct Doctor: ParsableCommand {
         print("threads:      \(info.threads) BLAS, \(Parallel.workers) element-wise")
         print("kernels:      \(rw_kernels_avx512() != 0 ? "AVX-512" : CPUFeatures.current.flags.contains("avx2") ? "AVX2" : "baseline") clones of exp/erf/softmax/layer norm")
         print(String(format: "sgemm:        %.1f GFLOPS at %dx%dx%d", gflops, size, size, size))
+        let weak = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "northwood", "banias", "sandybridge"]
+        if let u = info.userCoreType, let best = cpu.openBLASCoreType, weak.contains(u.lowercased()) {
+            print("note:         OPENBLAS_CORETYPE=\(u) is set in your environment, but this CPU supports \(best) kernels;")
+            print("              unset it (or set OPENBLAS_CORETYPE=\(best)) for full sgemm speed.")
+        }
     }
 }

@@ -184,6 +184,24 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         }
     }
 
+    @Test func batchedStridedMatmulBackward() {
+        var fd = FD()
+        // 3 "heads" of 4x2 inside a [4, 6] activation (ld 6, stride 2), times 3 separate 2x5 matrices.
+        let av = Ops.MatrixView(rows: 4, cols: 2, ld: 6, stride: 2), bv = Ops.MatrixView(rows: 2, cols: 5, stride: 10)
+        let cv = Ops.MatrixView(rows: 4, cols: 5, ld: 15, stride: 5)
+        var a = fd.randn(24), b = fd.randn(30)
+        let wy = fd.randn(60)
+        func fwd(_ a: [Float], _ b: [Float]) -> Double {
+            var c = [Float](repeating: 0, count: 60)
+            Ops.batchedMatmul(a, av, b, bv, &c, cv, batch: 3, alpha: 0.5)
+            return dot(wy, c)
+        }
+        var da = [Float](repeating: 0, count: 24), db = [Float](repeating: 0, count: 30)
+        Ops.batchedMatmulBackward(dc: wy, cv, a: a, av, b: b, bv, da: &da, db: &db, batch: 3, alpha: 0.5)
+        FD.check("batched matmul dA", x: &a, grad: da) { fwd($0, b) }
+        FD.check("batched matmul dB", x: &b, grad: db) { fwd(a, $0) }
+    }
+
     @Test func stridedBatchedMatmulMatchesNaive() {
         var fd = FD()
         let m = 3, n = 4, k = 5
