@@ -30,10 +30,11 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -44,5 +45,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

@@ -18,23 +18,45 @@ public struct BertInput: Sendable {
     }
 }
 
-/// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight.
-public struct Linear {
+/// Something added to a linear layer's output: LoRA, SVD-form adapters. `forward` adds its
+/// contribution to `y`; `backward` adds its input gradient to `dx` and accumulates its own parameter
+/// gradients. It keeps whatever it needs between the two calls.
+public protocol LinearAdapter: AnyObject {
+    /// The adapter's parameters (registered in the model's parameter set).
+    var params: [Param] { get }
+    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64)
+    func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int)
+}
+
+/// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.
+public final class Linear {
+    /// The module path in Hugging Face naming, e.g. `encoder.layer.0.attention.self.query`.
+    public let path: String
     public let weight: Param
     public let bias: Param?
+    public var adapter: LinearAdapter?
     public var inDim: Int { weight.shape[1] }
     public var outDim: Int { weight.shape[0] }
 
+    public init(path: String, weight: Param, bias: Param?) { self.path = path; self.weight = weight; self.bias = bias }
+
+    /// True when this layer or its adapter has a trainable parameter.
+    public var hasTrainable: Bool {
+        weight.trainable || (bias?.trainable ?? false) || (adapter?.params.contains { $0.trainable } ?? false)
+    }
+
     @inline(__always)
-    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int) {
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0) {
         Ops.linearForward(x: x, w: weight.value.data, b: bias?.value.data, y: y, n: n, inDim: inDim, outDim: outDim)
+        adapter?.forward(x: x, y: y, n: n, training: training, seed: seed)
     }
 
     /// Writes (or accumulates) `dx` when given; accumulates weight and bias gradients when trainable.
     @inline(__always)
-    func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
+    public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
         Ops.linearBackward(dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
                            n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
+        adapter?.backward(dy: dy, x: x, dx: dx, n: n)
     }
 }
 
@@ -79,7 +101,7 @@ public final class BertModel: @unchecked Sendable {
             return x
         }
         func lin(_ name: String, _ out: Int, _ inn: Int) throws -> Linear {
-            Linear(weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]))
+            Linear(path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]))
         }
         func ln(_ name: String) throws -> LayerNormParams {
             LayerNormParams(gamma: try p(name + ".weight", [H]), beta: try p(name + ".bias", [H]))
@@ -101,6 +123,9 @@ public final class BertModel: @unchecked Sendable {
         let wantPooler = withPooler ?? weights.has("pooler.dense.weight")
         pooler = wantPooler ? try lin("pooler.dense", H, H) : nil
     }
+
+    /// Every linear layer of the encoder (not the pooler), in order.
+    public var linears: [Linear] { layers.flatMap { $0.linears.map(\.1) } }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     public static func load(directory: String, withPooler: Bool? = nil) throws -> BertModel {
@@ -230,16 +255,16 @@ public final class BertModel: @unchecked Sendable {
             for (l, L) in layers.enumerated() {
                 let o = s.layer[l]
                 Profiler.section("qkv") {
-                L.query.forward(x, w + o.q, n: N)
-                L.key.forward(x, w + o.k, n: N)
-                L.value.forward(x, w + o.v, n: N)
+                L.query.forward(x, w + o.q, n: N, training: training, seed: nextSeed())
+                L.key.forward(x, w + o.k, n: N, training: training, seed: nextSeed())
+                L.value.forward(x, w + o.v, n: N, training: training, seed: nextSeed())
                 }
                 Profiler.section("attention") {
                 Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, keyMask: maskBuf.baseAddress!, probs: w + o.probs,
                                   ctx: w + o.ctx, batch: B, seq: T, heads: nh, headDim: hdim,
                                   dropout: o.probsMask >= 0 ? (p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask, dropped: w + o.probsDrop) : nil)
                 }
-                Profiler.section("attn.out") { L.attnOut.forward(w + o.ctx, w + o.res1, n: N) }
+                Profiler.section("attn.out") { L.attnOut.forward(w + o.ctx, w + o.res1, n: N, training: training, seed: nextSeed()) }
                 if o.mask1 >= 0 {
                     Ops.dropoutForward(x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout, seed: nextSeed())
                 }
@@ -248,9 +273,9 @@ public final class BertModel: @unchecked Sendable {
                 Ops.layerNormForward(x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
                                      mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
                 }
-                Profiler.section("intermediate") { L.intermediate.forward(w + o.ln1, w + o.h1, n: N) }
+                Profiler.section("intermediate") { L.intermediate.forward(w + o.ln1, w + o.h1, n: N, training: training, seed: nextSeed()) }
                 Profiler.section("gelu") { activationForward(w + o.h1, w + o.g, count: N * I) }
-                Profiler.section("output") { L.output.forward(w + o.g, w + o.res2, n: N) }
+                Profiler.section("output") { L.output.forward(w + o.g, w + o.res2, n: N, training: training, seed: nextSeed()) }
                 if o.mask2 >= 0 {
                     Ops.dropoutForward(x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout, seed: nextSeed())
                 }
@@ -313,7 +338,7 @@ public final class BertModel: @unchecked Sendable {
 
         // Which layers need work: the lowest layer holding a trainable parameter.
         func layerTrainable(_ L: BertLayerParams) -> Bool {
-            L.linears.contains { $0.1.weight.trainable || ($0.1.bias?.trainable ?? false) }
+            L.linears.contains { $0.1.hasTrainable }
                 || L.ln1.gamma.trainable || L.ln1.beta.trainable || L.ln2.gamma.trainable || L.ln2.beta.trainable
         }
         let embTrainable = wordEmb.trainable || posEmb.trainable || typeEmb.trainable || embLN.gamma.trainable || embLN.beta.trainable

@@ -1,0 +1,97 @@
+import Foundation
+import RankwiseCore
+
+/// `BertForSequenceClassification`: pooler output → dropout → linear classifier, with cross-entropy
+/// (single label) or mean squared error (regression, one output) as Hugging Face computes them.
+public final class SequenceClassifier: @unchecked Sendable {
+    public enum Problem: String, Sendable, Codable { case singleLabel = "single_label_classification", regression }
+
+    public let encoder: BertModel
+    public let classifier: Linear
+    public let numLabels: Int
+    public let problem: Problem
+    public var dropout: Float
+    private let ws = Scratch()
+    private var last: (B: Int, training: Bool, labels: [Int32], targets: [Float])?
+
+    /// Wraps an encoder that has a pooler. The classifier comes from `head` when given (a
+    /// `WeightSource` with `classifier.weight`/`.bias`), else it is initialised as Hugging Face does
+    /// (normal(0, 0.02), zero bias).
+    public init(encoder: BertModel, numLabels: Int, problem: Problem, head: WeightSource? = nil, seed: UInt64 = 0) throws {
+        guard encoder.pooler != nil else {
+            throw ModelError("sequence classification needs the pooler (pooler.dense) but the checkpoint has none")
+        }
+        guard numLabels >= 1, problem != .regression || numLabels == 1 else {
+            throw ModelError("regression needs exactly one output (got num_labels \(numLabels))")
+        }
+        self.encoder = encoder; self.numLabels = numLabels; self.problem = problem
+        dropout = encoder.config.hiddenDropout
+        let H = encoder.config.hiddenSize
+        let w: Tensor, b: Tensor
+        if let head {
+            w = try head.tensor("classifier.weight", shape: [numLabels, H])
+            b = try head.tensor("classifier.bias", shape: [numLabels])
+        } else {
+            w = try RandomWeights(seed: seed, std: 0.02).tensor("classifier.weight", shape: [numLabels, H])
+            b = Tensor(zeros: [numLabels])
+        }
+        let wp = Param(name: "classifier.weight", value: w), bp = Param(name: "classifier.bias", value: b)
+        encoder.params.add(wp); encoder.params.add(bp)
+        classifier = Linear(path: "classifier", weight: wp, bias: bp)
+    }
+
+    public var params: ParameterSet { encoder.params }
+
+    /// Result of a forward pass: logits `[batch, numLabels]` (copied) and the loss when labels were given.
+    public struct Output {
+        public var logits: [Float]
+        public var loss: Float?
+    }
+
+    /// Runs the model. `labels` (class ids) for classification or `targets` for regression give a loss.
+    public func forward(_ input: BertInput, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false, seed: UInt64 = 0) throws -> Output {
+        let out = try encoder.forward(input, training: training, seed: seed)
+        let B = input.batch, H = encoder.config.hiddenSize, C = numLabels
+        let w = ws.get(B * H * 2 + B * C * 2)
+        let drop = w, mask = w + B * H, logits = w + 2 * B * H, dlogits = logits + B * C
+        if training && dropout > 0 {
+            Ops.dropoutForward(x: out.pooled!, y: drop, mask: mask, count: B * H, p: dropout, seed: seed &+ 0xC1A5_51F1)
+        } else {
+            drop.update(from: out.pooled!, count: B * H)
+            mask.update(repeating: 1, count: B * H)
+        }
+        classifier.forward(drop, logits, n: B)
+        var loss: Float? = nil
+        switch problem {
+        case .singleLabel:
+            if let labels {
+                guard labels.count == B else { throw ModelError("labels: \(labels.count) for a batch of \(B)") }
+                for (i, l) in labels.enumerated() where l != -100 && (l < 0 || Int(l) >= C) {
+                    throw ModelError("label \(l) of row \(i) is outside 0..<\(C)")
+                }
+                loss = labels.withUnsafeBufferPointer { Ops.crossEntropy(logits: logits, labels: $0.baseAddress!, n: B, classes: C, dlogits: dlogits) }
+            }
+        case .regression:
+            if let targets {
+                guard targets.count == B else { throw ModelError("targets: \(targets.count) for a batch of \(B)") }
+                loss = targets.withUnsafeBufferPointer { Ops.mse(x: logits, target: $0.baseAddress!, count: B, dx: dlogits) }
+            }
+        }
+        last = (B, training, labels ?? [], targets ?? [])
+        return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss)
+    }
+
+    /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).
+    public func backward(lossScale: Float = 1) throws {
+        guard let last else { throw ModelError("backward called before a forward with labels") }
+        let B = last.B, H = encoder.config.hiddenSize, C = numLabels
+        let w = ws.get(B * H * 2 + B * C * 2)
+        let drop = w, mask = w + B * H, dlogits = w + 2 * B * H + B * C
+        if lossScale != 1 { for i in 0..<(B * C) { dlogits[i] *= lossScale } }
+        let dpool = Scratch()
+        let dp = dpool.get(B * H)
+        classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
+        for i in 0..<(B * H) { dp[i] *= mask[i] }
+        try encoder.backward(dLastHidden: nil, dPooled: dp)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Adapters
+@testable import Models
+import RankwiseCore
+import SafeTensors
+
+/// Loads `../shared/fixtures/minilm/lora_seqcls` (PEFT LoRA r=4 on MiniLM + classifier) and checks
+/// logits, loss and every gradient against PyTorch.
+@Suite struct LoRAParityTests {
+    @Test func reproducesPEFTLogitsLossAndGradients() throws {
+        guard let dir = Fixtures.modelDir() else { return }
+        let fx = Fixtures.minilm + "/lora_seqcls"
+        let enc = try BertModel.load(directory: dir, withPooler: true)
+        let cfgData = try Data(contentsOf: URL(fileURLWithPath: fx + "/adapter_config.json"))
+        let cfgJSON = try JSONSerialization.jsonObject(with: cfgData) as! [String: Any]
+        let cfg = LoRAConfig(r: cfgJSON["r"] as! Int, alpha: (cfgJSON["lora_alpha"] as! NSNumber).floatValue, dropout: 0,
+                             targetModules: cfgJSON["target_modules"] as! [String], useRSLoRA: cfgJSON["use_rslora"] as! Bool)
+        let adapters = try LoRA.attach(to: enc, config: cfg, seed: 0)
+        #expect(adapters.count == 36)
+        let weights = try SafeTensorsFile(path: fx + "/adapter_model.safetensors")
+        for (path, ad) in adapters {
+            let a = try weights.floats("base_model.model.bert.\(path).lora_A.weight")
+            let b = try weights.floats("base_model.model.bert.\(path).lora_B.weight")
+            ad.a.value.buffer.update(from: a)
+            _ = ad.b.value.buffer.update(from: b)
+        }
+        let head = ModelTestHead(file: weights)
+        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: head)
+        model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
+        let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
+        let shape = ex.info("input_ids")!.shape
+        let input = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+                              typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
+        let labels = try ex.ints("labels").map(Int32.init)
+        let out = try model.forward(input, labels: labels)
+        let refLogits = try ex.floats("logits")
+        let lerr = zip(out.logits, refLogits).map { abs($0 - $1) }.max()!
+        #expect(lerr < 1e-4, "logits max abs error \(lerr)")
+        let refLoss = try ex.floats("loss")[0]
+        #expect(abs(out.loss! - refLoss) < 1e-4, "loss \(out.loss!) vs \(refLoss)")
+        try model.backward()
+        var checked = 0, worst: Float = 0
+        for name in ex.names where name.hasPrefix("grad.") {
+            let peft = String(name.dropFirst(5))
+            let ours = peft.replacingOccurrences(of: "base_model.model.bert.", with: "")
+                .replacingOccurrences(of: "base_model.model.classifier.modules_to_save.default.", with: "classifier.")
+                .replacingOccurrences(of: ".default.weight", with: ".weight")
+            guard let p = model.params[ours], let g = p.grad else { Issue.record("no trainable parameter \(ours) for \(peft)"); continue }
+            let ref = try ex.floats(name)
+            let num = zip(g.array, ref).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            let den = max(ref.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12)
+            worst = max(worst, num / den)
+            #expect(num / den < 1e-3, "\(ours): relative gradient error \(num / den)")
+            checked += 1
+        }
+        #expect(checked == 74)
+        #expect(model.params.trainable.count == 74)
+        print("lora parity: logits \(lerr), loss \(abs(out.loss! - refLoss)), worst grad rel \(worst)")
+    }
+}
+
+/// Reads a PEFT adapter file's classifier as a weight source.
+struct ModelTestHead: WeightSource {
+    let file: SafeTensorsFile
+    func has(_ name: String) -> Bool { file.contains("base_model.model." + name) }
+    func tensor(_ name: String, shape: [Int]) throws -> Tensor { Tensor(shape: shape, values: try file.floats("base_model.model." + name)) }
+}
