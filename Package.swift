@@ -30,11 +30,12 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .target(name: "Data", dependencies: ["SafeTensors"], swiftSettings: fast),
         .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )
