@@ -32,11 +32,12 @@ let package = Package(
         .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -49,6 +50,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

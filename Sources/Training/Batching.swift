@@ -1,0 +1,82 @@
+import Data
+import Foundation
+import Models
+import Tokenizers
+
+/// A dataset turned into token ids once.
+public struct TokenizedSet: Sendable {
+    public var ids: [[Int32]]
+    public var types: [[Int32]]
+    public var labels: [Int32]
+    public var targets: [Float]
+    public var regression: Bool
+    public var count: Int { ids.count }
+
+    public init(ids: [[Int32]], types: [[Int32]], labels: [Int32], targets: [Float], regression: Bool) {
+        self.ids = ids; self.types = types; self.labels = labels; self.targets = targets; self.regression = regression
+    }
+
+    public init(_ ds: Dataset, tokenizer: Tokenizer, maxLength: Int) {
+        var ids: [[Int32]] = [], types: [[Int32]] = []
+        ids.reserveCapacity(ds.examples.count); types.reserveCapacity(ds.examples.count)
+        for e in ds.examples {
+            let enc = tokenizer.encode(e.text, pair: e.pair, maxLength: maxLength)
+            ids.append(enc.ids.map(Int32.init)); types.append(enc.typeIds.map(Int32.init))
+        }
+        self.ids = ids; self.types = types
+        labels = ds.examples.map { Int32($0.label) }
+        targets = ds.examples.map(\.target)
+        regression = ds.regression
+    }
+
+    /// Token-count percentiles (p50, p90, p99, max).
+    public var lengthPercentiles: [Int] {
+        let l = ids.map(\.count).sorted()
+        guard !l.isEmpty else { return [0, 0, 0, 0] }
+        return [0.5, 0.9, 0.99].map { l[min(l.count - 1, Int(Double(l.count) * $0))] } + [l.last!]
+    }
+
+    /// A padded batch of the given example indices (padded to the longest).
+    public func batch(_ idx: [Int], padId: Int32 = 0) -> (BertInput, [Int32], [Float], realTokens: Int) {
+        let T = idx.map { ids[$0].count }.max() ?? 0
+        var bid = [Int32](repeating: padId, count: idx.count * T), bt = [Int32](repeating: 0, count: idx.count * T)
+        var mask = [Float](repeating: 0, count: idx.count * T)
+        var real = 0
+        for (r, i) in idx.enumerated() {
+            for (j, t) in ids[i].enumerated() { bid[r * T + j] = t; bt[r * T + j] = types[i][j]; mask[r * T + j] = 1 }
+            real += ids[i].count
+        }
+        return (BertInput(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask), idx.map { labels[$0] }, idx.map { targets[$0] }, real)
+    }
+}
+
+/// Seeded, length-bucketed batch order: each epoch shuffles the examples with (seed, epoch), sorts
+/// windows of `bucket` batches by length so a batch pads little, and shuffles the batch order.
+/// The plan depends only on (seed, epoch), so a resumed run replays it exactly.
+public enum BatchPlan {
+    public static func epoch(count n: Int, lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, bucket: Int = 50, shuffle: Bool = true) -> [[Int]] {
+        var order = Array(0..<n)
+        var rng = SplitMixT(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
+        if shuffle { for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        var batches: [[Int]] = []
+        let window = max(1, batchSize * bucket)
+        for start in stride(from: 0, to: n, by: window) {
+            let chunk = order[start..<min(n, start + window)].sorted { lengths[$0] < lengths[$1] || (lengths[$0] == lengths[$1] && $0 < $1) }
+            for b in stride(from: 0, to: chunk.count, by: batchSize) { batches.append(Array(chunk[b..<min(chunk.count, b + batchSize)])) }
+        }
+        if shuffle { for i in stride(from: batches.count - 1, to: 0, by: -1) { batches.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        return batches
+    }
+}
+
+struct SplitMixT {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,302 @@
+import Data
+import Foundation
+import Metrics
+import Models
+import RankwiseCore
+import SafeTensors
+
+/// Everything that shapes a training run.
+public struct TrainConfig: Sendable, Codable, Equatable {
+    public var epochs: Double = 3
+    public var batchSize = 32
+    public var gradAccumulation = 1
+    public var learningRate: Float = 5e-4
+    public var schedule: Schedule = .linear
+    /// Warmup as a fraction of total optimizer steps (used when `warmupSteps` is nil).
+    public var warmupRatio: Float = 0.06
+    public var warmupSteps: Int? = nil
+    public var weightDecay: Float = 0
+    public var maxGradNorm: Float = 1
+    public var maxLength = 128
+    public var seed: UInt64 = 42
+    /// Evaluate on dev every N optimizer steps (0: once per epoch).
+    public var evalEvery = 0
+    /// Write a checkpoint every N optimizer steps (0: at each evaluation).
+    public var checkpointEvery = 0
+    /// Stop after this many evaluations without improvement (0: never).
+    public var earlyStoppingPatience = 0
+    /// Stop after this many optimizer steps (nil: run all epochs). For quick runs and tests.
+    public var maxSteps: Int? = nil
+    public var logEvery = 10
+    public init() {}
+}
+
+/// What the trainer reports as it goes.
+public enum TrainEvent {
+    case step(step: Int, totalSteps: Int, epoch: Double, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double)
+    case evaluation(step: Int, metrics: [String: Double], isBest: Bool)
+    case checkpoint(step: Int, path: String)
+    case resumed(step: Int, epoch: Int, batch: Int)
+    case stoppedEarly(step: Int, reason: String)
+}
+
+public struct TrainError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ m: String) { message = m }
+    public var description: String { message }
+}
+
+/// A training job over a `SequenceClassifier` whose trainable parameters are already chosen. The
+/// trainer does not know which method (LoRA, …) produced them; `hooks` let a method observe steps.
+public final class Trainer {
+    public let model: SequenceClassifier
+    public let config: TrainConfig
+    public let train: TokenizedSet
+    public let dev: TokenizedSet?
+    public let outputDir: String
+    public let labelNames: [String]
+    public let optimizer: AdamW
+    public var onEvent: (TrainEvent) -> Void = { _ in }
+    /// Called after each optimizer step with the step number (rank allocation methods use it).
+    public var afterStep: [(Int) throws -> Void] = []
+    /// Called with the best model so far, to save it (export format chosen by the caller).
+    public var saveBest: ((String) throws -> Void)?
+    /// Extra metadata stored in checkpoints (method name, config) and checked on resume.
+    public var fingerprint: String = ""
+
+    public private(set) var step = 0
+    var epoch = 0, batchInEpoch = 0
+    public private(set) var bestMetric = -Double.infinity
+    public private(set) var bestStep = 0
+    var evalsSinceBest = 0
+    private var metricsFile: FileHandle?
+
+    public var metricName: String { train.regression ? "pearson" : "macro_f1" }
+    public var checkpointPath: String { outputDir + "/checkpoint.safetensors" }
+
+    public init(model: SequenceClassifier, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?, labelNames: [String], outputDir: String) throws {
+        guard config.batchSize > 0, config.gradAccumulation > 0, config.epochs > 0 else { throw TrainError("batch size, gradient accumulation and epochs must be positive") }
+        guard train.count > 0 else { throw TrainError("the training set is empty") }
+        guard model.params.trainableCount > 0 else { throw TrainError("no trainable parameters") }
+        self.model = model; self.config = config; self.train = train; self.dev = dev
+        self.labelNames = labelNames; self.outputDir = outputDir
+        optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+    }
+
+    public var batchesPerEpoch: Int { (train.count + config.batchSize - 1) / config.batchSize }
+    public var stepsPerEpoch: Int { (batchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation }
+    public var totalSteps: Int {
+        let s = Int((Double(stepsPerEpoch) * config.epochs).rounded(.up))
+        return min(s, config.maxSteps ?? s)
+    }
+    var warmup: Int { config.warmupSteps ?? Int((Float(totalSteps) * config.warmupRatio).rounded()) }
+    public func learningRate(at step: Int) -> Float { config.learningRate * config.schedule.factor(step: step, warmup: warmup, total: totalSteps) }
+
+    // MARK: Metrics log
+
+    func log(_ obj: [String: Any]) {
+        if metricsFile == nil {
+            let p = outputDir + "/metrics.jsonl"
+            if !FileManager.default.fileExists(atPath: p) { _ = FileManager.default.createFile(atPath: p, contents: nil) }
+            metricsFile = FileHandle(forWritingAtPath: p)
+            metricsFile?.seekToEndOfFile()
+        }
+        guard let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
+        metricsFile?.write(d + Data("\n".utf8))
+    }
+
+    /// Writes a JSON object as one line of `metrics.jsonl` (methods log their own events here).
+    public func logEvent(_ obj: [String: Any]) { log(obj) }
+
+    // MARK: Loop
+
+    /// Runs (or, with `resume`, continues) training. Returns the final step.
+    @discardableResult
+    public func run(resume: Bool = false, shouldStop: () -> Bool = { false }) throws -> Int {
+        if resume { try loadCheckpoint() }
+        let lengths = train.ids.map(\.count)
+        let accum = config.gradAccumulation
+        var windowLoss: Double = 0, windowCount = 0, windowTokens = 0
+        var windowStart = Date()
+        model.params.zeroGrad()
+        outer: while step < totalSteps {
+            let plan = BatchPlan.epoch(count: train.count, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
+            while batchInEpoch < plan.count && step < totalSteps {
+                // one optimizer step = up to `accum` batches (fewer at the end of an epoch)
+                let group = Array(plan[batchInEpoch..<min(plan.count, batchInEpoch + accum)])
+                var stepLoss: Double = 0
+                for (k, idx) in group.enumerated() {
+                    let (input, labels, targets, real) = train.batch(idx)
+                    let seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step * 64 + k)
+                    let out = try model.forward(input, labels: train.regression ? nil : labels, targets: train.regression ? targets : nil, training: true, seed: seed)
+                    let loss = out.loss!
+                    guard loss.isFinite else {
+                        let msg = "loss is \(loss) at step \(step + 1) (epoch \(epoch + 1), batch \(batchInEpoch + k + 1)); stopping. "
+                            + (FileManager.default.fileExists(atPath: checkpointPath) ? "The last good checkpoint is \(checkpointPath) (step \(try lastCheckpointStep())); try a lower --lr." : "No checkpoint was written yet; try a lower --lr.")
+                        log(["event": "nan", "step": step + 1, "loss": "\(loss)"])
+                        throw TrainError(msg)
+                    }
+                    try model.backward(lossScale: 1 / Float(group.count))
+                    stepLoss += Double(loss) / Double(group.count)
+                    windowTokens += real
+                }
+                let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
+                guard norm.isFinite else {
+                    throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. Last good checkpoint: \(checkpointPath)")
+                }
+                let lr = learningRate(at: step)
+                optimizer.step(lr: lr)
+                model.params.zeroGrad()
+                step += 1
+                batchInEpoch += group.count
+                for h in afterStep { try h(step) }
+                windowLoss += stepLoss; windowCount += 1
+                let epochProgress = Double(epoch) + Double(batchInEpoch) / Double(plan.count)
+                let el = Date().timeIntervalSince(windowStart)
+                let tps = el > 0 ? Double(windowTokens) / el : 0
+                onEvent(.step(step: step, totalSteps: totalSteps, epoch: epochProgress, loss: Float(stepLoss), lr: lr, gradNorm: norm, tokensPerSecond: tps))
+                if step % config.logEvery == 0 || step == totalSteps {
+                    log(["event": "train", "step": step, "epoch": epochProgress, "loss": windowLoss / Double(windowCount), "lr": Double(lr),
+                         "grad_norm": Double(norm), "tokens_per_s": tps])
+                    windowLoss = 0; windowCount = 0; windowTokens = 0; windowStart = Date()
+                }
+                let endOfEpoch = batchInEpoch >= plan.count
+                let evalNow = dev != nil && ((config.evalEvery > 0 && step % config.evalEvery == 0) || (config.evalEvery == 0 && endOfEpoch) || step == totalSteps)
+                if endOfEpoch { epoch += 1; batchInEpoch = 0 }
+                if evalNow {
+                    let stop = try evaluateAndTrack()
+                    if config.checkpointEvery == 0 { try saveCheckpoint() }
+                    if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.earlyStoppingPatience) evaluations")); break outer }
+                }
+                if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { try saveCheckpoint() }
+                if shouldStop() { break outer }
+                if endOfEpoch { break }
+            }
+        }
+        if dev == nil, let saveBest { try saveBest(outputDir + "/best") }  // no dev set: the final model is the result
+        try saveCheckpoint()
+        return step
+    }
+
+    /// Evaluates on dev, logs, saves the best model; returns true when early stopping triggers.
+    func evaluateAndTrack() throws -> Bool {
+        guard let dev else { return false }
+        let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64))
+        let value = r.summary[metricName] ?? -Double.infinity
+        let isBest = value > bestMetric
+        if isBest {
+            bestMetric = value; bestStep = step; evalsSinceBest = 0
+            try saveBest?(outputDir + "/best")
+        } else {
+            evalsSinceBest += 1
+        }
+        var obj: [String: Any] = ["event": "eval", "step": step, "best": isBest]
+        for (k, v) in r.summary { obj["dev_" + k] = v }
+        log(obj)
+        onEvent(.evaluation(step: step, metrics: r.summary, isBest: isBest))
+        return config.earlyStoppingPatience > 0 && evalsSinceBest >= config.earlyStoppingPatience
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes trainable parameters, AdamW moments and the loop position in one file, atomically.
+    public func saveCheckpoint() throws {
+        var tensors: [TensorToWrite] = []
+        for (p, off) in optimizer.slices {
+            tensors.append(TensorToWrite(name: "param." + p.name, shape: p.shape, floats: p.value.array))
+            tensors.append(TensorToWrite(name: "adam.m." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.m.data + off, count: p.count))))
+            tensors.append(TensorToWrite(name: "adam.v." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.v.data + off, count: p.count))))
+        }
+        let meta: [String: String] = [
+            "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
+            "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
+            "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-1",
+        ]
+        try SafeTensorsWriter.write(tensors, metadata: meta, to: checkpointPath)
+        onEvent(.checkpoint(step: step, path: checkpointPath))
+    }
+
+    func lastCheckpointStep() throws -> Int {
+        Int(try SafeTensorsFile(path: checkpointPath).metadata["step"] ?? "0") ?? 0
+    }
+
+    /// Restores everything `saveCheckpoint` wrote. Errors name what does not match.
+    public func loadCheckpoint() throws {
+        guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            throw TrainError("--resume: no checkpoint at \(checkpointPath)")
+        }
+        let f: SafeTensorsFile
+        do { f = try SafeTensorsFile(path: checkpointPath) } catch { throw TrainError("\(error)") }
+        let meta = f.metadata
+        guard meta["format"] == "rankwise-checkpoint-1" else { throw TrainError("\(checkpointPath): not a Rankwise checkpoint") }
+        if meta["fingerprint"] != fingerprint {
+            throw TrainError("\(checkpointPath) was written by a different configuration (\(meta["fingerprint"] ?? "?")); resume with the same options, or use a new --output")
+        }
+        for (p, off) in optimizer.slices {
+            for (prefix, dst) in [("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off)] {
+                let name = prefix + p.name
+                guard let info = f.info(name), info.shape == p.shape else { throw TrainError("\(checkpointPath): tensor \(name) missing or mis-shaped") }
+                let vals = try f.floats(name)
+                vals.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: p.count) }
+            }
+        }
+        func int(_ k: String) throws -> Int {
+            guard let s = meta[k], let v = Int(s) else { throw TrainError("\(checkpointPath): metadata \(k) missing") }
+            return v
+        }
+        step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
+        optimizer.restore(t: 0)
+        bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
+        bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")
+        log(["event": "resume", "step": step])
+        onEvent(.resumed(step: step, epoch: epoch, batch: batchInEpoch))
+    }
+}
+
+/// Evaluation of a classifier on a tokenized set.
+public enum Evaluator {
+    public struct Result {
+        public var predictions: [Int]
+        public var probabilities: [[Float]]
+        public var values: [Float]
+        public var classification: ClassificationMetrics?
+        public var regression: RegressionMetrics?
+        public var loss: Double
+        /// Flat metric names → values (accuracy, macro_f1, mcc, loss / pearson, spearman, mse).
+        public var summary: [String: Double] {
+            var s: [String: Double] = ["loss": loss]
+            if let c = classification { s["accuracy"] = c.accuracy; s["macro_f1"] = c.macroF1; s["mcc"] = c.mcc }
+            if let r = regression { s["pearson"] = r.pearson; s["spearman"] = r.spearman; s["mse"] = r.mse }
+            return s
+        }
+    }
+
+    public static func evaluate(_ model: SequenceClassifier, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true) throws -> Result {
+        let order = set.ids.indices.sorted { set.ids[$0].count < set.ids[$1].count }
+        let C = model.numLabels
+        var preds = [Int](repeating: 0, count: set.count), probs = [[Float]](repeating: [], count: set.count), vals = [Float](repeating: 0, count: set.count)
+        var lossSum: Double = 0
+        for start in stride(from: 0, to: order.count, by: batchSize) {
+            let idx = Array(order[start..<min(order.count, start + batchSize)])
+            let (input, labels, targets, _) = set.batch(idx)
+            let out = try model.forward(input, labels: withLabels && !set.regression ? labels : nil, targets: withLabels && set.regression ? targets : nil)
+            if let l = out.loss { lossSum += Double(l) * Double(idx.count) }
+            for (r, i) in idx.enumerated() {
+                let row = Array(out.logits[(r * C)..<((r + 1) * C)])
+                if set.regression { vals[i] = row[0]; continue }
+                let mx = row.max()!
+                let e = row.map { expf($0 - mx) }
+                let s = e.reduce(0, +)
+                probs[i] = e.map { $0 / s }
+                preds[i] = row.indices.max { row[$0] < row[$1] }!
+            }
+        }
+        var r = Result(predictions: preds, probabilities: probs, values: vals, classification: nil, regression: nil, loss: lossSum / Double(max(1, set.count)))
+        if withLabels {
+            if set.regression { r.regression = RegressionMetrics(predictions: vals, targets: set.targets) }
+            else { r.classification = ClassificationMetrics(predictions: preds, labels: set.labels.map(Int.init), numClasses: C) }
+        }
+        return r
+    }
+}
