@@ -246,7 +246,7 @@ public final class Trainer {
             return v
         }
         step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
-        optimizer.restore(t: 0)
+        optimizer.restore(t: try int("adam_t"))
         bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
         bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")
         log(["event": "resume", "step": step])
