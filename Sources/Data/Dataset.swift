@@ -155,7 +155,7 @@ public struct Dataset: Sendable {
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         let nDev = Int((Double(order.count) * dev).rounded()), nTest = Int((Double(order.count) * test).rounded())
         func take(_ keys: ArraySlice<String>) -> Dataset {
-            let idx = keys.flatMap { groups[$0]! }.sorted()
+            let idx = keys.flatMap { groups[$0]! }  // shuffled order: any prefix is a random sample
             return Dataset(examples: idx.map { examples[$0] }, labelNames: labelNames, regression: regression)
         }
         return (take(order[(nDev + nTest)...]), take(order[..<nDev]), take(order[nDev..<(nDev + nTest)]))

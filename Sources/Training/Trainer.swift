@@ -166,6 +166,7 @@ public final class Trainer {
                 if endOfEpoch { epoch += 1; batchInEpoch = 0 }
                 if evalNow {
                     let stop = try evaluateAndTrack()
+                    windowTokens = 0; windowStart = Date()  // throughput counts training time only
                     if config.checkpointEvery == 0 { try saveCheckpoint() }
                     if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.earlyStoppingPatience) evaluations")); break outer }
                 }

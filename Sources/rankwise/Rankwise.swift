@@ -5,6 +5,16 @@ import RankwiseCore
 
 @main
 struct Rankwise: ParsableCommand {
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)  // keep stdout and stderr in order when piped
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "rankwise",
         abstract: "Adaptive-rank LoRA fine-tuning of transformers on the CPU.",
