@@ -10,6 +10,10 @@ public struct Example: Sendable, Equatable {
     public var target: Float
     /// Source line (1-based) for error messages and reports.
     public var line: Int
+
+    public init(text: String, pair: String? = nil, label: Int = -1, target: Float = 0, line: Int = 0) {
+        self.text = text; self.pair = pair; self.label = label; self.target = target; self.line = line
+    }
 }
 
 /// Which columns hold what, and how labels are read.

@@ -260,6 +260,7 @@ public enum Evaluator {
     public struct Result {
         public var predictions: [Int]
         public var probabilities: [[Float]]
+        public var logits: [[Float]]
         public var values: [Float]
         public var classification: ClassificationMetrics?
         public var regression: RegressionMetrics?
@@ -277,6 +278,7 @@ public enum Evaluator {
         let order = set.ids.indices.sorted { set.ids[$0].count < set.ids[$1].count }
         let C = model.numLabels
         var preds = [Int](repeating: 0, count: set.count), probs = [[Float]](repeating: [], count: set.count), vals = [Float](repeating: 0, count: set.count)
+        var logits = [[Float]](repeating: [], count: set.count)
         var lossSum: Double = 0
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
@@ -285,6 +287,7 @@ public enum Evaluator {
             if let l = out.loss { lossSum += Double(l) * Double(idx.count) }
             for (r, i) in idx.enumerated() {
                 let row = Array(out.logits[(r * C)..<((r + 1) * C)])
+                logits[i] = row
                 if set.regression { vals[i] = row[0]; continue }
                 let mx = row.max()!
                 let e = row.map { expf($0 - mx) }
@@ -293,7 +296,7 @@ public enum Evaluator {
                 preds[i] = row.indices.max { row[$0] < row[$1] }!
             }
         }
-        var r = Result(predictions: preds, probabilities: probs, values: vals, classification: nil, regression: nil, loss: lossSum / Double(max(1, set.count)))
+        var r = Result(predictions: preds, probabilities: probs, logits: logits, values: vals, classification: nil, regression: nil, loss: lossSum / Double(max(1, set.count)))
         if withLabels {
             if set.regression { r.regression = RegressionMetrics(predictions: vals, targets: set.targets) }
             else { r.classification = ClassificationMetrics(predictions: preds, labels: set.labels.map(Int.init), numClasses: C) }

@@ -1,0 +1,175 @@
+import Adapters
+import ArgumentParser
+import Data
+import Foundation
+import Metrics
+import Models
+import RankwiseCore
+import Tokenizers
+import Training
+
+/// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json).
+struct LoadedAdapter {
+    let model: SequenceClassifier
+    let adapters: [String: LoRAAdapter]
+    let config: LoRAConfig
+    let labelNames: [String]
+    let tokenizer: Tokenizer
+    let modelDir: String
+    let maxLength: Int
+
+    /// `modelOverride` replaces the base model recorded in rankwise.json / adapter_config.json.
+    init(directory: String, modelOverride: String?, numLabels: Int? = nil) throws {
+        try BLAS.load()
+        let extra = PEFTFormat.readExtra(directory: directory)
+        var base = modelOverride ?? extra?.baseModel
+        if base == nil, let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
+           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] { base = o["base_model_name_or_path"] as? String }
+        guard let base else { throw ModelError("\(directory): no base model recorded; pass --model") }
+        let dir: String
+        do { dir = try ModelStore.resolve(base) } catch {
+            throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
+        }
+        modelDir = dir
+        config = try PEFTFormat.readConfig(directory: directory)
+        let encoder = try BertModel.load(directory: dir, withPooler: true)
+        adapters = try LoRA.attach(to: encoder, config: config, seed: 0)
+        guard let head = try PEFTFormat.loadWeights(directory: directory, adapters: adapters) else {
+            throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
+        }
+        let H = encoder.config.hiddenSize
+        var n = numLabels ?? extra?.labelNames.count ?? 0
+        if n == 0, let info = (try? head.tensor("classifier.bias", shape: [1])) { n = info.count }
+        if extra?.problem == "regression" { n = 1 }
+        if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
+        _ = H
+        model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
+        labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
+        tokenizer = try Tokenizer(path: dir)
+        maxLength = extra?.maxLength ?? 128
+    }
+}
+
+struct AdapterOptions: ParsableArguments {
+    @Option(help: "Adapter directory (PEFT format, e.g. runs/x/best).") var adapter: String
+    @Option(help: "Base model directory or alias (default: the one recorded with the adapter).") var model: String?
+    @Option(help: "Number of labels (default: from rankwise.json or the classifier).") var numLabels: Int?
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC).")
+    @OptionGroup var a: AdapterOptions
+    @Option(help: "Labelled CSV, TSV or JSONL (or a data alias).") var data: String
+    @Option(help: "Text column.") var textColumn = "text"
+    @Option(help: "Second text column.") var pairColumn: String?
+    @Option(help: "Label column.") var labelColumn = "label"
+    @Option(help: "Write metrics as JSON to this file.") var json: String?
+
+    func run() throws {
+        do {
+            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
+            var spec = DataSpec()
+            spec.textColumn = textColumn; spec.pairColumn = pairColumn
+            spec.labelColumn = data == "tweets" && labelColumn == "label" ? "sentiment" : labelColumn
+            spec.regression = l.model.problem == .regression
+            let (ds, rep) = try Dataset.load(path: try resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
+            for p in rep.problems { print("  - " + p) }
+            let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
+            let r = try Evaluator.evaluate(l.model, set)
+            print("\(ds.examples.count) examples")
+            if let c = r.classification { print(c.table(labelNames: l.labelNames), terminator: "") }
+            if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
+            if let json {
+                try AtomicFileWrite(json, String(decoding: try JSONSerialization.data(withJSONObject: r.summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+            }
+        } catch { fail("\(error)") }
+    }
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Predict labels with probabilities, as JSONL.",
+        discussion: "Input: CSV/TSV/JSONL with a text column, or plain text (one per line, .txt or stdin).")
+    @OptionGroup var a: AdapterOptions
+    @Option(help: "Input file (default: standard input, one text per line).") var input: String?
+    @Option(help: "Text column for CSV/TSV/JSONL input.") var textColumn = "text"
+    @Option(help: "Second text column.") var pairColumn: String?
+    @Option(help: "Output JSONL (default: standard output).") var output: String?
+
+    func run() throws {
+        do {
+            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
+            var texts: [String] = [], pairs: [String?] = []
+            if let input, !input.hasSuffix(".txt") {
+                let (cols, recs, bad) = try TableReader.read(path: input)
+                guard cols.contains(textColumn) else { throw DataError("\(input): no column \"\(textColumn)\" (columns: \(cols.joined(separator: ", ")))") }
+                if !bad.isEmpty { stderr("warning: \(input): \(bad.count) malformed rows skipped (first: line \(bad[0].0))\n") }
+                texts = recs.map { $0.fields[textColumn] ?? "" }
+                pairs = recs.map { r in pairColumn.flatMap { r.fields[$0] } }
+            } else {
+                let data = input.flatMap { FileManager.default.contents(atPath: $0) } ?? FileHandle.standardInput.readDataToEndOfFile()
+                texts = Embed.lines(data).0
+                pairs = texts.map { _ in nil }
+            }
+            let ds = Dataset(examples: zip(texts, pairs).enumerated().map { Example(text: $1.0, pair: $1.1, label: 0, target: 0, line: $0 + 1) },
+                             labelNames: l.labelNames, regression: l.model.problem == .regression)
+            let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
+            let r = try Evaluator.evaluate(l.model, set, withLabels: false)
+            var out = ""
+            for i in 0..<texts.count {
+                var obj: [String: Any] = ["index": i, "text": texts[i]]
+                if l.model.problem == .regression { obj["value"] = Double(r.values[i]) } else {
+                    obj["label"] = l.labelNames[r.predictions[i]]
+                    obj["probabilities"] = Dictionary(uniqueKeysWithValues: zip(l.labelNames, r.probabilities[i].map(Double.init)))
+                    obj["logits"] = r.logits[i].map(Double.init)
+                }
+                out += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+            }
+            if let output { try AtomicFileWrite(output, out) } else { print(out, terminator: "") }
+        } catch { fail("\(error)") }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Export a training run's adapter (best or last checkpoint) in PEFT format.")
+    @Option(name: .customLong("run"), help: "Training output directory.") var runDir: String
+    @Option(help: "best or last.") var which = "best"
+    @Option(help: "Destination directory.") var output: String
+
+    func run() throws {
+        do {
+            let src: String
+            if which == "best" {
+                src = runDir + "/best"
+            } else if which == "last" {
+                src = runDir + "/final"
+                guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else {
+                    throw ModelError("\(runDir): no final adapter (the run did not finish); resume it with `rankwise train ... --output \(runDir) --resume`")
+                }
+            } else { throw ValidationError("--which must be best or last") }
+            guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else { throw ModelError("\(src): no adapter") }
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
+            for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json"] where fm.fileExists(atPath: src + "/" + f) {
+                try? fm.removeItem(atPath: output + "/" + f)
+                try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
+            }
+            // Check that it loads back before saying so.
+            _ = try PEFTFormat.readConfig(directory: output)
+            print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
+        } catch { fail("\(error)") }
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Merge an adapter into the base weights and write a full model directory transformers loads.")
+    @OptionGroup var a: AdapterOptions
+    @Option(help: "Destination directory.") var output: String
+
+    func run() throws {
+        do {
+            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
+            try PEFTFormat.merge(model: l.model, adapters: l.adapters, labelNames: l.labelNames, baseDirectory: l.modelDir, to: output)
+            print("merged \(l.adapters.count) LoRA modules into \(output) (BertForSequenceClassification, \(l.labelNames.count) labels)")
+        } catch { fail("\(error)") }
+    }
+}
