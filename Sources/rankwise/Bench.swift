@@ -2,11 +2,13 @@ import ArgumentParser
 import Foundation
 import Models
 import RankwiseCore
+import Adapters
+import Training
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, measured next to PyTorch in the same run when a peer Python is given.",
-        subcommands: [BenchForward.self, BenchGemm.self, BenchKernels.self])
+        subcommands: [BenchForward.self, BenchTrain.self, BenchGemm.self, BenchKernels.self])
 }
 
 /// Median of a sample.
@@ -161,5 +163,94 @@ struct BenchKernels: ParsableCommand {
         let mean = Tensor(zeros: [count / 384]), rstd = Tensor(zeros: [count / 384])
         time("layernorm (384)") { Ops.layerNormForward(x: x.data, gamma: gamma.data, beta: beta.data, y: y.data, mean: mean.data, rstd: rstd.data, n: count / 384, d: 384, eps: 1e-12) }
         time("add") { Ops.add(x.data, g.data, y.data, count: count) }
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+func peakRSSMiB() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+    let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
+    return kb / 1024
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Training-step throughput and peak memory (LoRA r=8 on all six module types), optionally next to PyTorch + PEFT.")
+
+    @Option(help: "Model directory or alias.") var model = "minilm"
+    @Option(help: "Method: lora.") var method = "lora"
+    @Option(help: "Sequences per batch.") var batch = 32
+    @Option(help: "Tokens per sequence.") var seq = 64
+    @Option(help: "Timed steps (median reported).") var iters = 10
+    @Option(help: "A Python with torch, transformers and peft.") var peerPython: String?
+    @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
+    @Flag(help: "Print time per forward section.") var profile = false
+
+    func run() throws {
+        let dir: String
+        do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
+        guard method == "lora" else { fail("--method \(method) is not available yet (available: lora)") }
+        let info = try BLAS.load()
+        let enc = try BertModel.load(directory: dir, withPooler: true)
+        try LoRA.attach(to: enc, config: LoRAConfig(r: 8, alpha: 16, dropout: 0.05), seed: 1)
+        let m = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
+        m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
+        let opt = AdamW(params: m.params)
+        var rng = SplitMix64(seed: 1)
+        let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(enc.config.vocabSize - 1000))) }
+        let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
+        let input = BertInput(batch: batch, seq: seq, ids: ids)
+        var stepIndex: UInt64 = 0
+        func step() throws {
+            stepIndex += 1
+            _ = try m.forward(input, labels: labels, training: true, seed: stepIndex)
+            try m.backward()
+            clipGradNorm(m.params, maxNorm: 1)
+            opt.step(lr: 1e-4)
+            m.params.zeroGrad()
+        }
+        for _ in 0..<2 { try step() }
+        func measure() throws -> Double {
+            var times: [Double] = []
+            for _ in 0..<iters {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try step()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            return median(times)
+        }
+        if profile { Profiler.reset(); Profiler.enabled = true }
+        var best = try measure()
+        if profile {
+            Profiler.enabled = false
+            for (name, secs) in Profiler.report {
+                print("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %7.1f ms/step (forward)", secs * 1000 / Double(iters)))
+            }
+        }
+        print("model:     \(dir)")
+        print("method:    \(method) r=8 alpha=16 on query, key, value, attention.output.dense, intermediate.dense, output.dense (\(m.params.trainableCount) trainable)")
+        print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens per step, train mode (dropout on), AdamW + clipping")
+        print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
+        var peerBest: [String: Any]? = nil
+        if let py = peerPython {
+            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-bench-train-\(getpid()).json").path
+            try JSONSerialization.data(withJSONObject: ["batch": batch, "seq": seq, "ids": ids.map(Int.init), "labels": labels.map(Int.init)] as [String: Any])
+                .write(to: URL(fileURLWithPath: tmp))
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            for round in 0..<2 {
+                if round > 0 { best = min(best, try measure()) }
+                let peer = try runPeer(py, "peer_train.py", [dir, tmp, String(iters), String(peerThreads), method])
+                if ((peer["median_s"] as? Double) ?? .infinity) < ((peerBest?["median_s"] as? Double) ?? .infinity) { peerBest = peer }
+            }
+        }
+        let ours = Double(batch * seq) / best
+        let mem = peakRSSMiB()
+        print(String(format: "rankwise:  %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB", ours, best * 1000, mem))
+        guard let peer = peerBest else { return }
+        let theirs = (peer["tokens_per_s"] as? Double) ?? 0, pmem = (peer["peak_rss_mb"] as? Double) ?? 0
+        print(String(format: "peft:      %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB  (torch %@, %d threads)", theirs,
+                     ((peer["median_s"] as? Double) ?? 0) * 1000, pmem, (peer["torch"] as? String) ?? "?", peerThreads))
+        print(String(format: "ratio:     %.2fx PEFT tokens/s, %.2fx its peak memory", ours / theirs, mem / pmem))
     }
 }

@@ -1,0 +1,45 @@
+"""PyTorch + PEFT side of `rankwise bench train`: LoRA r=8 training steps on one fixed batch.
+
+Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS METHOD
+Prints one JSON line: tokens_per_s, median_s, peak_rss_mb.
+"""
+import json, resource, sys, time
+
+import torch
+from peft import AdaLoraConfig, LoraConfig, get_peft_model
+from transformers import BertForSequenceClassification
+
+model_dir, ids_path, iters, threads, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+spec = json.load(open(ids_path))
+B, T = spec["batch"], spec["seq"]
+ids = torch.tensor(spec["ids"], dtype=torch.long).view(B, T)
+labels = torch.tensor(spec["labels"], dtype=torch.long)
+mask = torch.ones_like(ids)
+targets = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=3)
+if method == "adalora":
+    cfg = AdaLoraConfig(init_r=12, target_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
+                        task_type="SEQ_CLS", total_step=10 ** 6, tinit=10, tfinal=10)
+else:
+    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets, task_type="SEQ_CLS")
+model = get_peft_model(model, cfg)
+model.train()
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+times = []
+for i in range(iters + 2):
+    t0 = time.perf_counter()
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    if method == "adalora":
+        model.base_model.update_and_allocate(i)
+    if i >= 2:
+        times.append(time.perf_counter() - t0)
+times.sort()
+med = times[len(times) // 2]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"tokens_per_s": B * T / med, "median_s": med, "peak_rss_mb": peak, "torch": torch.__version__}))
