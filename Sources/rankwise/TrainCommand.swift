@@ -211,7 +211,8 @@ struct TrainJob {
         tc.checkpointEvery = o.checkpointEvery; tc.earlyStoppingPatience = o.patience; tc.maxSteps = o.maxSteps
         let trainer = try Trainer(model: model, config: tc, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: o.output)
         var fp = o; fp.output = ""; fp.maxSteps = nil
-        trainer.fingerprint = String(decoding: try JSONEncoder().encode(fp), as: UTF8.self)
+        let fpEncoder = JSONEncoder(); fpEncoder.outputFormatting = [.sortedKeys]
+        trainer.fingerprint = String(decoding: try fpEncoder.encode(fp), as: UTF8.self)
         let extra = PEFTFormat.Extra(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: o.maxLength,
                                      baseModel: (modelDir as NSString).standardizingPath, method: o.method)
         trainer.saveBest = { dir in try PEFTFormat.save(directory: dir, model: model, adapters: adapters, config: lcfg, extra: extra) }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# End-to-end checks of the command-line tool on the real model and the real tweet corpus:
+#   1. a run killed with SIGKILL mid-way and resumed ends with the same adapter as an uninterrupted run;
+#   2. eval / predict / export / merge work on the result;
+#   3. with RANKWISE_PEER_PYTHON (torch + transformers + peft), PEFT loads the export and the merged
+#      model loads in transformers, both giving our logits.
+# Prints "N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+R=.build/release/rankwise
+W=$(mktemp -d /tmp/rankwise-e2e.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+pass=0; fail=0
+ok()   { echo "PASS: $1"; pass=$((pass + 1)); }
+bad()  { echo "FAIL: $1"; fail=$((fail + 1)); }
+COMMON=(--train tweets --max-train-examples 480 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01
+        --checkpoint-every 4 --lr 1e-3 --seed 7)
+
+max_diff() {  # largest |a - b| over the tensors of two safetensors files (stdlib only)
+python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}
+    for k, v in h.items():
+        if k == '__metadata__': continue
+        s, e = v['data_offsets']; out[k] = struct.unpack('<%df' % ((e - s) // 4), b[8 + n + s:8 + n + e])
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == b.keys(), "different tensors"
+print(max(abs(x - y) for k in a for x, y in zip(a[k], b[k])))
+PY
+}
+
+ckpt_step() {
+python3 - "$1" <<'PY'
+import json, struct, sys
+try:
+    b = open(sys.argv[1], 'rb').read(8 + 100000); n = struct.unpack('<Q', b[:8])[0]
+    print(json.loads(b[8:8 + n])['__metadata__']['step'])
+except Exception:
+    print(0)
+PY
+}
+
+echo "== uninterrupted run"
+$R train "${COMMON[@]}" --output "$W/a" > "$W/a.log" 2>&1 && ok "uninterrupted training run" || { bad "uninterrupted training run"; tail -20 "$W/a.log"; }
+
+echo "== run killed with SIGKILL, then resumed"
+$R train "${COMMON[@]}" --output "$W/b" > "$W/b.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ -f "$W/b/checkpoint.safetensors" ] && [ "$(ckpt_step "$W/b/checkpoint.safetensors")" -ge 9 ] && break
+  sleep 0.1
+done
+sleep 0.7   # land between checkpoints, in the middle of a step
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+killed_at=$(ckpt_step "$W/b/checkpoint.safetensors")
+if [ -f "$W/b/final/adapter_model.safetensors" ]; then bad "the run finished before it could be killed"; else ok "killed at checkpoint step $killed_at"; fi
+$R train "${COMMON[@]}" --output "$W/b" --resume > "$W/b2.log" 2>&1 && ok "resumed run finished" || { bad "resumed run"; tail -20 "$W/b2.log"; }
+grep -q "resumed from" "$W/b2.log" && ok "resume reported its starting point" || bad "no resume message"
+d=$(max_diff "$W/a/final/adapter_model.safetensors" "$W/b/final/adapter_model.safetensors" 2>&1)
+python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-6 else 1)" 2>/dev/null && ok "resumed adapter equals uninterrupted one (max |diff| $d)" || bad "resumed adapter differs (max |diff| $d)"
+
+echo "== eval / predict / export / merge"
+$R eval --adapter "$W/a/best" --data tweets --json "$W/eval.json" > "$W/eval.log" 2>&1 && grep -q macro_f1 "$W/eval.json" && ok "eval" || { bad "eval"; tail "$W/eval.log"; }
+printf 'I love my new self-driving car!\nNever getting in one of those.\nThe car drove to the store.\n' > "$W/texts.txt"
+$R predict --adapter "$W/a/best" --input "$W/texts.txt" --output "$W/pred.jsonl" && [ "$(wc -l < "$W/pred.jsonl")" = 3 ] && ok "predict" || bad "predict"
+$R export --run "$W/a" --output "$W/export" > /dev/null && [ -f "$W/export/adapter_config.json" ] && ok "export" || bad "export"
+$R merge --adapter "$W/export" --output "$W/merged" > /dev/null && [ -f "$W/merged/model.safetensors" ] && ok "merge" || bad "merge"
+$R predict --adapter "$W/a/best" --input /nonexistent.csv > "$W/err.log" 2>&1; [ $? -ne 0 ] && grep -q "nonexistent" "$W/err.log" && ok "a missing input file is a clear error" || bad "missing input file"
+
+if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
+  echo "== Hugging Face PEFT and transformers load the exports"
+  out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/export" "$W/merged" "$W/pred.jsonl" 2>/dev/null | tail -1)
+  echo "$out"
+  python3 - "$out" <<'PY' && ok "PEFT and merged logits match rankwise to 1e-4" || bad "PEFT/merged logits differ"
+import json, sys
+d = json.loads(sys.argv[1]); sys.exit(0 if d["peft_vs_rankwise"] < 1e-4 and d["merged_vs_rankwise"] < 1e-4 else 1)
+PY
+else
+  echo "(RANKWISE_PEER_PYTHON not set: PEFT cross-check skipped)"
+fi
+
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" = 0 ]
