@@ -62,7 +62,8 @@ d=$(max_diff "$W/a/final/adapter_model.safetensors" "$W/b/final/adapter_model.sa
 python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-6 else 1)" 2>/dev/null && ok "resumed adapter equals uninterrupted one (max |diff| $d)" || bad "resumed adapter differs (max |diff| $d)"
 
 echo "== eval / predict / export / merge"
-$R eval --adapter "$W/a/best" --data tweets --json "$W/eval.json" > "$W/eval.log" 2>&1 && grep -q macro_f1 "$W/eval.json" && ok "eval" || { bad "eval"; tail "$W/eval.log"; }
+head -301 "$($R fetch-data tweets)" > "$W/small.csv"
+$R eval --adapter "$W/a/best" --data "$W/small.csv" --label-column sentiment --json "$W/eval.json" > "$W/eval.log" 2>&1 && grep -q macro_f1 "$W/eval.json" && ok "eval" || { bad "eval"; tail "$W/eval.log"; }
 printf 'I love my new self-driving car!\nNever getting in one of those.\nThe car drove to the store.\n' > "$W/texts.txt"
 $R predict --adapter "$W/a/best" --input "$W/texts.txt" --output "$W/pred.jsonl" && [ "$(wc -l < "$W/pred.jsonl")" = 3 ] && ok "predict" || bad "predict"
 $R export --run "$W/a" --output "$W/export" > /dev/null && [ -f "$W/export/adapter_config.json" ] && ok "export" || bad "export"
