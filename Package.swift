@@ -35,10 +35,11 @@ let package = Package(
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
+        .target(name: "RankAllocation", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "RankAllocation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
+        .testTarget(name: "RankAllocationTests", dependencies: ["RankAllocation", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

@@ -1,6 +1,13 @@
 import Foundation
 import RankwiseCore
 
+/// A term added to the training loss by an adaptation method (e.g. AdaLoRA's orthogonality penalty).
+public protocol LossRegularizer: AnyObject {
+    func loss() -> Float
+    /// Accumulates `scale ·` the gradient of `loss()` into the parameters' gradients.
+    func backward(scale: Float)
+}
+
 /// `BertForSequenceClassification`: pooler output → dropout → linear classifier, with cross-entropy
 /// (single label) or mean squared error (regression, one output) as Hugging Face computes them.
 public final class SequenceClassifier: @unchecked Sendable {
@@ -11,6 +18,8 @@ public final class SequenceClassifier: @unchecked Sendable {
     public let numLabels: Int
     public let problem: Problem
     public var dropout: Float
+    /// Extra loss terms, added to the loss whenever labels are given (as PEFT adds AdaLoRA's).
+    public var regularizers: [LossRegularizer] = []
     private let ws = Scratch()
     private var last: (B: Int, training: Bool, labels: [Int32], targets: [Float])?
 
@@ -77,6 +86,7 @@ public final class SequenceClassifier: @unchecked Sendable {
                 loss = targets.withUnsafeBufferPointer { Ops.mse(x: logits, target: $0.baseAddress!, count: B, dx: dlogits) }
             }
         }
+        if loss != nil { for r in regularizers { loss! += r.loss() } }
         last = (B, training, labels ?? [], targets ?? [])
         return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss)
     }
@@ -93,5 +103,6 @@ public final class SequenceClassifier: @unchecked Sendable {
         classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
         for i in 0..<(B * H) { dp[i] *= mask[i] }
         try encoder.backward(dLastHidden: nil, dPooled: dp)
+        for r in regularizers { r.backward(scale: lossScale) }
     }
 }

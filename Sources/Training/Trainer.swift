@@ -31,6 +31,12 @@ public struct TrainConfig: Sendable, Codable, Equatable {
     public init() {}
 }
 
+/// Something besides parameters and optimizer moments that a checkpoint must hold.
+public protocol CheckpointState: AnyObject {
+    func checkpointTensors() -> [TensorToWrite]
+    func restore(from file: SafeTensorsFile) throws
+}
+
 /// What the trainer reports as it goes.
 public enum TrainEvent {
     case step(step: Int, totalSteps: Int, epoch: Double, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double)
@@ -61,6 +67,8 @@ public final class Trainer {
     public var afterStep: [(Int) throws -> Void] = []
     /// Called with the best model so far, to save it (export format chosen by the caller).
     public var saveBest: ((String) throws -> Void)?
+    /// State of a method that must survive a resume (importance scores, rank masks).
+    public var methodState: CheckpointState?
     /// Extra metadata stored in checkpoints (method name, config) and checked on resume.
     public var fingerprint: String = ""
 
@@ -147,10 +155,12 @@ public final class Trainer {
                 }
                 let lr = learningRate(at: step)
                 optimizer.step(lr: lr)
-                model.params.zeroGrad()
                 step += 1
                 batchInEpoch += group.count
+                // Methods see the parameters after the update and this step's (clipped) gradients,
+                // as PEFT's update_and_allocate does between optimizer.step() and zero_grad().
                 for h in afterStep { try h(step) }
+                model.params.zeroGrad()
                 windowLoss += stepLoss; windowCount += 1
                 let epochProgress = Double(epoch) + Double(batchInEpoch) / Double(plan.count)
                 let el = Date().timeIntervalSince(windowStart)
@@ -209,6 +219,7 @@ public final class Trainer {
             tensors.append(TensorToWrite(name: "adam.m." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.m.data + off, count: p.count))))
             tensors.append(TensorToWrite(name: "adam.v." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.v.data + off, count: p.count))))
         }
+        if let m = methodState { tensors += m.checkpointTensors() }
         let meta: [String: String] = [
             "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
             "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
@@ -247,6 +258,7 @@ public final class Trainer {
             return v
         }
         step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
+        try methodState?.restore(from: f)
         optimizer.restore(t: try int("adam_t"))
         bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
         bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")
