@@ -123,11 +123,14 @@ public enum PEFTFormat {
 
     /// Writes a full `BertForSequenceClassification` directory with LoRA merged into the weights
     /// (`W + scaling·B·A`), the config with labels, and the tokenizer files copied from `baseDirectory`.
-    public static func merge(model: SequenceClassifier, adapters: [String: LoRAAdapter], labelNames: [String], baseDirectory: String, to out: String) throws {
+    public static func merge(model: SequenceClassifier, labelNames: [String], baseDirectory: String, to out: String) throws {
+        var adapters: [String: LinearAdapter] = [:]
+        for lin in model.encoder.linears { if let a = lin.adapter { adapters[lin.path] = a } }
         let fm = FileManager.default
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
-        for p in model.encoder.params.all where !p.name.contains("lora_") && !p.name.hasPrefix("classifier.") {
+        let adapterParams = Set(adapters.values.flatMap { $0.params.map { ObjectIdentifier($0) } })
+        for p in model.encoder.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
             var v = p.value.array
             let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
             if let ad = adapters[path] {

@@ -26,6 +26,8 @@ public protocol LinearAdapter: AnyObject {
     var params: [Param] { get }
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64)
     func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int)
+    /// The dense weight update `[out, in]` this adapter is equivalent to (for merging).
+    func delta() -> Tensor
 }
 
 /// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.

@@ -6,13 +6,13 @@ import Metrics
 import Models
 import RankwiseCore
 import Tokenizers
+import RankAllocation
 import Training
 
 /// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json).
 struct LoadedAdapter {
     let model: SequenceClassifier
-    let adapters: [String: LoRAAdapter]
-    let config: LoRAConfig
+    let adapters: [String: LinearAdapter]
     let labelNames: [String]
     let tokenizer: Tokenizer
     let modelDir: String
@@ -31,10 +31,21 @@ struct LoadedAdapter {
             throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
         }
         modelDir = dir
-        config = try PEFTFormat.readConfig(directory: directory)
         let encoder = try BertModel.load(directory: dir, withPooler: true)
-        adapters = try LoRA.attach(to: encoder, config: config, seed: 0)
-        guard let head = try PEFTFormat.loadWeights(directory: directory, adapters: adapters) else {
+        let loaded: WeightSource?
+        if let (acfg, pattern) = try AdaLoRAFormat.readConfig(directory: directory) {
+            var c = acfg
+            c.tinit = 0; c.tfinal = 0; c.totalStep = 1  // schedule is irrelevant for inference
+            let svd = try AdaLoRAAllocator.attach(to: encoder, config: c, seed: 0)
+            loaded = try AdaLoRAFormat.loadWeights(directory: directory, adapters: svd, pattern: pattern)
+            adapters = svd
+        } else {
+            let config = try PEFTFormat.readConfig(directory: directory)
+            let lora = try LoRA.attach(to: encoder, config: config, seed: 0)
+            loaded = try PEFTFormat.loadWeights(directory: directory, adapters: lora)
+            adapters = lora
+        }
+        guard let head = loaded else {
             throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
         }
         let H = encoder.config.hiddenSize
@@ -153,8 +164,8 @@ struct Export: ParsableCommand {
                 try? fm.removeItem(atPath: output + "/" + f)
                 try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
             }
-            // Check that it loads back before saying so.
-            _ = try PEFTFormat.readConfig(directory: output)
+            // Check that it reads back before saying so.
+            if try AdaLoRAFormat.readConfig(directory: output) == nil { _ = try PEFTFormat.readConfig(directory: output) }
             print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
         } catch { fail("\(error)") }
     }
@@ -168,7 +179,7 @@ struct Merge: ParsableCommand {
     func run() throws {
         do {
             let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
-            try PEFTFormat.merge(model: l.model, adapters: l.adapters, labelNames: l.labelNames, baseDirectory: l.modelDir, to: output)
+            try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDir, to: output)
             print("merged \(l.adapters.count) LoRA modules into \(output) (BertForSequenceClassification, \(l.labelNames.count) labels)")
         } catch { fail("\(error)") }
     }

@@ -7,6 +7,7 @@ import Models
 import RankwiseCore
 import Tokenizers
 import Training
+import RankAllocation
 import Yams
 
 /// Every training option; read from a YAML file (same names as the flags, with dashes or
@@ -31,6 +32,14 @@ struct TrainOptions: Codable, Equatable {
     var loraDropout: Float = 0.05
     var targetModules = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
     var rslora = false
+    var initR = 12
+    var targetR = 8
+    var tinit: Int? = nil
+    var tfinal: Int? = nil
+    var deltaT = 10
+    var orthRegWeight: Float = 0.5
+    var beta1: Float = 0.85
+    var beta2: Float = 0.85
     var epochs: Double = 3
     var batchSize = 32
     var gradAccum = 1
@@ -104,6 +113,14 @@ struct Train: ParsableCommand {
     @Option(help: "LoRA dropout.") var loraDropout: Float?
     @Option(help: "Comma-separated target modules (PEFT semantics).") var targetModules: String?
     @Flag(help: "rsLoRA scaling alpha/sqrt(r).") var rslora = false
+    @Option(help: "AdaLoRA: initial rank per module.") var initR: Int?
+    @Option(help: "AdaLoRA: average final rank per module.") var targetR: Int?
+    @Option(help: "AdaLoRA: steps before pruning starts (default 10% of the steps).") var tinit: Int?
+    @Option(help: "AdaLoRA: final steps with a fixed rank pattern (default 20% of the steps).") var tfinal: Int?
+    @Option(help: "AdaLoRA: steps between budget updates.") var deltaT: Int?
+    @Option(help: "AdaLoRA: orthogonal regulariser weight.") var orthRegWeight: Float?
+    @Option(help: "AdaLoRA: EMA factor of sensitivity.") var beta1: Float?
+    @Option(help: "AdaLoRA: EMA factor of uncertainty.") var beta2: Float?
     @Option(help: "Epochs (fractions allowed).") var epochs: Double?
     @Option(help: "Batch size.") var batchSize: Int?
     @Option(help: "Gradient accumulation steps.") var gradAccum: Int?
@@ -133,6 +150,8 @@ struct Train: ParsableCommand {
         if let v = loraDropout { o.loraDropout = v }
         if let v = targetModules { o.targetModules = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if rslora { o.rslora = true }
+        if let v = initR { o.initR = v }; if let v = targetR { o.targetR = v }; if let v = tinit { o.tinit = v }; if let v = tfinal { o.tfinal = v }
+        if let v = deltaT { o.deltaT = v }; if let v = orthRegWeight { o.orthRegWeight = v }; if let v = beta1 { o.beta1 = v }; if let v = beta2 { o.beta2 = v }
         if let v = epochs { o.epochs = v }; if let v = batchSize { o.batchSize = v }; if let v = gradAccum { o.gradAccum = v }
         if let v = lr { o.lr = v }; if let v = schedule { o.schedule = v }; if let v = warmupRatio { o.warmupRatio = v }
         if let v = weightDecay { o.weightDecay = v }; if let v = maxGradNorm { o.maxGradNorm = v }; if let v = maxLength { o.maxLength = v }
@@ -140,7 +159,7 @@ struct Train: ParsableCommand {
         if let v = patience { o.patience = v }; if let v = maxSteps { o.maxSteps = v }; if let v = output { o.output = v }
         guard o.train != nil else { throw ValidationError("--train (or train: in --config) is required") }
         guard Schedule(rawValue: o.schedule) != nil else { throw ValidationError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))") }
-        guard o.method == "lora" else { throw ValidationError("--method \(o.method) is not available yet (available: lora)") }
+        guard ["lora", "adalora"].contains(o.method) else { throw ValidationError("--method \(o.method) is not available yet (available: lora, adalora)") }
         guard o.devFraction >= 0, o.testFraction >= 0, o.devFraction + o.testFraction < 1 else { throw ValidationError("--dev-fraction + --test-fraction must be below 1") }
         guard o.maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
         return o
@@ -197,12 +216,38 @@ struct TrainJob {
         // Model
         let encoder = try BertModel.load(directory: modelDir, withPooler: true)
         let lcfg = LoRAConfig(r: o.r, alpha: o.alpha, dropout: o.loraDropout, targetModules: o.targetModules, useRSLoRA: o.rslora)
-        let adapters = try LoRA.attach(to: encoder, config: lcfg, seed: o.seed)
+        var loraAdapters: [String: LoRAAdapter] = [:]
+        var svdAdapters: [String: SVDAdapter] = [:]
+        var acfg = AdaLoRAConfig()
+        if o.method == "adalora" {
+            acfg.initR = o.initR; acfg.targetR = o.targetR; acfg.alpha = o.alpha; acfg.dropout = o.loraDropout; acfg.targetModules = o.targetModules
+            acfg.deltaT = o.deltaT; acfg.orthRegWeight = o.orthRegWeight; acfg.beta1 = o.beta1; acfg.beta2 = o.beta2
+            // total_step is known only once the data is: fill it (and default tinit / tfinal) before validating.
+            let bpe = (trainTok.count + o.batchSize - 1) / o.batchSize
+            let spe = (bpe + o.gradAccum - 1) / o.gradAccum
+            var total = Int((Double(spe) * o.epochs).rounded(.up))
+            if let m = o.maxSteps { total = min(total, m) }
+            acfg.totalStep = total
+            acfg.tinit = o.tinit ?? total / 10
+            acfg.tfinal = o.tfinal ?? total / 5
+            try acfg.validate()
+            svdAdapters = try AdaLoRAAllocator.attach(to: encoder, config: acfg, seed: o.seed)
+        } else {
+            loraAdapters = try LoRA.attach(to: encoder, config: lcfg, seed: o.seed)
+        }
         let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: o.regression ? .regression : .singleLabel, seed: o.seed &+ 1)
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-        print(String(format: "model: %@ (%.1fM parameters), %@ r=%d alpha=%g on %d modules: %d trainable parameters (%.2f%%)",
-                     modelDir, Double(model.params.totalCount) / 1e6, o.method, o.r, Double(o.alpha), adapters.count,
-                     model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
+        let allocator = o.method == "adalora" ? AdaLoRAAllocator(adapters: svdAdapters, config: acfg) : nil
+        if let allocator { model.regularizers = [OrthogonalRegularizer(adapters: allocator.adapters.map(\.1), weight: acfg.orthRegWeight)] }
+        let nAdapters = max(loraAdapters.count, svdAdapters.count)
+        if o.method == "adalora" {
+            print(String(format: "model: %@ (%.1fM parameters), adalora init_r=%d target_r=%d alpha=%g on %d modules, total_step %d, tinit %d, tfinal %d, deltaT %d: %d trainable parameters",
+                         modelDir, Double(model.params.totalCount) / 1e6, acfg.initR, acfg.targetR, Double(o.alpha), nAdapters, acfg.totalStep, acfg.tinit, acfg.tfinal, acfg.deltaT, model.params.trainableCount))
+        } else {
+            print(String(format: "model: %@ (%.1fM parameters), %@ r=%d alpha=%g on %d modules: %d trainable parameters (%.2f%%)",
+                         modelDir, Double(model.params.totalCount) / 1e6, o.method, o.r, Double(o.alpha), nAdapters,
+                         model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
+        }
 
         var tc = TrainConfig()
         tc.epochs = o.epochs; tc.batchSize = o.batchSize; tc.gradAccumulation = o.gradAccum; tc.learningRate = o.lr
@@ -215,7 +260,18 @@ struct TrainJob {
         trainer.fingerprint = String(decoding: try fpEncoder.encode(fp), as: UTF8.self)
         let extra = PEFTFormat.Extra(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: o.maxLength,
                                      baseModel: (modelDir as NSString).standardizingPath, method: o.method)
-        trainer.saveBest = { dir in try PEFTFormat.save(directory: dir, model: model, adapters: adapters, config: lcfg, extra: extra) }
+        func save(_ dir: String) throws {
+            if let allocator { try AdaLoRAFormat.save(directory: dir, model: model, allocator: allocator, extra: extra) }
+            else { try PEFTFormat.save(directory: dir, model: model, adapters: loraAdapters, config: lcfg, extra: extra) }
+        }
+        trainer.saveBest = save
+        if let allocator {
+            trainer.methodState = allocator
+            trainer.afterStep.append { step in allocator.step(step - 1) }  // PEFT's 0-based global_step
+            allocator.onAllocate = { step, budget, ranks in
+                trainer.logEvent(["event": "ranks", "step": step + 1, "budget": budget, "ranks": ranks])
+            }
+        }
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFileWrite(o.output + "/run.json", String(decoding: try enc.encode(o), as: UTF8.self))
 
@@ -251,13 +307,21 @@ struct TrainJob {
         try trainer.run(resume: resume)
         bar.finish(trainer.step)
         let elapsed = Date().timeIntervalSince(start)
-        try PEFTFormat.save(directory: o.output + "/final", model: model, adapters: adapters, config: lcfg, extra: extra)
+        try save(o.output + "/final")
+        if let allocator { printRankTable(allocator.ranks, initR: acfg.initR) }
         print(String(format: "trained %d steps in %@; adapters: %@/best (best dev %@ %.4f at step %d), %@/final",
                      trainer.step, ProgressBar.clock(elapsed), o.output, trainer.metricName, trainer.bestMetric, trainer.bestStep, o.output))
 
         // Evaluate the best adapter on dev and test
         if FileManager.default.fileExists(atPath: o.output + "/best/adapter_model.safetensors") {
-            let head = try PEFTFormat.loadWeights(directory: o.output + "/best", adapters: adapters)
+            let head: WeightSource?
+            if let allocator {
+                let (_, pattern) = try AdaLoRAFormat.readConfig(directory: o.output + "/best")!
+                head = try AdaLoRAFormat.loadWeights(directory: o.output + "/best", adapters: svdAdapters, pattern: pattern)
+                _ = allocator
+            } else {
+                head = try PEFTFormat.loadWeights(directory: o.output + "/best", adapters: loraAdapters)
+            }
             if let head {
                 _ = model.classifier.weight.value.buffer.update(from: try head.tensor("classifier.weight", shape: model.classifier.weight.shape).array)
                 _ = model.classifier.bias!.value.buffer.update(from: try head.tensor("classifier.bias", shape: model.classifier.bias!.shape).array)
@@ -293,6 +357,20 @@ struct TrainJob {
         }
         let p = trainTok.lengthPercentiles
         print("tokens per example (train): p50 \(p[0]), p90 \(p[1]), p99 \(p[2]), max \(p[3]) (truncated at \(options.maxLength)); tokenized in \(String(format: "%.1f", tokenizeSeconds)) s")
+    }
+}
+
+/// Final rank of every module as a table (layers as rows, module types as columns).
+func printRankTable(_ ranks: [String: Int], initR: Int) {
+    let kinds = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    let short = ["query", "key", "value", "attn.out", "inter", "output"]
+    var layers = Set<Int>()
+    for k in ranks.keys { if let l = Int(k.split(separator: ".").dropFirst(2).first ?? "") { layers.insert(l) } }
+    print("\n== final ranks (of \(initR)); total \(ranks.values.reduce(0, +)) over \(ranks.count) modules")
+    print("layer " + short.map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
+    for l in layers.sorted() {
+        print(String(l).padding(toLength: 6, withPad: " ", startingAt: 0)
+              + kinds.map { (ranks["encoder.layer.\(l).\($0)"].map(String.init) ?? "-").padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
     }
 }
 
