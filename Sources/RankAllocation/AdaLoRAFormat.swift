@@ -29,7 +29,7 @@ public enum AdaLoRAFormat {
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A", shape: [r, ad.inDim], floats: a))
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_E", shape: [r, 1], floats: e))
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_B", shape: [ad.outDim, r], floats: b))
-            rp[encoderPrefix + path + ".lora_E"] = keep
+            rp["bert." + path + ".lora_E"] = keep  // PEFT keys rank_pattern by the wrapped model's names
         }
         tensors.append(TensorToWrite(name: "base_model.model.classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: "base_model.model.classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
@@ -68,7 +68,8 @@ public enum AdaLoRAFormat {
         if let rp = o["rank_pattern"] as? [String: Any] {
             for (k, v) in rp {
                 guard let flags = v as? [Any] else { throw ModelError("\(file): rank_pattern[\(k)] is not a list") }
-                let path = k.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: ".lora_E", with: "").replacingOccurrences(of: ".default", with: "")
+                var path = k.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: ".lora_E", with: "").replacingOccurrences(of: ".default", with: "")
+                if path.hasPrefix("bert.") { path.removeFirst(5) }
                 pattern[path] = flags.map { ($0 as? Bool) ?? (($0 as? NSNumber)?.boolValue ?? false) }
             }
         }
