@@ -70,6 +70,25 @@ $R export --run "$W/a" --output "$W/export" > /dev/null && [ -f "$W/export/adapt
 $R merge --adapter "$W/export" --output "$W/merged" > /dev/null && [ -f "$W/merged/model.safetensors" ] && ok "merge" || bad "merge"
 $R predict --adapter "$W/a/best" --input /nonexistent.csv > "$W/err.log" 2>&1; [ $? -ne 0 ] && grep -q "nonexistent" "$W/err.log" && ok "a missing input file is a clear error" || bad "missing input file"
 
+echo "== AdaLoRA: train, export with rank_pattern, merge"
+$R train --train tweets --method adalora --init-r 6 --target-r 3 --delta-t 2 --max-train-examples 480 --batch-size 16 --epochs 1 \
+   --dev-fraction 0.01 --test-fraction 0.01 --lr 2e-3 --output "$W/ada" > "$W/ada.log" 2>&1 && grep -q "final ranks" "$W/ada.log" \
+   && grep -q '"event":"ranks"' "$W/ada/metrics.jsonl" && ok "adalora run with rank table and rank log" || { bad "adalora run"; tail -20 "$W/ada.log"; }
+$R predict --adapter "$W/ada/best" --input "$W/texts.txt" --output "$W/ada-pred.jsonl" && $R merge --adapter "$W/ada/best" --output "$W/ada-merged" > /dev/null \
+   && ok "adalora predict + merge" || bad "adalora predict + merge"
+$R train --train tweets --method adalora --tinit 20 --tfinal 20 --max-steps 30 --output "$W/bad" > "$W/bad.log" 2>&1
+[ $? -ne 0 ] && grep -q "tinit (20) + tfinal (20) must be below the total steps (30)" "$W/bad.log" && ok "impossible AdaLoRA schedule is a clear error" || { bad "bad schedule not rejected"; tail -3 "$W/bad.log"; }
+
+if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
+  echo "== Hugging Face PEFT loads the AdaLoRA export (rank_pattern, sliced tensors)"
+  out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/ada/best" "$W/ada-merged" "$W/ada-pred.jsonl" 2>/dev/null | tail -1)
+  echo "$out"
+  python3 - "$out" <<'PY' && ok "PEFT AdaLoRA and merged logits match rankwise to 1e-4" || bad "PEFT AdaLoRA logits differ"
+import json, sys
+d = json.loads(sys.argv[1]); sys.exit(0 if d["peft_vs_rankwise"] < 1e-4 and d["merged_vs_rankwise"] < 1e-4 else 1)
+PY
+fi
+
 if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
   echo "== Hugging Face PEFT and transformers load the exports"
   out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/export" "$W/merged" "$W/pred.jsonl" 2>/dev/null | tail -1)
