@@ -48,8 +48,8 @@ public final class AdaLoRAAllocator: CheckpointState {
     public let initBudget: Int
     public let targetBudget: Int
     /// Exponential moving averages of |p·g| and of its deviation, per parameter.
-    var emaIpt: [ObjectIdentifier: [Float]] = [:]
-    var emaUnc: [ObjectIdentifier: [Float]] = [:]
+    var emaIpt: [ObjectIdentifier: Tensor] = [:]
+    var emaUnc: [ObjectIdentifier: Tensor] = [:]
     /// The kept triplets after the last masking (nil before any).
     public private(set) var rankPattern: [String: [Bool]]?
     public var onAllocate: (Int, Int, [String: Int]) -> Void = { _, _, _ in }
@@ -97,14 +97,14 @@ public final class AdaLoRAAllocator: CheckpointState {
             for p in ad.params {
                 guard let g = p.grad else { continue }
                 let id = ObjectIdentifier(p)
-                var ipt = emaIpt[id] ?? [Float](repeating: 0, count: p.count)
-                var unc = emaUnc[id] ?? [Float](repeating: 0, count: p.count)
+                let ipt = emaIpt[id] ?? { let t = Tensor(zeros: p.shape); emaIpt[id] = t; return t }()
+                let unc = emaUnc[id] ?? { let t = Tensor(zeros: p.shape); emaUnc[id] = t; return t }()
+                let w = p.value.data, gd = g.data, pi = ipt.data, pu = unc.data
                 for i in 0..<p.count {
-                    let s = abs(p.value[i] * g[i])
-                    ipt[i] = b1 * ipt[i] + (1 - b1) * s
-                    unc[i] = b2 * unc[i] + (1 - b2) * abs(s - ipt[i])
+                    let s = abs(w[i] * gd[i])
+                    pi[i] = b1 * pi[i] + (1 - b1) * s
+                    pu[i] = b2 * pu[i] + (1 - b2) * abs(s - pi[i])
                 }
-                emaIpt[id] = ipt; emaUnc[id] = unc
             }
         }
     }
@@ -114,7 +114,7 @@ public final class AdaLoRAAllocator: CheckpointState {
         func score(_ p: Param) -> [Float] {
             let id = ObjectIdentifier(p)
             guard let i = emaIpt[id], let u = emaUnc[id] else { return [Float](repeating: 0, count: p.count) }
-            return zip(i, u).map(*)
+            return (0..<p.count).map { i[$0] * u[$0] }
         }
         let sa = score(ad.a), se = score(ad.e), sb = score(ad.b)
         let r = ad.rMax
@@ -191,8 +191,8 @@ public final class AdaLoRAAllocator: CheckpointState {
             for p in ad.params {
                 let id = ObjectIdentifier(p)
                 if let i = emaIpt[id], let u = emaUnc[id] {
-                    t.append(TensorToWrite(name: "adalora.ipt." + p.name, shape: p.shape, floats: i))
-                    t.append(TensorToWrite(name: "adalora.unc." + p.name, shape: p.shape, floats: u))
+                    t.append(TensorToWrite(name: "adalora.ipt." + p.name, shape: p.shape, floats: i.array))
+                    t.append(TensorToWrite(name: "adalora.unc." + p.name, shape: p.shape, floats: u.array))
                 }
             }
             if let keep = rankPattern?[path] {
@@ -208,8 +208,8 @@ public final class AdaLoRAAllocator: CheckpointState {
         for (path, ad) in adapters {
             for p in ad.params {
                 if f.contains("adalora.ipt." + p.name) {
-                    emaIpt[ObjectIdentifier(p)] = try f.floats("adalora.ipt." + p.name)
-                    emaUnc[ObjectIdentifier(p)] = try f.floats("adalora.unc." + p.name)
+                    emaIpt[ObjectIdentifier(p)] = Tensor(shape: p.shape, values: try f.floats("adalora.ipt." + p.name))
+                    emaUnc[ObjectIdentifier(p)] = Tensor(shape: p.shape, values: try f.floats("adalora.unc." + p.name))
                 }
             }
             if f.contains("adalora.pattern." + path) { pattern[path] = try f.floats("adalora.pattern." + path).map { $0 != 0 } }

@@ -4,6 +4,7 @@ import Models
 import RankwiseCore
 import Adapters
 import Training
+import RankAllocation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -190,36 +191,53 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         let dir: String
         do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
-        guard method == "lora" else { fail("--method \(method) is not available yet (available: lora)") }
+        guard ["lora", "adalora"].contains(method) else { fail("--method \(method) is not available yet (available: lora, adalora)") }
         let info = try BLAS.load()
-        let enc = try BertModel.load(directory: dir, withPooler: true)
-        try LoRA.attach(to: enc, config: LoRAConfig(r: 8, alpha: 16, dropout: 0.05), seed: 1)
-        let m = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
-        m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-        let opt = AdamW(params: m.params)
         var rng = SplitMix64(seed: 1)
-        let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(enc.config.vocabSize - 1000))) }
+        let vocab = try BertConfig(path: dir).vocabSize
+        let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(vocab - 1000))) }
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
         let input = BertInput(batch: batch, seq: seq, ids: ids)
-        var stepIndex: UInt64 = 0
-        func step() throws {
-            stepIndex += 1
-            _ = try m.forward(input, labels: labels, training: true, seed: stepIndex)
-            try m.backward()
-            clipGradNorm(m.params, maxNorm: 1)
-            opt.step(lr: 1e-4)
-            m.params.zeroGrad()
+
+        /// Builds a model for `kind` and returns a closure running one full training step.
+        func makeStep(_ kind: String) throws -> (SequenceClassifier, () throws -> Void) {
+            let enc = try BertModel.load(directory: dir, withPooler: true)
+            var alloc: AdaLoRAAllocator? = nil
+            if kind == "adalora" {
+                var c = AdaLoRAConfig()
+                c.initR = 8; c.targetR = 4; c.alpha = 16; c.dropout = 0.05; c.totalStep = 1_000_000; c.tinit = 0; c.tfinal = 10; c.deltaT = 1
+                let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
+                alloc = AdaLoRAAllocator(adapters: ads, config: c)
+            } else {
+                try LoRA.attach(to: enc, config: LoRAConfig(r: 8, alpha: 16, dropout: 0.05), seed: 1)
+            }
+            let m = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
+            if let alloc { m.regularizers = [OrthogonalRegularizer(adapters: alloc.adapters.map(\.1), weight: 0.5)] }
+            m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
+            let opt = AdamW(params: m.params)
+            var stepIndex = 0
+            return (m, {
+                stepIndex += 1
+                _ = try m.forward(input, labels: labels, training: true, seed: UInt64(stepIndex))
+                try m.backward()
+                clipGradNorm(m.params, maxNorm: 1)
+                opt.step(lr: 1e-4)
+                alloc?.step(stepIndex)  // masks every step (deltaT 1): the most work it ever does
+                m.params.zeroGrad()
+            })
         }
+        let (m, step) = try makeStep(method)
         for _ in 0..<2 { try step() }
-        func measure() throws -> Double {
+        func measure(_ f: () throws -> Void) throws -> Double {
             var times: [Double] = []
             for _ in 0..<iters {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                try step()
+                try f()
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             return median(times)
         }
+        func measure() throws -> Double { try measure(step) }
         if profile { Profiler.reset(); Profiler.enabled = true }
         var best = try measure()
         if profile {
@@ -228,8 +246,19 @@ struct BenchTrain: ParsableCommand {
                 print("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %7.1f ms/step (forward)", secs * 1000 / Double(iters)))
             }
         }
+        if method == "adalora" {
+            // Overhead of the method itself: AdaLoRA (init_r 8) next to LoRA r=8, same shapes, alternating.
+            let (_, loraStep) = try makeStep("lora")
+            for _ in 0..<2 { try loraStep() }
+            var l = Double.infinity, a = best
+            for _ in 0..<2 { l = min(l, try measure(loraStep)); a = min(a, try measure()) }
+            best = a
+            print(String(format: "overhead:  AdaLoRA step %.1f ms vs LoRA r=8 step %.1f ms: %+.1f%% (importance EMA, triplet scores, masking, orthogonal regulariser)",
+                         a * 1000, l * 1000, 100 * (a / l - 1)))
+        }
         print("model:     \(dir)")
         print("method:    \(method) r=8 alpha=16 on query, key, value, attention.output.dense, intermediate.dense, output.dense (\(m.params.trainableCount) trainable)")
+        _ = info
         print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens per step, train mode (dropout on), AdamW + clipping")
         print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
         var peerBest: [String: Any]? = nil
