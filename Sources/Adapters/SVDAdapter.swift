@@ -135,6 +135,17 @@ public final class OrthogonalRegularizer: LossRegularizer {
         return norm
     }
 
+    /// Mean ‖·‖_F over all A and B matrices, without the weight (SalientLoRA records it).
+    public func lossUnweighted() -> Float {
+        guard !adapters.isEmpty else { return 0 }
+        var total: Float = 0
+        for ad in adapters {
+            total += Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: nil, scale: 0)
+            total += Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: nil, scale: 0)
+        }
+        return total / Float(2 * adapters.count)
+    }
+
     public func loss() -> Float {
         guard weight > 0, !adapters.isEmpty else { return 0 }
         var total: Float = 0
