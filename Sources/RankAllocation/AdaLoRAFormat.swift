@@ -12,11 +12,16 @@ public enum AdaLoRAFormat {
     /// with A/E/B sliced to each module's kept ranks, as PEFT's `save_pretrained` does. Modules pruned to
     /// rank 0 get empty tensors.
     public static func save(directory: String, model: SequenceClassifier, allocator: AdaLoRAAllocator, extra: PEFTFormat.Extra) throws {
+        try save(directory: directory, model: model, adapters: allocator.adapters, pattern: allocator.patternForSaving, config: allocator.config, extra: extra)
+    }
+
+    /// Any SVD-form adapters (AdaLoRA, SalientLoRA) in PEFT's AdaLoRA format, which has the same forward.
+    public static func save(directory: String, model: SequenceClassifier, adapters: [(String, SVDAdapter)], pattern: [String: [Bool]],
+                            config c: AdaLoRAConfig, extra: PEFTFormat.Extra) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let pattern = allocator.patternForSaving
         var tensors: [TensorToWrite] = []
         var rp: [String: [Bool]] = [:]
-        for (path, ad) in allocator.adapters {
+        for (path, ad) in adapters {
             let keep = pattern[path] ?? [Bool](repeating: true, count: ad.rMax)
             let idx = keep.indices.filter { keep[$0] }
             let r = idx.count
@@ -34,7 +39,6 @@ public enum AdaLoRAFormat {
         tensors.append(TensorToWrite(name: "base_model.model.classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: "base_model.model.classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
-        let c = allocator.config
         let cfg: [String: Any] = [
             "peft_type": "ADALORA", "task_type": "SEQ_CLS", "r": 8, "init_r": c.initR, "target_r": c.targetR, "lora_alpha": Double(c.alpha),
             "lora_dropout": Double(c.dropout), "target_modules": c.targetModules, "beta1": Double(c.beta1), "beta2": Double(c.beta2),

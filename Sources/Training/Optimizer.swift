@@ -42,6 +42,15 @@ public final class AdamW {
         }
     }
 
+    /// Zeroes the moments of element `index` of `param` (a pruned or regrown rank starts fresh).
+    public func resetMoments(_ param: Param, _ index: Int) {
+        var off = 0
+        for p in params {
+            if p === param { m[off + index] = 0; v[off + index] = 0; return }
+            off += p.count
+        }
+    }
+
     /// Restores the step count (moments are restored through `m` and `v`).
     public func restore(t: Int) { self.t = t }
 

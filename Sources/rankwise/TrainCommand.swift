@@ -40,6 +40,12 @@ struct TrainOptions: Codable, Equatable {
     var orthRegWeight: Float = 0.5
     var beta1: Float = 0.85
     var beta2: Float = 0.85
+    var lambda: Float = 0.5
+    var beta: Float = 0.9
+    var gamma: Float = 2
+    var ti = 10
+    var tf = 200
+    var interval = 1
     var epochs: Double = 3
     var batchSize = 32
     var gradAccum = 1
@@ -121,6 +127,12 @@ struct Train: ParsableCommand {
     @Option(help: "AdaLoRA: orthogonal regulariser weight.") var orthRegWeight: Float?
     @Option(help: "AdaLoRA: EMA factor of sensitivity.") var beta1: Float?
     @Option(help: "AdaLoRA: EMA factor of uncertainty.") var beta2: Float?
+    @Option(help: "SalientLoRA: weight of magnitude vs influence domain (S = λM + (1-λ)D).") var lambda: Float?
+    @Option(help: "SalientLoRA: correlation threshold for a dependency edge.") var beta: Float?
+    @Option(help: "SalientLoRA: slope threshold for a dependency edge.") var gamma: Float?
+    @Option(help: "SalientLoRA: initial time-series window (steps).") var ti: Int?
+    @Option(help: "SalientLoRA: final time-series window (steps).") var tf: Int?
+    @Option(help: "SalientLoRA: record singular values every N steps.") var interval: Int?
     @Option(help: "Epochs (fractions allowed).") var epochs: Double?
     @Option(help: "Batch size.") var batchSize: Int?
     @Option(help: "Gradient accumulation steps.") var gradAccum: Int?
@@ -151,6 +163,8 @@ struct Train: ParsableCommand {
         if let v = targetModules { o.targetModules = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if rslora { o.rslora = true }
         if let v = initR { o.initR = v }; if let v = targetR { o.targetR = v }; if let v = tinit { o.tinit = v }; if let v = tfinal { o.tfinal = v }
+        if let v = lambda { o.lambda = v }; if let v = beta { o.beta = v }; if let v = gamma { o.gamma = v }
+        if let v = ti { o.ti = v }; if let v = tf { o.tf = v }; if let v = interval { o.interval = v }
         if let v = deltaT { o.deltaT = v }; if let v = orthRegWeight { o.orthRegWeight = v }; if let v = beta1 { o.beta1 = v }; if let v = beta2 { o.beta2 = v }
         if let v = epochs { o.epochs = v }; if let v = batchSize { o.batchSize = v }; if let v = gradAccum { o.gradAccum = v }
         if let v = lr { o.lr = v }; if let v = schedule { o.schedule = v }; if let v = warmupRatio { o.warmupRatio = v }
@@ -159,7 +173,7 @@ struct Train: ParsableCommand {
         if let v = patience { o.patience = v }; if let v = maxSteps { o.maxSteps = v }; if let v = output { o.output = v }
         guard o.train != nil else { throw ValidationError("--train (or train: in --config) is required") }
         guard Schedule(rawValue: o.schedule) != nil else { throw ValidationError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))") }
-        guard ["lora", "adalora"].contains(o.method) else { throw ValidationError("--method \(o.method) is not available yet (available: lora, adalora)") }
+        guard ["lora", "adalora", "salientlora"].contains(o.method) else { throw ValidationError("--method \(o.method) is not available yet (available: lora, adalora, salientlora)") }
         guard o.devFraction >= 0, o.testFraction >= 0, o.devFraction + o.testFraction < 1 else { throw ValidationError("--dev-fraction + --test-fraction must be below 1") }
         guard o.maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
         return o
@@ -219,7 +233,8 @@ struct TrainJob {
         var loraAdapters: [String: LoRAAdapter] = [:]
         var svdAdapters: [String: SVDAdapter] = [:]
         var acfg = AdaLoRAConfig()
-        if o.method == "adalora" {
+        var scfg = SalientLoRAConfig()
+        if o.method == "adalora" || o.method == "salientlora" {
             acfg.initR = o.initR; acfg.targetR = o.targetR; acfg.alpha = o.alpha; acfg.dropout = o.loraDropout; acfg.targetModules = o.targetModules
             acfg.deltaT = o.deltaT; acfg.orthRegWeight = o.orthRegWeight; acfg.beta1 = o.beta1; acfg.beta2 = o.beta2
             // total_step is known only once the data is: fill it (and default tinit / tfinal) before validating.
@@ -230,7 +245,15 @@ struct TrainJob {
             acfg.totalStep = total
             acfg.tinit = o.tinit ?? total / 10
             acfg.tfinal = o.tfinal ?? total / 5
-            try acfg.validate()
+            if o.method == "salientlora" {
+                scfg.initR = o.initR; scfg.targetR = o.targetR; scfg.alpha = o.alpha; scfg.dropout = o.loraDropout; scfg.targetModules = o.targetModules
+                scfg.lambda = o.lambda; scfg.beta = o.beta; scfg.gamma = o.gamma; scfg.ti = o.ti; scfg.tf = o.tf; scfg.interval = o.interval
+                scfg.tinit = acfg.tinit; scfg.tfinal = acfg.tfinal; scfg.totalStep = total
+                scfg.orthRegWeight = o.orthRegWeight
+                try scfg.validate()
+            } else {
+                try acfg.validate()
+            }
             svdAdapters = try AdaLoRAAllocator.attach(to: encoder, config: acfg, seed: o.seed)
         } else {
             loraAdapters = try LoRA.attach(to: encoder, config: lcfg, seed: o.seed)
@@ -239,9 +262,15 @@ struct TrainJob {
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let allocator = o.method == "adalora" ? AdaLoRAAllocator(adapters: svdAdapters, config: acfg) : nil
         if let allocator { model.regularizers = [OrthogonalRegularizer(adapters: allocator.adapters.map(\.1), weight: acfg.orthRegWeight)] }
+        var salient: SalientLoRAAllocator? = nil
+        if o.method == "salientlora" {
+            let reg = OrthogonalRegularizer(adapters: svdAdapters.sorted { $0.key < $1.key }.map(\.value), weight: scfg.orthRegWeight)
+            model.regularizers = [reg]
+            salient = SalientLoRAAllocator(adapters: svdAdapters, config: scfg, regularizer: reg)
+        }
         let nAdapters = max(loraAdapters.count, svdAdapters.count)
-        if o.method == "adalora" {
-            print(String(format: "model: %@ (%.1fM parameters), adalora init_r=%d target_r=%d alpha=%g on %d modules, total_step %d, tinit %d, tfinal %d, deltaT %d: %d trainable parameters",
+        if o.method != "lora" {
+            print(String(format: "model: %@ (%.1fM parameters), \(o.method) init_r=%d target_r=%d alpha=%g on %d modules, total_step %d, tinit %d, tfinal %d, deltaT %d: %d trainable parameters",
                          modelDir, Double(model.params.totalCount) / 1e6, acfg.initR, acfg.targetR, Double(o.alpha), nAdapters, acfg.totalStep, acfg.tinit, acfg.tfinal, acfg.deltaT, model.params.trainableCount))
         } else {
             print(String(format: "model: %@ (%.1fM parameters), %@ r=%d alpha=%g on %d modules: %d trainable parameters (%.2f%%)",
@@ -262,6 +291,7 @@ struct TrainJob {
                                      baseModel: (modelDir as NSString).standardizingPath, method: o.method)
         func save(_ dir: String) throws {
             if let allocator { try AdaLoRAFormat.save(directory: dir, model: model, allocator: allocator, extra: extra) }
+            else if let salient { try AdaLoRAFormat.save(directory: dir, model: model, adapters: salient.adapters, pattern: salient.pattern, config: acfg, extra: extra) }
             else { try PEFTFormat.save(directory: dir, model: model, adapters: loraAdapters, config: lcfg, extra: extra) }
         }
         trainer.saveBest = save
@@ -270,6 +300,14 @@ struct TrainJob {
             trainer.afterStep.append { step in allocator.step(step - 1) }  // PEFT's 0-based global_step
             allocator.onAllocate = { step, budget, ranks in
                 trainer.logEvent(["event": "ranks", "step": step + 1, "budget": budget, "ranks": ranks])
+            }
+        }
+        if let salient {
+            trainer.methodState = salient
+            salient.resetMoments = { p, j in trainer.optimizer.resetMoments(p, j) }
+            trainer.afterStep.append { step in salient.step(step) }
+            salient.onAllocate = { step, budget, ranks in
+                trainer.logEvent(["event": "ranks", "step": step, "budget": budget, "ranks": ranks])
             }
         }
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -309,13 +347,14 @@ struct TrainJob {
         let elapsed = Date().timeIntervalSince(start)
         try save(o.output + "/final")
         if let allocator { printRankTable(allocator.ranks, initR: acfg.initR) }
+        if let salient { printRankTable(salient.ranks, initR: acfg.initR) }
         print(String(format: "trained %d steps in %@; adapters: %@/best (best dev %@ %.4f at step %d), %@/final",
                      trainer.step, ProgressBar.clock(elapsed), o.output, trainer.metricName, trainer.bestMetric, trainer.bestStep, o.output))
 
         // Evaluate the best adapter on dev and test
         if FileManager.default.fileExists(atPath: o.output + "/best/adapter_model.safetensors") {
             let head: WeightSource?
-            if let allocator {
+            if allocator != nil || salient != nil {
                 let (_, pattern) = try AdaLoRAFormat.readConfig(directory: o.output + "/best")!
                 head = try AdaLoRAFormat.loadWeights(directory: o.output + "/best", adapters: svdAdapters, pattern: pattern)
                 _ = allocator
