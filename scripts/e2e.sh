@@ -42,8 +42,19 @@ except Exception:
 PY
 }
 
-echo "== uninterrupted run"
-$R train "${COMMON[@]}" --output "$W/a" > "$W/a.log" 2>&1 && ok "uninterrupted training run" || { bad "uninterrupted training run"; tail -20 "$W/a.log"; }
+echo "== uninterrupted run (options from a YAML file; the resumed run below gives them as flags)"
+cat > "$W/a.yaml" <<'YAML'
+train: tweets
+max_train_examples: 480
+batch-size: 16
+epochs: 1
+dev_fraction: 0.01
+test_fraction: 0.01
+checkpoint_every: 4
+lr: 0.001
+seed: 7
+YAML
+$R train --config "$W/a.yaml" --output "$W/a" > "$W/a.log" 2>&1 && ok "uninterrupted training run (YAML config)" || { bad "uninterrupted training run"; tail -20 "$W/a.log"; }
 
 echo "== run killed with SIGKILL, then resumed"
 $R train "${COMMON[@]}" --output "$W/b" > "$W/b.log" 2>&1 &

@@ -67,3 +67,43 @@ struct ModelTestHead: WeightSource {
     func has(_ name: String) -> Bool { file.contains("base_model.model." + name) }
     func tensor(_ name: String, shape: [Int]) throws -> Tensor { Tensor(shape: shape, values: try file.floats("base_model.model." + name)) }
 }
+
+/// Importing an adapter directory exactly as PEFT's save_pretrained wrote it.
+@Suite struct PEFTImportTests {
+    @Test func importsThePEFTFixtureDirectory() throws {
+        guard let dir = Fixtures.modelDir() else { return }
+        let fx = Fixtures.minilm + "/lora_seqcls"
+        let cfg = try PEFTFormat.readConfig(directory: fx)
+        #expect(cfg.r == 4 && cfg.alpha == 8 && !cfg.useRSLoRA)
+        let enc = try BertModel.load(directory: dir, withPooler: true)
+        let ads = try LoRA.attach(to: enc, config: cfg, seed: 0)
+        let head = try PEFTFormat.loadWeights(directory: fx, adapters: ads)
+        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
+        let shape = ex.info("input_ids")!.shape
+        let out = try model.forward(BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+                                              typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init)))
+        let err = zip(out.logits, try ex.floats("logits")).map { abs($0 - $1) }.max()!
+        #expect(err < 1e-4, "imported adapter logits differ by \(err)")
+    }
+
+    @Test func roundTripThroughOurExport() throws {
+        let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 20, maxPositions: 8)
+        let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
+        let lc = LoRAConfig(r: 2, alpha: 4, dropout: 0, targetModules: ["query", "value"])
+        let ads = try LoRA.attach(to: enc, config: lc, seed: 2)
+        var rng = SplitMix64(seed: 5)
+        for ad in ads.values { for i in 0..<ad.b.count { ad.b.value[i] = rng.nextNormal() } }
+        let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-rt-\(getpid())").path
+        try PEFTFormat.save(directory: dir, model: m, adapters: ads, config: lc,
+                            extra: .init(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 8, baseModel: "x", method: "lora"))
+        let input = BertInput(batch: 1, seq: 4, ids: [1, 5, 6, 2])
+        let want = try m.forward(input).logits
+        let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
+        let ads2 = try LoRA.attach(to: enc2, config: try PEFTFormat.readConfig(directory: dir), seed: 99)
+        let m2 = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: try PEFTFormat.loadWeights(directory: dir, adapters: ads2))
+        #expect(try m2.forward(input).logits == want)
+        #expect(PEFTFormat.readExtra(directory: dir)?.labelNames == ["a", "b"])
+    }
+}
