@@ -1,4 +1,5 @@
 import Foundation
+import RankwiseCore
 
 /// One labelled example.
 public struct Example: Sendable, Equatable {
@@ -155,7 +156,7 @@ public struct Dataset: Sendable {
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(i)
         }
-        var rng = SplitMixData(seed: seed)
+        var rng = SplitMix64(seed: seed)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         let nDev = Int((Double(order.count) * dev).rounded()), nTest = Int((Double(order.count) * test).rounded())
         func take(_ keys: ArraySlice<String>) -> Dataset {
@@ -173,15 +174,3 @@ public struct Dataset: Sendable {
     }
 }
 
-/// SplitMix64 (kept local so the data layer has no engine dependency).
-struct SplitMixData {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

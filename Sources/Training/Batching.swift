@@ -1,5 +1,6 @@
 import Data
 import Foundation
+import RankwiseCore
 import Models
 import Tokenizers
 
@@ -56,7 +57,7 @@ public struct TokenizedSet: Sendable {
 public enum BatchPlan {
     public static func epoch(count n: Int, lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, bucket: Int = 50, shuffle: Bool = true) -> [[Int]] {
         var order = Array(0..<n)
-        var rng = SplitMixT(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
+        var rng = SplitMix64(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
         if shuffle { for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
         var batches: [[Int]] = []
         let window = max(1, batchSize * bucket)
@@ -69,14 +70,3 @@ public enum BatchPlan {
     }
 }
 
-struct SplitMixT {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
