@@ -191,7 +191,7 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         let dir: String
         do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
-        guard ["lora", "adalora"].contains(method) else { fail("--method \(method) is not available yet (available: lora, adalora)") }
+        guard ["lora", "adalora", "salientlora"].contains(method) else { fail("--method \(method) is not available yet (available: lora, adalora, salientlora)") }
         let info = try BLAS.load()
         var rng = SplitMix64(seed: 1)
         let vocab = try BertConfig(path: dir).vocabSize
@@ -203,7 +203,16 @@ struct BenchTrain: ParsableCommand {
         func makeStep(_ kind: String) throws -> (SequenceClassifier, () throws -> Void) {
             let enc = try BertModel.load(directory: dir, withPooler: true)
             var alloc: AdaLoRAAllocator? = nil
-            if kind == "adalora" {
+            var salient: SalientLoRAAllocator? = nil
+            if kind == "salientlora" {
+                var c = AdaLoRAConfig()
+                c.initR = 8; c.targetR = 4; c.alpha = 16; c.dropout = 0.05; c.totalStep = 1_000_000
+                let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
+                var sc = SalientLoRAConfig()
+                sc.initR = 8; sc.targetR = 4; sc.totalStep = 1_000_000; sc.ti = 10; sc.tf = 200
+                let reg = OrthogonalRegularizer(adapters: ads.sorted { $0.key < $1.key }.map(\.value), weight: 0.1)
+                salient = SalientLoRAAllocator(adapters: ads, config: sc, regularizer: reg)
+            } else if kind == "adalora" {
                 var c = AdaLoRAConfig()
                 c.initR = 8; c.targetR = 4; c.alpha = 16; c.dropout = 0.05; c.totalStep = 1_000_000; c.tinit = 0; c.tfinal = 10; c.deltaT = 1
                 let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
@@ -213,6 +222,7 @@ struct BenchTrain: ParsableCommand {
             }
             let m = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
             if let alloc { m.regularizers = [OrthogonalRegularizer(adapters: alloc.adapters.map(\.1), weight: 0.5)] }
+            if let salient { m.regularizers = [salient.regularizer] }
             m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
             let opt = AdamW(params: m.params)
             var stepIndex = 0
@@ -223,6 +233,7 @@ struct BenchTrain: ParsableCommand {
                 clipGradNorm(m.params, maxNorm: 1)
                 opt.step(lr: 1e-4)
                 alloc?.step(stepIndex)  // masks every step (deltaT 1): the most work it ever does
+                salient?.step(stepIndex)  // records every step; allocates when the window (from 10 steps) fills
                 m.params.zeroGrad()
             })
         }
@@ -246,15 +257,15 @@ struct BenchTrain: ParsableCommand {
                 print("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %7.1f ms/step (forward)", secs * 1000 / Double(iters)))
             }
         }
-        if method == "adalora" {
-            // Overhead of the method itself: AdaLoRA (init_r 8) next to LoRA r=8, same shapes, alternating.
+        if method != "lora" {
+            // Overhead of the method itself: the SVD-form method at init_r 8 next to LoRA r=8, same shapes, alternating.
             let (_, loraStep) = try makeStep("lora")
             for _ in 0..<2 { try loraStep() }
             var l = Double.infinity, a = best
             for _ in 0..<2 { l = min(l, try measure(loraStep)); a = min(a, try measure()) }
             best = a
-            print(String(format: "overhead:  AdaLoRA step %.1f ms vs LoRA r=8 step %.1f ms: %+.1f%% (importance EMA, triplet scores, masking, orthogonal regulariser)",
-                         a * 1000, l * 1000, 100 * (a / l - 1)))
+            print(String(format: "overhead:  %@ step %.1f ms vs LoRA r=8 step %.1f ms: %+.1f%% (SVD form, orthogonal regulariser, scoring and masking)",
+                         method, a * 1000, l * 1000, 100 * (a / l - 1)))
         }
         print("model:     \(dir)")
         print("method:    \(method) r=8 alpha=16 on query, key, value, attention.output.dense, intermediate.dense, output.dense (\(m.params.trainableCount) trainable)")
