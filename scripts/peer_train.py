@@ -20,8 +20,9 @@ mask = torch.ones_like(ids)
 targets = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=3)
 if method == "adalora":
-    cfg = AdaLoraConfig(init_r=12, target_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
-                        task_type="SEQ_CLS", total_step=10 ** 6, tinit=10, tfinal=10)
+    # Same as `rankwise bench train --method adalora`: init_r 8, masking at every step (deltaT 1).
+    cfg = AdaLoraConfig(init_r=8, target_r=4, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
+                        task_type="SEQ_CLS", total_step=10 ** 6, tinit=0, tfinal=10, deltaT=1)
 else:
     cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets, task_type="SEQ_CLS")
 model = get_peft_model(model, cfg)
@@ -35,7 +36,7 @@ for i in range(iters + 2):
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    if method == "adalora":
+    if method in ("adalora", "salientlora"):
         model.base_model.update_and_allocate(i)
     if i >= 2:
         times.append(time.perf_counter() - t0)
