@@ -35,9 +35,9 @@ for i in range(iters + 2):
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step()
-    opt.zero_grad(set_to_none=True)
     if method in ("adalora", "salientlora"):
-        model.base_model.update_and_allocate(i)
+        model.base_model.update_and_allocate(i)  # between step() and zero_grad(), as PEFT requires
+    opt.zero_grad(set_to_none=True)
     if i >= 2:
         times.append(time.perf_counter() - t0)
 times.sort()
