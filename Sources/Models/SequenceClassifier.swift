@@ -21,6 +21,7 @@ public final class SequenceClassifier: @unchecked Sendable {
     /// Extra loss terms, added to the loss whenever labels are given (as PEFT adds AdaLoRA's).
     public var regularizers: [LossRegularizer] = []
     private let ws = Scratch()
+    private let dpool = Scratch()
     private var last: (B: Int, training: Bool, labels: [Int32], targets: [Float])?
 
     /// Wraps an encoder that has a pooler. The classifier comes from `head` when given (a
@@ -98,7 +99,6 @@ public final class SequenceClassifier: @unchecked Sendable {
         let w = ws.get(B * H * 2 + B * C * 2)
         let drop = w, mask = w + B * H, dlogits = w + 2 * B * H + B * C
         if lossScale != 1 { for i in 0..<(B * C) { dlogits[i] *= lossScale } }
-        let dpool = Scratch()
         let dp = dpool.get(B * H)
         classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
         for i in 0..<(B * H) { dp[i] *= mask[i] }

@@ -48,12 +48,10 @@ struct LoadedAdapter {
         guard let head = loaded else {
             throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
         }
-        let H = encoder.config.hiddenSize
         var n = numLabels ?? extra?.labelNames.count ?? 0
         if n == 0, let info = (try? head.tensor("classifier.bias", shape: [1])) { n = info.count }
         if extra?.problem == "regression" { n = 1 }
         if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
-        _ = H
         model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
         labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
         tokenizer = try Tokenizer(path: dir)

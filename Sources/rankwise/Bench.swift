@@ -269,7 +269,6 @@ struct BenchTrain: ParsableCommand {
         }
         print("model:     \(dir)")
         print("method:    \(method) r=8 alpha=16 on query, key, value, attention.output.dense, intermediate.dense, output.dense (\(m.params.trainableCount) trainable)")
-        _ = info
         print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens per step, train mode (dropout on), AdamW + clipping")
         print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
         var peerBest: [String: Any]? = nil

@@ -357,7 +357,6 @@ struct TrainJob {
             if allocator != nil || salient != nil {
                 let (_, pattern) = try AdaLoRAFormat.readConfig(directory: o.output + "/best")!
                 head = try AdaLoRAFormat.loadWeights(directory: o.output + "/best", adapters: svdAdapters, pattern: pattern)
-                _ = allocator
             } else {
                 head = try PEFTFormat.loadWeights(directory: o.output + "/best", adapters: loraAdapters)
             }
