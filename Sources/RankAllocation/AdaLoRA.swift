@@ -51,7 +51,7 @@ public final class AdaLoRAAllocator: CheckpointState {
     var emaIpt: [ObjectIdentifier: Tensor] = [:]
     var emaUnc: [ObjectIdentifier: Tensor] = [:]
     /// The kept triplets after the last masking (nil before any).
-    public private(set) var rankPattern: [String: [Bool]]?
+    public internal(set) var rankPattern: [String: [Bool]]?
     public var onAllocate: (Int, Int, [String: Int]) -> Void = { _, _, _ in }
 
     public init(adapters: [String: SVDAdapter], config: AdaLoRAConfig) {
