@@ -1,6 +1,6 @@
-"""PyTorch + PEFT side of `rankwise bench train`: LoRA r=8 training steps on one fixed batch.
+"""PyTorch + PEFT side of `rankwise bench train`: training steps on one fixed batch.
 
-Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS METHOD
+Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS PEFT_METHOD   (lora or adalora)
 Prints one JSON line: tokens_per_s, median_s, peak_rss_mb.
 """
 import json, resource, sys, time
@@ -10,6 +10,8 @@ from peft import AdaLoraConfig, LoraConfig, get_peft_model
 from transformers import BertForSequenceClassification
 
 model_dir, ids_path, iters, threads, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+if method not in ("lora", "adalora"):
+    sys.exit(f"peer_train.py: PEFT method must be lora or adalora, got {method}")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 spec = json.load(open(ids_path))
@@ -35,7 +37,7 @@ for i in range(iters + 2):
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step()
-    if method in ("adalora", "salientlora"):
+    if method == "adalora":
         model.base_model.update_and_allocate(i)  # between step() and zero_grad(), as PEFT requires
     opt.zero_grad(set_to_none=True)
     if i >= 2:

@@ -2,34 +2,65 @@ import Foundation
 import Models
 import RankwiseCore
 
-/// LoRA settings with PEFT's meanings.
-public struct LoRAConfig: Sendable, Equatable, Codable {
-    public var r: Int
-    public var alpha: Float
-    public var dropout: Float
+/// The settings every LoRA-family method shares: which linear layers get an adapter, its rank,
+/// alpha and dropout (PEFT's meanings).
+public struct LoRATargeting: Settings, Sendable, Equatable {
+    public var r = 8
+    public var alpha: Float = 16
+    public var loraDropout: Float = 0.05
     /// PEFT `target_modules`: a module is adapted when its path equals an entry or ends with "." + entry.
-    public var targetModules: [String]
-    /// rsLoRA: scale by alpha / √r instead of alpha / r.
-    public var useRSLoRA: Bool
+    public var targetModules = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    public init() {}
 
-    public init(r: Int = 8, alpha: Float = 16, dropout: Float = 0.05,
-                targetModules: [String] = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
-                useRSLoRA: Bool = false) {
-        self.r = r; self.alpha = alpha; self.dropout = dropout; self.targetModules = targetModules; self.useRSLoRA = useRSLoRA
-    }
-
-    public var scaling: Float { useRSLoRA ? alpha / Float(r).squareRoot() : alpha / Float(r) }
+    public static let help = [
+        "r": "rank of every adapter (adaptive methods: the average final rank per module, PEFT's target_r)",
+        "alpha": "LoRA alpha (output scale alpha/r)",
+        "loraDropout": "dropout on the adapter's input",
+        "targetModules": "modules to adapt, PEFT's suffix rule (path equals or ends with .NAME)",
+    ]
 
     /// PEFT's matching rule for a list of target names.
     public func matches(_ path: String) -> Bool {
         targetModules.contains { path == $0 || path.hasSuffix("." + $0) }
     }
 
-    public func validate() throws {
-        guard r > 0 else { throw ModelError("LoRA: r must be positive (got \(r))") }
-        guard dropout >= 0 && dropout < 1 else { throw ModelError("LoRA: dropout must be in [0, 1) (got \(dropout))") }
-        guard !targetModules.isEmpty else { throw ModelError("LoRA: target_modules is empty") }
+    public func validate(method: String = "LoRA") throws {
+        guard r > 0 else { throw ModelError("\(method): r must be positive (got \(r))") }
+        guard loraDropout >= 0 && loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1) (got \(loraDropout))") }
+        guard !targetModules.isEmpty else { throw ModelError("\(method): target_modules is empty") }
     }
+
+    /// The targeted linear layers of `model`, or an error listing what could be targeted.
+    public func targets(in model: BertModel, method: String) throws -> [Linear] {
+        let found = model.linears.filter { matches($0.path) }
+        guard !found.isEmpty else {
+            throw ModelError("\(method): target_modules \(targetModules) match no linear layer (available: \(Set(model.linears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
+        }
+        return found
+    }
+}
+
+/// LoRA: `y += scaling · B A dropout(x)` on every targeted module, PEFT's `LoraConfig`.
+public struct LoRAConfig: Settings, Sendable, Equatable {
+    public var lora = LoRATargeting()
+    /// rsLoRA: scale by alpha / √r instead of alpha / r.
+    public var rslora = false
+    public init() {}
+    public static let help = ["rslora": "rsLoRA scaling alpha/sqrt(r) instead of alpha/r"]
+
+    public init(r: Int = 8, alpha: Float = 16, dropout: Float = 0.05,
+                targetModules: [String] = LoRATargeting().targetModules, useRSLoRA: Bool = false) {
+        lora.r = r; lora.alpha = alpha; lora.loraDropout = dropout; lora.targetModules = targetModules; rslora = useRSLoRA
+    }
+
+    public var r: Int { lora.r }
+    public var alpha: Float { lora.alpha }
+    public var dropout: Float { lora.loraDropout }
+    public var targetModules: [String] { lora.targetModules }
+    public var useRSLoRA: Bool { rslora }
+    public var scaling: Float { useRSLoRA ? alpha / Float(r).squareRoot() : alpha / Float(r) }
+    public func matches(_ path: String) -> Bool { lora.matches(path) }
+    public func validate() throws { try lora.validate() }
 }
 
 /// `y += scaling · B A dropout(x)` with A `[r, in]` and B `[out, r]` (PEFT's `lora_A` / `lora_B`).
@@ -104,7 +135,7 @@ public enum LoRA {
         try config.validate()
         var rng = SplitMix64(seed: seed)
         var out: [String: LoRAAdapter] = [:]
-        for lin in model.linears where config.matches(lin.path) {
+        for lin in try config.lora.targets(in: model, method: "LoRA") {
             let a = Tensor(zeros: [config.r, lin.inDim])
             let bound = 1 / Float(lin.inDim).squareRoot()
             for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
@@ -112,9 +143,6 @@ public enum LoRA {
             lin.adapter = ad
             for p in ad.params { model.params.add(p) }
             out[lin.path] = ad
-        }
-        guard !out.isEmpty else {
-            throw ModelError("LoRA: target_modules \(config.targetModules) match no linear layer (available: \(Set(model.linears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
         }
         return out
     }

@@ -6,17 +6,7 @@ import SafeTensors
 /// Hugging Face PEFT's on-disk adapter format for LoRA on `BertForSequenceClassification`
 /// (`adapter_config.json` + `adapter_model.safetensors`), plus `rankwise.json` for label names.
 public enum PEFTFormat {
-    /// What Rankwise itself needs besides PEFT's files.
-    public struct Extra: Codable, Sendable, Equatable {
-        public var labelNames: [String]
-        public var problem: String
-        public var maxLength: Int
-        public var baseModel: String
-        public var method: String
-        public init(labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String) {
-            self.labelNames = labelNames; self.problem = problem; self.maxLength = maxLength; self.baseModel = baseModel; self.method = method
-        }
-    }
+    public typealias Extra = AdapterMetadata
 
     static let modelPrefix = "base_model.model."
     static let encoderPrefix = "base_model.model.bert."

@@ -102,7 +102,38 @@ public final class SVDAdapter: LinearAdapter {
 public final class OrthogonalRegularizer: LossRegularizer {
     public let adapters: [SVDAdapter]
     public let weight: Float
-    public init(adapters: [SVDAdapter], weight: Float) { self.adapters = adapters; self.weight = weight }
+    /// Only the active ranks' rows of A and columns of B (for methods whose inactive ranks do not exist).
+    public let activeOnly: Bool
+    private let gatherA = Scratch(), gatherB = Scratch(), gradA = Scratch(), gradB = Scratch()
+
+    public init(adapters: [SVDAdapter], weight: Float, activeOnly: Bool = false) {
+        self.adapters = adapters; self.weight = weight; self.activeOnly = activeOnly
+    }
+
+    /// ‖A Aᵀ − I‖ + ‖Bᵀ B − I‖ of one adapter, accumulating `scale ·` their gradients when `withGrad`.
+    func terms(_ ad: SVDAdapter, withGrad: Bool, scale: Float) -> (Float, Float) {
+        let ga = withGrad ? ad.a.grad?.data : nil, gb = withGrad ? ad.b.grad?.data : nil
+        guard activeOnly, ad.rank < ad.rMax else {
+            return (Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: ga, scale: scale),
+                    Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: gb, scale: scale))
+        }
+        // Gather the active rows of A and columns of B, and scatter their gradients back.
+        let idx = (0..<ad.rMax).filter { ad.active[$0] }, k = idx.count, R = ad.rMax
+        let a = gatherA.get(k * ad.inDim), b = gatherB.get(ad.outDim * k)
+        let da = gradA.get(k * ad.inDim), db = gradB.get(ad.outDim * k)
+        for (c, j) in idx.enumerated() {
+            (a + c * ad.inDim).update(from: ad.a.value.data + j * ad.inDim, count: ad.inDim)
+            for o in 0..<ad.outDim { b[o * k + c] = ad.b.value[o * R + j] }
+        }
+        da.update(repeating: 0, count: k * ad.inDim); db.update(repeating: 0, count: ad.outDim * k)
+        let t = (Self.rowGram(a, r: k, d: ad.inDim, grad: ga == nil ? nil : da, scale: scale),
+                 Self.colGram(b, rows: ad.outDim, r: k, grad: gb == nil ? nil : db, scale: scale))
+        for (c, j) in idx.enumerated() {
+            if let ga { for i in 0..<ad.inDim { ga[j * ad.inDim + i] += da[c * ad.inDim + i] } }
+            if let gb { for o in 0..<ad.outDim { gb[o * R + j] += db[o * k + c] } }
+        }
+        return t
+    }
 
     /// ‖G − I‖_F for G = M Mᵀ (rows of M) with M `[r, d]`, and optionally accumulates
     /// `scale · 2 (G − I) M / ‖G − I‖_F` into `grad`.
@@ -138,30 +169,48 @@ public final class OrthogonalRegularizer: LossRegularizer {
     /// Mean ‖·‖_F over all A and B matrices, without the weight (SalientLoRA records it).
     public func lossUnweighted() -> Float {
         guard !adapters.isEmpty else { return 0 }
+        return total() / Float(2 * adapters.count)
+    }
+
+    func total() -> Float {
         var total: Float = 0
-        for ad in adapters {
-            total += Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: nil, scale: 0)
-            total += Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: nil, scale: 0)
-        }
-        return total / Float(2 * adapters.count)
+        for ad in adapters { let (a, b) = terms(ad, withGrad: false, scale: 0); total += a; total += b }
+        return total
     }
 
     public func loss() -> Float {
         guard weight > 0, !adapters.isEmpty else { return 0 }
-        var total: Float = 0
-        for ad in adapters {
-            total += Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: nil, scale: 0)
-            total += Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: nil, scale: 0)
-        }
-        return weight * total / Float(2 * adapters.count)
+        return weight * total() / Float(2 * adapters.count)
     }
 
     public func backward(scale: Float) {
         guard weight > 0, !adapters.isEmpty else { return }
         let s = scale * weight / Float(2 * adapters.count)
-        for ad in adapters {
-            _ = Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: ad.a.grad?.data, scale: s)
-            _ = Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: ad.b.grad?.data, scale: s)
+        for ad in adapters { _ = terms(ad, withGrad: true, scale: s) }
+    }
+}
+
+extension SVDAdapter {
+    /// Attaches SVD adapters to the linear layers `targeting` picks, initialised as PEFT's AdaLoRA does
+    /// (A, B ~ N(0, 0.02), E = 0), with `maxRank` ranks preallocated of which the first `initialRank`
+    /// are active. Registers their parameters; returns them by module path.
+    public static func attach(to model: BertModel, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
+                              seed: UInt64, method: String) throws -> [String: SVDAdapter] {
+        let rMax = maxRank ?? initialRank
+        guard initialRank > 0, rMax >= initialRank else { throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))") }
+        guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1)") }
+        var rng = SplitMix64(seed: seed)
+        var out: [String: SVDAdapter] = [:]
+        for lin in try targeting.targets(in: model, method: method) {
+            let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax])
+            for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
+            for i in 0..<b.count { b[i] = 0.02 * rng.nextNormal() }
+            let ad = SVDAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, rMax: rMax, initialRank: initialRank,
+                                alpha: targeting.alpha, dropout: targeting.loraDropout, a: a, e: Tensor(zeros: [rMax, 1]), b: b)
+            lin.adapter = ad
+            for p in ad.params { model.params.add(p) }
+            out[lin.path] = ad
         }
+        return out
     }
 }

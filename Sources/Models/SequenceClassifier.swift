@@ -56,6 +56,8 @@ public final class SequenceClassifier: @unchecked Sendable {
     public struct Output {
         public var logits: [Float]
         public var loss: Float?
+        /// Each example's loss (cross-entropy or squared error), without regularisers; empty without labels.
+        public var exampleLosses: [Float] = []
     }
 
     /// Runs the model. `labels` (class ids) for classification or `targets` for regression give a loss.
@@ -87,9 +89,23 @@ public final class SequenceClassifier: @unchecked Sendable {
                 loss = targets.withUnsafeBufferPointer { Ops.mse(x: logits, target: $0.baseAddress!, count: B, dx: dlogits) }
             }
         }
-        if loss != nil { for r in regularizers { loss! += r.loss() } }
+        var perExample: [Float] = []
+        if loss != nil {
+            perExample = (0..<B).map { i in
+                let row = logits + i * C
+                if problem == .regression { let d = row[0] - targets![i]; return d * d }
+                let l = Int(labels![i])
+                guard l >= 0 else { return 0 }
+                var mx = row[0]
+                for c in 1..<max(1, C) { mx = max(mx, row[c]) }
+                var s: Float = 0
+                for c in 0..<C { s += expf(row[c] - mx) }
+                return logf(s) + mx - row[l]
+            }
+            for r in regularizers { loss! += r.loss() }
+        }
         last = (B, training, labels ?? [], targets ?? [])
-        return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss)
+        return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss, exampleLosses: perExample)
     }
 
     /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).
@@ -104,5 +120,18 @@ public final class SequenceClassifier: @unchecked Sendable {
         for i in 0..<(B * H) { dp[i] *= mask[i] }
         try encoder.backward(dLastHidden: nil, dPooled: dp)
         for r in regularizers { r.backward(scale: lossScale) }
+    }
+}
+
+/// What Rankwise keeps next to a saved adapter (`rankwise.json`): label names, problem type, the
+/// tokenizer's maximum length, the base model and the method that trained it.
+public struct AdapterMetadata: Codable, Sendable, Equatable {
+    public var labelNames: [String]
+    public var problem: String
+    public var maxLength: Int
+    public var baseModel: String
+    public var method: String
+    public init(labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String) {
+        self.labelNames = labelNames; self.problem = problem; self.maxLength = maxLength; self.baseModel = baseModel; self.method = method
     }
 }

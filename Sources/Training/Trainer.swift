@@ -5,36 +5,54 @@ import Models
 import RankwiseCore
 import SafeTensors
 
-/// Everything that shapes a training run.
-public struct TrainConfig: Sendable, Codable, Equatable {
+/// Everything that shapes a training run. Each property is an option (`--batch-size`, YAML
+/// `batch_size`), declared here once with its default.
+public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public var epochs: Double = 3
     public var batchSize = 32
-    public var gradAccumulation = 1
-    public var learningRate: Float = 5e-4
-    public var schedule: Schedule = .linear
-    /// Warmup as a fraction of total optimizer steps (used when `warmupSteps` is nil).
+    public var gradAccum = 1
+    public var lr: Float = 5e-4
+    public var schedule = Schedule.linear.rawValue
     public var warmupRatio: Float = 0.06
     public var warmupSteps: Int? = nil
     public var weightDecay: Float = 0
     public var maxGradNorm: Float = 1
     public var maxLength = 128
     public var seed: UInt64 = 42
-    /// Evaluate on dev every N optimizer steps (0: once per epoch).
+    public var sampler = "bucketed"
     public var evalEvery = 0
-    /// Write a checkpoint every N optimizer steps (0: at each evaluation).
-    public var checkpointEvery = 0
-    /// Stop after this many evaluations without improvement (0: never).
-    public var earlyStoppingPatience = 0
-    /// Stop after this many optimizer steps (nil: run all epochs). For quick runs and tests.
+    public var checkpointEvery = 200
+    public var patience = 0
     public var maxSteps: Int? = nil
     public var logEvery = 10
     public init() {}
-}
 
-/// Something besides parameters and optimizer moments that a checkpoint must hold.
-public protocol CheckpointState: AnyObject {
-    func checkpointTensors() -> [TensorToWrite]
-    func restore(from file: SafeTensorsFile) throws
+    public static let help = [
+        "epochs": "epochs (fractions allowed)", "batchSize": "examples per batch", "gradAccum": "batches per optimizer step",
+        "lr": "peak learning rate (the SVD methods want about 10x LoRA's)", "schedule": "linear, cosine or constant (after warmup)",
+        "warmupRatio": "warmup as a fraction of the steps", "warmupSteps": "warmup steps (overrides --warmup-ratio)",
+        "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)", "maxLength": "maximum tokens per example",
+        "seed": "random seed (split, initialisation, batches, dropout)",
+        "sampler": "bucketed (seeded, batches of similar length: little padding, but a batch's label mix follows length) or random",
+        "evalEvery": "evaluate on dev every N steps (0: each epoch)", "checkpointEvery": "checkpoint every N steps (0: at each evaluation)",
+        "patience": "early stopping after N evaluations without improvement (0: off)", "maxSteps": "stop after N optimizer steps",
+        "logEvery": "write a train line to metrics.jsonl every N steps",
+    ]
+    public static let aliases = ["learning-rate": "lr", "gradient-accumulation": "gradAccum", "early-stopping-patience": "patience"]
+
+    public var scheduleKind: Schedule { Schedule(rawValue: schedule) ?? .linear }
+
+    /// Errors for settings that cannot work, naming the option.
+    public func validate() throws {
+        guard batchSize > 0, gradAccum > 0, epochs > 0 else { throw TrainError("--batch-size, --grad-accum and --epochs must be positive") }
+        guard Schedule(rawValue: schedule) != nil else { throw TrainError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))") }
+        guard ["bucketed", "random"].contains(sampler) else { throw TrainError("--sampler must be bucketed or random (got \(sampler))") }
+        guard lr >= 0, warmupRatio >= 0, weightDecay >= 0, maxGradNorm >= 0 else { throw TrainError("--lr, --warmup-ratio, --weight-decay and --max-grad-norm must not be negative") }
+        guard maxLength >= 2 else { throw TrainError("--max-length must be at least 2") }
+        guard evalEvery >= 0, checkpointEvery >= 0, patience >= 0, logEvery > 0, (maxSteps ?? 1) > 0 else {
+            throw TrainError("--eval-every, --checkpoint-every and --patience must not be negative; --max-steps and --log-every must be positive")
+        }
+    }
 }
 
 /// What the trainer reports as it goes.
@@ -52,10 +70,14 @@ public struct TrainError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A training job over a `SequenceClassifier` whose trainable parameters are already chosen. The
-/// trainer does not know which method (LoRA, …) produced them; `hooks` let a method observe steps.
+/// Trains a `SequenceClassifier` with a tuning method attached. The trainer knows nothing about the
+/// method beyond `TuningMethod`'s hooks; batches come from a `Sampler` (the method's own, or the
+/// config's), and every checkpoint holds parameters, AdamW moments, the loop position and every
+/// named state of the method and the sampler.
 public final class Trainer {
     public let model: SequenceClassifier
+    public let method: TuningMethod
+    public let sampler: Sampler
     public let config: TrainConfig
     public let train: TokenizedSet
     public let dev: TokenizedSet?
@@ -63,12 +85,10 @@ public final class Trainer {
     public let labelNames: [String]
     public let optimizer: AdamW
     public var onEvent: (TrainEvent) -> Void = { _ in }
-    /// Called after each optimizer step with the step number (rank allocation methods use it).
+    /// Observers called after each step's method hook, with the step number.
     public var afterStep: [(Int) throws -> Void] = []
-    /// Called with the best model so far, to save it (export format chosen by the caller).
-    public var saveBest: ((String) throws -> Void)?
-    /// State of a method that must survive a resume (importance scores, rank masks).
-    public var methodState: CheckpointState?
+    /// Rankwise's metadata saved with every adapter (nil: adapters are not written).
+    public var adapterMetadata: AdapterMetadata?
     /// Extra metadata stored in checkpoints (method name, config) and checked on resume.
     public var fingerprint: String = ""
 
@@ -82,24 +102,32 @@ public final class Trainer {
     public var metricName: String { train.regression ? "pearson" : "macro_f1" }
     public var checkpointPath: String { outputDir + "/checkpoint.safetensors" }
 
-    public init(model: SequenceClassifier, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?, labelNames: [String], outputDir: String) throws {
-        guard config.batchSize > 0, config.gradAccumulation > 0, config.epochs > 0 else { throw TrainError("batch size, gradient accumulation and epochs must be positive") }
+    /// Sets the trainable parameters the method names, adds its regularisers to the model, picks the
+    /// sampler and tells the method the number of steps (`prepare`).
+    public init(model: SequenceClassifier, method: TuningMethod, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?,
+                labelNames: [String], outputDir: String) throws {
+        try config.validate()
         guard train.count > 0 else { throw TrainError("the training set is empty") }
+        model.params.setTrainable(method.isTrainable)
+        model.regularizers = method.regularizers
         guard model.params.trainableCount > 0 else { throw TrainError("no trainable parameters") }
-        self.model = model; self.config = config; self.train = train; self.dev = dev
+        self.model = model; self.method = method; self.config = config; self.train = train; self.dev = dev
         self.labelNames = labelNames; self.outputDir = outputDir
+        sampler = method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
+            ?? BucketedSampler(lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed, bucket: config.sampler == "random" ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
+        try method.prepare(totalSteps: totalSteps)
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
     }
 
-    public var batchesPerEpoch: Int { (train.count + config.batchSize - 1) / config.batchSize }
-    public var stepsPerEpoch: Int { (batchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation }
+    public var batchesPerEpoch: Int { sampler.batchesPerEpoch }
+    public var stepsPerEpoch: Int { (batchesPerEpoch + config.gradAccum - 1) / config.gradAccum }
     public var totalSteps: Int {
         let s = Int((Double(stepsPerEpoch) * config.epochs).rounded(.up))
         return min(s, config.maxSteps ?? s)
     }
     var warmup: Int { config.warmupSteps ?? Int((Float(totalSteps) * config.warmupRatio).rounded()) }
-    public func learningRate(at step: Int) -> Float { config.learningRate * config.schedule.factor(step: step, warmup: warmup, total: totalSteps) }
+    public func learningRate(at step: Int) -> Float { config.lr * config.scheduleKind.factor(step: step, warmup: warmup, total: totalSteps) }
 
     // MARK: Metrics log
 
@@ -123,18 +151,19 @@ public final class Trainer {
     @discardableResult
     public func run(resume: Bool = false, shouldStop: () -> Bool = { false }) throws -> Int {
         if resume { try loadCheckpoint() }
-        let lengths = train.ids.map(\.count)
-        let accum = config.gradAccumulation
+        let accum = config.gradAccum
+        let perEpoch = sampler.batchesPerEpoch
         var windowLoss: Double = 0, windowCount = 0, windowTokens = 0
         var windowStart = Date()
         model.params.zeroGrad()
         outer: while step < totalSteps {
-            let plan = BatchPlan.epoch(count: train.count, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
-            while batchInEpoch < plan.count && step < totalSteps {
+            while batchInEpoch < perEpoch && step < totalSteps {
                 // one optimizer step = up to `accum` batches (fewer at the end of an epoch)
-                let group = Array(plan[batchInEpoch..<min(plan.count, batchInEpoch + accum)])
+                let groupSize = min(accum, perEpoch - batchInEpoch)
                 var stepLoss: Double = 0
-                for (k, idx) in group.enumerated() {
+                var examples: [Int] = [], losses: [Float] = []
+                for k in 0..<groupSize {
+                    let idx = sampler.batch(epoch: epoch, index: batchInEpoch + k)
                     let (input, labels, targets, real) = train.batch(idx)
                     let seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step * 64 + k)
                     let out = try model.forward(input, labels: train.regression ? nil : labels, targets: train.regression ? targets : nil, training: true, seed: seed)
@@ -145,24 +174,32 @@ public final class Trainer {
                         log(["event": "nan", "step": step + 1, "loss": "\(loss)"])
                         throw TrainError(msg)
                     }
-                    try model.backward(lossScale: 1 / Float(group.count))
-                    stepLoss += Double(loss) / Double(group.count)
+                    try model.backward(lossScale: 1 / Float(groupSize))
+                    stepLoss += Double(loss) / Double(groupSize)
                     windowTokens += real
+                    examples += idx; losses += out.exampleLosses
                 }
                 let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
                 guard norm.isFinite else {
                     throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. Last good checkpoint: \(checkpointPath)")
                 }
                 let lr = learningRate(at: step)
+                let stepEpoch = epoch
+                func context(_ s: Int) -> StepContext {
+                    StepContext(step: s, totalSteps: totalSteps, epoch: stepEpoch, optimizer: optimizer, sampler: sampler,
+                                examples: examples, exampleLosses: losses, log: { [unowned self] in self.log($0) })
+                }
+                try method.beforeOptimizerStep(context(step))
                 optimizer.step(lr: lr)
                 step += 1
-                batchInEpoch += group.count
+                batchInEpoch += groupSize
                 // Methods see the parameters after the update and this step's (clipped) gradients,
                 // as PEFT's update_and_allocate does between optimizer.step() and zero_grad().
+                try method.afterOptimizerStep(context(step))
                 for h in afterStep { try h(step) }
                 model.params.zeroGrad()
                 windowLoss += stepLoss; windowCount += 1
-                let epochProgress = Double(epoch) + Double(batchInEpoch) / Double(plan.count)
+                let epochProgress = Double(epoch) + Double(batchInEpoch) / Double(perEpoch)
                 let el = Date().timeIntervalSince(windowStart)
                 let tps = el > 0 ? Double(windowTokens) / el : 0
                 onEvent(.step(step: step, totalSteps: totalSteps, epoch: epochProgress, loss: Float(stepLoss), lr: lr, gradNorm: norm, tokensPerSecond: tps))
@@ -171,21 +208,21 @@ public final class Trainer {
                          "grad_norm": Double(norm), "tokens_per_s": tps])
                     windowLoss = 0; windowCount = 0; windowTokens = 0; windowStart = Date()
                 }
-                let endOfEpoch = batchInEpoch >= plan.count
+                let endOfEpoch = batchInEpoch >= perEpoch
                 let evalNow = dev != nil && ((config.evalEvery > 0 && step % config.evalEvery == 0) || (config.evalEvery == 0 && endOfEpoch) || step == totalSteps)
                 if endOfEpoch { epoch += 1; batchInEpoch = 0 }
                 if evalNow {
                     let stop = try evaluateAndTrack()
                     windowTokens = 0; windowStart = Date()  // throughput counts training time only
                     if config.checkpointEvery == 0 { try saveCheckpoint() }
-                    if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.earlyStoppingPatience) evaluations")); break outer }
+                    if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.patience) evaluations")); break outer }
                 }
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { try saveCheckpoint() }
                 if shouldStop() { break outer }
                 if endOfEpoch { break }
             }
         }
-        if dev == nil, let saveBest { try saveBest(outputDir + "/best") }  // no dev set: the final model is the result
+        if dev == nil { try saveAdapter(outputDir + "/best") }  // no dev set: the final model is the result
         try saveCheckpoint()
         return step
     }
@@ -198,7 +235,7 @@ public final class Trainer {
         let isBest = value > bestMetric
         if isBest {
             bestMetric = value; bestStep = step; evalsSinceBest = 0
-            try saveBest?(outputDir + "/best")
+            try saveAdapter(outputDir + "/best")
         } else {
             evalsSinceBest += 1
         }
@@ -206,10 +243,21 @@ public final class Trainer {
         for (k, v) in r.summary { obj["dev_" + k] = v }
         log(obj)
         onEvent(.evaluation(step: step, metrics: r.summary, isBest: isBest))
-        return config.earlyStoppingPatience > 0 && evalsSinceBest >= config.earlyStoppingPatience
+        return config.patience > 0 && evalsSinceBest >= config.patience
+    }
+
+    /// Writes the method's adapter to `directory` (when `adapterMetadata` is set).
+    public func saveAdapter(_ directory: String) throws {
+        guard let adapterMetadata else { return }
+        try method.save(directory: directory, model: model, metadata: adapterMetadata)
     }
 
     // MARK: Checkpoints
+
+    /// Every named state a checkpoint holds, with the prefix of its tensors.
+    var namedStates: [(String, CheckpointState)] {
+        method.checkpointStates.sorted { $0.key < $1.key }.map { ("method." + $0.key + ".", $0.value) } + [("sampler.", sampler)]
+    }
 
     /// Writes trainable parameters, AdamW moments and the loop position in one file, atomically.
     public func saveCheckpoint() throws {
@@ -219,11 +267,14 @@ public final class Trainer {
             tensors.append(TensorToWrite(name: "adam.m." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.m.data + off, count: p.count))))
             tensors.append(TensorToWrite(name: "adam.v." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.v.data + off, count: p.count))))
         }
-        if let m = methodState { tensors += m.checkpointTensors() }
+        for (prefix, state) in namedStates {
+            tensors += state.checkpointTensors().map { var t = $0; t.name = prefix + t.name; return t }
+        }
         let meta: [String: String] = [
             "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
             "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
-            "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-1",
+            "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-2",
+            "method": method.name, "sampler": sampler.name,
         ]
         try SafeTensorsWriter.write(tensors, metadata: meta, to: checkpointPath)
         onEvent(.checkpoint(step: step, path: checkpointPath))
@@ -241,7 +292,12 @@ public final class Trainer {
         let f: SafeTensorsFile
         do { f = try SafeTensorsFile(path: checkpointPath) } catch { throw TrainError("\(error)") }
         let meta = f.metadata
-        guard meta["format"] == "rankwise-checkpoint-1" else { throw TrainError("\(checkpointPath): not a Rankwise checkpoint") }
+        guard meta["format"] == "rankwise-checkpoint-2" else {
+            throw TrainError("\(checkpointPath): not a checkpoint of this Rankwise version (format \(meta["format"] ?? "missing")); start a new run")
+        }
+        guard meta["method"] == method.name, meta["sampler"] == sampler.name else {
+            throw TrainError("\(checkpointPath) was written by method \(meta["method"] ?? "?") with the \(meta["sampler"] ?? "?") sampler; this run uses \(method.name) with \(sampler.name)")
+        }
         if meta["fingerprint"] != fingerprint {
             throw TrainError("\(checkpointPath) was written by a different configuration (\(meta["fingerprint"] ?? "?")); resume with the same options, or use a new --output")
         }
@@ -258,7 +314,7 @@ public final class Trainer {
             return v
         }
         step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
-        try methodState?.restore(from: f)
+        for (prefix, state) in namedStates { try state.restore(from: CheckpointSection(file: f, prefix: prefix)) }
         optimizer.restore(t: try int("adam_t"))
         bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
         bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")

@@ -6,58 +6,10 @@ import Metrics
 import Models
 import RankwiseCore
 import Tokenizers
-import RankAllocation
+import FineTuning
+import Methods
+import SafeTensors
 import Training
-
-/// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json).
-struct LoadedAdapter {
-    let model: SequenceClassifier
-    let adapters: [String: LinearAdapter]
-    let labelNames: [String]
-    let tokenizer: Tokenizer
-    let modelDir: String
-    let maxLength: Int
-
-    /// `modelOverride` replaces the base model recorded in rankwise.json / adapter_config.json.
-    init(directory: String, modelOverride: String?, numLabels: Int? = nil) throws {
-        try BLAS.load()
-        let extra = PEFTFormat.readExtra(directory: directory)
-        var base = modelOverride ?? extra?.baseModel
-        if base == nil, let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
-           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] { base = o["base_model_name_or_path"] as? String }
-        guard let base else { throw ModelError("\(directory): no base model recorded; pass --model") }
-        let dir: String
-        do { dir = try ModelStore.resolve(base) } catch {
-            throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
-        }
-        modelDir = dir
-        let encoder = try BertModel.load(directory: dir, withPooler: true)
-        let loaded: WeightSource?
-        if let (acfg, pattern) = try AdaLoRAFormat.readConfig(directory: directory) {
-            var c = acfg
-            c.tinit = 0; c.tfinal = 0; c.totalStep = 1  // schedule is irrelevant for inference
-            let svd = try AdaLoRAAllocator.attach(to: encoder, config: c, seed: 0)
-            loaded = try AdaLoRAFormat.loadWeights(directory: directory, adapters: svd, pattern: pattern)
-            adapters = svd
-        } else {
-            let config = try PEFTFormat.readConfig(directory: directory)
-            let lora = try LoRA.attach(to: encoder, config: config, seed: 0)
-            loaded = try PEFTFormat.loadWeights(directory: directory, adapters: lora)
-            adapters = lora
-        }
-        guard let head = loaded else {
-            throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
-        }
-        var n = numLabels ?? extra?.labelNames.count ?? 0
-        if n == 0, let info = (try? head.tensor("classifier.bias", shape: [1])) { n = info.count }
-        if extra?.problem == "regression" { n = 1 }
-        if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
-        model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
-        labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
-        tokenizer = try Tokenizer(path: dir)
-        maxLength = extra?.maxLength ?? 128
-    }
-}
 
 struct AdapterOptions: ParsableArguments {
     @Option(help: "Adapter directory (PEFT format, e.g. runs/x/best).") var adapter: String
@@ -76,12 +28,12 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         do {
-            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
+            let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             var spec = DataSpec()
             spec.textColumn = textColumn; spec.pairColumn = pairColumn
-            spec.labelColumn = data == "tweets" && labelColumn == "label" ? "sentiment" : labelColumn
+            spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
             spec.regression = l.model.problem == .regression
-            let (ds, rep) = try Dataset.load(path: try resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
+            let (ds, rep) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
             for p in rep.problems { print("  - " + p) }
             let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
             let r = try Evaluator.evaluate(l.model, set)
@@ -106,7 +58,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
-            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
+            let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             var texts: [String] = [], pairs: [String?] = []
             if let input, !input.hasSuffix(".txt") {
                 let (cols, recs, bad) = try TableReader.read(path: input)
@@ -163,7 +115,8 @@ struct Export: ParsableCommand {
                 try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
             }
             // Check that it reads back before saying so.
-            if try AdaLoRAFormat.readConfig(directory: output) == nil { _ = try PEFTFormat.readConfig(directory: output) }
+            let encoder = try BertModel.load(directory: try ModelStore.resolve(PEFTFormat.readExtra(directory: output)?.baseModel ?? "minilm"), withPooler: true)
+            _ = try MethodRegistry.entry(forAdapter: output).load(directory: output, encoder: encoder)
             print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
         } catch { fail("\(error)") }
     }
@@ -176,9 +129,9 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         do {
-            let l = try LoadedAdapter(directory: a.adapter, modelOverride: a.model, numLabels: a.numLabels)
-            try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDir, to: output)
-            print("merged \(l.adapters.count) LoRA modules into \(output) (BertForSequenceClassification, \(l.labelNames.count) labels)")
+            let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
+            try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
+            print("merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) (BertForSequenceClassification, \(l.labelNames.count) labels)")
         } catch { fail("\(error)") }
     }
 }

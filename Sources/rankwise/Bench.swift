@@ -4,7 +4,8 @@ import Models
 import RankwiseCore
 import Adapters
 import Training
-import RankAllocation
+import FineTuning
+import Methods
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -177,21 +178,32 @@ func peakRSSMiB() -> Double {
 
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Training-step throughput and peak memory (LoRA r=8 on all six module types), optionally next to PyTorch + PEFT.")
+        commandName: "train", abstract: "Training-step throughput and peak memory of any registered method, optionally next to PyTorch + PEFT.",
+        discussion: "Method options may follow (e.g. --init-r 8); by default each method runs at the shapes of LoRA r=8 and does its most work per step. With a method other than lora, its overhead over LoRA r=8 is measured too. The peer runs PEFT's closest method (LoRA or AdaLoRA).")
 
     @Option(help: "Model directory or alias.") var model = "minilm"
-    @Option(help: "Method: lora.") var method = "lora"
+    @Option(help: "Method (see `rankwise methods`).") var method = "lora"
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Tokens per sequence.") var seq = 64
     @Option(help: "Timed steps (median reported).") var iters = 10
     @Option(help: "A Python with torch, transformers and peft.") var peerPython: String?
     @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
     @Flag(help: "Print time per forward section.") var profile = false
+    @Argument(parsing: .allUnrecognized, help: "Options of the method.") var methodOptions: [String] = []
 
     func run() throws {
         let dir: String
-        do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
-        guard ["lora", "adalora", "salientlora"].contains(method) else { fail("--method \(method) is not available yet (available: lora, adalora, salientlora)") }
+        let entry: MethodEntry
+        var overrides: [String: String] = [:]
+        do {
+            dir = try ModelStore.resolve(model)
+            entry = try MethodRegistry.entry(method)
+            overrides = entry.benchOptions
+            for (k, v) in try FineTuneOptions.values(fromArguments: methodOptions) {
+                guard entry.hasOption(k) else { throw SettingsError("--\(SettingsTable.normalise(k)) is not an option of \(method)") }
+                overrides[SettingsTable.normalise(k)] = v
+            }
+        } catch { fail("\(error)") }
         let info = try BLAS.load()
         var rng = SplitMix64(seed: 1)
         let vocab = try BertConfig(path: dir).vocabSize
@@ -199,45 +211,31 @@ struct BenchTrain: ParsableCommand {
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
         let input = BertInput(batch: batch, seq: seq, ids: ids)
 
-        /// Builds a model for `kind` and returns a closure running one full training step.
-        func makeStep(_ kind: String) throws -> (SequenceClassifier, () throws -> Void) {
+        /// Builds a model with the method and returns a closure running one full training step.
+        func makeStep(_ e: MethodEntry, _ values: [String: String]) throws -> (SequenceClassifier, TuningMethod, () throws -> Void) {
             let enc = try BertModel.load(directory: dir, withPooler: true)
-            var alloc: AdaLoRAAllocator? = nil
-            var salient: SalientLoRAAllocator? = nil
-            if kind == "salientlora" {
-                var c = AdaLoRAConfig()
-                c.initR = 8; c.targetR = 4; c.alpha = 16; c.dropout = 0.05; c.totalStep = 1_000_000
-                let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
-                var sc = SalientLoRAConfig()
-                sc.initR = 8; sc.targetR = 4; sc.totalStep = 1_000_000; sc.ti = 10; sc.tf = 200
-                let reg = OrthogonalRegularizer(adapters: ads.sorted { $0.key < $1.key }.map(\.value), weight: 0.1)
-                salient = SalientLoRAAllocator(adapters: ads, config: sc, regularizer: reg)
-            } else if kind == "adalora" {
-                var c = AdaLoRAConfig()
-                c.initR = 8; c.targetR = 4; c.alpha = 16; c.dropout = 0.05; c.totalStep = 1_000_000; c.tinit = 0; c.tfinal = 10; c.deltaT = 1
-                let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
-                alloc = AdaLoRAAllocator(adapters: ads, config: c)
-            } else {
-                try LoRA.attach(to: enc, config: LoRAConfig(r: 8, alpha: 16, dropout: 0.05), seed: 1)
-            }
-            let m = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
-            if let alloc { m.regularizers = [OrthogonalRegularizer(adapters: alloc.adapters.map(\.1), weight: 0.5)] }
-            if let salient { m.regularizers = [salient.regularizer] }
-            m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-            let opt = AdamW(params: m.params)
+            let (m, _) = try e.make(options: values, encoder: enc, seed: 1)
+            let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
+            model.params.setTrainable(m.isTrainable)
+            model.regularizers = m.regularizers
+            let total = 1_000_000
+            try m.prepare(totalSteps: total)
+            let opt = AdamW(params: model.params)
+            let sampler = BucketedSampler(lengths: [seq], batchSize: 1, seed: 0)
             var stepIndex = 0
-            return (m, {
-                stepIndex += 1
-                _ = try m.forward(input, labels: labels, training: true, seed: UInt64(stepIndex))
-                try m.backward()
-                clipGradNorm(m.params, maxNorm: 1)
+            return (model, m, {
+                _ = try model.forward(input, labels: labels, training: true, seed: UInt64(stepIndex + 1))
+                try model.backward()
+                clipGradNorm(model.params, maxNorm: 1)
+                let ctx = StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler, examples: [], exampleLosses: [], log: { _ in })
+                try m.beforeOptimizerStep(ctx)
                 opt.step(lr: 1e-4)
-                alloc?.step(stepIndex)  // masks every step (deltaT 1): the most work it ever does
-                salient?.step(stepIndex)  // records every step; allocates when the window (from 10 steps) fills
-                m.params.zeroGrad()
+                stepIndex += 1
+                try m.afterOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler, examples: [], exampleLosses: [], log: { _ in }))
+                model.params.zeroGrad()
             })
         }
-        let (m, step) = try makeStep(method)
+        let (m, tm, step) = try makeStep(entry, overrides)
         for _ in 0..<2 { try step() }
         func measure(_ f: () throws -> Void) throws -> Double {
             var times: [Double] = []
@@ -258,17 +256,16 @@ struct BenchTrain: ParsableCommand {
             }
         }
         if method != "lora" {
-            // Overhead of the method itself: the SVD-form method at init_r 8 next to LoRA r=8, same shapes, alternating.
-            let (_, loraStep) = try makeStep("lora")
+            // The method's own cost: next to LoRA r=8, alternating.
+            let (_, _, loraStep) = try makeStep(try MethodRegistry.entry("lora"), [:])
             for _ in 0..<2 { try loraStep() }
             var l = Double.infinity, a = best
             for _ in 0..<2 { l = min(l, try measure(loraStep)); a = min(a, try measure()) }
             best = a
-            print(String(format: "overhead:  %@ step %.1f ms vs LoRA r=8 step %.1f ms: %+.1f%% (SVD form, orthogonal regulariser, scoring and masking)",
-                         method, a * 1000, l * 1000, 100 * (a / l - 1)))
+            print(String(format: "overhead:  %@ step %.1f ms vs LoRA r=8 step %.1f ms: %+.1f%%", method, a * 1000, l * 1000, 100 * (a / l - 1)))
         }
         print("model:     \(dir)")
-        print("method:    \(method) r=8 alpha=16 on query, key, value, attention.output.dense, intermediate.dense, output.dense (\(m.params.trainableCount) trainable)")
+        print("method:    \(method) (\(tm.summary)) on \(tm.adapters.count) modules, \(m.params.trainableCount) trainable; options \(overrides.sorted { $0.key < $1.key }.map { "--\($0.key) \($0.value)" }.joined(separator: " "))")
         print("shape:     batch \(batch) x seq \(seq) = \(batch * seq) tokens per step, train mode (dropout on), AdamW + clipping")
         print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
         var peerBest: [String: Any]? = nil
@@ -279,7 +276,7 @@ struct BenchTrain: ParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: tmp) }
             for round in 0..<2 {
                 if round > 0 { best = min(best, try measure()) }
-                let peer = try runPeer(py, "peer_train.py", [dir, tmp, String(iters), String(peerThreads), method])
+                let peer = try runPeer(py, "peer_train.py", [dir, tmp, String(iters), String(peerThreads), entry.peftAnalogue])
                 if ((peer["median_s"] as? Double) ?? .infinity) < ((peerBest?["median_s"] as? Double) ?? .infinity) { peerBest = peer }
             }
         }
@@ -288,7 +285,7 @@ struct BenchTrain: ParsableCommand {
         print(String(format: "rankwise:  %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB", ours, best * 1000, mem))
         guard let peer = peerBest else { return }
         let theirs = (peer["tokens_per_s"] as? Double) ?? 0, pmem = (peer["peak_rss_mb"] as? Double) ?? 0
-        print(String(format: "peft:      %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB  (torch %@, %d threads)", theirs,
+        print(String(format: "peft %@:  %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB  (torch %@, %d threads)", entry.peftAnalogue, theirs,
                      ((peer["median_s"] as? Double) ?? 0) * 1000, pmem, (peer["torch"] as? String) ?? "?", peerThreads))
         print(String(format: "ratio:     %.2fx PEFT tokens/s, %.2fx its peak memory", ours / theirs, mem / pmem))
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FineTuning
 import Foundation
 
 struct FetchModel: ParsableCommand {

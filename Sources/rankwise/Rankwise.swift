@@ -1,12 +1,20 @@
 import ArgumentParser
 import Foundation
 import Logging
+import FineTuning
 import RankwiseCore
 
 @main
 struct Rankwise: ParsableCommand {
     static func main() {
         setvbuf(stdout, nil, _IOLBF, 0)  // keep stdout and stderr in order when piped
+        let args = Array(CommandLine.arguments.dropFirst())
+        if args.first == "train" && args.contains(where: { $0 == "--help" || $0 == "-h" }) {
+            // The train options come from the library's settings types, not ArgumentParser declarations.
+            print(Train.helpMessage(columns: 200))
+            print(FineTuneOptions.helpText())
+            Foundation.exit(0)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -18,7 +26,7 @@ struct Rankwise: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rankwise",
         abstract: "Adaptive-rank LoRA fine-tuning of transformers on the CPU.",
-        subcommands: [Doctor.self, FetchModel.self, FetchData.self, Train.self, Eval.self, Predict.self, Export.self, Merge.self, Embed.self, Similarity.self, Bench.self])
+        subcommands: [Doctor.self, FetchModel.self, FetchData.self, Train.self, MethodsCommand.self, Eval.self, Predict.self, Export.self, Merge.self, Embed.self, Similarity.self, Bench.self])
 }
 
 /// Prints an error and exits with status 1 (used for errors the user can fix).

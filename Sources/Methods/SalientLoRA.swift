@@ -5,30 +5,56 @@ import RankwiseCore
 import SafeTensors
 import Training
 
-/// SalientLoRA settings (Ke et al., NeurIPS 2024), with the paper's defaults.
-public struct SalientLoRAConfig: Sendable, Codable, Equatable {
+/// SalientLoRA (Ke et al., NeurIPS 2024): options with names that say what they are (the paper's
+/// symbols are accepted as aliases). `lora.r` is the average final rank per module.
+public struct SalientLoRAConfig: Settings, Sendable, Equatable {
+    public var lora = LoRATargeting()
     public var initR = 12
-    public var targetR = 8
-    public var alpha: Float = 16
-    public var dropout: Float = 0.05
-    public var targetModules = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
-    /// Weight of the orthogonality-aware magnitude against the influence domain: S = λ·M̂ + (1−λ)·D̂.
-    public var lambda: Float = 0.5
-    /// Correlation threshold β for a dependency edge.
-    public var beta: Float = 0.9
-    /// Slope threshold γ for a dependency edge.
-    public var gamma: Float = 2
-    /// Initial and final time-series window lengths (steps).
-    public var ti = 10
-    public var tf = 200
-    /// Record the singular values every `interval` steps.
-    public var interval = 1
-    /// Warmup steps before recording starts, and final steps with a fixed mask.
-    public var tinit = 0
-    public var tfinal = 0
-    public var totalStep = 0
+    /// Warmup steps before recording starts (default 10% of the steps), and final steps with a fixed mask (20%).
+    public var tinit: Int? = nil
+    public var tfinal: Int? = nil
+    /// λ: salience = λ·magnitude + (1−λ)·influence domain.
+    public var magnitudeWeight: Float = 0.5
+    /// β: Pearson correlation needed for a dependency edge.
+    public var correlationThreshold: Float = 0.9
+    /// γ: regression slope needed for a dependency edge.
+    public var slopeThreshold: Float = 2
+    /// Ti and Tf: time-series window length at the start and at the end (steps).
+    public var windowStart = 10
+    public var windowEnd = 200
+    public var recordInterval = 1
     public var orthRegWeight: Float = 0.1
     public init() {}
+
+    public static let help = [
+        "initR": "initial rank of every module",
+        "tinit": "warmup steps before recording starts [none: 10% of the steps]",
+        "tfinal": "final steps with a fixed rank pattern [none: 20% of the steps]",
+        "magnitudeWeight": "lambda: salience = lambda*magnitude + (1-lambda)*influence domain",
+        "correlationThreshold": "beta: correlation needed for a dependency edge between singular values",
+        "slopeThreshold": "gamma: regression slope needed for a dependency edge",
+        "windowStart": "Ti: time-series window length at the start (steps)",
+        "windowEnd": "Tf: time-series window length at the end (steps)",
+        "recordInterval": "record the singular values every N steps",
+        "orthRegWeight": "weight of the orthogonal regulariser",
+    ]
+    public static let aliases = ["target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
+                                 "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval"]
+}
+
+/// SalientLoRA's settings resolved for a run of `totalStep` steps (the paper's symbols).
+public struct SalientLoRASchedule: Sendable, Equatable {
+    public var initR = 12, targetR = 8
+    public var lambda: Float = 0.5, beta: Float = 0.9, gamma: Float = 2
+    public var ti = 10, tf = 200, interval = 1
+    public var tinit = 0, tfinal = 0, totalStep = 0
+    public init() {}
+
+    public init(_ c: SalientLoRAConfig, totalStep: Int) {
+        initR = c.initR; targetR = c.lora.r; lambda = c.magnitudeWeight; beta = c.correlationThreshold; gamma = c.slopeThreshold
+        ti = c.windowStart; tf = c.windowEnd; interval = c.recordInterval
+        self.totalStep = totalStep; tinit = c.tinit ?? totalStep / 10; tfinal = c.tfinal ?? totalStep / 5
+    }
 
     public func validate() throws {
         func bad(_ m: String) -> ModelError { ModelError("SalientLoRA: " + m) }
@@ -36,11 +62,10 @@ public struct SalientLoRAConfig: Sendable, Codable, Equatable {
         guard totalStep > 0, tinit >= 0, tfinal >= 0, tinit + tfinal < totalStep else {
             throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep))")
         }
-        guard ti > 1, tf >= ti else { throw bad("need 1 < Ti (\(ti)) <= Tf (\(tf))") }
-        guard interval > 0 else { throw bad("interval must be positive") }
-        guard lambda >= 0 && lambda <= 1 else { throw bad("lambda must be in [0, 1]") }
-        guard beta >= -1 && beta <= 1 else { throw bad("beta is a correlation threshold in [-1, 1]") }
-        guard orthRegWeight >= 0 else { throw bad("orth_reg_weight must not be negative") }
+        guard ti > 1, tf >= ti else { throw bad("need 1 < window-start Ti (\(ti)) <= window-end Tf (\(tf))") }
+        guard interval > 0 else { throw bad("record-interval must be positive") }
+        guard lambda >= 0 && lambda <= 1 else { throw bad("magnitude-weight (lambda) must be in [0, 1]") }
+        guard beta >= -1 && beta <= 1 else { throw bad("correlation-threshold (beta) must be in [-1, 1]") }
     }
 }
 
@@ -153,7 +178,7 @@ public enum Salience {
 /// that widens from Ti to Tf, then prune the least salient ranks toward the target total rank. Pruned
 /// ranks are removed for good (E held at 0, optimizer moments reset).
 public final class SalientLoRAAllocator: CheckpointState {
-    public let config: SalientLoRAConfig
+    public let config: SalientLoRASchedule
     public let adapters: [(String, SVDAdapter)]
     public let regularizer: OrthogonalRegularizer
     public let totalRank: Int
@@ -165,7 +190,7 @@ public final class SalientLoRAAllocator: CheckpointState {
     public var resetMoments: (Param, Int) -> Void = { _, _ in }
     public var onAllocate: (Int, Int, [String: Int]) -> Void = { _, _, _ in }
 
-    public init(adapters: [String: SVDAdapter], config: SalientLoRAConfig, regularizer: OrthogonalRegularizer) {
+    public init(adapters: [String: SVDAdapter], config: SalientLoRASchedule, regularizer: OrthogonalRegularizer) {
         self.config = config
         self.adapters = adapters.sorted { $0.key < $1.key }
         self.regularizer = regularizer
@@ -256,18 +281,68 @@ public final class SalientLoRAAllocator: CheckpointState {
         return t
     }
 
-    public func restore(from f: SafeTensorsFile) throws {
-        let st = try f.floats("salient.state")
+    public func restore(from f: CheckpointSection) throws {
+        let st = try f.floats("salient.state", count: 2)
+        guard st[0] >= 0, st[1] >= 0, st[1] <= 1e6 else { throw TrainError("salient.state out of range: \(st)") }
         stepsLeft = Int(st[0])
         let rows = Int(st[1])
         window = []; orthLosses = []
         if rows > 0 {
-            let w = try f.floats("salient.window")
+            let w = try f.floats("salient.window", count: rows * totalRank)
             window = (0..<rows).map { Array(w[($0 * totalRank)..<(($0 + 1) * totalRank)]) }
-            orthLosses = try f.floats("salient.orth")
+            orthLosses = try f.floats("salient.orth", count: rows)
         }
-        let act = try f.floats("salient.active")
+        let act = try f.floats("salient.active", count: totalRank)
         var k = 0
         for (_, ad) in adapters { for j in 0..<ad.rMax { ad.active[j] = act[k] != 0; k += 1 } }
+    }
+}
+
+/// `--method salientlora`: SVD adapters at `initR`, pruned by salience to `lora.r` per module on average.
+public final class SalientLoRAMethod: SVDTuningMethod {
+    public let name = "salientlora"
+    public let config: SalientLoRAConfig
+    public let svdAdapters: [(String, SVDAdapter)]
+    public let regularizer: OrthogonalRegularizer
+    public private(set) var allocator: SalientLoRAAllocator?
+
+    public init(config: SalientLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+        try config.lora.validate(method: "SalientLoRA")
+        guard config.lora.r <= config.initR else { throw ModelError("SalientLoRA: r (\(config.lora.r)) must not exceed init_r (\(config.initR))") }
+        guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
+        self.config = config
+        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA")
+            .sorted { $0.key < $1.key }
+        regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
+    }
+
+    public func prepare(totalSteps: Int) throws {
+        let s = SalientLoRASchedule(config, totalStep: totalSteps)
+        try s.validate()
+        allocator = SalientLoRAAllocator(adapters: Dictionary(uniqueKeysWithValues: svdAdapters), config: s, regularizer: regularizer)
+    }
+
+    public var regularizers: [LossRegularizer] { [regularizer] }
+
+    public func afterOptimizerStep(_ ctx: StepContext) throws {
+        guard let allocator else { return }
+        allocator.resetMoments = { p, j in ctx.optimizer.resetMoments(p, j) }
+        allocator.onAllocate = { _, budget, ranks in ctx.log(["event": "ranks", "step": ctx.step, "budget": budget, "ranks": ranks]) }
+        allocator.step(ctx.step)
+    }
+
+    public var checkpointStates: [String: CheckpointState] { allocator.map { ["salientlora": $0] } ?? [:] }
+
+    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+        let s = allocator?.config
+        try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
+                               initR: config.initR, schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "total_step": s?.totalStep ?? 1,
+                                                              "orth_reg_weight": Double(config.orthRegWeight)], extra: metadata)
+    }
+
+    public var maxRank: Int { config.initR }
+    public var summary: String {
+        let s = allocator?.config
+        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), window \(config.windowStart) -> \(config.windowEnd), lambda \(config.magnitudeWeight), beta \(config.correlationThreshold), gamma \(config.slopeThreshold)"
     }
 }

@@ -3,32 +3,33 @@ import Foundation
 import Models
 import RankwiseCore
 import SafeTensors
+import Training
 
 /// PEFT's on-disk AdaLoRA format: tensors sliced to the kept ranks, `rank_pattern` in the config.
 public enum AdaLoRAFormat {
     static let encoderPrefix = "base_model.model.bert."
 
-    /// Writes `adapter_config.json` (peft_type ADALORA, rank_pattern) and `adapter_model.safetensors`
-    /// with A/E/B sliced to each module's kept ranks, as PEFT's `save_pretrained` does. Modules pruned to
-    /// rank 0 get empty tensors.
-    public static func save(directory: String, model: SequenceClassifier, allocator: AdaLoRAAllocator, extra: PEFTFormat.Extra) throws {
-        try save(directory: directory, model: model, adapters: allocator.adapters, pattern: allocator.patternForSaving, config: allocator.config, extra: extra)
-    }
-
-    /// Any SVD-form adapters (AdaLoRA, SalientLoRA) in PEFT's AdaLoRA format, which has the same forward.
+    /// Writes any SVD-form adapters (AdaLoRA, SalientLoRA, ElaLoRA) in PEFT's AdaLoRA format, as PEFT's
+    /// `save_pretrained` does: `adapter_config.json` (peft_type ADALORA, `rank_pattern`) and
+    /// `adapter_model.safetensors` with A/E/B sliced to each module's kept ranks (modules pruned to
+    /// rank 0 get empty tensors). `initR` must equal every adapter's `rMax` (PEFT indexes its
+    /// `init_r` rows with the pattern); PEFT scales by `alpha / (init_r + 1e-5)`, so adapters whose own
+    /// `ranknum` differs have E rescaled to give the same output. `schedule` adds the method's
+    /// schedule fields (tinit, tfinal, …) to the config for the record.
     public static func save(directory: String, model: SequenceClassifier, adapters: [(String, SVDAdapter)], pattern: [String: [Bool]],
-                            config c: AdaLoRAConfig, extra: PEFTFormat.Extra) throws {
+                            targeting t: LoRATargeting, initR: Int, schedule: [String: Any], extra: AdapterMetadata) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
         var rp: [String: [Bool]] = [:]
         for (path, ad) in adapters {
             let keep = pattern[path] ?? [Bool](repeating: true, count: ad.rMax)
+            precondition(keep.count == initR && ad.rMax == initR, "AdaLoRA format: \(path) has \(ad.rMax) ranks, init_r is \(initR)")
             let idx = keep.indices.filter { keep[$0] }
             let r = idx.count
             var a: [Float] = [], e: [Float] = [], b = [Float](repeating: 0, count: ad.outDim * r)
             for j in idx {
                 a += Array(UnsafeBufferPointer(start: ad.a.value.data + j * ad.inDim, count: ad.inDim))
-                e.append(ad.e.value[j])
+                e.append(ad.e.value[j] * (Float(initR) + 1e-5) / (ad.ranknum + 1e-5))
             }
             for o in 0..<ad.outDim { for (c, j) in idx.enumerated() { b[o * r + c] = ad.b.value[o * ad.rMax + j] } }
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A", shape: [r, ad.inDim], floats: a))
@@ -39,35 +40,33 @@ public enum AdaLoRAFormat {
         tensors.append(TensorToWrite(name: "base_model.model.classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: "base_model.model.classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
-        let cfg: [String: Any] = [
-            "peft_type": "ADALORA", "task_type": "SEQ_CLS", "r": 8, "init_r": c.initR, "target_r": c.targetR, "lora_alpha": Double(c.alpha),
-            "lora_dropout": Double(c.dropout), "target_modules": c.targetModules, "beta1": Double(c.beta1), "beta2": Double(c.beta2),
-            "tinit": c.tinit, "tfinal": c.tfinal, "deltaT": c.deltaT, "total_step": c.totalStep, "orth_reg_weight": Double(c.orthRegWeight),
+        var cfg: [String: Any] = [
+            "peft_type": "ADALORA", "task_type": "SEQ_CLS", "r": 8, "init_r": initR, "target_r": t.r, "lora_alpha": Double(t.alpha),
+            "lora_dropout": Double(t.loraDropout), "target_modules": t.targetModules, "total_step": 1, "tinit": 0, "tfinal": 0,
             "rank_pattern": rp, "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true,
             "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel, "use_dora": false, "use_rslora": false,
             "alpha_pattern": [String: Any](), "layers_to_transform": NSNull(), "layers_pattern": NSNull(), "revision": NSNull(),
         ]
+        cfg.merge(schedule) { $1 }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: directory + "/adapter_config.json")
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
     }
 
-    /// Reads an AdaLoRA adapter directory's config (nil when it is not AdaLoRA).
-    public static func readConfig(directory: String) throws -> (AdaLoRAConfig, [String: [Bool]])? {
+    /// Reads an AdaLoRA adapter directory's config: targeting, init_r and the rank pattern (nil when
+    /// the directory is not AdaLoRA).
+    public static func readConfig(directory: String) throws -> (targeting: LoRATargeting, initR: Int, pattern: [String: [Bool]])? {
         let file = directory + "/adapter_config.json"
         guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
             throw ModelError("\(file): missing or not JSON")
         }
         guard (o["peft_type"] as? String) == "ADALORA" else { return nil }
-        var c = AdaLoRAConfig()
-        func int(_ k: String) -> Int? { (o[k] as? NSNumber)?.intValue }
-        func flt(_ k: String) -> Float? { (o[k] as? NSNumber)?.floatValue }
-        c.initR = int("init_r") ?? c.initR; c.targetR = int("target_r") ?? c.targetR
-        c.alpha = flt("lora_alpha") ?? c.alpha; c.dropout = flt("lora_dropout") ?? 0
-        c.beta1 = flt("beta1") ?? c.beta1; c.beta2 = flt("beta2") ?? c.beta2
-        c.tinit = int("tinit") ?? 0; c.tfinal = int("tfinal") ?? 0; c.deltaT = int("deltaT") ?? 1
-        c.totalStep = int("total_step") ?? 1; c.orthRegWeight = flt("orth_reg_weight") ?? c.orthRegWeight
-        if let t = o["target_modules"] as? [String] { c.targetModules = t.sorted() } else if let t = o["target_modules"] as? String { c.targetModules = [t] }
+        var t = LoRATargeting()
+        guard let initR = (o["init_r"] as? NSNumber)?.intValue, initR > 0, initR <= 4096 else { throw ModelError("\(file): init_r missing or out of range") }
+        t.r = (o["target_r"] as? NSNumber)?.intValue ?? t.r
+        t.alpha = (o["lora_alpha"] as? NSNumber)?.floatValue ?? t.alpha
+        t.loraDropout = (o["lora_dropout"] as? NSNumber)?.floatValue ?? 0
+        if let m = o["target_modules"] as? [String] { t.targetModules = m.sorted() } else if let m = o["target_modules"] as? String { t.targetModules = [m] }
         var pattern: [String: [Bool]] = [:]
         if let rp = o["rank_pattern"] as? [String: Any] {
             for (k, v) in rp {
@@ -77,7 +76,17 @@ public enum AdaLoRAFormat {
                 pattern[path] = flags.map { ($0 as? Bool) ?? (($0 as? NSNumber)?.boolValue ?? false) }
             }
         }
-        return (c, pattern)
+        return (t, initR, pattern)
+    }
+
+    /// Attaches SVD adapters to `encoder` as a saved AdaLoRA-format directory describes and fills them.
+    /// Returns the adapters, the pattern and the classifier weights (nil when the file has none); nil
+    /// when the directory is not in AdaLoRA format.
+    public static func load(directory: String, into encoder: BertModel) throws -> (adapters: [String: SVDAdapter], pattern: [String: [Bool]], head: WeightSource?)? {
+        guard let (t, initR, pattern) = try readConfig(directory: directory) else { return nil }
+        let ads = try SVDAdapter.attach(to: encoder, targeting: t, initialRank: initR, seed: 0, method: "AdaLoRA")
+        let head = try loadWeights(directory: directory, adapters: ads, pattern: pattern)
+        return (ads, pattern, head)
     }
 
     /// Fills attached adapters (rMax = init_r) from a saved directory: kept ranks get the saved rows,
@@ -119,4 +128,44 @@ public enum AdaLoRAFormat {
             return Tensor(shape: shape, values: try file.floats(k))
         }
     }
+}
+
+/// A method whose adapters are SVD-form (`SVDAdapter`): AdaLoRA, SalientLoRA, ElaLoRA.
+public protocol SVDTuningMethod: TuningMethod {
+    var svdAdapters: [(String, SVDAdapter)] { get }
+}
+
+extension SVDTuningMethod {
+    public var adapters: [(String, LinearAdapter)] { svdAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
+    public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: svdAdapters.map { ($0.0, $0.1.rank) }) }
+    /// Active ranks of every module.
+    public var svdPattern: [String: [Bool]] { Dictionary(uniqueKeysWithValues: svdAdapters.map { ($0.0, $0.1.active) }) }
+}
+
+/// SVD adapters read back from an AdaLoRA-format directory, for inference, merging and re-saving.
+public final class LoadedSVDMethod: SVDTuningMethod {
+    public let name: String
+    public let svdAdapters: [(String, SVDAdapter)]
+    let targeting: LoRATargeting
+    public let maxRank: Int
+
+    /// Loads `directory` into `encoder`; returns the method and the classifier weights.
+    public static func load(name: String, directory: String, encoder: BertModel) throws -> (LoadedSVDMethod, WeightSource?) {
+        guard let (t, initR, _) = try AdaLoRAFormat.readConfig(directory: directory),
+              let (ads, _, head) = try AdaLoRAFormat.load(directory: directory, into: encoder) else {
+            throw ModelError("\(directory)/adapter_config.json: not an AdaLoRA-format adapter (peft_type ADALORA), which \(name) saves")
+        }
+        return (LoadedSVDMethod(name: name, adapters: ads, targeting: t, maxRank: initR), head)
+    }
+
+    init(name: String, adapters: [String: SVDAdapter], targeting: LoRATargeting, maxRank: Int) {
+        self.name = name; svdAdapters = adapters.sorted { $0.key < $1.key }; self.targeting = targeting; self.maxRank = maxRank
+    }
+
+    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+        try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: targeting,
+                               initR: maxRank, schedule: [:], extra: metadata)
+    }
+
+    public var summary: String { "\(name) adapters loaded in AdaLoRA format (init_r \(maxRank))" }
 }

@@ -1,0 +1,200 @@
+import Adapters
+import Data
+import Foundation
+import Methods
+import Metrics
+import Models
+import RankwiseCore
+import SafeTensors
+import Tokenizers
+import Training
+
+/// The result of a fine-tuning run.
+public struct FineTuneResult {
+    public var steps: Int
+    public var trainSeconds: Double
+    public var bestStep: Int
+    public var trainableParameters: Int
+    /// Final rank of every adapted module.
+    public var ranks: [String: Int]
+    /// `dev_accuracy`, `test_macro_f1`, … (or pearson / spearman / mse for regression).
+    public var metrics: [String: Double]
+    /// Full evaluation of the best adapter on dev and test.
+    public var dev: Evaluator.Result?
+    public var test: Evaluator.Result?
+}
+
+/// One fine-tuning run from options to saved adapters and test metrics, callable from Swift:
+///
+///     var o = FineTuneOptions()
+///     o.data.train = "tweets"; o.method = "lora"; o.training.epochs = 1
+///     let result = try FineTuneJob(options: o).run()
+///
+/// Writes `run.json`, `metrics.jsonl`, `checkpoint.safetensors`, `best/`, `final/` and `results.json`
+/// to `options.data.output`. `print` receives the human-readable report, `onEvent` every trainer event.
+public final class FineTuneJob {
+    public let options: FineTuneOptions
+    public var resume = false
+    public var print: (String) -> Void = { Swift.print($0) }
+    public var onEvent: (TrainEvent, Trainer) -> Void = { _, _ in }
+    /// The trainer, once `run` has built it.
+    public private(set) var trainer: Trainer?
+
+    public init(options: FineTuneOptions, resume: Bool = false) {
+        self.options = options; self.resume = resume
+    }
+
+    public func run() throws -> FineTuneResult {
+        let o = options, d = o.data
+        try BLAS.load()
+        let entry = try MethodRegistry.entry(o.method)
+        let modelDir = try ModelStore.resolve(d.model)
+        let tokenizer = try Tokenizer(path: modelDir)
+        var spec = DataSpec()
+        spec.textColumn = d.textColumn; spec.pairColumn = d.pairColumn; spec.labelColumn = ModelStore.labelColumn(forData: d.train!, given: d.labelColumn)
+        spec.labels = d.labels; spec.regression = d.regression; spec.dropDuplicates = d.dedup
+        var (full, rep) = try Dataset.load(path: try ModelStore.resolveData(d.train!), spec: spec)
+        var reports = [rep]
+        var trainSet = full, devSet: Dataset? = nil, testSet: Dataset? = nil
+        if d.dev == nil || d.test == nil {
+            let s = full.split(dev: d.dev == nil ? d.devFraction : 0, test: d.test == nil ? d.testFraction : 0, seed: o.training.seed)
+            trainSet = s.train
+            if d.dev == nil && d.devFraction > 0 { devSet = s.dev }
+            if d.test == nil && d.testFraction > 0 { testSet = s.test }
+        }
+        if let p = d.dev { let (ds, r) = try Dataset.load(path: try ModelStore.resolveData(p), spec: spec, labelNames: full.labelNames); devSet = ds; reports.append(r) }
+        if let p = d.test { let (ds, r) = try Dataset.load(path: try ModelStore.resolveData(p), spec: spec, labelNames: full.labelNames); testSet = ds; reports.append(r) }
+        if let m = d.maxTrainExamples, m < trainSet.examples.count { trainSet.examples = Array(trainSet.examples.prefix(m)) }
+        full.examples = []
+        let t0 = Date()
+        let maxLength = o.training.maxLength
+        let trainTok = TokenizedSet(trainSet, tokenizer: tokenizer, maxLength: maxLength)
+        let devTok = devSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
+        let testTok = testSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
+        summarise(reports: reports, train: trainSet, dev: devSet, test: testSet, trainTok: trainTok, tokenizeSeconds: Date().timeIntervalSince(t0))
+
+        let encoder = try BertModel.load(directory: modelDir, withPooler: true)
+        let (method, methodJSON) = try entry.make(options: o.methodOptions, encoder: encoder, seed: o.training.seed)
+        let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
+        let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
+        self.trainer = trainer
+        trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON)
+        trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: maxLength,
+                                                  baseModel: (modelDir as NSString).standardizingPath, method: method.name)
+        print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
+                     modelDir, Double(model.params.totalCount) / 1e6, method.name, method.adapters.count, method.summary, trainer.totalSteps,
+                     model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
+        try writeRunRecord(methodJSON: methodJSON)
+
+        trainer.onEvent = { [unowned self, unowned trainer] ev in self.onEvent(ev, trainer) }
+        let start = Date()
+        try trainer.run(resume: resume)
+        let elapsed = Date().timeIntervalSince(start)
+        try trainer.saveAdapter(d.output + "/final")
+        if method.ranks.values.contains(where: { $0 != method.maxRank }) { print(rankTable(method.ranks, maxRank: method.maxRank)) }
+        print(String(format: "trained %d steps in %.0f s; adapters: %@/best (best dev %@ %.4f at step %d), %@/final",
+                     trainer.step, elapsed, d.output, trainer.metricName, trainer.bestMetric, trainer.bestStep, d.output))
+
+        // Evaluate the best adapter: load it back into a fresh model exactly as eval / predict do.
+        var evalModel = model
+        if FileManager.default.fileExists(atPath: d.output + "/best/adapter_model.safetensors") {
+            evalModel = try AdapterLoader(directory: d.output + "/best", modelDirectory: modelDir).model
+        }
+        var result = FineTuneResult(steps: trainer.step, trainSeconds: elapsed, bestStep: trainer.bestStep,
+                                    trainableParameters: model.params.trainableCount, ranks: method.ranks, metrics: [:])
+        for (name, set) in [("dev", devTok), ("test", testTok)] {
+            guard let set else { continue }
+            let r = try Evaluator.evaluate(evalModel, set, batchSize: 64)
+            print("\n== \(name) (\(set.count) examples, best adapter)")
+            if let c = r.classification { print(c.table(labelNames: trainSet.labelNames)) }
+            if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
+            for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
+            if name == "dev" { result.dev = r } else { result.test = r }
+        }
+        var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
+                                     "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks]
+        for (k, v) in result.metrics { record[k] = v }
+        try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),
+                             to: d.output + "/results.json")
+        return result
+    }
+
+    func writeRunRecord(methodJSON: String) throws {
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = String(decoding: try enc.encode(options.data), as: UTF8.self)
+        let training = String(decoding: try enc.encode(options.training), as: UTF8.self)
+        try AtomicFile.write("{\n\"data\": \(data),\n\"training\": \(training),\n\"method\": \"\(options.method)\",\n\"method_config\": \(methodJSON)\n}\n",
+                             to: options.data.output + "/run.json")
+    }
+
+    func summarise(reports: [LoadReport], train: Dataset, dev: Dataset?, test: Dataset?, trainTok: TokenizedSet, tokenizeSeconds: Double) {
+        print("== data")
+        for r in reports {
+            print("\(r.file): \(r.records) rows, \(r.kept) kept")
+            for p in r.problems { print("  - " + p) }
+        }
+        let parts = [("train", Optional(train)), ("dev", dev), ("test", test)].compactMap { n, d in d.map { "\(n) \($0.examples.count)" } }
+        print("split: " + parts.joined(separator: ", "))
+        if train.regression {
+            let t = train.examples.map(\.target)
+            print(String(format: "targets: min %.3f  mean %.3f  max %.3f", t.min() ?? 0, t.reduce(0, +) / Float(max(1, t.count)), t.max() ?? 0))
+        } else {
+            let c = train.classCounts
+            print("classes (train): " + zip(train.labelNames, c).map { "\($0) \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(1, train.examples.count))))%)" }.joined(separator: ", "))
+        }
+        let p = trainTok.lengthPercentiles
+        print("tokens per example (train): p50 \(p[0]), p90 \(p[1]), p99 \(p[2]), max \(p[3]) (truncated at \(options.training.maxLength)); tokenized in \(String(format: "%.1f", tokenizeSeconds)) s")
+    }
+}
+
+/// Final rank of every module as a table (layers as rows, module types as columns).
+public func rankTable(_ ranks: [String: Int], maxRank: Int) -> String {
+    let kinds = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    let short = ["query", "key", "value", "attn.out", "inter", "output"]
+    var layers = Set<Int>()
+    for k in ranks.keys { if let l = Int(k.split(separator: ".").dropFirst(2).first ?? "") { layers.insert(l) } }
+    var lines = ["\n== final ranks (of at most \(maxRank)); total \(ranks.values.reduce(0, +)) over \(ranks.count) modules"]
+    lines.append("layer " + short.map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
+    for l in layers.sorted() {
+        lines.append(String(l).padding(toLength: 6, withPad: " ", startingAt: 0)
+                     + kinds.map { (ranks["encoder.layer.\(l).\($0)"].map(String.init) ?? "-").padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json), whichever
+/// registered method saved it.
+public struct AdapterLoader {
+    public let model: SequenceClassifier
+    public let method: TuningMethod
+    public let labelNames: [String]
+    public let tokenizer: Tokenizer
+    public let modelDirectory: String
+    public let maxLength: Int
+
+    /// `modelDirectory` replaces the base model recorded with the adapter; `numLabels` the label count.
+    public init(directory: String, modelDirectory override: String? = nil, numLabels: Int? = nil) throws {
+        try BLAS.load()
+        let extra = PEFTFormat.readExtra(directory: directory)
+        var base = override ?? extra?.baseModel
+        if base == nil, let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
+           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] { base = o["base_model_name_or_path"] as? String }
+        guard let base else { throw ModelError("\(directory): no base model recorded; pass --model") }
+        let dir: String
+        do { dir = try ModelStore.resolve(base) } catch {
+            throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
+        }
+        modelDirectory = dir
+        let encoder = try BertModel.load(directory: dir, withPooler: true)
+        let (m, loaded) = try MethodRegistry.entry(forAdapter: directory).load(directory: directory, encoder: encoder)
+        method = m
+        guard let head = loaded else { throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)") }
+        var n = numLabels ?? extra?.labelNames.count ?? 0
+        if extra?.problem == "regression" { n = 1 }
+        if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
+        model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
+        labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
+        tokenizer = try Tokenizer(path: dir)
+        maxLength = extra?.maxLength ?? 128
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Methods
+import Models
+import RankwiseCore
+import Training
+
+/// Where the model and the data come from, and where the run goes. Each property is an option.
+public struct DataOptions: Settings, Sendable, Equatable {
+    public var model = "minilm"
+    public var train: String? = nil
+    public var dev: String? = nil
+    public var test: String? = nil
+    public var textColumn = "text"
+    public var pairColumn: String? = nil
+    public var labelColumn = "label"
+    public var labels: [String]? = nil
+    public var regression = false
+    public var dedup = false
+    public var devFraction = 0.1
+    public var testFraction = 0.1
+    public var maxTrainExamples: Int? = nil
+    public var output = "runs/latest"
+    public init() {}
+
+    public static let help = [
+        "model": "base model: a Hugging Face directory or an alias (minilm)",
+        "train": "training data (CSV, TSV, JSONL) or a data alias (tweets)",
+        "dev": "dev data [none: split from --train]", "test": "test data [none: split from --train]",
+        "textColumn": "text column", "pairColumn": "second text column, for sentence pairs", "labelColumn": "label column",
+        "labels": "class names in id order [none: discovered]", "regression": "regression on a numeric label (MSE loss)",
+        "dedup": "drop duplicate texts", "devFraction": "dev fraction when splitting", "testFraction": "test fraction when splitting",
+        "maxTrainExamples": "use only N training examples (a seeded sample, after the split)", "output": "output directory",
+    ]
+
+    public func validate() throws {
+        guard train != nil else { throw SettingsError("--train (or train: in --config) is required") }
+        guard devFraction >= 0, testFraction >= 0, devFraction + testFraction < 1 else { throw SettingsError("--dev-fraction + --test-fraction must be below 1") }
+        guard (maxTrainExamples ?? 1) > 0 else { throw SettingsError("--max-train-examples must be positive") }
+    }
+}
+
+/// A whole fine-tuning run's options: data, training, the method and the method's own options.
+/// Flags and YAML keys are the same names; a key that belongs to another method is an error naming it.
+public struct FineTuneOptions: Sendable {
+    public var data = DataOptions()
+    public var training = TrainConfig()
+    public var method = "lora"
+    /// The method's options as given (normalised key → text); the method's defaults fill the rest.
+    public var methodOptions: [String: String] = [:]
+    public init() {}
+
+    /// Options from `values` (key → text; YAML first, then flags, so flags win). Keys in any spelling.
+    public static func from(_ values: [(key: String, value: String)]) throws -> FineTuneOptions {
+        var o = FineTuneOptions()
+        var dataValues: [String: String] = [:], trainValues: [String: String] = [:]
+        let dataTable = SettingsTable.options(of: DataOptions.self), trainTable = SettingsTable.options(of: TrainConfig.self)
+        func has(_ t: [SettingInfo], _ k: String) -> Bool { t.contains { $0.key == k || $0.aliases.contains(k) } }
+        for (k, v) in values where SettingsTable.normalise(k) == "method" { o.method = v }
+        let entry = try MethodRegistry.entry(o.method)
+        for (rawKey, v) in values {
+            let k = SettingsTable.normalise(rawKey)
+            if k == "method" { continue }
+            if has(dataTable, k) { dataValues[k] = v }
+            else if has(trainTable, k) { trainValues[k] = v }
+            else if entry.hasOption(k) { o.methodOptions[k] = v }
+            else if let other = MethodRegistry.owner(ofOption: k, except: o.method) {
+                throw SettingsError("--\(k) is an option of method \(other), not of \(o.method) (see `rankwise methods`)")
+            } else {
+                throw SettingsError("unknown option --\(k) (see `rankwise train --help` and `rankwise methods`)")
+            }
+        }
+        o.data = try SettingsTable.decode(DataOptions.self, values: dataValues)
+        o.training = try SettingsTable.decode(TrainConfig.self, values: trainValues)
+        try o.data.validate()
+        try o.training.validate()
+        return o
+    }
+
+    /// Key/value pairs of a YAML or JSON mapping file, as `from` takes them.
+    public static func values(fromYAMLMapping obj: Any, file: String) throws -> [(key: String, value: String)] {
+        guard let map = obj as? [String: Any] else { throw SettingsError("\(file): not a mapping of option names to values") }
+        return map.sorted { $0.key < $1.key }.map { ($0.key, SettingsTable.text(of: $0.value)) }
+    }
+
+    /// Splits command-line arguments (`--key value`, `--key=value`, bare `--flag`) into pairs. A bare
+    /// flag is a Boolean option of any table; `boolean` says which keys those are.
+    public static func values(fromArguments args: [String]) throws -> [(key: String, value: String)] {
+        let booleans = Set((SettingsTable.options(of: DataOptions.self) + SettingsTable.options(of: TrainConfig.self)
+                            + MethodRegistry.all.flatMap(\.options)).filter(\.isFlag).flatMap { [$0.key] + $0.aliases })
+        var out: [(key: String, value: String)] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            guard a.hasPrefix("--"), a.count > 2 else { throw SettingsError("unexpected argument \"\(a)\" (options are --name value)") }
+            if let eq = a.firstIndex(of: "=") {
+                out.append((String(a[a.index(a.startIndex, offsetBy: 2)..<eq]), String(a[a.index(after: eq)...])))
+                i += 1; continue
+            }
+            let key = String(a.dropFirst(2))
+            if booleans.contains(SettingsTable.normalise(key)) {
+                if i + 1 < args.count, Bool.parse(args[i + 1]) != nil { out.append((key, args[i + 1])); i += 2 } else { out.append((key, "true")); i += 1 }
+                continue
+            }
+            guard i + 1 < args.count else { throw SettingsError("--\(key) needs a value") }
+            out.append((key, args[i + 1]))
+            i += 2
+        }
+        return out
+    }
+
+    /// Everything that must match for a checkpoint to be resumed (the output and the step limit may change).
+    public func fingerprint(methodConfigJSON: String) -> String {
+        var d = data; d.output = ""
+        var t = training; t.maxSteps = nil
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        let dj = (try? enc.encode(d)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let tj = (try? enc.encode(t)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return "{\"data\":\(dj),\"training\":\(tj),\"method\":\"\(method)\",\"method_config\":\(methodConfigJSON)}"
+    }
+
+    /// Help text for every option: data, training, then each registered method's own.
+    public static func helpText() -> String {
+        var lines = ["Data and output:"] + SettingsTable.helpLines(SettingsTable.options(of: DataOptions.self))
+        lines += ["", "Training:"] + SettingsTable.helpLines(SettingsTable.options(of: TrainConfig.self))
+        lines += ["", "--method NAME (default: lora): one of " + MethodRegistry.names.joined(separator: ", ")]
+        for e in MethodRegistry.all {
+            lines += ["", "Method \(e.name): \(e.summary)"] + SettingsTable.helpLines(e.options)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,99 @@
+import Adapters
+import Foundation
+import Models
+import RankwiseCore
+import Training
+
+/// A registered method: its name, a one-line description, its options (declared once, by its
+/// `Settings` type) and how to create it or load a saved adapter. Commands and the fine-tuning job
+/// only go through this table, so a new method is one file plus one line in `MethodRegistry.all`.
+public struct MethodEntry: @unchecked Sendable {
+    public let name: String
+    public let summary: String
+    /// Every option of the method, nested groups included.
+    public let options: [SettingInfo]
+    /// The closest PEFT method (`lora` or `adalora`), which `bench train` runs next to it.
+    public let peftAnalogue: String
+    /// Options `bench train` sets so the method runs at the shapes of LoRA r=8 and does its most work.
+    public let benchOptions: [String: String]
+    let create: ([String: String], BertModel, UInt64) throws -> (TuningMethod, String)
+    let loader: (String, BertModel) throws -> (TuningMethod, WeightSource?)
+
+    public init<C: Settings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
+                             make: @escaping (C, BertModel, UInt64) throws -> TuningMethod,
+                             load: @escaping (String, BertModel) throws -> (TuningMethod, WeightSource?)) {
+        self.name = name; self.summary = summary; self.peftAnalogue = peftAnalogue; self.benchOptions = benchOptions
+        options = SettingsTable.options(of: config)
+        create = { values, encoder, seed in
+            let c = try SettingsTable.decode(C.self, values: values)
+            let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+            return (try make(c, encoder, seed), String(decoding: try enc.encode(c), as: UTF8.self))
+        }
+        loader = load
+    }
+
+    /// Attaches the method to `encoder` with `values` (option key → text) over its defaults. Returns the
+    /// method and its full configuration as JSON (for the run record and the resume fingerprint).
+    public func make(options values: [String: String], encoder: BertModel, seed: UInt64) throws -> (method: TuningMethod, configJSON: String) {
+        try create(values, encoder, seed)
+    }
+
+    /// Loads an adapter this method saved into `encoder`; returns it and the classifier weights.
+    public func load(directory: String, encoder: BertModel) throws -> (method: TuningMethod, head: WeightSource?) {
+        try loader(directory, encoder)
+    }
+
+    /// Whether `key` (any spelling) is one of this method's options.
+    public func hasOption(_ key: String) -> Bool {
+        let k = SettingsTable.normalise(key)
+        return options.contains { $0.key == k || $0.aliases.contains(k) }
+    }
+}
+
+public enum MethodRegistry {
+    /// Every method, in the order `rankwise methods` lists them.
+    public static let all: [MethodEntry] = [
+        MethodEntry(name: "lora", summary: "LoRA (Hu et al. 2021): the same rank r on every targeted module, PEFT's LoraConfig",
+                    config: LoRAConfig.self, peftAnalogue: "lora",
+                    make: { try LoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoRAMethod.load(directory: $0, encoder: $1); return (m, h) }),
+        MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
+                    config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
+                    make: { try AdaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "adalora", directory: $0, encoder: $1); return (m, h) }),
+        MethodEntry(name: "salientlora", summary: "SalientLoRA (Ke et al. 2024): ranks pruned by salience over a widening time-series window",
+                    config: SalientLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "0"],
+                    make: { try SalientLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "salientlora", directory: $0, encoder: $1); return (m, h) }),
+        MethodEntry(name: "elalora", summary: "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
+                    config: ElaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
+                    make: { try ElaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "elalora", directory: $0, encoder: $1); return (m, h) }),
+    ]
+
+    public static var names: [String] { all.map(\.name) }
+
+    /// The method called `name`, or an error listing the registered ones.
+    public static func entry(_ name: String) throws -> MethodEntry {
+        guard let e = all.first(where: { $0.name == name }) else {
+            throw ModelError("unknown method \"\(name)\" (registered: \(names.joined(separator: ", ")))")
+        }
+        return e
+    }
+
+    /// The method that saved the adapter directory: `rankwise.json`'s method when registered, else
+    /// PEFT's `peft_type` (LORA → lora, ADALORA → adalora).
+    public static func entry(forAdapter directory: String) throws -> MethodEntry {
+        if let m = PEFTFormat.readExtra(directory: directory)?.method, let e = all.first(where: { $0.name == m }) { return e }
+        let file = directory + "/adapter_config.json"
+        guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+            throw ModelError("\(file): missing or not JSON")
+        }
+        switch o["peft_type"] as? String {
+        case "LORA": return try entry("lora")
+        case "ADALORA": return try entry("adalora")
+        case let t: throw ModelError("\(file): peft_type \(t ?? "missing") is not one Rankwise loads (LORA, ADALORA)")
+        }
+    }
+
+    /// The registered method that declares option `key`, other than `except`.
+    public static func owner(ofOption key: String, except: String) -> String? {
+        all.first { $0.name != except && $0.hasOption(key) }?.name
+    }
+}
