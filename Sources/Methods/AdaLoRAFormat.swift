@@ -29,7 +29,7 @@ public enum AdaLoRAFormat {
             var a: [Float] = [], e: [Float] = [], b = [Float](repeating: 0, count: ad.outDim * r)
             for j in idx {
                 a += Array(UnsafeBufferPointer(start: ad.a.value.data + j * ad.inDim, count: ad.inDim))
-                e.append(ad.e.value[j] * (Float(initR) + 1e-5) / (ad.ranknum + 1e-5))
+                e.append(Float(initR) == ad.ranknum ? ad.e.value[j] : ad.e.value[j] * ((Float(initR) + 1e-5) / (ad.ranknum + 1e-5)))
             }
             for o in 0..<ad.outDim { for (c, j) in idx.enumerated() { b[o * r + c] = ad.b.value[o * ad.rMax + j] } }
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A", shape: [r, ad.inDim], floats: a))

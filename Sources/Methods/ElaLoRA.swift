@@ -21,7 +21,8 @@ import Training
 ///   and leaves its learning-rate scheduler behind (the rate stays at its peak from the first round on).
 ///   Here only a pruned or grown rank's moments are reset; everything else keeps its moments and the
 ///   schedule continues;
-/// - a new rank is orthogonalised with two Gram–Schmidt passes (the reference does one projection),
+/// - a new rank is made orthogonal to the module's other ranks exactly (the reference projects once,
+///   which is orthogonal only when the others already are),
 ///   and E = 0 exactly, so growing does not change the model's output;
 /// - the orthogonal regulariser covers active ranks only (inactive ones do not exist in the reference);
 /// - steps are counted as everywhere in Rankwise (completed optimizer steps): a round happens after
@@ -156,17 +157,18 @@ public final class ElaLoRAAllocator: CheckpointState {
         setRank(ad, j, active: true, optimizer: optimizer)
     }
 
-    /// Fills a vector with a random direction orthogonal to `others` (two Gram–Schmidt passes), unit norm.
+    /// Fills a vector with a random unit direction orthogonal to the span of `others`: an orthonormal
+    /// basis of `others` first (modified Gram–Schmidt), then the random vector projected off it twice.
     static func orthonormal(count n: Int, set: (Int, Float) -> Void, others: [(Int) -> Float], rng: inout SplitMix64) {
-        var v = (0..<n).map { _ in Double(rng.nextNormal()) }
-        for _ in 0..<2 {
-            for o in others {
-                var dot = 0.0, nn = 0.0
-                for i in 0..<n { let x = Double(o(i)); dot += x * v[i]; nn += x * x }
-                guard nn > 0 else { continue }
-                for i in 0..<n { v[i] -= dot / nn * Double(o(i)) }
-            }
+        var basis: [[Double]] = []
+        for o in others {
+            var u = (0..<n).map { Double(o($0)) }
+            for _ in 0..<2 { for q in basis { let d = zip(q, u).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { u[i] -= d * q[i] } } }
+            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            if norm > 1e-12 { basis.append(u.map { $0 / norm }) }
         }
+        var v = (0..<n).map { _ in Double(rng.nextNormal()) }
+        for _ in 0..<2 { for q in basis { let d = zip(q, v).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { v[i] -= d * q[i] } } }
         let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
         for i in 0..<n { set(i, Float(v[i] / max(norm, 1e-12))) }
     }

@@ -97,21 +97,23 @@ public enum SettingsTable {
 
     /// Every option of `type`, nested groups flattened, in declaration order.
     public static func options(of type: Settings.Type) -> [SettingInfo] {
-        options(of: type, value: type.init(), path: [])
+        options(of: type, value: type.init(), path: [], inherited: [:])
     }
 
-    static func options(of type: Settings.Type, value: Any, path: [String]) -> [SettingInfo] {
+    /// `inherited`: aliases an enclosing type declares for this nested group's properties.
+    static func options(of type: Settings.Type, value: Any, path: [String], inherited: [String: String]) -> [SettingInfo] {
+        let aliasMap = type.aliases.merging(inherited) { $1 }
         var out: [SettingInfo] = []
         for child in Mirror(reflecting: value).children {
             guard let label = child.label else { continue }
             let vt = Swift.type(of: child.value)
             if let nested = vt as? Settings.Type {
-                out += options(of: nested, value: child.value, path: path + [label])
+                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap)
                 continue
             }
             guard let st = vt as? SettingValue.Type else { preconditionFailure("\(type).\(label): \(vt) is not a SettingValue") }
             let key = kebab(label)
-            let aliases = type.aliases.filter { $0.value == label }.map(\.key).sorted()
+            let aliases = aliasMap.filter { $0.value == label }.map(\.key).sorted()
             let text = (child.value as? [String])?.joined(separator: ",") ?? describe(child.value)
             out.append(SettingInfo(path: path + [label], key: key, aliases: aliases, help: type.help[label] ?? "",
                                    defaultText: text, typeName: st.typeName, isFlag: vt == Bool.self,

@@ -3,9 +3,10 @@ import Testing
 import TestSupport
 @testable import Adapters
 @testable import Models
-@testable import RankAllocation
+@testable import Methods
 import RankwiseCore
 import SafeTensors
+import Training
 
 /// Replays `Tests/Fixtures/adalora_allocation.json` (PEFT's own RankAllocator, made by
 /// scripts/make_adalora_reference.py): same values and gradients each step, same masks.
@@ -17,10 +18,10 @@ import SafeTensors
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = AdaLoRAConfig()
-        c.initR = 3; c.targetR = 1; c.alpha = 4; c.targetModules = ["query", "value"]; c.totalStep = 12; c.tinit = 2; c.tfinal = 3; c.deltaT = 2
-        let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: 1)
+        c.initR = 3; c.lora.r = 1; c.lora.alpha = 4; c.lora.targetModules = ["query", "value"]; c.tinit = 2; c.tfinal = 3; c.deltaT = 2
+        let ads = try SVDAdapter.attach(to: enc, targeting: c.lora, initialRank: c.initR, seed: 1, method: "AdaLoRA")
         enc.params.setTrainable { $0.contains("lora_") }
-        return (AdaLoRAAllocator(adapters: ads, config: c), ads, enc.params)
+        return (AdaLoRAAllocator(adapters: ads, config: AdaLoRASchedule(c, totalStep: 12)), ads, enc.params)
     }
 
     @Test func matchesPEFTStepByStep() throws {
@@ -61,14 +62,15 @@ import SafeTensors
 
     @Test func impossibleSchedulesAreRejected() {
         var c = AdaLoRAConfig()
-        c.totalStep = 100; c.tinit = 60; c.tfinal = 40
-        #expect(throws: ModelError.self) { try c.validate() }
-        c.tinit = 10; c.tfinal = 10; c.targetR = 20
-        #expect(throws: ModelError.self) { try c.validate() }
-        c.targetR = 4; c.totalStep = 0
-        #expect(throws: ModelError.self) { try c.validate() }
-        c.totalStep = 100
-        #expect(throws: Never.self) { try c.validate() }
+        c.tinit = 60; c.tfinal = 40
+        #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
+        c.tinit = 10; c.tfinal = 10; c.lora.r = 20
+        #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
+        c.lora.r = 4
+        #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 0).validate() }
+        #expect(throws: Never.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
+        c.tinit = nil; c.tfinal = nil
+        #expect(AdaLoRASchedule(c, totalStep: 100).tinit == 10 && AdaLoRASchedule(c, totalStep: 100).tfinal == 20)
     }
 
     @Test func checkpointRestoresScoresAndPattern() throws {
@@ -83,7 +85,7 @@ import SafeTensors
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("adalora-state-\(getpid()).safetensors").path
         try SafeTensorsWriter.write(a1.checkpointTensors(), to: path)
         let (a2, _, _) = try tinyAllocator()
-        try a2.restore(from: SafeTensorsFile(path: path))
+        try a2.restore(from: CheckpointSection(file: SafeTensorsFile(path: path), prefix: ""))
         #expect(a2.rankPattern == a1.rankPattern)
         for ((_, x), (_, y)) in zip(a1.adapters, a2.adapters) { #expect(a1.tripletScores(x) == a2.tripletScores(y)) }
     }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Adapters
 @testable import Models
-@testable import RankAllocation
+@testable import Methods
 import RankwiseCore
 import SafeTensors
 
@@ -12,8 +12,8 @@ import SafeTensors
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 20, maxPositions: 8)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         var c = AdaLoRAConfig()
-        c.initR = 3; c.targetR = 1; c.alpha = 4; c.dropout = 0; c.targetModules = ["query", "value", "output.dense"]; c.totalStep = 10
-        let ads = try AdaLoRAAllocator.attach(to: enc, config: c, seed: seed)
+        c.initR = 3; c.lora.r = 1; c.lora.alpha = 4; c.lora.loraDropout = 0; c.lora.targetModules = ["query", "value", "output.dense"]
+        let ads = try SVDAdapter.attach(to: enc, targeting: c.lora, initialRank: c.initR, seed: seed, method: "AdaLoRA")
         var rng = SplitMix64(seed: seed)
         for ad in ads.values { for i in 0..<ad.rMax { ad.e.value[i] = rng.nextNormal() } }
         let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
@@ -22,12 +22,12 @@ import SafeTensors
 
     @Test func stoppedBeforeAllocationSavesAFullPattern() throws {
         let (m, ads, c) = try tiny(seed: 5)
-        let alloc = AdaLoRAAllocator(adapters: ads, config: c)
+        let alloc = AdaLoRAAllocator(adapters: ads, config: AdaLoRASchedule(c, totalStep: 10))
         #expect(alloc.rankPattern == nil)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-ada-full-\(getpid())").path
-        try AdaLoRAFormat.save(directory: dir, model: m, allocator: alloc,
+        try AdaLoRAFormat.save(directory: dir, model: m, adapters: alloc.adapters, pattern: alloc.patternForSaving, targeting: c.lora, initR: c.initR, schedule: [:],
                                extra: .init(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 8, baseModel: "x", method: "adalora"))
-        let (_, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
+        let (_, _, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
         #expect(pattern.count == ads.count)
         #expect(pattern.values.allSatisfy { $0 == [true, true, true] })
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
@@ -36,7 +36,7 @@ import SafeTensors
 
     @Test func prunedModulesIncludingRankZeroLoadBackExactly() throws {
         let (m, ads, c) = try tiny(seed: 5)
-        let alloc = AdaLoRAAllocator(adapters: ads, config: c)
+        let alloc = AdaLoRAAllocator(adapters: ads, config: AdaLoRASchedule(c, totalStep: 10))
         // Prune by hand: query keeps ranks 0 and 2, value keeps nothing (rank 0), output.dense keeps rank 1.
         let keep: [String: [Bool]] = ["encoder.layer.0.attention.self.query": [true, false, true],
                                       "encoder.layer.0.attention.self.value": [false, false, false],
@@ -45,7 +45,7 @@ import SafeTensors
         for (path, ad) in ads { for j in 0..<ad.rMax where !(keep[path]![j]) { ad.e.value[j] = 0 } }
         alloc.rankPattern = keep
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-ada-pruned-\(getpid())").path
-        try AdaLoRAFormat.save(directory: dir, model: m, allocator: alloc,
+        try AdaLoRAFormat.save(directory: dir, model: m, adapters: alloc.adapters, pattern: alloc.patternForSaving, targeting: c.lora, initR: c.initR, schedule: [:],
                                extra: .init(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 8, baseModel: "x", method: "adalora"))
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
         #expect(f.info("base_model.model.bert.encoder.layer.0.attention.self.value.lora_A")?.shape == [0, 8])
@@ -55,8 +55,8 @@ import SafeTensors
         // A fresh model with different random adapters: only the file can make it right.
         let cfg = m.encoder.config
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
-        let ads2 = try AdaLoRAAllocator.attach(to: enc2, config: c, seed: 99)
-        let (_, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
+        let ads2 = try SVDAdapter.attach(to: enc2, targeting: c.lora, initialRank: c.initR, seed: 99, method: "AdaLoRA")
+        let (_, _, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
         #expect(pattern == keep)
         let head = try AdaLoRAFormat.loadWeights(directory: dir, adapters: ads2, pattern: pattern)
         let m2 = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: head)

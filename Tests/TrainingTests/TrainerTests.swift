@@ -5,6 +5,7 @@ import Testing
 import RankwiseCore
 import SafeTensors
 @testable import Training
+@testable import Methods
 
 /// A tiny task: label 1 when token 7 occurs in the sequence, else 0.
 func tinyTask(n: Int, seed: UInt64) -> TokenizedSet {
@@ -20,14 +21,18 @@ func tinyTask(n: Int, seed: UInt64) -> TokenizedSet {
     return TokenizedSet(ids: ids, types: ids.map { [Int32](repeating: 0, count: $0.count) }, labels: labels, targets: labels.map(Float.init), regression: false)
 }
 
-func tinyModel(seed: UInt64 = 1) throws -> SequenceClassifier {
+func tinyEncoder(seed: UInt64 = 1) throws -> BertModel {
     let cfg = BertConfig(hiddenSize: 16, numHeads: 2, numLayers: 2, intermediateSize: 32, vocabSize: 32, maxPositions: 16,
                          hiddenDropout: 0.1, attentionDropout: 0.1)
-    let enc = try BertModel(config: cfg, weights: RandomWeights(seed: seed, std: 0.2), withPooler: true)
-    try LoRA.attach(to: enc, config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), seed: seed)
+    return try BertModel(config: cfg, weights: RandomWeights(seed: seed, std: 0.2), withPooler: true)
+}
+
+/// A tiny classifier with LoRA (r 4) attached, and the method.
+func tinyModel(seed: UInt64 = 1) throws -> (SequenceClassifier, TuningMethod) {
+    let enc = try tinyEncoder(seed: seed)
+    let method = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), encoder: enc, seed: seed)
     let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: seed)
-    m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-    return m
+    return (m, method)
 }
 
 func tmpDir(_ name: String) -> String {
@@ -39,9 +44,9 @@ func tmpDir(_ name: String) -> String {
 @Suite(.serialized) struct TrainerTests {
     @Test func learnsATinyTask() throws {
         var cfg = TrainConfig()
-        cfg.epochs = 8; cfg.batchSize = 16; cfg.learningRate = 5e-3; cfg.evalEvery = 0
-        let m = try tinyModel()
-        let t = try Trainer(model: m, config: cfg, train: tinyTask(n: 400, seed: 1), dev: tinyTask(n: 100, seed: 2), labelNames: ["no", "yes"], outputDir: tmpDir("learn"))
+        cfg.epochs = 8; cfg.batchSize = 16; cfg.lr = 5e-3; cfg.evalEvery = 0
+        let (m, method) = try tinyModel()
+        let t = try Trainer(model: m, method: method, config: cfg, train: tinyTask(n: 400, seed: 1), dev: tinyTask(n: 100, seed: 2), labelNames: ["no", "yes"], outputDir: tmpDir("learn"))
         try t.run()
         #expect(t.bestMetric > 0.9, "dev macro-F1 \(t.bestMetric)")
         let lines = try String(contentsOfFile: t.outputDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
@@ -52,20 +57,21 @@ func tmpDir(_ name: String) -> String {
     /// weights as a run that was never interrupted.
     @Test func resumeGivesIdenticalWeights() throws {
         var cfg = TrainConfig()
-        cfg.epochs = 3; cfg.batchSize = 8; cfg.gradAccumulation = 2; cfg.learningRate = 3e-3; cfg.checkpointEvery = 3; cfg.evalEvery = 5
+        cfg.epochs = 3; cfg.batchSize = 8; cfg.gradAccum = 2; cfg.lr = 3e-3; cfg.checkpointEvery = 3; cfg.evalEvery = 5
         let train = tinyTask(n: 120, seed: 3), dev = tinyTask(n: 40, seed: 4)
-        let full = try tinyModel()
-        let a = try Trainer(model: full, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: tmpDir("full"))
+        let (full, fm) = try tinyModel()
+        let a = try Trainer(model: full, method: fm, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: tmpDir("full"))
         try a.run()
         let dir = tmpDir("resume")
-        let first = try tinyModel()
-        let b = try Trainer(model: first, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: dir)
+        let (first, firstMethod) = try tinyModel()
+        let b = try Trainer(model: first, method: firstMethod, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: dir)
         try b.run(shouldStop: { b.step == 11 })  // last checkpoint at step 9: steps 10-11 are lost, as in a crash
         #expect(b.step == 11)
-        let second = try tinyModel()
+        let (second, secondMethod) = try tinyModel()
+        let c = try Trainer(model: second, method: secondMethod, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: dir)
         // Scramble the fresh model so that only the checkpoint can make it right.
+        #expect(!second.params.trainable.isEmpty)
         for p in second.params.trainable { for i in 0..<p.count { p.value[i] += 1 } }
-        let c = try Trainer(model: second, config: cfg, train: train, dev: dev, labelNames: ["no", "yes"], outputDir: dir)
         try c.run(resume: true)
         #expect(c.step == a.step)
         var worst: Float = 0
@@ -79,8 +85,8 @@ func tmpDir(_ name: String) -> String {
     @Test func nanLossStopsWithTheLastGoodCheckpointIntact() throws {
         var cfg = TrainConfig()
         cfg.epochs = 5; cfg.batchSize = 8; cfg.checkpointEvery = 2
-        let m = try tinyModel()
-        let t = try Trainer(model: m, config: cfg, train: tinyTask(n: 80, seed: 5), dev: nil, labelNames: ["no", "yes"], outputDir: tmpDir("nan"))
+        let (m, method) = try tinyModel()
+        let t = try Trainer(model: m, method: method, config: cfg, train: tinyTask(n: 80, seed: 5), dev: nil, labelNames: ["no", "yes"], outputDir: tmpDir("nan"))
         t.afterStep.append { step in if step == 5 { m.classifier.weight.value[0] = .nan } }
         do { try t.run(); Issue.record("a NaN loss did not stop training") }
         catch {

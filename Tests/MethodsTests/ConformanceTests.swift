@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+import TestSupport
+import Adapters
+import Data
+import Methods
+import Models
+import RankwiseCore
+import SafeTensors
+import Tokenizers
+@testable import Training
+
+/// Every registered method passes these, with its default options, on the real all-MiniLM-L6-v2 and a
+/// small seeded slice of the real tweets: a method added to `MethodRegistry.all` is tested here with
+/// no new test code. (PEFT loading every method's export is checked by scripts/e2e.sh, also per
+/// registered method.)
+@Suite(.serialized) struct ConformanceTests {
+    struct Slice { let train: TokenizedSet; let probe: TokenizedSet; let model: String }
+
+    static let slice: Slice? = {
+        guard let model = Fixtures.modelDir(), let file = Fixtures.tweets(),
+              let tok = try? Tokenizer(path: model) else { return nil }
+        var spec = DataSpec(); spec.labelColumn = "sentiment"
+        guard let (ds, _) = try? Dataset.load(path: file, spec: spec) else { return nil }
+        let s = ds.split(dev: 0.01, test: 0.01, seed: 3)
+        var train = s.train; train.examples = Array(train.examples.prefix(128))
+        return Slice(train: TokenizedSet(train, tokenizer: tok, maxLength: 32), probe: TokenizedSet(s.dev, tokenizer: tok, maxLength: 32), model: model)
+    }()
+
+    static var config: TrainConfig {
+        var c = TrainConfig()
+        c.epochs = 4; c.batchSize = 16; c.lr = 3e-3; c.checkpointEvery = 7; c.evalEvery = 0; c.seed = 5; c.warmupRatio = 0
+        return c  // 32 steps: the adaptive methods' default schedules (10% warm-up, 20% final) allocate in them
+    }
+
+    func build(_ e: MethodEntry, _ s: Slice, seed: UInt64 = 5) throws -> (SequenceClassifier, TuningMethod) {
+        let enc = try BertModel.load(directory: s.model, withPooler: true)
+        let (m, _) = try e.make(options: [:], encoder: enc, seed: seed)
+        return (try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
+    }
+
+    func dir(_ name: String) -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-conformance-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: d)
+        return d
+    }
+
+    static let metadata = AdapterMetadata(labelNames: ["negative", "neutral", "positive"], problem: "single_label_classification",
+                                          maxLength: 32, baseModel: "", method: "")
+
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
+
+    @Test(arguments: MethodRegistry.names) func trainsSavesLoadsResumesAndMerges(_ name: String) throws {
+        guard let s = Self.slice else { return }
+        try BLAS.load()
+        let e = try MethodRegistry.entry(name)
+        var meta = Self.metadata; meta.method = name; meta.baseModel = s.model
+
+        // 1. A few steps lower the loss on the training slice.
+        let (model, method) = try build(e, s)
+        let out = dir("\(name)-a")
+        let t = try Trainer(model: model, method: method, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: out)
+        t.adapterMetadata = meta
+        let before = try Evaluator.evaluate(model, s.train).loss
+        try t.run()
+        let after = try Evaluator.evaluate(model, s.train).loss
+        #expect(after < before, "\(name): training loss \(before) -> \(after)")
+
+        // 2. Save, then load into a fresh model: the same logits.
+        let probe = s.probe.batch(Array(0..<min(24, s.probe.count))).0
+        let logits = try model.forward(probe).logits
+        let saved = dir("\(name)-saved")
+        try method.save(directory: saved, model: model, metadata: meta)
+        let enc2 = try BertModel.load(directory: s.model, withPooler: true)
+        let (loaded, head) = try MethodRegistry.entry(forAdapter: saved).load(directory: saved, encoder: enc2)
+        #expect(loaded.ranks == method.ranks, "\(name): ranks after loading")
+        let m2 = try SequenceClassifier(encoder: enc2, numLabels: 3, problem: .singleLabel, head: head)
+        #expect(maxDiff(logits, try m2.forward(probe).logits) < 1e-5, "\(name): logits after save + load")
+
+        // 3. Merge into the base weights: the same logits from a plain model.
+        let merged = dir("\(name)-merged")
+        try PEFTFormat.merge(model: m2, labelNames: meta.labelNames, baseDirectory: s.model, to: merged)
+        let plain = try BertModel.load(directory: merged, withPooler: true)
+        let mf = try SafeTensorsFile(path: merged + "/model.safetensors")
+        let m3 = try SequenceClassifier(encoder: plain, numLabels: 3, problem: .singleLabel, head: FileHead(file: mf))
+        #expect(maxDiff(logits, try m3.forward(probe).logits) < 1e-4, "\(name): logits of the merged model")
+
+        // 4. Stopped between checkpoints (as kill -9 would) and resumed: identical to the uninterrupted run.
+        let rdir = dir("\(name)-resume")
+        let (mb, methb) = try build(e, s)
+        let tb = try Trainer(model: mb, method: methb, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
+        try tb.run(shouldStop: { tb.step == 17 })  // last checkpoint at step 14
+        let (mc, methc) = try build(e, s)
+        let tc = try Trainer(model: mc, method: methc, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
+        for p in mc.params.trainable { for i in 0..<p.count { p.value[i] += 0.5 } }  // only the checkpoint can make it right
+        try tc.run(resume: true)
+        #expect(tc.step == t.step)
+        var worst: Float = 0
+        for (p, q) in zip(model.params.trainable, mc.params.trainable) {
+            #expect(p.name == q.name)
+            for i in 0..<p.count { worst = max(worst, abs(p.value[i] - q.value[i])) }
+        }
+        #expect(worst == 0, "\(name): resumed run differs from the uninterrupted one by \(worst)")
+        #expect(methc.ranks == method.ranks, "\(name): ranks after resume")
+    }
+
+    /// The classifier of a merged model directory.
+    struct FileHead: WeightSource {
+        let file: SafeTensorsFile
+        func has(_ name: String) -> Bool { file.contains(name) }
+        func tensor(_ name: String, shape: [Int]) throws -> Tensor { Tensor(shape: shape, values: try file.floats(name)) }
+    }
+}
