@@ -90,15 +90,23 @@ $R predict --adapter "$W/ada/best" --input "$W/texts.txt" --output "$W/ada-pred.
 $R train --train tweets --method adalora --tinit 20 --tfinal 20 --max-steps 30 --output "$W/bad" > "$W/bad.log" 2>&1
 [ $? -ne 0 ] && grep -q "tinit (20) + tfinal (20) must be below the total steps (30)" "$W/bad.log" && ok "impossible AdaLoRA schedule is a clear error" || { bad "bad schedule not rejected"; tail -3 "$W/bad.log"; }
 
-if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
-  echo "== Hugging Face PEFT loads the AdaLoRA export (rank_pattern, sliced tensors)"
-  out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/ada/best" "$W/ada-merged" "$W/ada-pred.jsonl" 2>/dev/null | tail -1)
-  echo "$out"
-  python3 - "$out" <<'PY' && ok "PEFT AdaLoRA and merged logits match rankwise to 1e-4" || bad "PEFT AdaLoRA logits differ"
+echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
+for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
+  [ "$m" = lora ] && continue   # LoRA is checked above and below
+  $R train --train tweets --method "$m" --max-train-examples 320 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01 \
+     --lr 3e-3 --tinit 2 --tfinal 4 --output "$W/m-$m" > "$W/m-$m.log" 2>&1 || { bad "$m run"; tail -5 "$W/m-$m.log"; continue; }
+  $R predict --adapter "$W/m-$m/best" --input "$W/texts.txt" --output "$W/m-$m-pred.jsonl" && $R merge --adapter "$W/m-$m/best" --output "$W/m-$m-merged" > "$W/m-$m-merge.log" \
+     && grep -q "$m adapters" "$W/m-$m-merge.log" && ok "$m: train, predict, merge" || bad "$m: predict/merge"
+  if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
+    out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/m-$m/best" "$W/m-$m-merged" "$W/m-$m-pred.jsonl" 2>/dev/null | tail -1)
+    python3 - "$out" <<'PY' && ok "$m: PEFT and merged logits match rankwise to 1e-4 ($out)" || bad "$m: PEFT logits differ ($out)"
 import json, sys
 d = json.loads(sys.argv[1]); sys.exit(0 if d["peft_vs_rankwise"] < 1e-4 and d["merged_vs_rankwise"] < 1e-4 else 1)
 PY
-fi
+  fi
+done
+$R train --train tweets --method salientlora --beta1 0.9 --output "$W/wrong" > "$W/wrong.log" 2>&1
+[ $? -ne 0 ] && grep -q "an option of method adalora" "$W/wrong.log" && ok "an option of another method is an error naming it" || bad "wrong-method option accepted"
 
 if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
   echo "== Hugging Face PEFT and transformers load the exports"
