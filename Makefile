@@ -24,7 +24,7 @@ similarity: setup build model
 ## Every test: unit and parity tests (release build: numeric Swift is 10-50x slower in debug), then the
 ## end-to-end checks (SIGKILL + resume, export, merge; PEFT cross-check when RANKWISE_PEER_PYTHON is set).
 test: setup build model
-	$(SWIFT) test $(TESTFLAGS)
+	$(SWIFT) test $(TESTFLAGS) --no-parallel
 	bash scripts/e2e.sh
 
 build:
