@@ -186,7 +186,6 @@ public final class AdaLoRAMethod: SVDTuningMethod {
 
     public init(config: AdaLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "AdaLoRA")
-        guard config.initR > 0, config.lora.r <= config.initR else { throw ModelError("AdaLoRA: target_r (r = \(config.lora.r)) must be between 1 and init_r (\(config.initR))") }
         guard config.orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA")

@@ -150,7 +150,7 @@ public final class LoadedSVDMethod: SVDTuningMethod {
     public let maxRank: Int
 
     /// Loads `directory` into `encoder`; returns the method and the classifier weights.
-    public static func load(name: String, directory: String, encoder: BertModel) throws -> (LoadedSVDMethod, WeightSource?) {
+    public static func load(name: String, directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
         guard let (t, initR, _) = try AdaLoRAFormat.readConfig(directory: directory),
               let (ads, _, head) = try AdaLoRAFormat.load(directory: directory, into: encoder) else {
             throw ModelError("\(directory)/adapter_config.json: not an AdaLoRA-format adapter (peft_type ADALORA), which \(name) saves")

@@ -122,8 +122,7 @@ public final class ElaLoRAAllocator: CheckpointState {
             setRank(ad, o.rank, active: false, optimizer: optimizer)
             pruned.append("\(adapters[o.module].0)#\(o.rank)")
         }
-        let taken = Set(prune.map { "\($0.module)#\($0.rank)" })
-        for o in ascending.reversed() where grown.count < prune.count && !taken.contains("\(o.module)#\(o.rank)") {
+        for o in ascending.dropFirst(prune.count).reversed() where grown.count < prune.count {  // pruned offers do not grow
             let ad = adapters[o.module].1
             guard let j = (0..<ad.rMax).first(where: { !ad.active[$0] }) else { continue }  // full: the next offer grows
             grow(ad, j, module: o.module, step: step, optimizer: optimizer)
@@ -138,8 +137,8 @@ public final class ElaLoRAAllocator: CheckpointState {
         ad.e.value[j] = 0
         if let optimizer {
             optimizer.resetMoments(ad.e, j)
-            for k in 0..<ad.inDim { optimizer.resetMoments(ad.a, j * ad.inDim + k) }
-            for o in 0..<ad.outDim { optimizer.resetMoments(ad.b, o * ad.rMax + j) }
+            optimizer.resetMoments(ad.a, (j * ad.inDim)..<((j + 1) * ad.inDim))
+            optimizer.resetMoments(ad.b, stride(from: j, to: ad.outDim * ad.rMax, by: ad.rMax))
         }
         sensitivity.resetRank(ad, j)
     }

@@ -16,7 +16,7 @@ public final class LoRAMethod: TuningMethod {
     }
 
     /// Reads a PEFT LoRA directory into `encoder`; returns the method and the classifier weights.
-    public static func load(directory: String, encoder: BertModel) throws -> (LoRAMethod, WeightSource?) {
+    public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
         let m = try LoRAMethod(config: try PEFTFormat.readConfig(directory: directory), encoder: encoder, seed: 0)
         let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.loraAdapters))
         return (m, head)

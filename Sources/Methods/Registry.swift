@@ -17,11 +17,12 @@ public struct MethodEntry: @unchecked Sendable {
     /// Options `bench train` sets so the method runs at the shapes of LoRA r=8 and does its most work.
     public let benchOptions: [String: String]
     let create: ([String: String], BertModel, UInt64) throws -> (TuningMethod, String)
-    let loader: (String, BertModel) throws -> (TuningMethod, WeightSource?)
+    /// (method name, adapter directory, encoder) → the loaded method and the classifier weights.
+    let loader: (String, String, BertModel) throws -> (TuningMethod, WeightSource?)
 
     public init<C: Settings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
                              make: @escaping (C, BertModel, UInt64) throws -> TuningMethod,
-                             load: @escaping (String, BertModel) throws -> (TuningMethod, WeightSource?)) {
+                             load: @escaping (_ name: String, _ directory: String, _ encoder: BertModel) throws -> (TuningMethod, WeightSource?)) {
         self.name = name; self.summary = summary; self.peftAnalogue = peftAnalogue; self.benchOptions = benchOptions
         options = SettingsTable.options(of: config)
         create = { values, encoder, seed in
@@ -40,7 +41,7 @@ public struct MethodEntry: @unchecked Sendable {
 
     /// Loads an adapter this method saved into `encoder`; returns it and the classifier weights.
     public func load(directory: String, encoder: BertModel) throws -> (method: TuningMethod, head: WeightSource?) {
-        try loader(directory, encoder)
+        try loader(name, directory, encoder)
     }
 
     /// Whether `key` (any spelling) is one of this method's options.
@@ -55,16 +56,16 @@ public enum MethodRegistry {
     public static let all: [MethodEntry] = [
         MethodEntry(name: "lora", summary: "LoRA (Hu et al. 2021): the same rank r on every targeted module, PEFT's LoraConfig",
                     config: LoRAConfig.self, peftAnalogue: "lora",
-                    make: { try LoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoRAMethod.load(directory: $0, encoder: $1); return (m, h) }),
+                    make: { try LoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try LoRAMethod.load(directory: $1, encoder: $2) }),
         MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
                     config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
-                    make: { try AdaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "adalora", directory: $0, encoder: $1); return (m, h) }),
+                    make: { try AdaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
         MethodEntry(name: "salientlora", summary: "SalientLoRA (Ke et al. 2024): ranks pruned by salience over a widening time-series window",
                     config: SalientLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "0"],
-                    make: { try SalientLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "salientlora", directory: $0, encoder: $1); return (m, h) }),
+                    make: { try SalientLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
         MethodEntry(name: "elalora", summary: "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
                     config: ElaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
-                    make: { try ElaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { let (m, h) = try LoadedSVDMethod.load(name: "elalora", directory: $0, encoder: $1); return (m, h) }),
+                    make: { try ElaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
     ]
 
     public static var names: [String] { all.map(\.name) }

@@ -308,7 +308,6 @@ public final class SalientLoRAMethod: SVDTuningMethod {
 
     public init(config: SalientLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "SalientLoRA")
-        guard config.lora.r <= config.initR else { throw ModelError("SalientLoRA: r (\(config.lora.r)) must not exceed init_r (\(config.initR))") }
         guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA")

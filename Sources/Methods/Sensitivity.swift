@@ -37,9 +37,11 @@ public final class Sensitivity {
 
     /// Forgets rank `j` of `ad` (its A row, E entry and B column start from zero again).
     public func resetRank(_ ad: SVDAdapter, _ j: Int) {
-        for (d, id) in [(ipt, ObjectIdentifier(ad.a)), (unc, ObjectIdentifier(ad.a))] { if let t = d[id] { for k in 0..<ad.inDim { t[j * ad.inDim + k] = 0 } } }
-        for d in [ipt, unc] { if let t = d[ObjectIdentifier(ad.e)] { t[j] = 0 } }
-        for d in [ipt, unc] { if let t = d[ObjectIdentifier(ad.b)] { for o in 0..<ad.outDim { t[o * ad.rMax + j] = 0 } } }
+        for d in [ipt, unc] {
+            if let t = d[ObjectIdentifier(ad.a)] { for k in 0..<ad.inDim { t[j * ad.inDim + k] = 0 } }
+            if let t = d[ObjectIdentifier(ad.e)] { t[j] = 0 }
+            if let t = d[ObjectIdentifier(ad.b)] { for o in 0..<ad.outDim { t[o * ad.rMax + j] = 0 } }
+        }
     }
 
     /// Score of every rank of `ad`: E's score + mean of A's row + mean of B's column.

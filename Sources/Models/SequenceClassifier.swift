@@ -74,6 +74,7 @@ public final class SequenceClassifier: @unchecked Sendable {
         }
         classifier.forward(drop, logits, n: B)
         var loss: Float? = nil
+        var rowLoss = [Float](repeating: 0, count: B)
         switch problem {
         case .singleLabel:
             if let labels {
@@ -81,31 +82,17 @@ public final class SequenceClassifier: @unchecked Sendable {
                 for (i, l) in labels.enumerated() where l != -100 && (l < 0 || Int(l) >= C) {
                     throw ModelError("label \(l) of row \(i) is outside 0..<\(C)")
                 }
-                loss = labels.withUnsafeBufferPointer { Ops.crossEntropy(logits: logits, labels: $0.baseAddress!, n: B, classes: C, dlogits: dlogits) }
+                loss = labels.withUnsafeBufferPointer { Ops.crossEntropy(logits: logits, labels: $0.baseAddress!, n: B, classes: C, dlogits: dlogits, rowLoss: &rowLoss) }
             }
         case .regression:
             if let targets {
                 guard targets.count == B else { throw ModelError("targets: \(targets.count) for a batch of \(B)") }
-                loss = targets.withUnsafeBufferPointer { Ops.mse(x: logits, target: $0.baseAddress!, count: B, dx: dlogits) }
+                loss = targets.withUnsafeBufferPointer { Ops.mse(x: logits, target: $0.baseAddress!, count: B, dx: dlogits, rowLoss: &rowLoss) }
             }
         }
-        var perExample: [Float] = []
-        if loss != nil {
-            perExample = (0..<B).map { i in
-                let row = logits + i * C
-                if problem == .regression { let d = row[0] - targets![i]; return d * d }
-                let l = Int(labels![i])
-                guard l >= 0 else { return 0 }
-                var mx = row[0]
-                for c in 1..<max(1, C) { mx = max(mx, row[c]) }
-                var s: Float = 0
-                for c in 0..<C { s += expf(row[c] - mx) }
-                return logf(s) + mx - row[l]
-            }
-            for r in regularizers { loss! += r.loss() }
-        }
+        if loss != nil { for r in regularizers { loss! += r.loss() } }
         last = (B, training, labels ?? [], targets ?? [])
-        return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss, exampleLosses: perExample)
+        return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss, exampleLosses: loss == nil ? [] : rowLoss)
     }
 
     /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).

@@ -201,11 +201,12 @@ public enum Ops {
     // MARK: Losses
 
     /// Mean cross-entropy over rows whose label is not `ignoreIndex` (-100, as PyTorch).
-    /// Writes `dlogits` (gradient of the mean loss) when given. Returns the loss (0 when no row counts).
+    /// Writes `dlogits` (gradient of the mean loss) and `rowLoss` (each row's loss, 0 for ignored rows)
+    /// when given. Returns the loss (0 when no row counts).
     @discardableResult
     public static func crossEntropy(
         logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, n: Int, classes c: Int,
-        dlogits: UnsafeMutablePointer<Float>?, ignoreIndex: Int32 = -100
+        dlogits: UnsafeMutablePointer<Float>?, rowLoss: UnsafeMutablePointer<Float>? = nil, ignoreIndex: Int32 = -100
     ) -> Float {
         var valid = 0
         for i in 0..<n where labels[i] != ignoreIndex { valid += 1 }
@@ -215,6 +216,7 @@ public enum Ops {
             let label = labels[i]
             if label == ignoreIndex {
                 if let dlogits { (dlogits + i * c).update(repeating: 0, count: c) }
+                rowLoss?[i] = 0
                 continue
             }
             var mx = -Float.infinity
@@ -223,6 +225,7 @@ public enum Ops {
             for j in 0..<c { s += Double(expf(row[j] - mx)) }
             let lse = Double(mx) + log(s)
             total += lse - Double(row[Int(label)])
+            rowLoss?[i] = Float(lse - Double(row[Int(label)]))
             if let dlogits {
                 let g = dlogits + i * c
                 for j in 0..<c {
@@ -234,13 +237,15 @@ public enum Ops {
         return valid == 0 ? 0 : Float(total / Double(valid))
     }
 
-    /// Mean squared error `mean((x - y)²)`; writes `dx` when given.
+    /// Mean squared error `mean((x - y)²)`; writes `dx` and each element's `(x - y)²` to `rowLoss` when given.
     @discardableResult
-    public static func mse(x: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, dx: UnsafeMutablePointer<Float>?) -> Float {
+    public static func mse(x: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, dx: UnsafeMutablePointer<Float>?,
+                           rowLoss: UnsafeMutablePointer<Float>? = nil) -> Float {
         var total: Double = 0
         for i in 0..<count {
             let d = x[i] - target[i]
             total += Double(d * d)
+            rowLoss?[i] = d * d
             dx?[i] = 2 * d / Float(count)
         }
         return Float(total / Double(count))

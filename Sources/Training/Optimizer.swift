@@ -43,10 +43,13 @@ public final class AdamW {
     }
 
     /// Zeroes the moments of element `index` of `param` (a pruned or regrown rank starts fresh).
-    public func resetMoments(_ param: Param, _ index: Int) {
+    public func resetMoments(_ param: Param, _ index: Int) { resetMoments(param, [index]) }
+
+    /// Zeroes the moments of the given elements of `param` (one lookup of its slice).
+    public func resetMoments(_ param: Param, _ indices: some Sequence<Int>) {
         var off = 0
         for p in params {
-            if p === param { m[off + index] = 0; v[off + index] = 0; return }
+            if p === param { for i in indices { m[off + i] = 0; v[off + i] = 0 }; return }
             off += p.count
         }
     }

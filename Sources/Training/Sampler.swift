@@ -98,8 +98,6 @@ public final class WeightedSampler: Sampler {
     }
 
     public func restore(from f: CheckpointSection) throws {
-        let bits = try f.ints("weights", count: count)
-        weights = bits.map { Double(bitPattern: UInt64(bitPattern: $0)) }
-        try setWeights(weights)
+        try setWeights(try f.ints("weights", count: count).map { Double(bitPattern: UInt64(bitPattern: $0)) })
     }
 }

@@ -115,8 +115,7 @@ struct Export: ParsableCommand {
                 try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
             }
             // Check that it reads back before saying so.
-            let encoder = try BertModel.load(directory: try ModelStore.resolve(PEFTFormat.readExtra(directory: output)?.baseModel ?? "minilm"), withPooler: true)
-            _ = try MethodRegistry.entry(forAdapter: output).load(directory: output, encoder: encoder)
+            _ = try AdapterLoader(directory: output)  // loads exactly as eval / predict / merge will
             print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
         } catch { fail("\(error)") }
     }

@@ -227,11 +227,10 @@ struct BenchTrain: ParsableCommand {
                 _ = try model.forward(input, labels: labels, training: true, seed: UInt64(stepIndex + 1))
                 try model.backward()
                 clipGradNorm(model.params, maxNorm: 1)
-                let ctx = StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler, examples: [], exampleLosses: [], log: { _ in })
-                try m.beforeOptimizerStep(ctx)
+                try m.beforeOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler))
                 opt.step(lr: 1e-4)
                 stepIndex += 1
-                try m.afterOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler, examples: [], exampleLosses: [], log: { _ in }))
+                try m.afterOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler))
                 model.params.zeroGrad()
             })
         }

@@ -145,6 +145,15 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         var dx = [Float](repeating: 0, count: 8)
         _ = Ops.mse(x: x, target: t, count: 8, dx: &dx)
         FD.check("mse", x: &x, grad: dx, eps: 1e-3) { Double(Ops.mse(x: $0, target: t, count: 8, dx: nil)) }
+        // Per-row losses: each row's own loss, 0 for an ignored row, averaging to the loss.
+        var rows = [Float](repeating: -1, count: n)
+        let l2 = Ops.crossEntropy(logits: logits, labels: labels, n: n, classes: c, dlogits: nil, rowLoss: &rows)
+        #expect(rows[2] == 0 && abs(rows.reduce(0, +) / 3 - l2) < 1e-6)
+        let single = Ops.crossEntropy(logits: Array(logits[3...5]), labels: [labels[1]], n: 1, classes: c, dlogits: nil)
+        #expect(abs(rows[1] - single) < 1e-6)
+        var sq = [Float](repeating: 0, count: 8)
+        let m = Ops.mse(x: x, target: t, count: 8, dx: nil, rowLoss: &sq)
+        #expect(abs(sq[5] - (x[5] - t[5]) * (x[5] - t[5])) < 1e-7 && abs(sq.reduce(0, +) / 8 - m) < 1e-6)
     }
 
     @Test func attentionWithMaskAndDropout() {
