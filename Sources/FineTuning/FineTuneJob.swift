@@ -57,7 +57,7 @@ public final class FineTuneJob {
         var reports = [rep]
         var trainSet = full, devSet: Dataset? = nil, testSet: Dataset? = nil
         if d.dev == nil || d.test == nil {
-            let s = full.split(dev: d.dev == nil ? d.devFraction : 0, test: d.test == nil ? d.testFraction : 0, seed: o.training.seed)
+            let s = full.split(dev: d.dev == nil ? d.devFraction : 0, test: d.test == nil ? d.testFraction : 0, seed: d.splitSeed)
             trainSet = s.train
             if d.dev == nil && d.devFraction > 0 { devSet = s.dev }
             if d.test == nil && d.testFraction > 0 { testSet = s.test }

@@ -19,6 +19,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var devFraction = 0.1
     public var testFraction = 0.1
     public var maxTrainExamples: Int? = nil
+    public var splitSeed: UInt64 = 42
     public var output = "runs/latest"
     public init() {}
 
@@ -29,7 +30,9 @@ public struct DataOptions: Settings, Sendable, Equatable {
         "textColumn": "text column", "pairColumn": "second text column, for sentence pairs", "labelColumn": "label column",
         "labels": "class names in id order [none: discovered]", "regression": "regression on a numeric label (MSE loss)",
         "dedup": "drop duplicate texts", "devFraction": "dev fraction when splitting", "testFraction": "test fraction when splitting",
-        "maxTrainExamples": "use only N training examples (a seeded sample, after the split)", "output": "output directory",
+        "maxTrainExamples": "use only N training examples (a seeded sample, after the split)",
+        "splitSeed": "seed of the dev/test split and of the --max-train-examples sample; apart from --seed, so runs with different seeds see the same data",
+        "output": "output directory",
     ]
 
     public func validate() throws {

@@ -32,7 +32,7 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
         "lr": "peak learning rate (the SVD methods want about 10x LoRA's)", "schedule": "linear, cosine or constant (after warmup)",
         "warmupRatio": "warmup as a fraction of the steps", "warmupSteps": "warmup steps (overrides --warmup-ratio)",
         "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)", "maxLength": "maximum tokens per example",
-        "seed": "random seed (split, initialisation, batches, dropout)",
+        "seed": "random seed (initialisation, batches, dropout; the data split has --split-seed)",
         "sampler": "bucketed (seeded, batches of similar length: little padding, but a batch's label mix follows length) or random",
         "evalEvery": "evaluate on dev every N steps (0: each epoch)", "checkpointEvery": "checkpoint every N steps (0: at each evaluation)",
         "patience": "early stopping after N evaluations without improvement (0: off)", "maxSteps": "stop after N optimizer steps",
@@ -261,6 +261,19 @@ public final class Trainer {
 
     /// Writes trainable parameters, AdamW moments and the loop position in one file, atomically.
     public func saveCheckpoint() throws {
+        let meta: [String: String] = [
+            "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
+            "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
+            "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-2",
+            "method": method.name, "sampler": sampler.name,
+        ]
+        try SafeTensorsWriter.write(checkpointTensors(), metadata: meta, to: checkpointPath)
+        onEvent(.checkpoint(step: step, path: checkpointPath))
+    }
+
+    /// Every tensor of the run's state as a checkpoint holds it: trainable parameters, Adam moments,
+    /// and each method and sampler state under its prefix.
+    public func checkpointTensors() -> [TensorToWrite] {
         var tensors: [TensorToWrite] = []
         for (p, off) in optimizer.slices {
             tensors.append(TensorToWrite(name: "param." + p.name, shape: p.shape, floats: p.value.array))
@@ -270,14 +283,7 @@ public final class Trainer {
         for (prefix, state) in namedStates {
             tensors += state.checkpointTensors().map { var t = $0; t.name = prefix + t.name; return t }
         }
-        let meta: [String: String] = [
-            "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
-            "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
-            "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-2",
-            "method": method.name, "sampler": sampler.name,
-        ]
-        try SafeTensorsWriter.write(tensors, metadata: meta, to: checkpointPath)
-        onEvent(.checkpoint(step: step, path: checkpointPath))
+        return tensors
     }
 
     func lastCheckpointStep() throws -> Int {

@@ -102,6 +102,9 @@ import Tokenizers
         }
         #expect(worst == 0, "\(name): resumed run differs from the uninterrupted one by \(worst)")
         #expect(methc.ranks == method.ranks, "\(name): ranks after resume")
+        // Everything else a run carries must match too (importance EMAs, masks, sampler weights, Adam
+        // moments): a state that resume forgot can leave the parameters equal for a while.
+        #expect(t.stateDifferences(tc) == [], "\(name): checkpointed state after resume")
     }
 
     /// The classifier of a merged model directory.
@@ -109,5 +112,15 @@ import Tokenizers
         let file: SafeTensorsFile
         func has(_ name: String) -> Bool { file.contains(name) }
         func tensor(_ name: String, shape: [Int]) throws -> Tensor { Tensor(shape: shape, values: try file.floats(name)) }
+    }
+}
+
+extension Trainer {
+    /// Names of the checkpointed tensors (parameters, Adam moments, method and sampler states) that
+    /// differ between this run and `other`, or that only one of them has.
+    func stateDifferences(_ other: Trainer) -> [String] {
+        let a = Dictionary(uniqueKeysWithValues: checkpointTensors().map { ($0.name, $0.bytes) })
+        let b = Dictionary(uniqueKeysWithValues: other.checkpointTensors().map { ($0.name, $0.bytes) })
+        return Set(a.keys).union(b.keys).filter { a[$0] != b[$0] }.sorted()
     }
 }
