@@ -1,10 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let fast: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
-    .swiftLanguageMode(.v5),
-]
+// No unsafeFlags anywhere: SwiftPM refuses a dependency whose targets use them, and release builds
+// are already -O with whole-module optimisation. Hot loops use unsafe buffer pointers and BLAS, so
+// -Ounchecked bought nothing measurable (see `rankwise bench train` in the README).
+let fast: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "Rankwise",
@@ -27,7 +27,7 @@ let package = Package(
         // OpenBLAS core type can be chosen before the library initialises.
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("dl")]),
         // Vectorised element-wise kernels (exp, erf, GELU) with per-CPU clones.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "CKernels"),
         .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
