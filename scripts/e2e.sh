@@ -120,5 +120,8 @@ else
   echo "(RANKWISE_PEER_PYTHON not set: PEFT cross-check skipped)"
 fi
 
+echo "== another package depends on Rankwise by version (no unsafeFlags in its products)"
+bash scripts/consumer-check.sh . > "$W/consumer.log" 2>&1 && ok "a package depending on Rankwise 0.0.1 builds and runs" || { bad "consumer package"; tail -5 "$W/consumer.log"; }
+
 echo "e2e: $pass passed, $fail failed"
 [ "$fail" = 0 ]
