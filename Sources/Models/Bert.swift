@@ -2,19 +2,35 @@ import Foundation
 import RankwiseCore
 import SafeTensors
 
-/// A batch of token ids for the encoder, flattened row-major `[batch, seq]`.
+/// A batch of token ids for the encoder: padded (`[batch, seq]` row-major, a mask marking real
+/// tokens) or packed (the sequences' tokens back to back, no padding; see `SequenceLayout`).
 public struct BertInput: Sendable {
+    /// Sequences in the batch.
     public var batch: Int
+    /// Padded: tokens per row. Packed: the longest sequence.
     public var seq: Int
+    /// `[layout.tokens]`
     public var ids: [Int32]
     public var typeIds: [Int32]
-    /// 1 for real tokens, 0 for padding.
+    /// `[layout.tokens]`: 1 for real tokens, 0 for padding (all 1 when packed).
     public var mask: [Float]
+    public var layout: SequenceLayout
 
+    /// A padded batch.
     public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
         self.batch = batch; self.seq = seq; self.ids = ids
         self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
         self.mask = mask ?? [Float](repeating: 1, count: ids.count)
+        layout = .padded(batch: batch, seq: seq, mask: self.mask)
+    }
+
+    /// A packed batch: no padding, each sequence attends over its own tokens only.
+    public init(packed ids: [[Int32]], typeIds: [[Int32]]? = nil) {
+        layout = .packed(lengths: ids.map(\.count))
+        batch = ids.count; seq = layout.maxLength
+        self.ids = ids.flatMap { $0 }
+        self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
+        mask = [Float](repeating: 1, count: self.ids.count)
     }
 }
 
@@ -145,10 +161,11 @@ public final class BertModel: @unchecked Sendable {
 
     /// Offsets of every saved activation for one batch shape.
     struct State {
-        var B = 0, T = 0, N = 0
+        var B = 0, N = 0
+        var layout = SequenceLayout.packed(lengths: [])
         var training = false
         var seed: UInt64 = 0
-        var ids: [Int32] = [], types: [Int32] = [], mask: [Float] = []
+        var ids: [Int32] = [], types: [Int32] = [], positions: [Int32] = []
         // offsets into ws
         var embSum = 0, embMean = 0, embRstd = 0, embMask = 0, x0 = 0
         var layer: [LayerOffsets] = []
@@ -162,10 +179,11 @@ public final class BertModel: @unchecked Sendable {
         var h1 = 0, g = 0, res2 = 0, mask2 = 0, ln2 = 0, mean2 = 0, rstd2 = 0
     }
 
-    private func plan(B: Int, T: Int, training: Bool) -> State {
+    private func plan(_ layout: SequenceLayout, training: Bool) -> State {
         var s = State()
-        s.B = B; s.T = T; s.N = B * T; s.training = training
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, P = B * config.numHeads * T * T
+        let B = layout.count
+        s.B = B; s.N = layout.tokens; s.layout = layout; s.training = training
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, P = layout.probCount(heads: config.numHeads)
         var off = 0
         func take(_ n: Int) -> Int { let o = off; off += (n + 15) / 16 * 16; return o }
         let hd = training && config.hiddenDropout > 0
@@ -190,14 +208,18 @@ public final class BertModel: @unchecked Sendable {
     }
 
     /// Bytes of activation memory a forward pass of this shape keeps for backward.
-    public func activationBytes(batch: Int, seq: Int, training: Bool) -> Int { plan(B: batch, T: seq, training: training).total * 4 }
+    public func activationBytes(batch: Int, seq: Int, training: Bool) -> Int {
+        plan(.padded(batch: batch, seq: seq, mask: []), training: training).total * 4
+    }
 
     // MARK: Forward
 
     /// The outputs of the last forward pass; the pointers stay valid until the next forward.
     public struct Output {
         public let batch: Int, seq: Int, hidden: Int
-        /// `[batch, seq, hidden]`
+        /// Where each sequence's rows are in `lastHidden`.
+        public let layout: SequenceLayout
+        /// `[layout.tokens, hidden]` (`[batch, seq, hidden]` when padded)
         public let lastHidden: UnsafeMutablePointer<Float>
         /// `[batch, hidden]` (tanh pooler on the first token), nil without a pooler.
         public let pooled: UnsafeMutablePointer<Float>?
@@ -205,19 +227,22 @@ public final class BertModel: @unchecked Sendable {
 
     /// Checks ids, type ids, mask length and sequence length; the error names the row and position.
     public func validate(_ input: BertInput) throws {
-        let n = input.batch * input.seq
-        guard input.ids.count == n, input.typeIds.count == n, input.mask.count == n else {
-            throw ModelError("input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, expected batch \(input.batch) x seq \(input.seq) = \(n)")
+        let n = input.layout.tokens, lay = input.layout
+        guard input.ids.count == n, input.typeIds.count == n, input.mask.count == n, lay.count == input.batch else {
+            throw ModelError("input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, expected \(n) tokens of \(input.batch) sequences")
         }
-        guard input.seq <= config.maxPositions else {
-            throw ModelError("input: sequence length \(input.seq) exceeds max_position_embeddings \(config.maxPositions)")
+        guard lay.maxLength <= config.maxPositions else {
+            throw ModelError("input: sequence length \(lay.maxLength) exceeds max_position_embeddings \(config.maxPositions)")
         }
-        for i in 0..<n {
-            if input.ids[i] < 0 || Int(input.ids[i]) >= config.vocabSize {
-                throw ModelError("input: token id \(input.ids[i]) at row \(i / input.seq), position \(i % input.seq) is outside the vocabulary (size \(config.vocabSize))")
-            }
-            if input.typeIds[i] < 0 || Int(input.typeIds[i]) >= config.typeVocabSize {
-                throw ModelError("input: token type id \(input.typeIds[i]) at row \(i / input.seq), position \(i % input.seq) is outside type_vocab_size \(config.typeVocabSize)")
+        for b in 0..<lay.count {
+            for t in 0..<lay.lengths[b] {
+                let i = lay.starts[b] + t
+                if input.ids[i] < 0 || Int(input.ids[i]) >= config.vocabSize {
+                    throw ModelError("input: token id \(input.ids[i]) at row \(b), position \(t) is outside the vocabulary (size \(config.vocabSize))")
+                }
+                if input.typeIds[i] < 0 || Int(input.typeIds[i]) >= config.typeVocabSize {
+                    throw ModelError("input: token type id \(input.typeIds[i]) at row \(b), position \(t) is outside type_vocab_size \(config.typeVocabSize)")
+                }
             }
         }
     }
@@ -227,10 +252,12 @@ public final class BertModel: @unchecked Sendable {
     @discardableResult
     public func forward(_ input: BertInput, training: Bool = false, seed: UInt64 = 0) throws -> Output {
         try validate(input)
-        var s = plan(B: input.batch, T: input.seq, training: training)
-        s.seed = seed; s.ids = input.ids; s.types = input.typeIds; s.mask = input.mask
+        var s = plan(input.layout, training: training)
+        s.seed = seed; s.ids = input.ids; s.types = input.typeIds
+        s.positions = [Int32](repeating: 0, count: s.N)
+        for b in 0..<s.B { for t in 0..<s.layout.lengths[b] { s.positions[s.layout.starts[b] + t] = Int32(t) } }
         let w = ws.get(s.total)
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, T = s.T, B = s.B
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, B = s.B
         let nh = config.numHeads, hdim = config.headDim, eps = config.layerNormEps
         var seedCounter: UInt64 = 0
         func nextSeed() -> UInt64 { seedCounter += 1; return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter }
@@ -242,7 +269,7 @@ public final class BertModel: @unchecked Sendable {
         }
         for t in 0..<N {
             let row = sum + t * H
-            let pos = posEmb.value.data + (t % T) * H
+            let pos = posEmb.value.data + Int(s.positions[t]) * H
             let typ = typeEmb.value.data + Int(input.typeIds[t]) * H
             for j in 0..<H { row[j] += pos[j] + typ[j] }
         }
@@ -253,7 +280,7 @@ public final class BertModel: @unchecked Sendable {
         }
         // Blocks
         var x = w + s.x0
-        input.mask.withUnsafeBufferPointer { maskBuf in
+        do {
             for (l, L) in layers.enumerated() {
                 let o = s.layer[l]
                 Profiler.section("qkv") {
@@ -262,8 +289,8 @@ public final class BertModel: @unchecked Sendable {
                 L.value.forward(x, w + o.v, n: N, training: training, seed: nextSeed())
                 }
                 Profiler.section("attention") {
-                Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, keyMask: maskBuf.baseAddress!, probs: w + o.probs,
-                                  ctx: w + o.ctx, batch: B, seq: T, heads: nh, headDim: hdim,
+                Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, layout: s.layout, probs: w + o.probs,
+                                  ctx: w + o.ctx, heads: nh, headDim: hdim,
                                   dropout: o.probsMask >= 0 ? (p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask, dropped: w + o.probsDrop) : nil)
                 }
                 Profiler.section("attn.out") { L.attnOut.forward(w + o.ctx, w + o.res1, n: N, training: training, seed: nextSeed()) }
@@ -293,14 +320,14 @@ public final class BertModel: @unchecked Sendable {
         var pooled: UnsafeMutablePointer<Float>? = nil
         if let pooler {
             let cls = w + s.pooledPre  // gather first tokens, then dense + tanh
-            for b in 0..<B { (cls + b * H).update(from: x + b * T * H, count: H) }
+            for b in 0..<B { (cls + b * H).update(from: x + s.layout.starts[b] * H, count: H) }
             let out = w + s.pooled
             pooler.forward(cls, out, n: B)
             Ops.tanhForward(out, out, count: B * H)
             pooled = out
         }
         state = s
-        return Output(batch: B, seq: T, hidden: H, lastHidden: x, pooled: pooled)
+        return Output(batch: B, seq: input.seq, hidden: H, layout: s.layout, lastHidden: x, pooled: pooled)
     }
 
     private func activationForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
@@ -329,8 +356,8 @@ public final class BertModel: @unchecked Sendable {
     public func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>? = nil) throws {
         guard let s = state else { throw ModelError("backward called before forward") }
         let w = ws.get(s.total)
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, T = s.T, B = s.B
-        let nh = config.numHeads, hdim = config.headDim, P = B * nh * T * T
+        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, B = s.B
+        let nh = config.numHeads, hdim = config.headDim, P = s.layout.probCount(heads: nh)
         var goff = 0
         func take(_ n: Int) -> Int { let o = goff; goff += (n + 15) / 16 * 16; return o }
         let oDX = take(N * H), oDA = take(N * H), oDB = take(N * H), oDQ = take(N * H), oDK = take(N * H), oDV = take(N * H)
@@ -357,7 +384,7 @@ public final class BertModel: @unchecked Sendable {
             let dcls = dA  // temp [B, H]
             pooler.backward(dy: dpre, x: cls, dx: dcls, n: B)
             for b in 0..<B {
-                let row = dX + b * T * H, src = dcls + b * H
+                let row = dX + s.layout.starts[b] * H, src = dcls + b * H
                 for j in 0..<H { row[j] += src[j] }
             }
         }
@@ -385,7 +412,7 @@ public final class BertModel: @unchecked Sendable {
             if o.mask1 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask1, dx: dA, count: N * H) }
             L.attnOut.backward(dy: dA, x: w + o.ctx, dx: dB, n: N)  // dB = dCtx
             Attention.backward(dctx: dB, q: w + o.q, k: w + o.k, v: w + o.v, probs: w + o.probs, dq: dQ, dk: dK, dv: dV,
-                               scratch: g + oDP, batch: B, seq: T, heads: nh, headDim: hdim,
+                               scratch: g + oDP, layout: s.layout, heads: nh, headDim: hdim,
                                dropout: o.probsMask >= 0 ? (mask: UnsafePointer(w + o.probsMask), dropped: UnsafePointer(w + o.probsDrop)) : nil)
             let needDx = l > 0 ? l > lowest : lowest < 0
             L.query.backward(dy: dQ, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
@@ -403,7 +430,7 @@ public final class BertModel: @unchecked Sendable {
         }
         if let gp = posEmb.grad {
             for t in 0..<N {
-                let row = gp.data + (t % T) * H, src = dSum + t * H
+                let row = gp.data + Int(s.positions[t]) * H, src = dSum + t * H
                 for j in 0..<H { row[j] += src[j] }
             }
         }

@@ -11,17 +11,24 @@ public enum Pooling: String, Sendable, CaseIterable {
 
     /// Pools `[batch, seq, hidden]` into `[batch, hidden]` (row-major), optionally L2-normalised.
     public func apply(_ hidden: UnsafePointer<Float>, mask: [Float], batch: Int, seq: Int, dim: Int, normalize: Bool) -> [Float] {
-        var out = [Float](repeating: 0, count: batch * dim)
-        for b in 0..<batch {
+        apply(hidden, layout: .padded(batch: batch, seq: seq, mask: mask), dim: dim, normalize: normalize)
+    }
+
+    /// Pools each sequence's rows of `hidden` (`[layout.tokens, dim]`, padded or packed) into `[count, dim]`.
+    public func apply(_ hidden: UnsafePointer<Float>, layout: SequenceLayout, dim: Int, normalize: Bool) -> [Float] {
+        var out = [Float](repeating: 0, count: layout.count * dim)
+        for b in 0..<layout.count {
+            let first = layout.starts[b]
             switch self {
             case .cls:
-                for j in 0..<dim { out[b * dim + j] = hidden[b * seq * dim + j] }
+                for j in 0..<dim { out[b * dim + j] = hidden[first * dim + j] }
             case .mean:
                 var n: Float = 0
-                for t in 0..<seq where mask[b * seq + t] != 0 {
-                    let m = mask[b * seq + t]
+                for t in first..<(first + layout.lengths[b]) {
+                    let m = layout.keyMask?[t] ?? 1
+                    if m == 0 { continue }
                     n += m
-                    let row = hidden + (b * seq + t) * dim
+                    let row = hidden + t * dim
                     for j in 0..<dim { out[b * dim + j] += m * row[j] }
                 }
                 let inv = 1 / max(n, 1e-9)
@@ -66,8 +73,7 @@ public final class SentenceEmbedder {
     public func embed(_ texts: [String]) throws -> [Float] {
         if texts.isEmpty { return [] }
         let encs = texts.map { tokenizer.encode($0, maxLength: maxLength) }
-        let b = tokenizer.pad(encs)
-        let out = try model.forward(BertInput(batch: b.batch, seq: b.seqLen, ids: b.ids, typeIds: b.typeIds, mask: b.attentionMask))
-        return pooling.apply(out.lastHidden, mask: b.attentionMask, batch: b.batch, seq: b.seqLen, dim: out.hidden, normalize: normalize)
+        let out = try model.forward(BertInput(packed: encs.map { $0.ids.map(Int32.init) }, typeIds: encs.map { $0.typeIds.map(Int32.init) }))
+        return pooling.apply(out.lastHidden, layout: out.layout, dim: out.hidden, normalize: normalize)
     }
 }

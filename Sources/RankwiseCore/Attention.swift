@@ -1,65 +1,126 @@
-/// Multi-head scaled dot-product attention on `[B, T, heads·headDim]` activations, without
-/// permuting: each head is a strided view (leading dimension = hidden size) handed to BLAS.
+/// Where each sequence of a batch lives in a token matrix `[tokens, hidden]`.
+///
+/// Padded: `batch` rows of `seq` tokens each, padding included (a key mask hides it from attention).
+/// Packed: the sequences' real tokens back to back, no padding anywhere (variable-length attention).
+public struct SequenceLayout: Sendable, Equatable {
+    /// First token row of each sequence.
+    public let starts: [Int]
+    /// Token rows of each sequence (padding included in the padded layout).
+    public let lengths: [Int]
+    /// Padded layout only: `[tokens]`, 1 for real tokens and 0 for padding.
+    public let keyMask: [Float]?
+    /// Offset of each sequence's attention matrices (`heads` of `length²`) in a probabilities buffer, per head.
+    public let probStarts: [Int]
+    public let tokens: Int
+    public let maxLength: Int
+
+    public var count: Int { starts.count }
+    public var isPacked: Bool { keyMask == nil }
+
+    init(starts: [Int], lengths: [Int], keyMask: [Float]?) {
+        self.starts = starts; self.lengths = lengths; self.keyMask = keyMask
+        var p = [Int](), acc = 0
+        for l in lengths { p.append(acc); acc += l * l }
+        probStarts = p
+        tokens = (starts.last ?? 0) + (lengths.last ?? 0)
+        maxLength = lengths.max() ?? 0
+    }
+
+    /// `batch` sequences of `seq` rows; `mask` (`[batch·seq]`) marks the real tokens.
+    public static func padded(batch: Int, seq: Int, mask: [Float]) -> SequenceLayout {
+        SequenceLayout(starts: (0..<batch).map { $0 * seq }, lengths: [Int](repeating: seq, count: batch), keyMask: mask)
+    }
+
+    /// Sequences of the given lengths, back to back.
+    public static func packed(lengths: [Int]) -> SequenceLayout {
+        var s = [Int](), acc = 0
+        for l in lengths { s.append(acc); acc += l }
+        return SequenceLayout(starts: s, lengths: lengths, keyMask: nil)
+    }
+
+    /// Floats of attention probabilities for `heads` heads: `heads · Σ length²`.
+    public func probCount(heads: Int) -> Int { heads * lengths.reduce(0) { $0 + $1 * $1 } }
+
+    /// Where head `head` of sequence `b` keeps its `length²` probabilities.
+    @inline(__always) public func probOffset(_ b: Int, head: Int, heads: Int) -> Int {
+        heads * probStarts[b] + head * lengths[b] * lengths[b]
+    }
+}
+
+/// Multi-head scaled dot-product attention over the sequences of a `SequenceLayout`, on
+/// `[tokens, heads·headDim]` activations without permuting: each head is a strided view (leading
+/// dimension = hidden size) handed to BLAS, and each sequence attends only within its own rows.
 public enum Attention {
-    /// `probs[B, heads, T, T] = softmax(scale · Q Kᵀ + mask)`, `ctx[B, T, H] = probs · V`.
-    /// `keyMask` is `[B, T]` with 1 for real tokens and 0 for padding.
+    /// Per sequence and head: `probs = softmax(scale · Q Kᵀ + mask)`, `ctx = probs · V`.
     public static func forward(
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        keyMask: UnsafePointer<Float>?, probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>,
-        batch: Int, seq: Int, heads: Int, headDim: Int,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layout: SequenceLayout,
+        probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
         dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? = nil
     ) {
-        let h = heads * headDim, tt = seq * seq
+        let h = heads * headDim
         let scale = 1 / Float(headDim).squareRoot()
-        // Each (row, head) pair is independent: split them over the cores, one BLAS thread each.
-        BLAS.singleThreaded {
-            parallelFor(batch * heads, minChunk: 4) { range in
-                for bh in range {
-                    let b = bh / heads, hd = bh % heads
-                    let off = b * seq * h + hd * headDim
-                    let p = probs + bh * tt
-                    BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, alpha: scale, a: q + off, lda: h,
-                               b: k + off, ldb: h, c: p, ldc: seq)
-                    Ops.softmaxRows(p, rows: seq, d: seq, keyMask: keyMask.map { $0 + b * seq })
-                    var used = UnsafePointer(p)
-                    if let dropout {
-                        Ops.dropoutForward(x: p, y: dropout.dropped + bh * tt, mask: dropout.mask + bh * tt, count: tt, p: dropout.p,
-                                           seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
-                        used = UnsafePointer(dropout.dropped + bh * tt)
+        layout.keyMask.withOptionalPointer { keyMask in
+            // Each (sequence, head) pair is independent: split them over the cores, one BLAS thread each.
+            BLAS.singleThreaded {
+                parallelFor(layout.count * heads, minChunk: 4) { range in
+                    for bh in range {
+                        let b = bh / heads, hd = bh % heads, L = layout.lengths[b]
+                        if L == 0 { continue }
+                        let off = layout.starts[b] * h + hd * headDim, po = layout.probOffset(b, head: hd, heads: heads)
+                        let p = probs + po
+                        BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: h, b: k + off, ldb: h, c: p, ldc: L)
+                        Ops.softmaxRows(p, rows: L, d: L, keyMask: keyMask.map { $0 + layout.starts[b] })
+                        var used = UnsafePointer(p)
+                        if let dropout {
+                            Ops.dropoutForward(x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
+                                               seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
+                            used = UnsafePointer(dropout.dropped + po)
+                        }
+                        BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + off, ldb: h, c: ctx + off, ldc: h)
                     }
-                    BLAS.sgemm(m: seq, n: headDim, k: seq, a: used, lda: seq, b: v + off, ldb: h, c: ctx + off, ldc: h)
                 }
             }
         }
     }
 
-    /// Backward (with the same dropout mask and dropped probabilities as forward, if any): writes `dq`, `dk`, `dv` (`[B, T, H]`) from `dctx`; `scratch` holds `B·heads·T·T` floats.
+    /// Backward (with the same dropout mask and dropped probabilities as forward, if any): writes `dq`,
+    /// `dk`, `dv` (`[tokens, H]`) from `dctx`; `scratch` holds `layout.probCount(heads:)` floats.
     public static func backward(
         dctx: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-        dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        batch: Int, seq: Int, heads: Int, headDim: Int,
+        dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, layout: SequenceLayout, heads: Int, headDim: Int,
         dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
     ) {
-        let h = heads * headDim, tt = seq * seq
+        let h = heads * headDim
         let scale = 1 / Float(headDim).squareRoot()
         let used = dropout?.dropped ?? probs
         BLAS.singleThreaded {
-            parallelFor(batch * heads, minChunk: 4) { range in
+            parallelFor(layout.count * heads, minChunk: 4) { range in
                 for bh in range {
-                    let b = bh / heads, hd = bh % heads
-                    let off = b * seq * h + hd * headDim
-                    let p = used + bh * tt, dp = scratch + bh * tt
+                    let b = bh / heads, hd = bh % heads, L = layout.lengths[b]
+                    if L == 0 { continue }
+                    let off = layout.starts[b] * h + hd * headDim, po = layout.probOffset(b, head: hd, heads: heads)
+                    let p = used + po, dp = scratch + po
                     // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
-                    BLAS.sgemm(transB: true, m: seq, n: seq, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: seq)
-                    BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, a: p, lda: seq, b: dctx + off, ldb: h, c: dv + off, ldc: h)
-                    if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + bh * tt, dx: dp, count: tt) }
-                    Ops.softmaxBackwardRows(p: probs + bh * tt, dp: dp, dx: dp, rows: seq, d: seq)
+                    BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: L)
+                    BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: h, c: dv + off, ldc: h)
+                    if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
+                    Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
                     // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
-                    BLAS.sgemm(m: seq, n: headDim, k: seq, alpha: scale, a: dp, lda: seq, b: k + off, ldb: h, c: dq + off, ldc: h)
-                    BLAS.sgemm(transA: true, m: seq, n: headDim, k: seq, alpha: scale, a: dp, lda: seq, b: q + off, ldb: h, c: dk + off, ldc: h)
+                    BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + off, ldb: h, c: dq + off, ldc: h)
+                    BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: h, c: dk + off, ldc: h)
                 }
             }
+        }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with a pointer to the array's elements, or nil.
+    @inline(__always) func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        switch self {
+        case .some(let a): return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
+        case .none: return try body(nil)
         }
     }
 }

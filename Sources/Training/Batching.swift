@@ -37,8 +37,13 @@ public struct TokenizedSet: Sendable {
         return [0.5, 0.9, 0.99].map { l[min(l.count - 1, Int(Double(l.count) * $0))] } + [l.last!]
     }
 
-    /// A padded batch of the given example indices (padded to the longest).
-    public func batch(_ idx: [Int], padId: Int32 = 0) -> (BertInput, [Int32], [Float], realTokens: Int) {
+    /// A batch of the given example indices: packed (no padding, variable-length attention) or
+    /// padded to the longest.
+    public func batch(_ idx: [Int], packed: Bool = false, padId: Int32 = 0) -> (BertInput, [Int32], [Float], realTokens: Int) {
+        if packed {
+            let input = BertInput(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
+            return (input, idx.map { labels[$0] }, idx.map { targets[$0] }, input.ids.count)
+        }
         let T = idx.map { ids[$0].count }.max() ?? 0
         var bid = [Int32](repeating: padId, count: idx.count * T), bt = [Int32](repeating: 0, count: idx.count * T)
         var mask = [Float](repeating: 0, count: idx.count * T)

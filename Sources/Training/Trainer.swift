@@ -20,6 +20,7 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public var maxLength = 128
     public var seed: UInt64 = 42
     public var sampler = "bucketed"
+    public var padded = false
     public var evalEvery = 0
     public var checkpointEvery = 200
     public var patience = 0
@@ -34,6 +35,7 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
         "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)", "maxLength": "maximum tokens per example",
         "seed": "random seed (initialisation, batches, dropout; the data split has --split-seed)",
         "sampler": "bucketed (seeded, batches of similar length: little padding, but a batch's label mix follows length) or random",
+        "padded": "pad each batch to its longest text (the default runs batches unpadded, with per-sequence attention: same results, no work on padding)",
         "evalEvery": "evaluate on dev every N steps (0: each epoch)", "checkpointEvery": "checkpoint every N steps (0: at each evaluation)",
         "patience": "early stopping after N evaluations without improvement (0: off)", "maxSteps": "stop after N optimizer steps",
         "logEvery": "write a train line to metrics.jsonl every N steps",
@@ -164,7 +166,7 @@ public final class Trainer {
                 var examples: [Int] = [], losses: [Float] = []
                 for k in 0..<groupSize {
                     let idx = sampler.batch(epoch: epoch, index: batchInEpoch + k)
-                    let (input, labels, targets, real) = train.batch(idx)
+                    let (input, labels, targets, real) = train.batch(idx, packed: !config.padded)
                     let seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step * 64 + k)
                     let out = try model.forward(input, labels: train.regression ? nil : labels, targets: train.regression ? targets : nil, training: true, seed: seed)
                     let loss = out.loss!
@@ -230,7 +232,7 @@ public final class Trainer {
     /// Evaluates on dev, logs, saves the best model; returns true when early stopping triggers.
     func evaluateAndTrack() throws -> Bool {
         guard let dev else { return false }
-        let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64))
+        let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64), padded: config.padded)
         let value = r.summary[metricName] ?? -Double.infinity
         let isBest = value > bestMetric
         if isBest {
@@ -348,7 +350,8 @@ public enum Evaluator {
         }
     }
 
-    public static func evaluate(_ model: SequenceClassifier, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true) throws -> Result {
+    /// Runs `set` through `model` in batches sorted by length (packed unless `padded`).
+    public static func evaluate(_ model: SequenceClassifier, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true, padded: Bool = false) throws -> Result {
         let order = set.ids.indices.sorted { set.ids[$0].count < set.ids[$1].count }
         let C = model.numLabels
         var preds = [Int](repeating: 0, count: set.count), probs = [[Float]](repeating: [], count: set.count), vals = [Float](repeating: 0, count: set.count)
@@ -356,7 +359,7 @@ public enum Evaluator {
         var lossSum: Double = 0
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
-            let (input, labels, targets, _) = set.batch(idx)
+            let (input, labels, targets, _) = set.batch(idx, packed: !padded)
             let out = try model.forward(input, labels: withLabels && !set.regression ? labels : nil, targets: withLabels && set.regression ? targets : nil)
             if let l = out.loss { lossSum += Double(l) * Double(idx.count) }
             for (r, i) in idx.enumerated() {

@@ -8,8 +8,10 @@ import RankwiseCore
     static let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, hiddenAct: "gelu",
                                 layerNormEps: 1e-12, vocabSize: 20, maxPositions: 10, typeVocabSize: 2,
                                 hiddenDropout: 0.2, attentionDropout: 0.2)
-    let input = BertInput(batch: 2, seq: 5, ids: [1, 4, 7, 3, 0, 1, 9, 9, 12, 2], typeIds: [0, 0, 1, 1, 0, 0, 0, 1, 1, 1],
+    var input = BertInput(batch: 2, seq: 5, ids: [1, 4, 7, 3, 0, 1, 9, 9, 12, 2], typeIds: [0, 0, 1, 1, 0, 0, 0, 1, 1, 1],
                           mask: [1, 1, 1, 1, 0, 1, 1, 1, 1, 1])
+    /// The same two sequences unpadded.
+    static let packed = BertInput(packed: [[1, 4, 7, 3], [1, 9, 9, 12, 2]], typeIds: [[0, 0, 1, 1], [0, 0, 1, 1, 1]])
 
     /// L = Σ wL ⊙ lastHidden + Σ wP ⊙ pooled (fixed random weights), in Double.
     func loss(_ m: BertModel, training: Bool, wL: [Float], wP: [Float]) throws -> Double {
@@ -20,15 +22,22 @@ import RankwiseCore
         return s
     }
 
-    @Test(arguments: [false, true])
-    func everyParameterGradientMatchesFiniteDifferences(training: Bool) throws {
+    @Test(arguments: [false, true], [false, true])
+    func everyParameterGradientMatchesFiniteDifferences(training: Bool, packed: Bool) throws {
+        var t = self
+        if packed { t.input = Self.packed }
+        try t.checkGradients(training: training)
+    }
+
+    func checkGradients(training: Bool) throws {
         let m = try BertModel(config: Self.cfg, weights: RandomWeights(seed: 5, std: 0.3), withPooler: true)
         m.params.setTrainable { _ in true }
         var rng = SplitMix64(seed: 9)
-        let N = input.batch * input.seq, H = Self.cfg.hiddenSize
-        let wL = (0..<(N * H)).map { _ in rng.nextNormal() }
+        let H = Self.cfg.hiddenSize
+        let wL = (0..<(input.layout.tokens * H)).map { _ in rng.nextNormal() }
         let wP = (0..<(input.batch * H)).map { _ in rng.nextNormal() }
         _ = try loss(m, training: training, wL: wL, wP: wP)
+        let N = input.layout.tokens
         var dInput = [Float](repeating: 0, count: N * H)
         try m.backward(dLastHidden: wL, dPooled: wP, inputGrad: &dInput)
         let eps: Float = 2e-3
@@ -53,7 +62,7 @@ import RankwiseCore
             }
             #expect(scale > 0.05, "\(p.name): gradient too small to check (\(scale))")
             // float32 central differences have a noise floor of ~1e-3 at this loss size
-            #expect(diff <= 1e-2 * scale + 2e-3, "\(p.name) (training \(training)): |Δ| \(diff) vs |g| \(scale)")
+            #expect(diff <= 1e-2 * scale + 2e-3, "\(p.name) (training \(training), packed \(input.layout.isPacked)): |Δ| \(diff) vs |g| \(scale)")
         }
         // Input gradient: token 4 occurs once (row 0, position 1), so its word-embedding gradient row
         // equals the input gradient at that position.

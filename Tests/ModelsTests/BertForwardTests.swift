@@ -29,6 +29,17 @@ import SafeTensors
         let embRef = try f.floats("mean_pooled_normalized")
         let eErr = zip(emb, embRef).map { abs($0 - $1) }.max()!
         #expect(eErr < 1e-4, "mean_pooled_normalized max abs error \(eErr)")
+
+        // The unpadded path: real tokens only, each sentence attending over its own.
+        let rows = (0..<shape[0]).map { b in (0..<shape[1]).filter { mask[b * shape[1] + $0] != 0 }.map { b * shape[1] + $0 } }
+        let packed = try model.forward(BertInput(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { types[$0] } }))
+        var uErr: Float = 0
+        for (r, i) in rows.joined().enumerated() { for j in 0..<H { uErr = max(uErr, abs(packed.lastHidden[r * H + j] - lastRef[i * H + j])) } }
+        #expect(uErr < 1e-4, "unpadded last_hidden_state max abs error \(uErr)")
+        let upErr = (0..<(shape[0] * H)).map { abs(packed.pooled![$0] - poolRef[$0]) }.max()!
+        #expect(upErr < 1e-4, "unpadded pooler_output max abs error \(upErr)")
+        let uemb = Pooling.mean.apply(packed.lastHidden, layout: packed.layout, dim: H, normalize: true)
+        #expect(zip(uemb, embRef).map { abs($0 - $1) }.max()! < 1e-4, "unpadded mean pooling")
     }
 
     @Test func embedderMatchesReferenceFromRawText() throws {

@@ -156,11 +156,14 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         #expect(abs(sq[5] - (x[5] - t[5]) * (x[5] - t[5])) < 1e-7 && abs(sq.reduce(0, +) / 8 - m) < 1e-6)
     }
 
-    @Test func attentionWithMaskAndDropout() {
+    /// Finite-difference gradients of attention, padded (a key mask) and packed (sequences of
+    /// different lengths back to back), with and without dropout.
+    @Test(arguments: [false, true]) func attentionWithMaskAndDropout(packed: Bool) {
         var fd = FD()
-        let B = 2, T = 4, heads = 2, hd = 3, H = heads * hd, N = B * T, P = B * heads * T * T
+        let heads = 2, hd = 3, H = heads * hd
+        let layout: SequenceLayout = packed ? .packed(lengths: [3, 5, 1]) : .padded(batch: 2, seq: 4, mask: [1, 1, 1, 0, 1, 1, 1, 1])
+        let N = layout.tokens, P = layout.probCount(heads: heads)
         var q = fd.randn(N * H), k = fd.randn(N * H), v = fd.randn(N * H)
-        let mask: [Float] = [1, 1, 1, 0, 1, 1, 1, 1]
         let wy = fd.randn(N * H)
         for useDropout in [false, true] {
             func fwd(_ q: [Float], _ k: [Float], _ v: [Float]) -> (Double, [Float], [Float], [Float]) {
@@ -169,7 +172,7 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
                 probs.withUnsafeMutableBufferPointer { pb in
                     dm.withUnsafeMutableBufferPointer { mb in
                         dp.withUnsafeMutableBufferPointer { db in
-                            Attention.forward(q: q, k: k, v: v, keyMask: mask, probs: pb.baseAddress!, ctx: &ctx, batch: B, seq: T, heads: heads, headDim: hd,
+                            Attention.forward(q: q, k: k, v: v, layout: layout, probs: pb.baseAddress!, ctx: &ctx, heads: heads, headDim: hd,
                                               dropout: useDropout ? (p: 0.3, seed: 3, mask: mb.baseAddress!, dropped: db.baseAddress!) : nil)
                         }
                     }
@@ -181,16 +184,41 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
             dm.withUnsafeBufferPointer { mb in
                 dp.withUnsafeBufferPointer { db in
                     Attention.backward(dctx: wy, q: q, k: k, v: v, probs: probs, dq: &dq, dk: &dk, dv: &dv, scratch: &scratch,
-                                       batch: B, seq: T, heads: heads, headDim: hd,
+                                       layout: layout, heads: heads, headDim: hd,
                                        dropout: useDropout ? (mask: mb.baseAddress!, dropped: db.baseAddress!) : nil)
                 }
             }
-            FD.check("attention dq (dropout \(useDropout))", x: &q, grad: dq, eps: 1e-2) { fwd($0, k, v).0 }
-            FD.check("attention dk (dropout \(useDropout))", x: &k, grad: dk, eps: 1e-2) { fwd(q, $0, v).0 }
-            FD.check("attention dv (dropout \(useDropout))", x: &v, grad: dv, eps: 1e-2) { fwd(q, k, $0).0 }
+            FD.check("attention dq (packed \(packed), dropout \(useDropout))", x: &q, grad: dq, eps: 1e-2) { fwd($0, k, v).0 }
+            FD.check("attention dk (packed \(packed), dropout \(useDropout))", x: &k, grad: dk, eps: 1e-2) { fwd(q, $0, v).0 }
+            FD.check("attention dv (packed \(packed), dropout \(useDropout))", x: &v, grad: dv, eps: 1e-2) { fwd(q, k, $0).0 }
             // A masked key gets no gradient.
-            for h in 0..<H { #expect(abs(dk[3 * H + h]) < 1e-7) }
+            if !packed { for h in 0..<H { #expect(abs(dk[3 * H + h]) < 1e-7) } }
         }
+    }
+
+    /// Packed attention gives the padded result on the real tokens: a sequence sees only its own.
+    @Test func packedAttentionEqualsPaddedOnRealTokens() {
+        var fd = FD()
+        let heads = 2, hd = 4, H = heads * hd, lengths = [2, 5, 3], T = 5
+        let packed = SequenceLayout.packed(lengths: lengths)
+        var mask = [Float](repeating: 0, count: lengths.count * T)
+        for (b, l) in lengths.enumerated() { for t in 0..<l { mask[b * T + t] = 1 } }
+        let padded = SequenceLayout.padded(batch: lengths.count, seq: T, mask: mask)
+        let q = fd.randn(packed.tokens * H), k = fd.randn(packed.tokens * H), v = fd.randn(packed.tokens * H)
+        func pad(_ x: [Float]) -> [Float] {
+            var out = fd.randn(padded.tokens * H)  // junk in the padding rows must not leak
+            for b in lengths.indices { for t in 0..<lengths[b] { for j in 0..<H { out[(b * T + t) * H + j] = x[(packed.starts[b] + t) * H + j] } } }
+            return out
+        }
+        func run(_ layout: SequenceLayout, _ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
+            var probs = [Float](repeating: 0, count: layout.probCount(heads: heads)), ctx = [Float](repeating: 0, count: layout.tokens * H)
+            Attention.forward(q: q, k: k, v: v, layout: layout, probs: &probs, ctx: &ctx, heads: heads, headDim: hd)
+            return ctx
+        }
+        let a = run(packed, q, k, v), b = run(padded, pad(q), pad(k), pad(v))
+        var worst: Float = 0
+        for i in lengths.indices { for t in 0..<lengths[i] { for j in 0..<H { worst = max(worst, abs(a[(packed.starts[i] + t) * H + j] - b[(i * T + t) * H + j])) } } }
+        #expect(worst < 1e-6, "packed vs padded attention: \(worst)")
     }
 
     @Test func batchedStridedMatmulBackward() {
