@@ -1,7 +1,10 @@
-"""PyTorch + PEFT side of `rankwise bench train`: training steps on one fixed batch.
+"""PyTorch + PEFT side of `rankwise bench train`: training steps on one fixed batch, or on a list of
+real batches of varying lengths, each padded to its longest sequence (as Hugging Face's
+DataCollatorWithPadding does).
 
 Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS PEFT_METHOD   (lora or adalora)
-Prints one JSON line: tokens_per_s, median_s, peak_rss_mb.
+IDS_JSON: {"batch", "seq", "ids", "labels"} (one fixed batch) or {"batches": [{"ids": [[...]], "labels": [...]}]}.
+Prints one JSON line: tokens_per_s (real tokens), median_s (fixed batch) or total_s, padding_fraction, peak_rss_mb.
 """
 import json, resource, sys, time
 
@@ -15,10 +18,25 @@ if method not in ("lora", "adalora"):
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 spec = json.load(open(ids_path))
-B, T = spec["batch"], spec["seq"]
-ids = torch.tensor(spec["ids"], dtype=torch.long).view(B, T)
-labels = torch.tensor(spec["labels"], dtype=torch.long)
-mask = torch.ones_like(ids)
+
+
+def padded(batch):
+    """(ids, mask, labels, real tokens, padded tokens) of a list of token-id lists, right-padded with 0."""
+    T = max(len(r) for r in batch["ids"])
+    ids = torch.zeros(len(batch["ids"]), T, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(batch["ids"]):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+    return ids, mask, torch.tensor(batch["labels"], dtype=torch.long), int(mask.sum()), ids.numel()
+
+
+if "batches" in spec:
+    batches = [padded(b) for b in spec["batches"]]
+else:
+    B, T = spec["batch"], spec["seq"]
+    ids = torch.tensor(spec["ids"], dtype=torch.long).view(B, T)
+    batches = [(ids, torch.ones_like(ids), torch.tensor(spec["labels"], dtype=torch.long), B * T, B * T)] * (iters + 2)
 targets = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=3)
 if method == "adalora":
@@ -31,7 +49,9 @@ model = get_peft_model(model, cfg)
 model.train()
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 times = []
-for i in range(iters + 2):
+step_batches = batches[:2] + batches if "batches" in spec else batches  # two warm-up steps
+real = padded_tokens = 0
+for i, (ids, mask, labels, n_real, n_padded) in enumerate(step_batches):
     t0 = time.perf_counter()
     out = model(input_ids=ids, attention_mask=mask, labels=labels)
     out.loss.backward()
@@ -42,7 +62,14 @@ for i in range(iters + 2):
     opt.zero_grad(set_to_none=True)
     if i >= 2:
         times.append(time.perf_counter() - t0)
-times.sort()
-med = times[len(times) // 2]
+        real += n_real
+        padded_tokens += n_padded
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"tokens_per_s": B * T / med, "median_s": med, "peak_rss_mb": peak, "torch": torch.__version__}))
+if "batches" in spec:
+    total = sum(times)
+    print(json.dumps({"tokens_per_s": real / total, "total_s": total, "padding_fraction": 1 - real / padded_tokens,
+                      "peak_rss_mb": peak, "torch": torch.__version__}))
+else:
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({"tokens_per_s": B * T / med, "median_s": med, "peak_rss_mb": peak, "torch": torch.__version__}))

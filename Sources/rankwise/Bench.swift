@@ -6,6 +6,8 @@ import Adapters
 import Training
 import FineTuning
 import Methods
+import Data
+import Tokenizers
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -179,13 +181,22 @@ func peakRSSMiB() -> Double {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Training-step throughput and peak memory of any registered method, optionally next to PyTorch + PEFT.",
-        discussion: "Method options may follow (e.g. --init-r 8); by default each method runs at the shapes of LoRA r=8 and does its most work per step. With a method other than lora, its overhead over LoRA r=8 is measured too. The peer runs PEFT's closest method (LoRA or AdaLoRA).")
+        discussion: """
+        Method options may follow (e.g. --init-r 8); by default each method runs at the shapes of LoRA r=8 and does its most work per step. \
+        With a method other than lora, its overhead over LoRA r=8 is measured too. The peer runs PEFT's closest method (LoRA or AdaLoRA). \
+        With --data, steps run on real batches instead of one fixed batch x seq shape: seeded random batches unpadded (the default), the same \
+        batches padded, and length-bucketed padded batches; tokens/s counts real tokens; the peer gets the same random batches, each padded \
+        to its longest text as Hugging Face's DataCollatorWithPadding does.
+        """)
 
     @Option(help: "Model directory or alias.") var model = "minilm"
     @Option(help: "Method (see `rankwise methods`).") var method = "lora"
     @Option(help: "Sequences per batch.") var batch = 32
-    @Option(help: "Tokens per sequence.") var seq = 64
-    @Option(help: "Timed steps (median reported).") var iters = 10
+    @Option(help: "Tokens per sequence (fixed-shape mode).") var seq = 64
+    @Option(help: "Timed steps (median reported; with --data, steps per order).") var iters = 10
+    @Option(help: "Real training data (CSV/TSV/JSONL or an alias such as tweets): time real batches.") var data: String?
+    @Option(help: "Label column of --data.") var labelColumn = "label"
+    @Option(help: "Maximum tokens per text with --data.") var maxLength = 128
     @Option(help: "A Python with torch, transformers and peft.") var peerPython: String?
     @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
     @Flag(help: "Print time per forward section.") var profile = false
@@ -211,11 +222,11 @@ struct BenchTrain: ParsableCommand {
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
         let input = BertInput(batch: batch, seq: seq, ids: ids)
 
-        /// Builds a model with the method and returns a closure running one full training step.
-        func makeStep(_ e: MethodEntry, _ values: [String: String]) throws -> (SequenceClassifier, TuningMethod, () throws -> Void) {
+        /// Builds a model with the method and returns a closure running one full training step on a batch.
+        func makeStep(_ e: MethodEntry, _ values: [String: String], classes: Int = 3) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void) {
             let enc = try BertModel.load(directory: dir, withPooler: true)
             let (m, _) = try e.make(options: values, encoder: enc, seed: 1)
-            let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: 2)
+            let model = try SequenceClassifier(encoder: enc, numLabels: classes, problem: .singleLabel, seed: 2)
             model.params.setTrainable(m.isTrainable)
             model.regularizers = m.regularizers
             let total = 1_000_000
@@ -223,7 +234,7 @@ struct BenchTrain: ParsableCommand {
             let opt = AdamW(params: model.params)
             let sampler = BucketedSampler(lengths: [seq], batchSize: 1, seed: 0)
             var stepIndex = 0
-            return (model, m, {
+            return (model, m, { input, labels in
                 _ = try model.forward(input, labels: labels, training: true, seed: UInt64(stepIndex + 1))
                 try model.backward()
                 clipGradNorm(model.params, maxNorm: 1)
@@ -234,7 +245,12 @@ struct BenchTrain: ParsableCommand {
                 model.params.zeroGrad()
             })
         }
-        let (m, tm, step) = try makeStep(entry, overrides)
+        if let data {
+            try runOnData(data, dir: dir, entry: entry, overrides: overrides, info: info, makeStep: makeStep)
+            return
+        }
+        let (m, tm, stepOn) = try makeStep(entry, overrides)
+        let step = { try stepOn(input, labels) }
         for _ in 0..<2 { try step() }
         func measure(_ f: () throws -> Void) throws -> Double {
             var times: [Double] = []
@@ -256,7 +272,8 @@ struct BenchTrain: ParsableCommand {
         }
         if method != "lora" {
             // The method's own cost: next to LoRA r=8, alternating.
-            let (_, _, loraStep) = try makeStep(try MethodRegistry.entry("lora"), [:])
+            let (_, _, loraStepOn) = try makeStep(try MethodRegistry.entry("lora"), [:])
+            let loraStep = { try loraStepOn(input, labels) }
             for _ in 0..<2 { try loraStep() }
             var l = Double.infinity, a = best
             for _ in 0..<2 { l = min(l, try measure(loraStep)); a = min(a, try measure()) }
@@ -287,5 +304,77 @@ struct BenchTrain: ParsableCommand {
         print(String(format: "peft %@:  %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB  (torch %@, %d threads)", entry.peftAnalogue, theirs,
                      ((peer["median_s"] as? Double) ?? 0) * 1000, pmem, (peer["torch"] as? String) ?? "?", peerThreads))
         print(String(format: "ratio:     %.2fx PEFT tokens/s, %.2fx its peak memory", ours / theirs, mem / pmem))
+    }
+}
+
+extension BenchTrain {
+    /// Real batches: seeded random batches (unpadded, and padded for comparison) and length-bucketed
+    /// padded batches (the old default order), each timed over `iters` steps, best of two rounds;
+    /// the PyTorch peer runs the same random batches padded per batch.
+    func runOnData(_ data: String, dir: String, entry: MethodEntry, overrides: [String: String], info: BLAS.Info,
+                   makeStep: (MethodEntry, [String: String], Int) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void)) throws {
+        var spec = DataSpec()
+        spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
+        let set: TokenizedSet
+        do {
+            let (ds, _) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec)
+            set = TokenizedSet(ds, tokenizer: try Tokenizer(path: dir), maxLength: maxLength)
+        } catch { fail("\(error)") }
+        let lengths = set.ids.map(\.count)
+        guard set.count >= batch * iters else { fail("--data \(data): \(set.count) examples, need batch x iters = \(batch * iters)") }
+        let random = BucketedSampler(lengths: lengths, batchSize: batch, seed: 1, bucket: 1)
+        let bucketed = BucketedSampler(lengths: lengths, batchSize: batch, seed: 1, bucket: 50)
+        let randomBatches = (0..<iters).map { random.batch(epoch: 0, index: $0) }
+        let bucketedBatches = (0..<iters).map { bucketed.batch(epoch: 0, index: $0) }
+        let classes = Int(set.labels.max() ?? 0) + 1
+        let (m, tm, step) = try makeStep(entry, overrides, max(classes, 2))
+
+        /// Real tokens per second over a list of batches, and the fraction of computed tokens that were padding.
+        func time(_ batches: [[Int]], packed: Bool) throws -> (tokensPerSecond: Double, padding: Double) {
+            var real = 0, computed = 0
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for idx in batches {
+                let (input, labels, _, n) = set.batch(idx, packed: packed)
+                try step(input, labels)
+                real += n; computed += input.ids.count
+            }
+            let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            return (Double(real) / secs, 1 - Double(real) / Double(computed))
+        }
+        for idx in randomBatches.prefix(2) { let (input, labels, _, _) = set.batch(idx, packed: true); try step(input, labels) }
+        var best: [String: (tokensPerSecond: Double, padding: Double)] = [:]
+        let orders: [(String, [[Int]], Bool)] = [("random, unpadded", randomBatches, true), ("random, padded", randomBatches, false),
+                                                 ("bucketed, padded", bucketedBatches, false)]
+        for _ in 0..<2 {
+            for (name, batches, packed) in orders {
+                let r = try time(batches, packed: packed)
+                if r.tokensPerSecond > (best[name]?.tokensPerSecond ?? 0) { best[name] = r }
+            }
+        }
+        let p = lengths.sorted()
+        print("model:     \(dir)")
+        print("method:    \(method) (\(tm.summary)) on \(tm.adapters.count) modules, \(m.params.trainableCount) trainable")
+        print("data:      \(data): \(set.count) texts, tokens p50 \(p[p.count / 2]), p90 \(p[p.count * 9 / 10]), max \(p.last!); \(iters) batches of \(batch) per order, train mode, AdamW + clipping")
+        print("blas:      \(info.vendor) \(info.coreName), \(info.threads) threads")
+        for (name, _, _) in orders {
+            let r = best[name]!
+            print(String(format: "rankwise %-17@ %7.0f real tokens/s  (padding %4.1f%% of computed tokens)", name + ":", r.tokensPerSecond, 100 * r.padding))
+        }
+        let ours = best["random, unpadded"]!.tokensPerSecond
+        print(String(format: "ratio:     random unpadded / bucketed padded (the old default) %.2fx", ours / best["bucketed, padded"]!.tokensPerSecond))
+        guard let py = peerPython else { return }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-bench-data-\(getpid()).json").path
+        let json: [String: Any] = ["batches": randomBatches.map { idx in ["ids": idx.map { set.ids[$0].map(Int.init) }, "labels": idx.map { Int(set.labels[$0]) }] }]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: tmp))
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        var peer: [String: Any] = [:]
+        for _ in 0..<2 {
+            let r = try runPeer(py, "peer_train.py", [dir, tmp, String(iters), String(peerThreads), entry.peftAnalogue])
+            if ((r["tokens_per_s"] as? Double) ?? 0) > ((peer["tokens_per_s"] as? Double) ?? 0) { peer = r }
+        }
+        let theirs = (peer["tokens_per_s"] as? Double) ?? 0
+        print(String(format: "peft %@:     %7.0f real tokens/s  (padding %4.1f%% of computed tokens, torch %@, %d threads)", entry.peftAnalogue, theirs,
+                     100 * ((peer["padding_fraction"] as? Double) ?? 0), (peer["torch"] as? String) ?? "?", peerThreads))
+        print(String(format: "ratio:     %.2fx PEFT real tokens/s on the same random batches", ours / theirs))
     }
 }
