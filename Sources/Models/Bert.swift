@@ -32,6 +32,13 @@ public struct BertInput: Sendable {
         self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
         mask = [Float](repeating: 1, count: self.ids.count)
     }
+
+    /// The same sequences without their padding (a packed batch stays as it is).
+    public func unpadded() -> BertInput {
+        if layout.isPacked { return self }
+        let rows = (0..<batch).map { b in (0..<seq).filter { mask[b * seq + $0] != 0 }.map { b * seq + $0 } }
+        return BertInput(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { typeIds[$0] } })
+    }
 }
 
 /// Something added to a linear layer's output: LoRA, SVD-form adapters. `forward` adds its

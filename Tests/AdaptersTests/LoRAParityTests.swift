@@ -36,7 +36,7 @@ import SafeTensors
         let shape = ex.info("input_ids")!.shape
         let padded = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                                typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
-        let input = packed ? Self.unpad(padded) : padded
+        let input = packed ? padded.unpadded() : padded
         let labels = try ex.ints("labels").map(Int32.init)
         let out = try model.forward(input, labels: labels)
         let refLogits = try ex.floats("logits")
@@ -62,12 +62,6 @@ import SafeTensors
         #expect(checked == 2 * adapters.count + 2)
         #expect(model.params.trainable.count == checked)
         print("lora parity (\(packed ? "packed" : "padded")) \((fx as NSString).lastPathComponent): logits \(lerr), loss \(abs(out.loss! - refLoss)), worst grad rel \(worst)")
-    }
-
-    /// The same batch without its padding.
-    static func unpad(_ p: BertInput) -> BertInput {
-        let rows = (0..<p.batch).map { b in (0..<p.seq).filter { p.mask[b * p.seq + $0] != 0 }.map { b * p.seq + $0 } }
-        return BertInput(packed: rows.map { $0.map { p.ids[$0] } }, typeIds: rows.map { $0.map { p.typeIds[$0] } })
     }
 }
 

@@ -7,9 +7,10 @@ import TestSupport
 import RankwiseCore
 import SafeTensors
 
-/// `../shared/fixtures/minilm/adalora_seqcls`: PEFT AdaLoRA (init_r 4, alpha 8, orth_reg_weight 0.1).
+/// `../shared/fixtures/minilm/adalora_seqcls`: PEFT AdaLoRA (init_r 4, alpha 8, orth_reg_weight 0.1),
+/// on the padded and the unpadded path.
 @Suite struct AdaLoRAParityTests {
-    @Test func reproducesPEFTLogitsLossWithRegulariserAndGradients() throws {
+    @Test(arguments: [false, true]) func reproducesPEFTLogitsLossWithRegulariserAndGradients(packed: Bool) throws {
         guard let dir = Fixtures.modelDir() else { return }
         let fx = Fixtures.minilm + "/adalora_seqcls"
         let enc = try BertModel.load(directory: dir, withPooler: true)
@@ -33,7 +34,7 @@ import SafeTensors
         let shape = ex.info("input_ids")!.shape
         let input = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                               typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
-        let out = try model.forward(input, labels: try ex.ints("labels").map(Int32.init))
+        let out = try model.forward(packed ? input.unpadded() : input, labels: try ex.ints("labels").map(Int32.init))
         let lerr = zip(out.logits, try ex.floats("logits")).map { abs($0 - $1) }.max()!
         #expect(lerr < 1e-4, "logits \(lerr)")
         let refLoss = try ex.floats("loss")[0], refCE = try ex.floats("cross_entropy")[0]
