@@ -30,11 +30,17 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
         guard !targetModules.isEmpty else { throw ModelError("\(method): target_modules is empty") }
     }
 
-    /// The targeted linear layers of `model`, or an error listing what could be targeted.
-    public func targets(in model: BertModel, method: String) throws -> [Linear] {
+    /// The targeted linear layers of `model`, or an error listing what could be targeted. `rank` (the
+    /// most ranks an adapter will hold) is checked against every target's width before anything is
+    /// allocated: a rank above min(in, out) adds nothing and a huge one would exhaust memory.
+    public func targets(in model: BertModel, method: String, rank: Int) throws -> [Linear] {
         let found = model.linears.filter { matches($0.path) }
         guard !found.isEmpty else {
             throw ModelError("\(method): target_modules \(targetModules) match no linear layer (available: \(Set(model.linears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
+        }
+        guard rank > 0 else { throw ModelError("\(method): rank must be positive (got \(rank))") }
+        if let narrow = found.min(by: { min($0.inDim, $0.outDim) < min($1.inDim, $1.outDim) }), rank > min(narrow.inDim, narrow.outDim) {
+            throw ModelError("\(method): rank \(rank) exceeds the width of \(narrow.path) (\(narrow.outDim) x \(narrow.inDim)); use at most \(min(narrow.inDim, narrow.outDim))")
         }
         return found
     }
@@ -135,7 +141,7 @@ public enum LoRA {
         try config.validate()
         var rng = SplitMix64(seed: seed)
         var out: [String: LoRAAdapter] = [:]
-        for lin in try config.lora.targets(in: model, method: "LoRA") {
+        for lin in try config.lora.targets(in: model, method: "LoRA", rank: config.r) {
             let a = Tensor(zeros: [config.r, lin.inDim])
             let bound = 1 / Float(lin.inDim).squareRoot()
             for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }

@@ -201,7 +201,7 @@ extension SVDAdapter {
         guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1)") }
         var rng = SplitMix64(seed: seed)
         var out: [String: SVDAdapter] = [:]
-        for lin in try targeting.targets(in: model, method: method) {
+        for lin in try targeting.targets(in: model, method: method, rank: rMax) {
             let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax])
             for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
             for i in 0..<b.count { b[i] = 0.02 * rng.nextNormal() }

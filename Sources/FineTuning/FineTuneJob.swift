@@ -64,7 +64,20 @@ public final class FineTuneJob {
         }
         if let p = d.dev { let (ds, r) = try Dataset.load(path: try ModelStore.resolveData(p), spec: spec, labelNames: full.labelNames); devSet = ds; reports.append(r) }
         if let p = d.test { let (ds, r) = try Dataset.load(path: try ModelStore.resolveData(p), spec: spec, labelNames: full.labelNames); testSet = ds; reports.append(r) }
-        if let m = d.maxTrainExamples, m < trainSet.examples.count { trainSet.examples = Array(trainSet.examples.prefix(m)) }
+        if let m = d.maxTrainExamples, m < trainSet.examples.count {
+            // A seeded random sample (real files are often grouped by class: never the first rows).
+            var order = Array(trainSet.examples.indices)
+            if d.dev != nil && d.test != nil {  // not shuffled by a split yet
+                var rng = SplitMix64(seed: d.splitSeed &+ 0x5A17)
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            }
+            let before = trainSet.regression ? [] : trainSet.classCounts
+            trainSet.examples = order.prefix(m).map { trainSet.examples[$0] }
+            if !trainSet.regression {
+                let lost = zip(trainSet.labelNames, zip(before, trainSet.classCounts)).filter { $0.1.0 > 0 && $0.1.1 == 0 }.map(\.0)
+                if !lost.isEmpty { print("warning: the \(m) sampled training examples have no \(lost.joined(separator: ", ")) example, which the full training set has") }
+            }
+        }
         full.examples = []
         let t0 = Date()
         let maxLength = o.training.maxLength
@@ -78,7 +91,9 @@ public final class FineTuneJob {
         let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
         let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
         self.trainer = trainer
-        trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON)
+        var hashes: [String: String] = [:]
+        for case let p? in [d.train, d.dev, d.test] { hashes[p] = try Self.contentHash(try ModelStore.resolveData(p)) }
+        trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON, dataHashes: hashes)
         trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: maxLength,
                                                   baseModel: (modelDir as NSString).standardizingPath, method: method.name)
         print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
@@ -196,5 +211,16 @@ public struct AdapterLoader {
         labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
         tokenizer = try Tokenizer(path: dir)
         maxLength = extra?.maxLength ?? 128
+    }
+}
+
+extension FineTuneJob {
+    /// FNV-1a (64-bit) of a file's bytes: enough to notice that a data file changed between runs.
+    public static func contentHash(_ path: String) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch { throw TrainError("\(path): cannot read (\(error.localizedDescription))") }
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        data.withUnsafeBytes { raw in for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 } }
+        return String(h, radix: 16)
     }
 }

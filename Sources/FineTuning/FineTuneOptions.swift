@@ -112,13 +112,15 @@ public struct FineTuneOptions: Sendable {
     }
 
     /// Everything that must match for a checkpoint to be resumed (the output and the step limit may change).
-    public func fingerprint(methodConfigJSON: String) -> String {
+    /// `dataHashes`: content hashes of the data files (file → hash), so a file that changed is refused by name.
+    public func fingerprint(methodConfigJSON: String, dataHashes: [String: String] = [:]) -> String {
         var d = data; d.output = ""
         var t = training; t.maxSteps = nil
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         let dj = (try? enc.encode(d)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let tj = (try? enc.encode(t)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        return "{\"data\":\(dj),\"training\":\(tj),\"method\":\"\(method)\",\"method_config\":\(methodConfigJSON)}"
+        let hj = (try? enc.encode(dataHashes)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return "{\"data\":\(dj),\"data_content\":\(hj),\"training\":\(tj),\"method\":\"\(method)\",\"method_config\":\(methodConfigJSON)}"
     }
 
     /// Help text for every option: data, training, then each registered method's own.

@@ -77,6 +77,8 @@ public struct Tokenizer: Sendable {
             vocab.reserveCapacity(v.count)
             for (k, x) in v {
                 guard let i = (x as? NSNumber)?.intValue else { throw bad("vocab entry \"\(k)\" is not an integer") }
+                // Ids are dense (0..<count) in real vocabularies; a far larger one would allocate its size.
+                guard i >= 0, i < 2 * v.count + 1024 else { throw bad("vocab entry \"\(k)\" has id \(i), outside 0..<\(2 * v.count + 1024) for \(v.count) entries") }
                 vocab[k] = i
             }
             model = try WordPiece(vocab: vocab, unkToken: m["unk_token"] as? String ?? "[UNK]",

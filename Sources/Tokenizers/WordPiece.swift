@@ -18,6 +18,9 @@ public struct WordPiece: TokenizerModel {
 
     public init(vocab: [String: Int], unkToken: String = "[UNK]", prefix: String = "##", maxInputCharsPerWord: Int = 100) throws {
         guard let u = vocab[unkToken] else { throw TokenizerError.invalid("WordPiece vocabulary has no unknown token \"\(unkToken)\"") }
+        if let bad = vocab.first(where: { $0.value < 0 || $0.value >= 2 * vocab.count + 1024 }) {
+            throw TokenizerError.invalid("WordPiece vocabulary: token \"\(bad.key)\" has id \(bad.value), outside 0..<\(2 * vocab.count + 1024)")
+        }
         self.vocab = vocab
         var inv = [String](repeating: "", count: (vocab.values.max() ?? -1) + 1)
         for (k, v) in vocab where v >= 0 { inv[v] = k }

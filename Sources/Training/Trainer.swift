@@ -140,9 +140,17 @@ public final class Trainer {
             metricsFile = FileHandle(forWritingAtPath: p)
             metricsFile?.seekToEndOfFile()
         }
-        guard let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
-        metricsFile?.write(d + Data("\n".utf8))
+        guard logError == nil, let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
+        do {
+            guard let f = metricsFile else { throw TrainError("cannot open for writing") }
+            try f.write(contentsOf: d + Data("\n".utf8))
+        } catch {
+            logError = TrainError("\(outputDir)/metrics.jsonl: cannot write (\(error.localizedDescription)); is the disk full?")
+        }
     }
+
+    /// The first failure to write metrics.jsonl; the loop stops with it at the end of the step.
+    private var logError: TrainError?
 
     /// Writes a JSON object as one line of `metrics.jsonl` (methods log their own events here).
     public func logEvent(_ obj: [String: Any]) { log(obj) }
@@ -219,6 +227,7 @@ public final class Trainer {
                     if config.checkpointEvery == 0 { try saveCheckpoint() }
                     if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.patience) evaluations")); break outer }
                 }
+                if let e = logError { throw e }
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { try saveCheckpoint() }
                 if shouldStop() { break outer }
                 if endOfEpoch { break }
@@ -226,6 +235,7 @@ public final class Trainer {
         }
         if dev == nil { try saveAdapter(outputDir + "/best") }  // no dev set: the final model is the result
         try saveCheckpoint()
+        if let e = logError { throw e }
         return step
     }
 
@@ -307,7 +317,9 @@ public final class Trainer {
             throw TrainError("\(checkpointPath) was written by method \(meta["method"] ?? "?") with the \(meta["sampler"] ?? "?") sampler; this run uses \(method.name) with \(sampler.name)")
         }
         if meta["fingerprint"] != fingerprint {
-            throw TrainError("\(checkpointPath) was written by a different configuration (\(meta["fingerprint"] ?? "?")); resume with the same options, or use a new --output")
+            let diffs = Self.differences(meta["fingerprint"] ?? "{}", fingerprint)
+            throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : diffs.joined(separator: "; "))
+                             + ". Resume with the same settings, or use a new --output")
         }
         for (p, off) in optimizer.slices {
             for (prefix, dst) in [("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off)] {
@@ -322,12 +334,42 @@ public final class Trainer {
             return v
         }
         step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
+        // Out-of-range positions (a tampered file, or data that changed size) would train nothing or loop forever.
+        let epochs = Int(config.epochs.rounded(.up))
+        guard (0...totalSteps).contains(step), (0...max(epochs, 1)).contains(epoch), (0...sampler.batchesPerEpoch).contains(batchInEpoch) else {
+            throw TrainError("\(checkpointPath): position step \(step), epoch \(epoch), batch \(batchInEpoch) is outside this run (\(totalSteps) steps, \(epochs) epochs of \(sampler.batchesPerEpoch) batches)")
+        }
         for (prefix, state) in namedStates { try state.restore(from: CheckpointSection(file: f, prefix: prefix)) }
         optimizer.restore(t: try int("adam_t"))
         bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
         bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")
+        guard (0...step).contains(bestStep), evalsSinceBest >= 0, (0...step).contains(optimizer.t) else {
+            throw TrainError("\(checkpointPath): best_step \(bestStep), evals_since_best \(evalsSinceBest) or adam_t \(optimizer.t) out of range for step \(step)")
+        }
         log(["event": "resume", "step": step])
         onEvent(.resumed(step: step, epoch: epoch, batch: batchInEpoch))
+    }
+}
+
+extension Trainer {
+    /// The settings that differ between two fingerprints (JSON objects), as "key: old -> new".
+    static func differences(_ old: String, _ new: String) -> [String] {
+        func flat(_ s: String) -> [String: String] {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(s.utf8)) else { return [:] }
+            var out: [String: String] = [:]
+            func walk(_ v: Any, _ key: String) {
+                if let d = v as? [String: Any] { for (k, x) in d { walk(x, key.isEmpty ? k : key + "." + k) } }
+                else if let data = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]) {
+                    out[key] = String(decoding: data, as: UTF8.self)
+                }
+            }
+            walk(o, "")
+            return out
+        }
+        let a = flat(old), b = flat(new)
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in
+            a[k] == b[k] ? nil : "\(k): \(a[k] ?? "(none)") in the checkpoint, \(b[k] ?? "(none)") now"
+        }
     }
 }
 

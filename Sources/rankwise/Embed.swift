@@ -34,12 +34,19 @@ struct Embed: ParsableCommand {
         }
         let embedder: SentenceEmbedder
         do { embedder = try SentenceEmbedder(directory: dir, pooling: pool, normalize: !noNormalize, maxLength: maxLength) } catch { fail("\(error)") }
-        let out: FileHandle
-        if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else { fail("\(output): cannot write") }
+        // A file output is written next to its place and renamed at the end: never a partial file.
+        let out: FileHandle, tmp = output.map { $0 + ".tmp-\(getpid())" }
+        if let tmp {
+            guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else { fail("\(output!): cannot write there") }
             out = h
         } else {
             out = FileHandle.standardOutput
+        }
+        func write(_ s: String) {
+            do { try out.write(contentsOf: Data(s.utf8)) } catch {
+                if let tmp { try? FileManager.default.removeItem(atPath: tmp) }
+                fail("\(output ?? "standard output"): cannot write (\(error.localizedDescription)); is the disk full?")
+            }
         }
         // Sort by length so each batch pads little; write back in input order.
         let order = texts.indices.sorted { texts[$0].utf8.count < texts[$1].utf8.count }
@@ -58,12 +65,24 @@ struct Embed: ParsableCommand {
         bar.finish(done)
         var buf = ""
         for (i, t) in texts.enumerated() {
+            guard results[i]!.allSatisfy(\.isFinite) else {
+                if let tmp { try? FileManager.default.removeItem(atPath: tmp) }
+                fail("line \(i + 1): the embedding is not finite (NaN or infinite): are the model's weights intact?")
+            }
             let obj: [String: Any] = ["index": i, "text": t, "embedding": results[i]!.map { Double($0) }]
             let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             buf += String(decoding: d, as: UTF8.self) + "\n"
-            if buf.utf8.count > 1 << 20 { out.write(Data(buf.utf8)); buf = "" }
+            if buf.utf8.count > 1 << 20 { write(buf); buf = "" }
         }
-        out.write(Data(buf.utf8))
+        write(buf)
+        if let tmp, let output {
+            try? out.close()
+            guard rename(tmp, output) == 0 else {
+                let why = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(atPath: tmp)
+                fail("\(output): cannot write (\(why))")
+            }
+        }
         stderr("embedded \(texts.count) texts with \(dir) (\(pool.rawValue) pooling\(noNormalize ? "" : ", normalised"))\n")
     }
 

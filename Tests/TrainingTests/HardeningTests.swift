@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+@testable import Adapters
+@testable import Models
+import RankwiseCore
+import SafeTensors
+import Tokenizers
+@testable import Training
+
+/// Regression cases from trying Rankwise as a hostile user would: each was a crash, a hang or a
+/// silent wrong result, and must be a clear error.
+@Suite(.serialized) struct HardeningTests {
+    /// r = Int.max once overflowed `shape.reduce(1, *)` and wrote out of bounds; r = 2^31 asked for
+    /// terabytes. A rank is checked against the layer widths before anything is allocated.
+    @Test(arguments: [Int.max, 2_147_483_648, 100_000, 17]) func hugeRanksAreErrors(_ r: Int) throws {
+        let enc = try tinyEncoder()  // hidden 16: widths 16 and 32
+        #expect { try LoRA.attach(to: enc, config: LoRAConfig(r: r), seed: 1) } throws: { "\($0)".contains("exceeds the width") }
+        var t = LoRATargeting(); t.r = 4
+        #expect { try SVDAdapter.attach(to: enc, targeting: t, initialRank: 4, maxRank: r, seed: 1, method: "ElaLoRA") } throws: { "\($0)".contains("exceeds the width") }
+        #expect(try LoRA.attach(to: try tinyEncoder(), config: LoRAConfig(r: 16), seed: 1).count == 12)
+    }
+
+    /// A vocabulary id of 10^10 made the tokenizer allocate its size.
+    @Test func hugeVocabularyIdsAreErrors() throws {
+        let dir = tmpDir("tok")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let json = #"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 10000000000}}}"#
+        try json.write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        #expect { try Tokenizer(path: dir) } throws: { "\($0)".contains("\"a\" has id 10000000000") }
+        #expect(throws: TokenizerError.self) { try WordPiece(vocab: ["[UNK]": 0, "b": -1]) }
+    }
+
+    func smallRun(_ dir: String, epochs: Double = 2) throws -> Trainer {
+        var cfg = TrainConfig()
+        cfg.epochs = epochs; cfg.batchSize = 8; cfg.checkpointEvery = 3; cfg.evalEvery = 0
+        let (m, method) = try tinyModel()
+        return try Trainer(model: m, method: method, config: cfg, train: tinyTask(n: 40, seed: 3), dev: nil, labelNames: ["no", "yes"], outputDir: dir)
+    }
+
+    /// A batch position past the end of the epoch (the data shrank, or the file was edited) made resume
+    /// spin forever; a negative or huge step trained with a negative learning rate or not at all.
+    @Test func outOfRangeCheckpointPositionsAreErrors() throws {
+        let dir = tmpDir("range")
+        let t = try smallRun(dir)
+        try t.run(shouldStop: { t.step == 4 })  // checkpoint at step 3
+        let ck = try SafeTensorsFile(path: t.checkpointPath)
+        let tensors = try ck.names.map { TensorToWrite(name: $0, dtype: ck.info($0)!.dtype, shape: ck.info($0)!.shape, bytes: Array(try ck.rawBytes($0))) }
+        for (key, value) in [("batch_in_epoch", "99"), ("step", "-5"), ("step", "100000"), ("epoch", "-1"), ("best_step", "50")] {
+            var meta = ck.metadata; meta[key] = value
+            try SafeTensorsWriter.write(tensors, metadata: meta, to: t.checkpointPath)
+            let r = try smallRun(dir)
+            #expect { try r.run(resume: true) } throws: { "\($0)".contains("out") && "\($0)".contains(t.checkpointPath) }
+        }
+    }
+
+    /// A refused resume names the settings that differ, not a 900-character fingerprint.
+    @Test func refusedResumeNamesTheDifferences() {
+        let old = #"{"data":{"train":"a.csv"},"training":{"lr":0.001,"seed":1},"method":"lora"}"#
+        let new = #"{"data":{"train":"a.csv"},"training":{"lr":0.0005,"seed":1},"method":"lora"}"#
+        #expect(Trainer.differences(old, new) == ["training.lr: 0.001 in the checkpoint, 0.0005 now"])
+    }
+
+    /// Appending to metrics.jsonl on a full disk crashed the process (SIGILL); now the run stops with
+    /// an error naming the file. /dev/full fails every write with ENOSPC.
+    @Test func fullDiskWhileLoggingIsAnError() throws {
+        let dir = tmpDir("full")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/metrics.jsonl", withDestinationPath: "/dev/full")
+        let t = try smallRun(dir)
+        #expect { try t.run() } throws: { "\($0)".contains("metrics.jsonl: cannot write") }
+    }
+}
