@@ -79,6 +79,37 @@ public struct FineTuneOptions: Sendable {
         return o
     }
 
+    /// Checks a YAML config's text before a YAML parser sees it: configs are flat mappings of option
+    /// names to scalars or short lists, so a huge file, deep nesting (which overflowed the parser's
+    /// stack), anchors and aliases (a 287-byte "billion laughs" took 6 GB) and duplicate keys are errors.
+    public static func checkConfigText(_ text: String, file: String) throws {
+        guard text.utf8.count <= 1 << 20 else { throw SettingsError("\(file): \(text.utf8.count) bytes; a config file is at most 1 MiB") }
+        var seen: [String: Int] = [:]
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var depth = 0, maxDepth = 0, quote: Character? = nil, previous: Character = " "
+            for c in line {
+                if let q = quote { if c == q { quote = nil }; previous = c; continue }
+                if c == "#" && (previous == " " || previous == "\t") { break }
+                switch c {
+                case "\"", "'": quote = c
+                case "[", "{": depth += 1; maxDepth = max(maxDepth, depth)
+                case "]", "}": depth -= 1
+                case "&", "*" where " \t[{,:-".contains(previous):
+                    throw SettingsError("\(file), line \(n + 1): YAML anchors and aliases (& and *) are not allowed in a config file")
+                default: break
+                }
+                previous = c
+            }
+            let indent = line.prefix { $0 == " " || $0 == "\t" }.count
+            guard maxDepth <= 4, indent <= 16 else { throw SettingsError("\(file), line \(n + 1): nested too deeply for a config file (options are flat)") }
+            if indent == 0, let colon = line.firstIndex(of: ":"), !line.hasPrefix("#"), !line.hasPrefix("-") {
+                let key = SettingsTable.normalise(String(line[..<colon]).trimmingCharacters(in: .whitespaces))
+                if let first = seen[key] { throw SettingsError("\(file), line \(n + 1): \(key) is already set on line \(first)") }
+                seen[key] = n + 1
+            }
+        }
+    }
+
     /// Key/value pairs of a YAML or JSON mapping file, as `from` takes them.
     public static func values(fromYAMLMapping obj: Any, file: String) throws -> [(key: String, value: String)] {
         guard let map = obj as? [String: Any] else { throw SettingsError("\(file): not a mapping of option names to values") }

@@ -34,6 +34,7 @@ struct Train: ParsableCommand {
             var values: [(key: String, value: String)] = []
             if let config {
                 guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw SettingsError("\(config): cannot read") }
+                try FineTuneOptions.checkConfigText(text, file: config)
                 let obj: Any?
                 do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(config): not valid YAML (\(error))") }
                 values = try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: config)
