@@ -64,6 +64,8 @@ public enum TrainEvent {
     case checkpoint(step: Int, path: String)
     case resumed(step: Int, epoch: Int, batch: Int)
     case stoppedEarly(step: Int, reason: String)
+    /// Something the user should know that does not stop training.
+    case warning(String)
 }
 
 public struct TrainError: Error, CustomStringConvertible {
@@ -179,10 +181,8 @@ public final class Trainer {
                     let out = try model.forward(input, labels: train.regression ? nil : labels, targets: train.regression ? targets : nil, training: true, seed: seed)
                     let loss = out.loss!
                     guard loss.isFinite else {
-                        let msg = "loss is \(loss) at step \(step + 1) (epoch \(epoch + 1), batch \(batchInEpoch + k + 1)); stopping. "
-                            + (FileManager.default.fileExists(atPath: checkpointPath) ? "The last good checkpoint is \(checkpointPath) (step \(try lastCheckpointStep())); try a lower --lr." : "No checkpoint was written yet; try a lower --lr.")
                         log(["event": "nan", "step": step + 1, "loss": "\(loss)"])
-                        throw TrainError(msg)
+                        throw TrainError("loss is \(loss) at step \(step + 1) (epoch \(epoch + 1), batch \(batchInEpoch + k + 1)); stopping. " + (try keepLastGoodCheckpoint()))
                     }
                     try model.backward(lossScale: 1 / Float(groupSize))
                     stepLoss += Double(loss) / Double(groupSize)
@@ -191,7 +191,7 @@ public final class Trainer {
                 }
                 let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
                 guard norm.isFinite else {
-                    throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. Last good checkpoint: \(checkpointPath)")
+                    throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. " + (try keepLastGoodCheckpoint()))
                 }
                 let lr = learningRate(at: step)
                 let stepEpoch = epoch
@@ -279,6 +279,14 @@ public final class Trainer {
             "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-2",
             "method": method.name, "sampler": sampler.name,
         ]
+        if FileManager.default.fileExists(atPath: checkpointPath) {
+            // A hard link keeps the previous checkpoint; the new one then replaces the name atomically,
+            // so checkpoint.safetensors exists at every moment.
+            unlink(previousCheckpointPath)
+            guard link(checkpointPath, previousCheckpointPath) == 0 else {
+                throw TrainError("\(checkpointPath): cannot keep the previous checkpoint (\(String(cString: strerror(errno))))")
+            }
+        }
         try SafeTensorsWriter.write(checkpointTensors(), metadata: meta, to: checkpointPath)
         onEvent(.checkpoint(step: step, path: checkpointPath))
     }
@@ -298,8 +306,30 @@ public final class Trainer {
         return tensors
     }
 
-    func lastCheckpointStep() throws -> Int {
-        Int(try SafeTensorsFile(path: checkpointPath).metadata["step"] ?? "0") ?? 0
+    func lastCheckpointStep(_ path: String? = nil) throws -> Int {
+        Int(try SafeTensorsFile(path: path ?? checkpointPath).metadata["step"] ?? "0") ?? 0
+    }
+
+    /// The checkpoint before the latest one (kept so that a blow-up right after a checkpoint leaves a good one).
+    public var previousCheckpointPath: String { outputDir + "/checkpoint.previous.safetensors" }
+
+    /// After a non-finite loss or gradient in the step after `step`: the latest checkpoint is good only
+    /// if a finite loss was computed from its parameters, i.e. it is older than the current parameters.
+    /// Otherwise it holds the parameters that just blew up: it is set aside and the previous one takes
+    /// its place. Returns what to tell the user.
+    func keepLastGoodCheckpoint() throws -> String {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: checkpointPath) else { return "No checkpoint was written yet; try a lower --lr." }
+        if try lastCheckpointStep() >= step {
+            let bad = outputDir + "/checkpoint.diverged.safetensors"
+            try? fm.removeItem(atPath: bad)
+            try fm.moveItem(atPath: checkpointPath, toPath: bad)
+            guard fm.fileExists(atPath: previousCheckpointPath) else {
+                return "The only checkpoint (step \(step)) holds the diverged parameters (moved to \(bad)); start again with a lower --lr."
+            }
+            try fm.moveItem(atPath: previousCheckpointPath, toPath: checkpointPath)
+        }
+        return "The last good checkpoint is \(checkpointPath) (step \(try lastCheckpointStep())): `--resume` with a lower --lr continues from it."
     }
 
     /// Restores everything `saveCheckpoint` wrote. Errors name what does not match.
@@ -318,8 +348,14 @@ public final class Trainer {
         }
         if meta["fingerprint"] != fingerprint {
             let diffs = Self.differences(meta["fingerprint"] ?? "{}", fingerprint)
-            throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : diffs.joined(separator: "; "))
-                             + ". Resume with the same settings, or use a new --output")
+            let fixed = diffs.filter { d in !Self.adjustableOnResume.contains { d.hasPrefix($0 + ":") } }
+            guard fixed.isEmpty, !diffs.isEmpty else {
+                throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
+                                 + ". Resume with the same settings, or use a new --output (these may change on resume: "
+                                 + Self.adjustableOnResume.map { $0.replacingOccurrences(of: "training.", with: "") }.sorted().joined(separator: ", ") + ")")
+            }
+            onEvent(.warning("resuming with changed settings: " + diffs.joined(separator: "; ")))
+            log(["event": "resume_changed", "changes": diffs])
         }
         for (p, off) in optimizer.slices {
             for (prefix, dst) in [("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off)] {
@@ -352,6 +388,11 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// Settings a resumed run may change (with a warning): they change how the state evolves, not its shape
+    /// or the data it was computed from.
+    static let adjustableOnResume: Set<String> = ["training.lr", "training.maxGradNorm", "training.weightDecay", "training.patience",
+                                                  "training.evalEvery", "training.checkpointEvery", "training.logEvery"]
+
     /// The settings that differ between two fingerprints (JSON objects), as "key: old -> new".
     static func differences(_ old: String, _ new: String) -> [String] {
         func flat(_ s: String) -> [String: String] {

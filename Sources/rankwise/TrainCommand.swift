@@ -96,6 +96,8 @@ final class TrainProgress {
             stderr("resumed from \(trainer.checkpointPath) at step \(step) (epoch \(epoch + 1), batch \(batch))\n")
         case let .stoppedEarly(step, reason):
             stderr("\nstopped early at step \(step): \(reason)\n")
+        case let .warning(text):
+            stderr("warning: \(text)\n")
         case .checkpoint: break
         }
     }

@@ -69,4 +69,35 @@ import Tokenizers
         let t = try smallRun(dir)
         #expect { try t.run() } throws: { "\($0)".contains("metrics.jsonl: cannot write") }
     }
+
+    /// With --lr 1e30 the "last good checkpoint" once held the parameters that blew up. A blow-up in the
+    /// step right after a checkpoint now sets that checkpoint aside and names the one before it.
+    @Test func divergenceRightAfterACheckpointKeepsTheOneBefore() throws {
+        let dir = tmpDir("diverge")
+        let t = try smallRun(dir)
+        t.afterStep.append { step in if step == 6 { for i in 0..<t.model.classifier.weight.count { t.model.classifier.weight.value[i] = .greatestFiniteMagnitude } } }
+        #expect { try t.run() } throws: { "\($0)".contains("at step 7") && "\($0)".contains("(step 3)") }
+        let ck = try SafeTensorsFile(path: t.checkpointPath)
+        #expect(ck.metadata["step"] == "3")
+        #expect(try ck.floats("param.classifier.weight").allSatisfy { abs($0) < 1e3 })
+        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.diverged.safetensors"))
+        // The advice works: resume with a lower learning rate (a setting resume may change, with a warning).
+        var warned = ""
+        var cfg = t.config; cfg.lr = 1e-4
+        let (m, method) = try tinyModel()
+        let r = try Trainer(model: m, method: method, config: cfg, train: t.train, dev: nil, labelNames: ["no", "yes"], outputDir: dir)
+        t.fingerprint = #"{"training":{"lr":0.0005,"seed":42}}"#
+        r.fingerprint = #"{"training":{"lr":0.0001,"seed":42}}"#
+        // rewrite the kept checkpoint with the first run's fingerprint
+        var meta = ck.metadata; meta["fingerprint"] = t.fingerprint
+        try SafeTensorsWriter.write(try ck.names.map { TensorToWrite(name: $0, dtype: ck.info($0)!.dtype, shape: ck.info($0)!.shape, bytes: Array(try ck.rawBytes($0))) },
+                                    metadata: meta, to: t.checkpointPath)
+        r.onEvent = { if case let .warning(w) = $0 { warned = w } }
+        try r.run(resume: true)
+        #expect(warned.contains("training.lr: 0.0005 in the checkpoint, 0.0001 now"), "\(warned)")
+        #expect(r.step == r.totalSteps)
+        // A setting that changes the state's meaning is still refused, and named.
+        r.fingerprint = #"{"training":{"lr":0.0001,"seed":7}}"#
+        #expect { try r.loadCheckpoint() } throws: { "\($0)".contains("training.seed: 42 in the checkpoint, 7 now") && !"\($0)".contains("training.lr:") }
+    }
 }
