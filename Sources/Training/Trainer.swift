@@ -162,6 +162,7 @@ public final class Trainer {
     /// Runs (or, with `resume`, continues) training. Returns the final step.
     @discardableResult
     public func run(resume: Bool = false, shouldStop: () -> Bool = { false }) throws -> Int {
+        removeLeftovers()
         if resume { try loadCheckpoint() }
         let accum = config.gradAccum
         let perEpoch = sampler.batchesPerEpoch
@@ -306,6 +307,27 @@ public final class Trainer {
         return tensors
     }
 
+    /// Partial files of writers that were killed (`*.tmp-PID-…` next to checkpoints and adapters).
+    func removeLeftovers() {
+        let fm = FileManager.default
+        for sub in ["", "/best", "/final"] {
+            let d = outputDir + sub
+            for f in (try? fm.contentsOfDirectory(atPath: d)) ?? [] where f.contains(".tmp-") { try? fm.removeItem(atPath: d + "/" + f) }
+        }
+    }
+
+    /// After a resume from `step`: drops the metrics lines of steps after it (they will be written again).
+    func truncateMetrics(after step: Int) throws {
+        let p = outputDir + "/metrics.jsonl"
+        guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { return }
+        metricsFile = nil
+        let kept = text.split(separator: "\n").filter { line in
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = (o["step"] as? NSNumber)?.intValue else { return true }
+            return s <= step
+        }
+        try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: p)
+    }
+
     func lastCheckpointStep(_ path: String? = nil) throws -> Int {
         Int(try SafeTensorsFile(path: path ?? checkpointPath).metadata["step"] ?? "0") ?? 0
     }
@@ -382,6 +404,7 @@ public final class Trainer {
         guard (0...step).contains(bestStep), evalsSinceBest >= 0, (0...step).contains(optimizer.t) else {
             throw TrainError("\(checkpointPath): best_step \(bestStep), evals_since_best \(evalsSinceBest) or adam_t \(optimizer.t) out of range for step \(step)")
         }
+        try truncateMetrics(after: step)
         log(["event": "resume", "step": step])
         onEvent(.resumed(step: step, epoch: epoch, batch: batchInEpoch))
     }

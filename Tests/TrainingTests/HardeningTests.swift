@@ -100,4 +100,27 @@ import Tokenizers
         r.fingerprint = #"{"training":{"lr":0.0001,"seed":7}}"#
         #expect { try r.loadCheckpoint() } throws: { "\($0)".contains("training.seed: 42 in the checkpoint, 7 now") && !"\($0)".contains("training.lr:") }
     }
+
+    /// A kill left partial checkpoint files forever, and metrics.jsonl repeated the steps after the
+    /// checkpoint once resumed.
+    @Test func resumeCleansLeftoversAndDoesNotRepeatMetrics() throws {
+        let dir = tmpDir("leftovers")
+        var cfg = TrainConfig()
+        cfg.epochs = 2; cfg.batchSize = 8; cfg.checkpointEvery = 3; cfg.evalEvery = 0; cfg.logEvery = 1
+        func trainer() throws -> Trainer {
+            let (m, method) = try tinyModel()
+            return try Trainer(model: m, method: method, config: cfg, train: tinyTask(n: 40, seed: 3), dev: nil, labelNames: ["no", "yes"], outputDir: dir)
+        }
+        let a = try trainer()
+        try a.run(shouldStop: { a.step == 5 })  // steps 4 and 5 logged, checkpoint at 3
+        FileManager.default.createFile(atPath: dir + "/checkpoint.safetensors.tmp-99999-1", contents: Data([1, 2, 3]))
+        a.logEvent(["event": "probe"])
+        try trainer().run(resume: true)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors.tmp-99999-1"))
+        let steps = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap { line -> Int? in
+            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == "train" else { return nil }
+            return (o["step"] as? NSNumber)?.intValue
+        }
+        #expect(steps == Array(1...10), "\(steps)")
+    }
 }
