@@ -79,6 +79,21 @@ public final class FineTuneJob {
             }
         }
         full.examples = []
+        guard !trainSet.examples.isEmpty else { throw TrainError("\(d.train!): no training examples left after the split") }
+        if !trainSet.regression {
+            let present = zip(trainSet.labelNames, trainSet.classCounts).filter { $0.1 > 0 }.map(\.0)
+            guard present.count >= 2 else {
+                throw TrainError("\(d.train!): the training examples all have one label (\(present.first ?? "none")); a classifier needs at least two classes")
+            }
+        }
+        if let ds = devSet, ds.examples.isEmpty {
+            print("warning: the dev set is empty (too few examples for --dev-fraction \(d.devFraction)); the final adapter is used as the best")
+            devSet = nil
+        }
+        if let ts = testSet, ts.examples.isEmpty {
+            print("warning: the test set is empty (too few examples for --test-fraction \(d.testFraction)); no test metrics")
+            testSet = nil
+        }
         let t0 = Date()
         let maxLength = o.training.maxLength
         let trainTok = TokenizedSet(trainSet, tokenizer: tokenizer, maxLength: maxLength)
@@ -107,8 +122,8 @@ public final class FineTuneJob {
         let elapsed = Date().timeIntervalSince(start)
         try trainer.saveAdapter(d.output + "/final")
         if method.ranks.values.contains(where: { $0 != method.maxRank }) { print(rankTable(method.ranks, maxRank: method.maxRank)) }
-        print(String(format: "trained %d steps in %.0f s; adapters: %@/best (best dev %@ %.4f at step %d), %@/final",
-                     trainer.step, elapsed, d.output, trainer.metricName, trainer.bestMetric, trainer.bestStep, d.output))
+        let bestNote = devTok == nil ? "the final model: no dev set" : String(format: "best dev %@ %.4f at step %d", trainer.metricName, trainer.bestMetric, trainer.bestStep)
+        print(String(format: "trained %d steps in %.0f s; adapters: %@/best (%@), %@/final", trainer.step, elapsed, d.output, bestNote, d.output))
 
         // Evaluate the best adapter: load it back into a fresh model exactly as eval / predict do.
         var evalModel = model

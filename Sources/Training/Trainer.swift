@@ -49,7 +49,12 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
         guard batchSize > 0, gradAccum > 0, epochs > 0 else { throw TrainError("--batch-size, --grad-accum and --epochs must be positive") }
         guard Schedule(rawValue: schedule) != nil else { throw TrainError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))") }
         guard ["bucketed", "random"].contains(sampler) else { throw TrainError("--sampler must be bucketed or random (got \(sampler))") }
-        guard lr >= 0, warmupRatio >= 0, weightDecay >= 0, maxGradNorm >= 0 else { throw TrainError("--lr, --warmup-ratio, --weight-decay and --max-grad-norm must not be negative") }
+        guard lr.isFinite, lr > 0, lr < 10 else { throw TrainError("--lr must be a positive number below 10 (got \(lr))") }
+        guard warmupRatio.isFinite, (0...1).contains(warmupRatio) else { throw TrainError("--warmup-ratio must be between 0 and 1 (got \(warmupRatio))") }
+        guard weightDecay.isFinite, weightDecay >= 0, maxGradNorm.isFinite, maxGradNorm >= 0 else { throw TrainError("--weight-decay and --max-grad-norm must be finite and not negative") }
+        guard epochs.isFinite, epochs <= 10_000, batchSize <= 65_536, gradAccum <= 65_536, maxLength <= 1 << 20, (warmupSteps ?? 0) >= 0 else {
+            throw TrainError("--epochs, --batch-size, --grad-accum, --max-length or --warmup-steps out of range")
+        }
         guard maxLength >= 2 else { throw TrainError("--max-length must be at least 2") }
         guard evalEvery >= 0, checkpointEvery >= 0, patience >= 0, logEvery > 0, (maxSteps ?? 1) > 0 else {
             throw TrainError("--eval-every, --checkpoint-every and --patience must not be negative; --max-steps and --log-every must be positive")
