@@ -117,17 +117,24 @@ public enum PEFTFormat {
         var adapters: [String: LinearAdapter] = [:]
         for lin in model.encoder.linears { if let a = lin.adapter { adapters[lin.path] = a } }
         let fm = FileManager.default
+        let created = !fm.fileExists(atPath: out)
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var tensors: [TensorToWrite] = []
-        let adapterParams = Set(adapters.values.flatMap { $0.params.map { ObjectIdentifier($0) } })
-        for p in model.encoder.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
-            var v = p.value.array
-            let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
-            if let ad = adapters[path] {
-                let d = ad.delta()
-                for i in 0..<v.count { v[i] += d[i] }
-            }
-            tensors.append(TensorToWrite(name: "bert." + p.name, shape: p.shape, floats: v))
+        do { try write() } catch {
+            if created { try? fm.removeItem(atPath: out) }  // no empty or half-written model left behind
+            throw error
+        }
+        func write() throws {
+            var tensors: [TensorToWrite] = []
+            let adapterParams = Set(adapters.values.flatMap { $0.params.map { ObjectIdentifier($0) } })
+            for p in model.encoder.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
+                var v = p.value.array
+                let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
+                if let ad = adapters[path] {
+                    let d = ad.delta()
+                    for i in 0..<v.count { v[i] += d[i] }
+                }
+                guard v.allSatisfy(\.isFinite) else { throw ModelError("merge: \(p.name) would hold non-finite values; the adapter is broken") }
+                tensors.append(TensorToWrite(name: "bert." + p.name, shape: p.shape, floats: v))
         }
         tensors.append(TensorToWrite(name: "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
@@ -142,6 +149,7 @@ public enum PEFTFormat {
         for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] where fm.fileExists(atPath: baseDirectory + "/" + f) {
             try? fm.removeItem(atPath: out + "/" + f)
             try fm.copyItem(atPath: baseDirectory + "/" + f, toPath: out + "/" + f)
+        }
         }
     }
 }

@@ -225,7 +225,13 @@ public struct AdapterLoader {
         model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
         labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
         tokenizer = try Tokenizer(path: dir)
-        maxLength = extra?.maxLength ?? 128
+        guard (extra?.maxLength ?? 128) >= 2 else { throw ModelError("\(directory)/rankwise.json: maxLength \(extra!.maxLength) must be at least 2") }
+        maxLength = min(extra?.maxLength ?? 128, encoder.config.maxPositions)
+        // NaN or huge adapter weights would give normal-looking metrics with every prediction the same.
+        let adapterParams = m.adapters.flatMap { $0.1.params } + [model.classifier.weight, model.classifier.bias!]
+        if let bad = adapterParams.first(where: { p in !(0..<p.count).allSatisfy { p.value[$0].isFinite && abs(p.value[$0]) < 1e6 } }) {
+            throw ModelError("\(directory)/adapter_model.safetensors: \(bad.name) holds non-finite or huge (> 1e6) values; the adapter is broken")
+        }
     }
 }
 

@@ -1,5 +1,8 @@
+import Adapters
 import FineTuning
 import Foundation
+import Methods
+import Models
 import Testing
 import TestSupport
 
@@ -60,5 +63,25 @@ import TestSupport
         let j3 = FineTuneJob(options: o3); j3.print = { p3.append($0) }
         #expect { try j3.run() } throws: { "\($0)".contains("one label") }
         #expect(p3.contains { $0.contains("warning: the 1 sampled training examples have no") })
+    }
+}
+
+/// An adapter with NaN weights gave normal-looking metrics with every prediction class 0, and merge
+/// wrote NaN weights; a failed merge left an empty directory.
+@Suite struct BrokenAdapterTests {
+    @Test func nanAdaptersAreRefusedAndFailedMergesLeaveNothing() throws {
+        guard let dir = Fixtures.modelDir() else { return }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-broken-\(getpid())").path
+        let enc = try BertModel.load(directory: dir, withPooler: true)
+        let method = try LoRAMethod(config: LoRAConfig(r: 2), encoder: enc, seed: 1)
+        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 1)
+        let meta = AdapterMetadata(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 32, baseModel: dir, method: "lora")
+        try method.save(directory: tmp + "/ok", model: model, metadata: meta)
+        _ = try AdapterLoader(directory: tmp + "/ok")
+        method.loraAdapters[0].1.b.value[3] = .nan
+        try method.save(directory: tmp + "/nan", model: model, metadata: meta)
+        #expect { try AdapterLoader(directory: tmp + "/nan") } throws: { "\($0)".contains("lora_B") && "\($0)".contains("non-finite") }
+        #expect { try PEFTFormat.merge(model: model, labelNames: meta.labelNames, baseDirectory: dir, to: tmp + "/merged") } throws: { "\($0)".contains("non-finite") }
+        #expect(!FileManager.default.fileExists(atPath: tmp + "/merged"))
     }
 }
