@@ -3,7 +3,7 @@ SWIFT     ?= swift
 RANKWISE  := .build/release/rankwise
 TESTFLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: demo similarity test build setup model bench clean
+.PHONY: demo similarity test build setup model bench clean fuzz
 
 ## Fine-tune LoRA (r=8) on the real tweet corpus with the real all-MiniLM-L6-v2 and print dev and
 ## test accuracy / macro-F1. A few minutes; `make demo FULL=1` trains on everything for 3 epochs.
@@ -44,6 +44,12 @@ bench: build model
 	bash scripts/bench-gemm.sh
 	$(RANKWISE) bench forward --batch 32 --seq 64 --peer-python $$(bash scripts/peer-env.sh)
 	$(RANKWISE) bench train --method lora --batch 32 --seq 64 --peer-python $$(bash scripts/peer-env.sh)
+
+## Seeded mutation fuzzing of every file reader (Tests/FuzzCorpus seeds; a crash leaves its input in the
+## work directory: add it to the corpus as a regression case). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: build
+	.build/release/rankwise-fuzz --seconds $(FUZZ_SECONDS) --seed $$(date +%s)
 
 clean:
 	rm -rf .build

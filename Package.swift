@@ -48,6 +48,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: fast),
+        // Seeded mutation fuzzer over every reader (Tests/FuzzCorpus): `swift run -c release rankwise-fuzz --seconds 60`.
+        .executableTarget(name: "rankwise-fuzz", dependencies: ["Adapters", "Data", "FineTuning", "Methods", "Models", "RankwiseCore", "SafeTensors", "Tokenizers",
+                                                             .product(name: "Yams", package: "Yams")], path: "Sources/Fuzz", swiftSettings: fast),
         // Shared test helpers: fixture paths and the real model's location (a failure in CI when missing).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
