@@ -108,6 +108,11 @@ public struct Dataset: Sendable {
         var out: [Example] = []
         var firstLabel: [String: Int] = [:]
         for r in records {
+            for col in [spec.textColumn, spec.labelColumn] + (spec.pairColumn.map { [$0] } ?? []) {
+                guard let v = r.fields[col], v.contains("\u{0}") else { continue }
+                throw DataError(v.hasPrefix("\u{0}a") ? "\(path): line \(r.line): column \"\(col)\" holds \(v.dropFirst()), not a string or number"
+                                                     : "\(path): line \(r.line): column \"\(col)\" contains a NUL byte")
+            }
             if r.hadInvalidUTF8 { report.note(.utf8, r.line) }
             let text = r.fields[spec.textColumn] ?? ""
             if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -142,6 +147,7 @@ public struct Dataset: Sendable {
             out.append(ex)
         }
         report.kept = out.count
+        guard !records.isEmpty || !malformed.isEmpty else { throw DataError("\(path): no data rows (only a header, or empty)") }
         guard !out.isEmpty else { throw DataError("\(path): no usable rows (\(report.problems.joined(separator: "; ")))") }
         return (Dataset(examples: out, labelNames: spec.regression ? [] : (names ?? []), regression: spec.regression), report)
     }

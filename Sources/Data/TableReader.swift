@@ -31,7 +31,14 @@ public enum TableReader {
     /// Reads every record. `malformed` receives line numbers of records that could not be parsed
     /// (wrong field count, invalid JSON) with a reason.
     public static func read(path: String, format: Format? = nil) throws -> (columns: [String], records: [Record], malformed: [(Int, String)]) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError("\(path): no such file") }
+        guard !isDir.boolValue else { throw DataError("\(path): is a directory, not a CSV/TSV/JSONL file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read (permissions?)") }
+        let head = data.prefix(8192)
+        if head.filter({ $0 < 0x09 || (0x0E..<0x20).contains($0) }).count > max(head.count / 100, 8) {
+            throw DataError("\(path): looks like a binary file (control bytes in its first 8 KiB), not CSV/TSV/JSONL text")
+        }
         return try parse([UInt8](data), format: format ?? Self.format(of: path), name: path)
     }
 
@@ -95,6 +102,9 @@ public enum TableReader {
         if !field.isEmpty || !fields.isEmpty { endRecord() }
         guard let header = rows.first else { throw DataError("\(name): the file is empty") }
         let columns = header.0.map { $0.trimmingCharacters(in: .whitespaces) }
+        if let twice = Dictionary(grouping: columns, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw DataError("\(name): line \(header.1): the header names column \"\(twice)\" more than once")
+        }
         var records: [Record] = [], malformed: [(Int, String)] = []
         for (f, ln, invalid) in rows.dropFirst() {
             if f.count != columns.count {
@@ -126,7 +136,9 @@ public enum TableReader {
                 case .number(let x): f[k] = x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(x)
                 case .bool(let x): f[k] = x ? "true" : "false"
                 case .null: continue
-                default: f[k] = "\(v)"
+                // A leading NUL marks an array or object: Dataset refuses it in a column it uses.
+                case .array: f[k] = "\u{0}an array"
+                default: f[k] = "\u{0}an object"
                 }
             }
             records.append(Record(fields: f, line: n + 1, hadInvalidUTF8: invalid))

@@ -126,7 +126,7 @@ public final class Trainer {
             ?? BucketedSampler(lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed, bucket: config.sampler == "random" ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
         try method.prepare(totalSteps: totalSteps)
-        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        try Self.makeDirectory(outputDir)
     }
 
     public var batchesPerEpoch: Int { sampler.batchesPerEpoch }
@@ -416,6 +416,24 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// Creates an output directory (a bare name means the current directory's), or says why it cannot.
+    public static func makeDirectory(_ path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw TrainError("--output \(path): is a file, not a directory") }
+            guard FileManager.default.isWritableFile(atPath: path) else { throw TrainError("--output \(path): the directory is not writable") }
+            return
+        }
+        // mkdir -p with the system's reason when a level cannot be made
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw TrainError("--output \(path): cannot create \(prefix) (\(String(cString: strerror(errno))))")
+            }
+        }
+    }
+
     /// Settings a resumed run may change (with a warning): they change how the state evolves, not its shape
     /// or the data it was computed from.
     static let adjustableOnResume: Set<String> = ["training.lr", "training.maxGradNorm", "training.weightDecay", "training.patience",

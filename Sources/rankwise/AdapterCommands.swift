@@ -109,7 +109,7 @@ struct Export: ParsableCommand {
             } else { throw ValidationError("--which must be best or last") }
             guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else { throw ModelError("\(src): no adapter") }
             let fm = FileManager.default
-            try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
+            try Trainer.makeDirectory(output)
             for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json"] where fm.fileExists(atPath: src + "/" + f) {
                 try? fm.removeItem(atPath: output + "/" + f)
                 try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
