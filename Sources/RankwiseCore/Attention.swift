@@ -41,6 +41,20 @@ public struct SequenceLayout: Sendable, Equatable {
     /// Floats of attention probabilities for `heads` heads: `heads · Σ length²`.
     public func probCount(heads: Int) -> Int { heads * lengths.reduce(0) { $0 + $1 * $1 } }
 
+    /// Calls `body(length, offset, probOffset)` for every non-empty (sequence, head) pair: `offset` is the
+    /// head's first element in a `[tokens, heads·headDim]` activation, `probOffset` its probabilities'.
+    /// The pairs are independent: they are split over the cores, one BLAS thread each.
+    func forEachHead(heads: Int, headDim: Int, _ body: (_ b: Int, _ length: Int, _ offset: Int, _ probOffset: Int, _ index: Int) -> Void) {
+        BLAS.singleThreaded {
+            parallelFor(count * heads, minChunk: 4) { range in
+                for bh in range {
+                    let b = bh / heads, hd = bh % heads, L = lengths[b]
+                    if L > 0 { body(b, L, starts[b] * heads * headDim + hd * headDim, probOffset(b, head: hd, heads: heads), bh) }
+                }
+            }
+        }
+    }
+
     /// Where head `head` of sequence `b` keeps its `length²` probabilities.
     @inline(__always) public func probOffset(_ b: Int, head: Int, heads: Int) -> Int {
         heads * probStarts[b] + head * lengths[b] * lengths[b]
@@ -60,25 +74,17 @@ public enum Attention {
         let h = heads * headDim
         let scale = 1 / Float(headDim).squareRoot()
         layout.keyMask.withOptionalPointer { keyMask in
-            // Each (sequence, head) pair is independent: split them over the cores, one BLAS thread each.
-            BLAS.singleThreaded {
-                parallelFor(layout.count * heads, minChunk: 4) { range in
-                    for bh in range {
-                        let b = bh / heads, hd = bh % heads, L = layout.lengths[b]
-                        if L == 0 { continue }
-                        let off = layout.starts[b] * h + hd * headDim, po = layout.probOffset(b, head: hd, heads: heads)
-                        let p = probs + po
-                        BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: h, b: k + off, ldb: h, c: p, ldc: L)
-                        Ops.softmaxRows(p, rows: L, d: L, keyMask: keyMask.map { $0 + layout.starts[b] })
-                        var used = UnsafePointer(p)
-                        if let dropout {
-                            Ops.dropoutForward(x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
-                                               seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
-                            used = UnsafePointer(dropout.dropped + po)
-                        }
-                        BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + off, ldb: h, c: ctx + off, ldc: h)
-                    }
+            layout.forEachHead(heads: heads, headDim: headDim) { b, L, off, po, bh in
+                let p = probs + po
+                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: h, b: k + off, ldb: h, c: p, ldc: L)
+                Ops.softmaxRows(p, rows: L, d: L, keyMask: keyMask.map { $0 + layout.starts[b] })
+                var used = UnsafePointer(p)
+                if let dropout {
+                    Ops.dropoutForward(x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
+                                       seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
+                    used = UnsafePointer(dropout.dropped + po)
                 }
+                BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + off, ldb: h, c: ctx + off, ldc: h)
             }
         }
     }
@@ -94,23 +100,16 @@ public enum Attention {
         let h = heads * headDim
         let scale = 1 / Float(headDim).squareRoot()
         let used = dropout?.dropped ?? probs
-        BLAS.singleThreaded {
-            parallelFor(layout.count * heads, minChunk: 4) { range in
-                for bh in range {
-                    let b = bh / heads, hd = bh % heads, L = layout.lengths[b]
-                    if L == 0 { continue }
-                    let off = layout.starts[b] * h + hd * headDim, po = layout.probOffset(b, head: hd, heads: heads)
-                    let p = used + po, dp = scratch + po
-                    // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
-                    BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: L)
-                    BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: h, c: dv + off, ldc: h)
-                    if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
-                    Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
-                    // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
-                    BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + off, ldb: h, c: dq + off, ldc: h)
-                    BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: h, c: dk + off, ldc: h)
-                }
-            }
+        layout.forEachHead(heads: heads, headDim: headDim) { _, L, off, po, _ in
+            let p = used + po, dp = scratch + po
+            // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
+            BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: L)
+            BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: h, c: dv + off, ldc: h)
+            if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
+            Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
+            // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
+            BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + off, ldb: h, c: dq + off, ldc: h)
+            BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: h, c: dk + off, ldc: h)
         }
     }
 }
