@@ -206,9 +206,16 @@ public struct AdapterLoader {
     public init(directory: String, modelDirectory override: String? = nil, numLabels: Int? = nil) throws {
         try BLAS.load()
         let extra = PEFTFormat.readExtra(directory: directory)
+        guard let d = FileManager.default.contents(atPath: directory + "/adapter_config.json") else {
+            throw ModelError("\(directory): no adapter_config.json: not an adapter directory (train writes them to OUTPUT/best and OUTPUT/final)")
+        }
+        let config: [String: Any]
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] else { throw ModelError("a JSON value that is not an object") }
+            config = o
+        } catch { throw ModelError("\(directory)/adapter_config.json: not a valid JSON object (\(error.localizedDescription))") }
         var base = override ?? extra?.baseModel
-        if base == nil, let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
-           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] { base = o["base_model_name_or_path"] as? String }
+        if base == nil { base = config["base_model_name_or_path"] as? String }
         guard let base else { throw ModelError("\(directory): no base model recorded; pass --model") }
         let dir: String
         do { dir = try ModelStore.resolve(base) } catch {

@@ -43,7 +43,8 @@ public enum ModelStore {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
             guard isComplete(spec) else {
-                throw ModelError("\(spec): not a Hugging Face model directory (needs config.json, model.safetensors and tokenizer.json)")
+                let missing = ["config.json", "model.safetensors", "tokenizer.json"].filter { !FileManager.default.fileExists(atPath: spec + "/" + $0) }
+                throw ModelError("\(spec): not a Hugging Face model directory: \(missing.joined(separator: ", ")) missing (it needs config.json, model.safetensors and tokenizer.json)")
             }
             return spec
         }

@@ -73,7 +73,11 @@ public enum AdaLoRAFormat {
                 guard let flags = v as? [Any] else { throw ModelError("\(file): rank_pattern[\(k)] is not a list") }
                 var path = k.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: ".lora_E", with: "").replacingOccurrences(of: ".default", with: "")
                 if path.hasPrefix("bert.") { path.removeFirst(5) }
-                pattern[path] = flags.map { ($0 as? Bool) ?? (($0 as? NSNumber)?.boolValue ?? false) }
+                pattern[path] = try flags.map { x in
+                    if let b = x as? Bool { return b }
+                    if let n = x as? NSNumber, n.doubleValue == 0 || n.doubleValue == 1 { return n.doubleValue == 1 }
+                    throw ModelError("\(file): rank_pattern[\(k)] holds \(x); entries must be true/false (or 1/0)")
+                }
             }
         }
         return (t, initR, pattern)
@@ -93,6 +97,9 @@ public enum AdaLoRAFormat {
     /// the others stay inactive with E = 0. Returns the classifier as a weight source.
     public static func loadWeights(directory: String, adapters: [String: SVDAdapter], pattern: [String: [Bool]]) throws -> WeightSource? {
         let file = directory + "/adapter_model.safetensors"
+        if let unknown = pattern.keys.sorted().first(where: { adapters[$0] == nil }) {
+            throw ModelError("\(directory)/adapter_config.json: rank_pattern names \(unknown), which target_modules does not adapt")
+        }
         let f: SafeTensorsFile
         do { f = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
         for (path, ad) in adapters {

@@ -6,6 +6,7 @@ import RankwiseCore
 import SafeTensors
 import Tokenizers
 @testable import Training
+import Methods
 
 /// Regression cases from trying Rankwise as a hostile user would: each was a crash, a hang or a
 /// silent wrong result, and must be a clear error.
@@ -122,5 +123,21 @@ import Tokenizers
             return (o["step"] as? NSNumber)?.intValue
         }
         #expect(steps == Array(1...10), "\(steps)")
+    }
+
+    /// An AdaLoRA rank_pattern with negative entries or modules that are not adapted loaded silently.
+    @Test func badRankPatternsAreErrors() throws {
+        let dir = tmpDir("pattern")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func config(_ pattern: String) throws {
+            try #"{"peft_type": "ADALORA", "init_r": 2, "target_r": 1, "lora_alpha": 4, "target_modules": ["query"], "rank_pattern": \#(pattern)}"#
+                .write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
+        }
+        try config(#"{"encoder.layer.0.attention.self.query": [true, -1]}"#)
+        #expect { try AdaLoRAFormat.readConfig(directory: dir) } throws: { "\($0)".contains("entries must be true/false") }
+        try config(#"{"encoder.layer.7.attention.self.query": [true, false]}"#)
+        let (t, initR, pattern) = try #require(try AdaLoRAFormat.readConfig(directory: dir))
+        let ads = try SVDAdapter.attach(to: try tinyEncoder(), targeting: t, initialRank: initR, seed: 0, method: "AdaLoRA")
+        #expect { try AdaLoRAFormat.loadWeights(directory: dir, adapters: ads, pattern: pattern) } throws: { "\($0)".contains("rank_pattern names encoder.layer.7") }
     }
 }
