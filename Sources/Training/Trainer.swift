@@ -455,7 +455,11 @@ extension Trainer {
         }
         let a = flat(old), b = flat(new)
         return Set(a.keys).union(b.keys).sorted().compactMap { k in
-            a[k] == b[k] ? nil : "\(k): \(a[k] ?? "(none)") in the checkpoint, \(b[k] ?? "(none)") now"
+            if a[k] == b[k] { return nil }
+            if k.hasPrefix("data_content."), a[k] != nil, b[k] != nil {
+                return "the data file \(k.dropFirst(13)) changed since the checkpoint (its content hash differs)"
+            }
+            return "\(k): \(a[k] ?? "(none)") in the checkpoint, \(b[k] ?? "(none)") now"
         }
     }
 }

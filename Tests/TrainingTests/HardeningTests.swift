@@ -59,6 +59,8 @@ import Methods
         let old = #"{"data":{"train":"a.csv"},"training":{"lr":0.001,"seed":1},"method":"lora"}"#
         let new = #"{"data":{"train":"a.csv"},"training":{"lr":0.0005,"seed":1},"method":"lora"}"#
         #expect(Trainer.differences(old, new) == ["training.lr: 0.001 in the checkpoint, 0.0005 now"])
+        #expect(Trainer.differences(#"{"data_content":{"a.csv":"12ab"}}"#, #"{"data_content":{"a.csv":"77ff"}}"#)
+                == ["the data file a.csv changed since the checkpoint (its content hash differs)"])
     }
 
     /// Appending to metrics.jsonl on a full disk crashed the process (SIGILL); now the run stops with
