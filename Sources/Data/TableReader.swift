@@ -125,9 +125,11 @@ public enum TableReader {
             if lb.last == UInt8(ascii: "\r") { lb = lb.dropLast() }
             if lb.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             let (s, invalid) = decode(lb)
-            guard case .object(let kv)? = try? JSONParser.parse(Array(s.utf8), rejectDuplicateKeys: false) else {
-                malformed.append((n + 1, "not a JSON object")); continue
+            let value: JSONValue
+            do { value = try JSONParser.parse(Array(s.utf8), rejectDuplicateKeys: false) } catch {
+                malformed.append((n + 1, "invalid JSON (\(error))")); continue
             }
+            guard case .object(let kv) = value else { malformed.append((n + 1, "a JSON value that is not an object")); continue }
             var f: [String: String] = [:]
             for (k, v) in kv {
                 if !seen.contains(k) { seen.insert(k); columns.append(k) }
