@@ -1,0 +1,38 @@
+/// Per-example gradient norms without materialising per-example gradients (for TsqLoRA's quality
+/// scores). A linear map's weight gradient over a batch is Σ_t dy_t x_tᵀ; the part that comes from one
+/// sequence (its rows in a `SequenceLayout`) has squared Frobenius norm
+///
+///     ‖Σ_t dy_t x_tᵀ‖² = Σ_t Σ_s (dy_t · dy_s)(x_t · x_s)
+///
+/// which two Gram matrices of the sequence's rows give in O(L²·(in + out)). When the sequence is long
+/// next to the layer (L·(in + out) > in·out), forming its gradient `dYᵀ X` (out × in) is cheaper; both
+/// are exact and the cheaper one is used.
+public enum PerExample {
+    /// Adds each sequence's squared gradient norm of the map `x → y` (`x: [tokens, inDim]`,
+    /// `dy: [tokens, outDim]`, rows as `layout` places them; padding rows must hold zero `dy`) to
+    /// `normSquared[b]`. `scratch` holds `max(2·L², outDim·inDim)` floats for the longest L.
+    public static func addGradNormSquared(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, outDim: Int, inDim: Int,
+                                          layout: SequenceLayout, scratch: UnsafeMutablePointer<Float>, into normSquared: inout [Float]) {
+        for b in 0..<layout.count {
+            let L = layout.lengths[b]
+            if L == 0 { continue }
+            let xs = x + layout.starts[b] * inDim, ds = dy + layout.starts[b] * outDim
+            var sum: Float = 0
+            if L * (inDim + outDim) <= inDim * outDim {
+                let gx = scratch, gd = scratch + L * L
+                BLAS.sgemm(transB: true, m: L, n: L, k: inDim, a: xs, lda: inDim, b: xs, ldb: inDim, c: gx, ldc: L)
+                BLAS.sgemm(transB: true, m: L, n: L, k: outDim, a: ds, lda: outDim, b: ds, ldb: outDim, c: gd, ldc: L)
+                for i in 0..<(L * L) { sum += gx[i] * gd[i] }
+            } else {
+                BLAS.sgemm(transA: true, m: outDim, n: inDim, k: L, a: ds, lda: outDim, b: xs, ldb: inDim, c: scratch, ldc: inDim)
+                for i in 0..<(outDim * inDim) { sum += scratch[i] * scratch[i] }
+            }
+            normSquared[b] += sum
+        }
+    }
+
+    /// Floats of scratch `addGradNormSquared` needs for this layout and layer.
+    public static func scratchCount(layout: SequenceLayout, outDim: Int, inDim: Int) -> Int {
+        max(2 * layout.maxLength * layout.maxLength, outDim * inDim)
+    }
+}
