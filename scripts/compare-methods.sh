@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Methods side by side on the tweet split, several seeds each, at the same final rank budget
 # (--r 8 = average final rank per module for every method). Prints mean and spread (sample std)
-# of test accuracy and macro-F1 and the wall time per run. Until `rankwise compare` exists (issue #12).
+# of test accuracy and macro-F1 and the wall time per run (a wall time is only worth something when nothing else
+# ran on the machine). Until `rankwise compare` exists (issue #12).
 #   usage: scripts/compare-methods.sh [OUT_DIR] [SEEDS...]     env: RANKWISE (binary), EXAMPLES (8000)
 set -euo pipefail
 R=${RANKWISE:-.build/release/rankwise}
