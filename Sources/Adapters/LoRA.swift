@@ -81,6 +81,7 @@ public final class LoRAAdapter: LinearAdapter {
     // Saved between forward and backward: u = dropout(x) Aᵀ [n, r], and dropout(x) when dropout is on.
     private let uBuf = Scratch(), xdBuf = Scratch(), maskBuf = Scratch(), duBuf = Scratch()
     private var usedDropout = false
+    public var perExample: PerExampleNorms?
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor) {
         self.inDim = inDim; self.outDim = outDim; r = config.r
@@ -112,6 +113,10 @@ public final class LoRAAdapter: LinearAdapter {
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: scaling, a: dy, lda: outDim, b: b.value.data, ldb: r, c: du, ldc: r)
         if let ga = a.grad {  // dA += duᵀ dropout(x)
             BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
+        }
+        if let pe = perExample {
+            if b.grad != nil { pe.addLinear(dy: dy, x: u, outDim: outDim, inDim: r, scale: scaling) }
+            if a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim) }
         }
         guard let dx else { return }
         if usedDropout {  // dx += mask ⊙ (du A)

@@ -24,6 +24,7 @@ public final class SVDAdapter: LinearAdapter {
 
     private let uBuf = Scratch(), vBuf = Scratch(), xdBuf = Scratch(), maskBuf = Scratch(), dvBuf = Scratch()
     private var usedDropout = false
+    public var perExample: PerExampleNorms?
 
     public init(path: String, inDim: Int, outDim: Int, rMax: Int, initialRank: Int, alpha: Float, dropout: Float,
                 a: Tensor, e: Tensor, b: Tensor) {
@@ -62,9 +63,14 @@ public final class SVDAdapter: LinearAdapter {
         if let ge = e.grad {
             for i in 0..<n { for j in 0..<r { ge[j] += dv[i * r + j] * u[i * r + j] } }
         }
+        if let pe = perExample {
+            if b.grad != nil { pe.addLinear(dy: dy, x: v, outDim: outDim, inDim: r, scale: scale) }
+            if e.grad != nil { pe.addVector(dv, u, d: r) }
+        }
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { dv[i * r + j] *= ev[j] } }  // now du
         if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dv, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
+        if let pe = perExample, a.grad != nil { pe.addLinear(dy: dv, x: src, outDim: r, inDim: inDim) }
         guard let dx else { return }
         if usedDropout {
             let tmp = xdBuf.get(n * inDim)

@@ -51,6 +51,8 @@ public protocol LinearAdapter: AnyObject {
     func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int)
     /// The dense weight update `[out, in]` this adapter is equivalent to (for merging).
     func delta() -> Tensor
+    /// When set, `backward` adds each example's squared gradient norm of the adapter's parameters.
+    var perExample: PerExampleNorms? { get set }
 }
 
 /// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.
@@ -114,6 +116,11 @@ public final class BertModel: @unchecked Sendable {
     private let ws = Scratch()
     private let gws = Scratch()
     private var state: State?
+    /// When set, each forward starts a new batch in it and backward passes fill it (adapters and the
+    /// classifier add their parts): per-example gradient norms for data-quality methods.
+    public var perExample: PerExampleNorms? {
+        didSet { for l in linears { l.adapter?.perExample = perExample } }
+    }
 
     /// Builds the model from a weight source. `withPooler` loads `pooler.dense` (an error if missing).
     public init(config: BertConfig, weights: WeightSource, withPooler: Bool? = nil) throws {
@@ -259,6 +266,7 @@ public final class BertModel: @unchecked Sendable {
     @discardableResult
     public func forward(_ input: BertInput, training: Bool = false, seed: UInt64 = 0) throws -> Output {
         try validate(input)
+        perExample?.reset(layout: input.layout)
         var s = plan(input.layout, training: training)
         s.seed = seed; s.ids = input.ids; s.types = input.typeIds
         s.positions = [Int32](repeating: 0, count: s.N)

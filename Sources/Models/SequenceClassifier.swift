@@ -104,6 +104,14 @@ public final class SequenceClassifier: @unchecked Sendable {
         if lossScale != 1 { for i in 0..<(B * C) { dlogits[i] *= lossScale } }
         let dp = dpool.get(B * H)
         classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
+        if let pe = encoder.perExample, classifier.weight.trainable {  // one row per example: ‖dl‖² (‖x‖² + 1 for the bias)
+            pe.add((0..<B).map { b in
+                var g: Float = 0, x: Float = 0
+                for c in 0..<C { g += dlogits[b * C + c] * dlogits[b * C + c] }
+                for j in 0..<H { x += drop[b * H + j] * drop[b * H + j] }
+                return g * (x + (classifier.bias?.trainable == true ? 1 : 0))
+            })
+        }
         for i in 0..<(B * H) { dp[i] *= mask[i] }
         try encoder.backward(dLastHidden: nil, dPooled: dp)
         for r in regularizers { r.backward(scale: lossScale) }

@@ -36,3 +36,41 @@ public enum PerExample {
         max(2 * layout.maxLength * layout.maxLength, outDim * inDim)
     }
 }
+
+/// Collects each sequence's squared gradient norm over the trainable parameters during one backward
+/// pass: layers with an attached collector add their part (`addLinear`, `addVector`). The values are
+/// norms of the gradient of the *batch's* loss restricted to one example; for a mean loss over B
+/// examples, `norms(meanOver:)` rescales them to each example's own loss.
+public final class PerExampleNorms: @unchecked Sendable {
+    public private(set) var layout = SequenceLayout.packed(lengths: [])
+    public private(set) var squared: [Float] = []
+    private let scratch = Scratch()
+    public init() {}
+
+    /// Starts a batch (the encoder calls this at each forward).
+    public func reset(layout: SequenceLayout) { self.layout = layout; squared = [Float](repeating: 0, count: layout.count) }
+
+    /// Adds `scale² · ‖Σ_t dy_t x_tᵀ‖²` per sequence for a weight whose gradient is `scale · dYᵀ X`.
+    public func addLinear(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, outDim: Int, inDim: Int, scale: Float = 1) {
+        var part = [Float](repeating: 0, count: layout.count)
+        let s = scratch.get(PerExample.scratchCount(layout: layout, outDim: outDim, inDim: inDim))
+        PerExample.addGradNormSquared(dy: dy, x: x, outDim: outDim, inDim: inDim, layout: layout, scratch: s, into: &part)
+        for b in part.indices { squared[b] += scale * scale * part[b] }
+    }
+
+    /// Adds `‖Σ_t a_t ⊙ c_t‖²` per sequence for a vector parameter whose gradient is `Σ_t a_t ⊙ c_t` (`[tokens, d]` each).
+    public func addVector(_ a: UnsafePointer<Float>, _ c: UnsafePointer<Float>, d: Int) {
+        var acc = [Float](repeating: 0, count: d)
+        for b in 0..<layout.count {
+            for j in 0..<d { acc[j] = 0 }
+            for t in layout.starts[b]..<(layout.starts[b] + layout.lengths[b]) { for j in 0..<d { acc[j] += a[t * d + j] * c[t * d + j] } }
+            squared[b] += acc.reduce(0) { $0 + $1 * $1 }
+        }
+    }
+
+    /// Adds per-example squared norms given directly (one value per sequence).
+    public func add(_ values: [Float]) { for b in values.indices { squared[b] += values[b] } }
+
+    /// Each example's gradient norm of its own loss, when the batch loss was the mean over the batch.
+    public func norms(meanOver batch: Int) -> [Float] { squared.map { $0.squareRoot() * Float(batch) } }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+@testable import Adapters
+@testable import Models
+import RankwiseCore
+@testable import Training
+
+/// Per-example gradient norms collected in one batched backward equal the norms of each example's
+/// own gradient computed alone, for LoRA and SVD adapters plus the classifier head.
+@Suite struct PerExampleNormTests {
+    @Test(arguments: [false, true]) func batchedNormsEqualOneByOne(svd: Bool) throws {
+        let enc = try tinyEncoder(seed: 3)
+        if svd {
+            var t = LoRATargeting(); t.r = 3; t.loraDropout = 0
+            _ = try SVDAdapter.attach(to: enc, targeting: t, initialRank: 3, seed: 2, method: "AdaLoRA")
+        } else {
+            _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
+        }
+        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 4)
+        model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
+        var rng = SplitMix64(seed: 8)
+        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
+        let data = tinyTask(n: 4, seed: 6)
+        let idx = [0, 1, 2, 3]
+        // Batched: one forward and backward of the mean loss, norms collected on the way.
+        let norms = PerExampleNorms()
+        enc.perExample = norms
+        let (input, labels, _, _) = data.batch(idx, packed: true)
+        #expect(Set(input.layout.lengths).count > 1, "mixed lengths")
+        model.params.zeroGrad()
+        _ = try model.forward(input, labels: labels)
+        try model.backward()
+        let batched = norms.norms(meanOver: idx.count)
+        // One by one, without the collector.
+        enc.perExample = nil
+        for (k, i) in idx.enumerated() {
+            model.params.zeroGrad()
+            let (one, l, _, _) = data.batch([i], packed: true)
+            _ = try model.forward(one, labels: l)
+            try model.backward()
+            let exact = model.params.trainable.reduce(Float(0)) { acc, p in acc + p.grad!.array.reduce(0) { $0 + $1 * $1 } }.squareRoot()
+            #expect(abs(batched[k] - exact) <= 1e-4 * max(1, exact), "example \(i): batched \(batched[k]) vs alone \(exact)")
+            #expect(exact > 1e-3)
+        }
+    }
+}
