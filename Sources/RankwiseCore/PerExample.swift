@@ -52,19 +52,23 @@ public final class PerExampleNorms: @unchecked Sendable {
 
     /// Adds `scale² · ‖Σ_t dy_t x_tᵀ‖²` per sequence for a weight whose gradient is `scale · dYᵀ X`.
     public func addLinear(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, outDim: Int, inDim: Int, scale: Float = 1) {
-        var part = [Float](repeating: 0, count: layout.count)
+        part.removeAll(keepingCapacity: true)
+        part.append(contentsOf: repeatElement(0, count: layout.count))
         let s = scratch.get(PerExample.scratchCount(layout: layout, outDim: outDim, inDim: inDim))
         PerExample.addGradNormSquared(dy: dy, x: x, outDim: outDim, inDim: inDim, layout: layout, scratch: s, into: &part)
         for b in part.indices { squared[b] += scale * scale * part[b] }
     }
+    private var part: [Float] = []
 
     /// Adds `‖Σ_t a_t ⊙ c_t‖²` per sequence for a vector parameter whose gradient is `Σ_t a_t ⊙ c_t` (`[tokens, d]` each).
     public func addVector(_ a: UnsafePointer<Float>, _ c: UnsafePointer<Float>, d: Int) {
-        var acc = [Float](repeating: 0, count: d)
+        let acc = scratch.get(d)
         for b in 0..<layout.count {
-            for j in 0..<d { acc[j] = 0 }
+            acc.update(repeating: 0, count: d)
             for t in layout.starts[b]..<(layout.starts[b] + layout.lengths[b]) { for j in 0..<d { acc[j] += a[t * d + j] * c[t * d + j] } }
-            squared[b] += acc.reduce(0) { $0 + $1 * $1 }
+            var sum: Float = 0
+            for j in 0..<d { sum += acc[j] * acc[j] }
+            squared[b] += sum
         }
     }
 
