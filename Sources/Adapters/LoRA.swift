@@ -115,8 +115,8 @@ public final class LoRAAdapter: LinearAdapter {
             BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
         }
         if let pe = perExample {
-            if b.grad != nil { pe.addLinear(dy: dy, x: u, outDim: outDim, inDim: r, scale: scaling) }
-            if a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim) }
+            if b.grad != nil { pe.addLinear(dy: dy, x: u, outDim: outDim, inDim: r, scale: scaling, param: b) }
+            if a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: a) }
         }
         guard let dx else { return }
         if usedDropout {  // dx += mask ⊙ (du A)

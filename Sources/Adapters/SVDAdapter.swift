@@ -64,13 +64,13 @@ public final class SVDAdapter: LinearAdapter {
             for i in 0..<n { for j in 0..<r { ge[j] += dv[i * r + j] * u[i * r + j] } }
         }
         if let pe = perExample {
-            if b.grad != nil { pe.addLinear(dy: dy, x: v, outDim: outDim, inDim: r, scale: scale) }
-            if e.grad != nil { pe.addVector(dv, u, d: r) }
+            if b.grad != nil { pe.addLinear(dy: dy, x: v, outDim: outDim, inDim: r, scale: scale, param: b) }
+            if e.grad != nil { pe.addVector(dv, u, d: r, param: e) }
         }
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { dv[i * r + j] *= ev[j] } }  // now du
         if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dv, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
-        if let pe = perExample, a.grad != nil { pe.addLinear(dy: dv, x: src, outDim: r, inDim: inDim) }
+        if let pe = perExample, a.grad != nil { pe.addLinear(dy: dv, x: src, outDim: r, inDim: inDim, param: a) }
         guard let dx else { return }
         if usedDropout {
             let tmp = xdBuf.get(n * inDim)

@@ -66,6 +66,9 @@ public enum MethodRegistry {
         MethodEntry(name: "elalora", summary: "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
                     config: ElaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
                     make: { try ElaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
+        MethodEntry(name: "tsqlora", summary: "TsqLoRA (Chen et al. 2025): quality-weighted batches, ranks from the frozen weights' sensitivity, then ElaLoRA's prune-and-grow",
+                    config: TsqLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "1", "tfinal": "0", "delta-t": "1"],
+                    make: { try TsqLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
     ]
 
     public static var names: [String] { all.map(\.name) }

@@ -62,6 +62,9 @@ public final class Linear {
     public let weight: Param
     public let bias: Param?
     public var adapter: LinearAdapter?
+    /// When set, `backward` calls it with `(dy, x, n)`: the weight's gradient is `dyᵀ x`, which a method
+    /// can measure for a frozen weight without storing it (TsqLoRA's sensitivity warm-up).
+    public var weightGradientObserver: ((UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void)?
     public var inDim: Int { weight.shape[1] }
     public var outDim: Int { weight.shape[0] }
 
@@ -83,6 +86,7 @@ public final class Linear {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
         Ops.linearBackward(dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
                            n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
+        weightGradientObserver?(dy, x, n)
         adapter?.backward(dy: dy, x: x, dx: dx, n: n)
     }
 }

@@ -95,6 +95,16 @@ public final class SequenceClassifier: @unchecked Sendable {
         return Output(logits: Array(UnsafeBufferPointer(start: logits, count: B * C)), loss: loss, exampleLosses: loss == nil ? [] : rowLoss)
     }
 
+    /// The classifier's input (pooled features after dropout, `[batch, hidden]`) and the gradient of the
+    /// batch's mean loss with respect to the logits (`[batch, numLabels]`) of the last forward with
+    /// labels. Valid until the next forward or backward.
+    public func lastHead() -> (features: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int)? {
+        guard let last else { return nil }
+        let B = last.B, H = encoder.config.hiddenSize, C = numLabels
+        let w = ws.get(B * H * 2 + B * C * 2)
+        return (UnsafePointer(w), UnsafePointer(w + 2 * B * H + B * C), B)
+    }
+
     /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).
     public func backward(lossScale: Float = 1) throws {
         guard let last else { throw ModelError("backward called before a forward with labels") }
@@ -104,13 +114,8 @@ public final class SequenceClassifier: @unchecked Sendable {
         if lossScale != 1 { for i in 0..<(B * C) { dlogits[i] *= lossScale } }
         let dp = dpool.get(B * H)
         classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
-        if let pe = encoder.perExample, classifier.weight.trainable {  // one row per example: ‖dl‖² (‖x‖² + 1 for the bias)
-            pe.add((0..<B).map { b in
-                var g: Float = 0, x: Float = 0
-                for c in 0..<C { g += dlogits[b * C + c] * dlogits[b * C + c] }
-                for j in 0..<H { x += drop[b * H + j] * drop[b * H + j] }
-                return g * (x + (classifier.bias?.trainable == true ? 1 : 0))
-            })
+        if let pe = encoder.perExample, classifier.weight.trainable {  // one row per example
+            pe.addRows(dy: dlogits, x: drop, outDim: C, inDim: H, weight: classifier.weight, bias: classifier.bias?.trainable == true ? classifier.bias : nil)
         }
         for i in 0..<(B * H) { dp[i] *= mask[i] }
         try encoder.backward(dLastHidden: nil, dPooled: dp)

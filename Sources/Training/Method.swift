@@ -50,11 +50,17 @@ public struct StepContext {
     public let exampleLosses: [Float]
     /// Writes one JSON object to `metrics.jsonl`.
     public let log: ([String: Any]) -> Void
+    /// The model being trained and its training set (a method that scores examples runs them through it).
+    public let model: SequenceClassifier?
+    public let data: TokenizedSet?
+    /// The learning rate of this step's update.
+    public let learningRate: Float
 
     public init(step: Int, totalSteps: Int, epoch: Int, optimizer: AdamW, sampler: Sampler, examples: [Int] = [], exampleLosses: [Float] = [],
-                log: @escaping ([String: Any]) -> Void = { _ in }) {
+                model: SequenceClassifier? = nil, data: TokenizedSet? = nil, learningRate: Float = 0, log: @escaping ([String: Any]) -> Void = { _ in }) {
         self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.optimizer = optimizer; self.sampler = sampler
-        self.examples = examples; self.exampleLosses = exampleLosses; self.log = log
+        self.examples = examples; self.exampleLosses = exampleLosses; self.model = model; self.data = data; self.learningRate = learningRate
+        self.log = log
     }
 }
 

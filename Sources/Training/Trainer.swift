@@ -203,7 +203,8 @@ public final class Trainer {
                 let stepEpoch = epoch
                 func context(_ s: Int) -> StepContext {
                     StepContext(step: s, totalSteps: totalSteps, epoch: stepEpoch, optimizer: optimizer, sampler: sampler,
-                                examples: examples, exampleLosses: losses, log: { [unowned self] in self.log($0) })
+                                examples: examples, exampleLosses: losses, model: model, data: train, learningRate: lr,
+                                log: { [unowned self] in self.log($0) })
                 }
                 try method.beforeOptimizerStep(context(step))
                 optimizer.step(lr: lr)
