@@ -3,18 +3,25 @@
 # (--r 8 = average final rank per module for every method). Prints mean and spread (sample std)
 # of test accuracy and macro-F1 and the wall time per run (a wall time is only worth something when nothing else
 # ran on the machine). Until `rankwise compare` exists (issue #12).
-#   usage: scripts/compare-methods.sh [OUT_DIR] [SEEDS...]     env: RANKWISE (binary), EXAMPLES (8000)
+#   usage: scripts/compare-methods.sh [OUT_DIR] [SEEDS...]
+#   env: RANKWISE (binary), EXAMPLES (8000; "all" for the whole training split), METHODS, EXTRA (more options for every run,
+#        e.g. EXTRA="--flip-labels 0.2")
 set -euo pipefail
 R=${RANKWISE:-.build/release/rankwise}
 OUT=${1:-runs/compare}; shift || true
 SEEDS=${*:-"1 2 3"}
 N=${EXAMPLES:-8000}
-COMMON="--train tweets --max-train-examples $N --epochs 1 --batch-size 32 --r 8"
+COMMON="--train tweets --epochs 1 --batch-size 32 --r 8 ${EXTRA:-}"
+if [ "$N" != all ]; then COMMON="$COMMON --max-train-examples $N"; fi
 declare -A ARGS=(
   [lora]="--method lora --alpha 16 --lr 1e-3"
   [adalora]="--method adalora --init-r 12 --lr 5e-3 --orth-reg-weight 0.1"
   [salientlora]="--method salientlora --init-r 12 --lr 5e-3 --orth-reg-weight 0.1"
   [elalora]="--method elalora --max-rank 16 --lr 5e-3"
+  [tsqlora]="--method tsqlora --max-rank 16 --lr 5e-3"
+  # ablations: ranks by layer sensitivity; uniform batches (floor 1: sensitivity ranks only)
+  [tsqlora_layer]="--method tsqlora --max-rank 16 --lr 5e-3 --sensitivity-group layer"
+  [tsqlora_uniform]="--method tsqlora --max-rank 16 --lr 5e-3 --floor 1"
 )
 METHODS=${METHODS:-"lora adalora salientlora elalora"}
 mkdir -p "$OUT"

@@ -90,6 +90,24 @@ $R predict --adapter "$W/ada/best" --input "$W/texts.txt" --output "$W/ada-pred.
 $R train --train tweets --method adalora --tinit 20 --tfinal 20 --max-steps 30 --output "$W/bad" > "$W/bad.log" 2>&1
 [ $? -ne 0 ] && grep -q "tinit (20) + tfinal (20) must be below the total steps (30)" "$W/bad.log" && ok "impossible AdaLoRA schedule is a clear error" || { bad "bad schedule not rejected"; tail -3 "$W/bad.log"; }
 
+echo "== rankwise quality: a short fine-tune, every training example scored, lowest quality first, flipped labels found"
+$R quality --train tweets --max-train-examples 600 --flip-labels 0.2 --batch-size 16 --lr 1e-3 --dev-fraction 0.01 --test-fraction 0.01 \
+   --output "$W/q.csv" > "$W/q.log" 2>&1 || { bad "quality run"; tail -5 "$W/q.log"; }
+python3 - "$W/q.csv" "$W/q.summary.json" <<'PY' && ok "quality: 600 rows, sorted, 120 flipped, AUROC above chance ($(grep -A2 '"quality"' "$W/q.summary.json" | grep auroc | tr -d ' ,'))" || bad "quality CSV or summary"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline='')))
+need = ["row", "quality", "grad_norm", "reduction", "alignment", "probability", "label", "predicted", "loss", "flipped", "original_label", "text"]
+assert all(c in rows[0] for c in need), rows[0].keys()
+assert len(rows) == 600, len(rows)
+q = [float(r["quality"]) for r in rows]
+assert q == sorted(q), "not sorted by quality"
+assert sum(r["flipped"] == "1" for r in rows) == 120
+assert all(r["label"] != r["original_label"] for r in rows if r["flipped"] == "1")
+assert abs(sum(float(r["probability"]) for r in rows) - 1) < 1e-6
+s = json.load(open(sys.argv[2]))
+assert s["detection"]["quality"]["auroc"] > 0.6, s
+PY
+
 echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
 for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
   [ "$m" = lora ] && continue   # LoRA is checked above and below

@@ -76,6 +76,24 @@ public struct Dataset: Sendable {
     public var regression: Bool
     public var numLabels: Int { regression ? 1 : labelNames.count }
 
+    /// Gives a seeded random `fraction` of the examples another class, drawn uniformly from the other
+    /// classes (label noise for experiments). Returns example index → original label.
+    public mutating func flipLabels(fraction: Double, seed: UInt64) -> [Int: Int] {
+        guard !regression, labelNames.count > 1, !examples.isEmpty else { return [:] }
+        var rng = SplitMix64(seed: seed)
+        var order = Array(examples.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        var flipped: [Int: Int] = [:]
+        for i in order.prefix(Int((Double(examples.count) * fraction).rounded())) {
+            let old = examples[i].label
+            let shift = 1 + Int(rng.next() % UInt64(labelNames.count - 1))
+            examples[i].label = (old + shift) % labelNames.count
+            flipped[i] = old
+        }
+        return flipped
+    }
+
+
     public init(examples: [Example], labelNames: [String], regression: Bool) {
         self.examples = examples; self.labelNames = labelNames; self.regression = regression
     }

@@ -46,8 +46,108 @@ public final class FineTuneJob {
 
     public func run() throws -> FineTuneResult {
         let o = options, d = o.data
-        try BLAS.load()
         let entry = try MethodRegistry.entry(o.method)
+        let data = try FineTuneData.load(options: o, print: print)
+        let (modelDir, trainSet, trainTok, devTok, testTok) = (data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens)
+        let maxLength = o.training.maxLength
+        let encoder = try BertModel.load(directory: modelDir, withPooler: true)
+        let (method, methodJSON) = try entry.make(options: o.methodOptions, encoder: encoder, seed: o.training.seed)
+        let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
+        let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
+        self.trainer = trainer
+        var hashes: [String: String] = [:]
+        for case let p? in [d.train, d.dev, d.test] { hashes[p] = try Self.contentHash(try ModelStore.resolveData(p)) }
+        trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON, dataHashes: hashes)
+        trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: maxLength,
+                                                  baseModel: (modelDir as NSString).standardizingPath, method: method.name)
+        print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
+                     modelDir, Double(model.params.totalCount) / 1e6, method.name, method.adapters.count, method.summary, trainer.totalSteps,
+                     model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
+        try writeRunRecord(methodJSON: methodJSON)
+
+        trainer.onEvent = { [unowned self, unowned trainer] ev in self.onEvent(ev, trainer) }
+        let start = Date()
+        try trainer.run(resume: resume)
+        let elapsed = Date().timeIntervalSince(start)
+        try trainer.saveAdapter(d.output + "/final")
+        if method.ranks.values.contains(where: { $0 != method.maxRank }) {
+            let table = rankTable(method.ranks, maxRank: method.maxRank)
+            print(table)
+            try AtomicFile.write(table.trimmingCharacters(in: .newlines) + "\n", to: d.output + "/ranks.txt")
+        }
+        let bestNote = devTok == nil ? "the final model: no dev set" : String(format: "best dev %@ %.4f at step %d", trainer.metricName, trainer.bestMetric, trainer.bestStep)
+        print(String(format: "trained %d steps in %.0f s; adapters: %@/best (%@), %@/final", trainer.step, elapsed, d.output, bestNote, d.output))
+
+        // Evaluate the best adapter: load it back into a fresh model exactly as eval / predict do.
+        var evalModel = model
+        if FileManager.default.fileExists(atPath: d.output + "/best/adapter_model.safetensors") {
+            evalModel = try AdapterLoader(directory: d.output + "/best", modelDirectory: modelDir).model
+        }
+        var result = FineTuneResult(steps: trainer.step, trainSeconds: elapsed, bestStep: trainer.bestStep,
+                                    trainableParameters: model.params.trainableCount, ranks: method.ranks, metrics: [:])
+        for (name, set) in [("dev", devTok), ("test", testTok)] {
+            guard let set else { continue }
+            let r = try Evaluator.evaluate(evalModel, set, batchSize: 64)
+            print("\n== \(name) (\(set.count) examples, best adapter)")
+            if let c = r.classification { print(c.table(labelNames: trainSet.labelNames)) }
+            if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
+            for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
+            if name == "dev" { result.dev = r } else { result.test = r }
+        }
+        var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
+                                     "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks]
+        for (k, v) in result.metrics { record[k] = v }
+        try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),
+                             to: d.output + "/results.json")
+        return result
+    }
+
+    func writeRunRecord(methodJSON: String) throws {
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = String(decoding: try enc.encode(options.data), as: UTF8.self)
+        let training = String(decoding: try enc.encode(options.training), as: UTF8.self)
+        try AtomicFile.write("{\n\"data\": \(data),\n\"training\": \(training),\n\"method\": \"\(options.method)\",\n\"method_config\": \(methodJSON)\n}\n",
+                             to: options.data.output + "/run.json")
+    }
+
+    static func summarise(reports: [LoadReport], train: Dataset, dev: Dataset?, test: Dataset?, trainTok: TokenizedSet, tokenizeSeconds: Double,
+                          maxLength: Int, print: (String) -> Void) {
+        print("== data")
+        for r in reports {
+            print("\(r.file): \(r.records) rows, \(r.kept) kept")
+            for p in r.problems { print("  - " + p) }
+        }
+        let parts = [("train", Optional(train)), ("dev", dev), ("test", test)].compactMap { n, d in d.map { "\(n) \($0.examples.count)" } }
+        print("split: " + parts.joined(separator: ", "))
+        if train.regression {
+            let t = train.examples.map(\.target)
+            print(String(format: "targets: min %.3f  mean %.3f  max %.3f", t.min() ?? 0, t.reduce(0, +) / Float(max(1, t.count)), t.max() ?? 0))
+        } else {
+            let c = train.classCounts
+            print("classes (train): " + zip(train.labelNames, c).map { "\($0) \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(1, train.examples.count))))%)" }.joined(separator: ", "))
+        }
+        let p = trainTok.lengthPercentiles
+        print("tokens per example (train): p50 \(p[0]), p90 \(p[1]), p99 \(p[2]), max \(p[3]) (truncated at \(maxLength)); tokenized in \(String(format: "%.1f", tokenizeSeconds)) s")
+    }
+}
+
+/// A run's data, loaded, split, sampled and tokenized as `FineTuneJob` does (the quality audit uses the same).
+public struct FineTuneData {
+    public var modelDirectory: String
+    public var tokenizer: Tokenizer
+    public var train: Dataset
+    public var dev: Dataset?
+    public var test: Dataset?
+    public var trainTokens: TokenizedSet
+    public var devTokens: TokenizedSet?
+    public var testTokens: TokenizedSet?
+    /// With `--flip-labels`: training example index → its original label.
+    public var flipped: [Int: Int]
+
+    /// Loads the data `o` names; `print` receives the data summary and warnings.
+    public static func load(options o: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
+        let d = o.data
+        try BLAS.load()
         let modelDir = try ModelStore.resolve(d.model)
         let tokenizer = try Tokenizer(path: modelDir)
         var spec = DataSpec()
@@ -94,86 +194,21 @@ public final class FineTuneJob {
             print("warning: the test set is empty (too few examples for --test-fraction \(d.testFraction)); no test metrics")
             testSet = nil
         }
+        var flipped: [Int: Int] = [:]
+        if d.flipLabels > 0 {
+            guard !trainSet.regression else { throw TrainError("--flip-labels needs class labels (this is a regression task)") }
+            flipped = trainSet.flipLabels(fraction: d.flipLabels, seed: d.splitSeed &+ 0xF11B)
+            print("flipped the labels of \(flipped.count) of \(trainSet.examples.count) training examples (--flip-labels \(d.flipLabels); dev and test unchanged)")
+        }
         let t0 = Date()
         let maxLength = o.training.maxLength
         let trainTok = TokenizedSet(trainSet, tokenizer: tokenizer, maxLength: maxLength)
         let devTok = devSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
         let testTok = testSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
-        summarise(reports: reports, train: trainSet, dev: devSet, test: testSet, trainTok: trainTok, tokenizeSeconds: Date().timeIntervalSince(t0))
-
-        let encoder = try BertModel.load(directory: modelDir, withPooler: true)
-        let (method, methodJSON) = try entry.make(options: o.methodOptions, encoder: encoder, seed: o.training.seed)
-        let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
-        let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
-        self.trainer = trainer
-        var hashes: [String: String] = [:]
-        for case let p? in [d.train, d.dev, d.test] { hashes[p] = try Self.contentHash(try ModelStore.resolveData(p)) }
-        trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON, dataHashes: hashes)
-        trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: maxLength,
-                                                  baseModel: (modelDir as NSString).standardizingPath, method: method.name)
-        print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
-                     modelDir, Double(model.params.totalCount) / 1e6, method.name, method.adapters.count, method.summary, trainer.totalSteps,
-                     model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
-        try writeRunRecord(methodJSON: methodJSON)
-
-        trainer.onEvent = { [unowned self, unowned trainer] ev in self.onEvent(ev, trainer) }
-        let start = Date()
-        try trainer.run(resume: resume)
-        let elapsed = Date().timeIntervalSince(start)
-        try trainer.saveAdapter(d.output + "/final")
-        if method.ranks.values.contains(where: { $0 != method.maxRank }) { print(rankTable(method.ranks, maxRank: method.maxRank)) }
-        let bestNote = devTok == nil ? "the final model: no dev set" : String(format: "best dev %@ %.4f at step %d", trainer.metricName, trainer.bestMetric, trainer.bestStep)
-        print(String(format: "trained %d steps in %.0f s; adapters: %@/best (%@), %@/final", trainer.step, elapsed, d.output, bestNote, d.output))
-
-        // Evaluate the best adapter: load it back into a fresh model exactly as eval / predict do.
-        var evalModel = model
-        if FileManager.default.fileExists(atPath: d.output + "/best/adapter_model.safetensors") {
-            evalModel = try AdapterLoader(directory: d.output + "/best", modelDirectory: modelDir).model
-        }
-        var result = FineTuneResult(steps: trainer.step, trainSeconds: elapsed, bestStep: trainer.bestStep,
-                                    trainableParameters: model.params.trainableCount, ranks: method.ranks, metrics: [:])
-        for (name, set) in [("dev", devTok), ("test", testTok)] {
-            guard let set else { continue }
-            let r = try Evaluator.evaluate(evalModel, set, batchSize: 64)
-            print("\n== \(name) (\(set.count) examples, best adapter)")
-            if let c = r.classification { print(c.table(labelNames: trainSet.labelNames)) }
-            if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
-            for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
-            if name == "dev" { result.dev = r } else { result.test = r }
-        }
-        var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
-                                     "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks]
-        for (k, v) in result.metrics { record[k] = v }
-        try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),
-                             to: d.output + "/results.json")
-        return result
-    }
-
-    func writeRunRecord(methodJSON: String) throws {
-        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = String(decoding: try enc.encode(options.data), as: UTF8.self)
-        let training = String(decoding: try enc.encode(options.training), as: UTF8.self)
-        try AtomicFile.write("{\n\"data\": \(data),\n\"training\": \(training),\n\"method\": \"\(options.method)\",\n\"method_config\": \(methodJSON)\n}\n",
-                             to: options.data.output + "/run.json")
-    }
-
-    func summarise(reports: [LoadReport], train: Dataset, dev: Dataset?, test: Dataset?, trainTok: TokenizedSet, tokenizeSeconds: Double) {
-        print("== data")
-        for r in reports {
-            print("\(r.file): \(r.records) rows, \(r.kept) kept")
-            for p in r.problems { print("  - " + p) }
-        }
-        let parts = [("train", Optional(train)), ("dev", dev), ("test", test)].compactMap { n, d in d.map { "\(n) \($0.examples.count)" } }
-        print("split: " + parts.joined(separator: ", "))
-        if train.regression {
-            let t = train.examples.map(\.target)
-            print(String(format: "targets: min %.3f  mean %.3f  max %.3f", t.min() ?? 0, t.reduce(0, +) / Float(max(1, t.count)), t.max() ?? 0))
-        } else {
-            let c = train.classCounts
-            print("classes (train): " + zip(train.labelNames, c).map { "\($0) \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(1, train.examples.count))))%)" }.joined(separator: ", "))
-        }
-        let p = trainTok.lengthPercentiles
-        print("tokens per example (train): p50 \(p[0]), p90 \(p[1]), p99 \(p[2]), max \(p[3]) (truncated at \(options.training.maxLength)); tokenized in \(String(format: "%.1f", tokenizeSeconds)) s")
+        FineTuneJob.summarise(reports: reports, train: trainSet, dev: devSet, test: testSet, trainTok: trainTok,
+                              tokenizeSeconds: Date().timeIntervalSince(t0), maxLength: maxLength, print: print)
+        return FineTuneData(modelDirectory: modelDir, tokenizer: tokenizer, train: trainSet, dev: devSet, test: testSet,
+                            trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: flipped)
     }
 }
 

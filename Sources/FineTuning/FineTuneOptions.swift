@@ -20,6 +20,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var testFraction = 0.1
     public var maxTrainExamples: Int? = nil
     public var splitSeed: UInt64 = 42
+    public var flipLabels = 0.0
     public var output = "runs/latest"
     public init() {}
 
@@ -32,12 +33,14 @@ public struct DataOptions: Settings, Sendable, Equatable {
         "dedup": "drop duplicate texts", "devFraction": "dev fraction when splitting", "testFraction": "test fraction when splitting",
         "maxTrainExamples": "use only N training examples (a seeded sample, after the split)",
         "splitSeed": "seed of the dev/test split and of the --max-train-examples sample; apart from --seed, so runs with different seeds see the same data",
+        "flipLabels": "replace the label of this fraction of the training examples (a seeded sample) by another class, to measure robustness to label noise; dev and test stay clean",
         "output": "output directory",
     ]
 
     public func validate() throws {
         guard train != nil else { throw SettingsError("--train (or train: in --config) is required") }
         guard devFraction >= 0, testFraction >= 0, devFraction + testFraction < 1 else { throw SettingsError("--dev-fraction + --test-fraction must be below 1") }
+        guard flipLabels >= 0, flipLabels <= 1 else { throw SettingsError("--flip-labels must be a fraction between 0 and 1 (got \(flipLabels))") }
         guard (maxTrainExamples ?? 1) > 0 else { throw SettingsError("--max-train-examples must be positive") }
     }
 }

@@ -17,14 +17,14 @@ import Training
 /// `p = (1 − floor)·softmax(quality / tau) + floor / N` over the whole training set, with examples not
 /// scored yet at quality 0 (the pool's mean). Signs and weights: see the README's TsqLoRA section.
 public struct QualityConfig: Settings, Sendable, Equatable {
-    public var a1: Float = -0.25
+    public var a1: Float = -0.5
     public var a2: Float = 0
     public var a3: Float = 1
     public var tau: Float = 1
-    public var refreshEvery = 50
-    public var poolSize = 256
+    public var refreshEvery = 10
+    public var poolSize = 96
     public var floor: Float = 0.1
-    public var scoring = "full"
+    public var scoring = "head"
     public var lossReduction = "approx"
     public init() {}
 
@@ -95,6 +95,7 @@ public enum QualityScorer {
         var s = QualityScores()
         s.indices = indices
         guard P > 0 else { return s }
+        guard model.params.trainableCount > 0 else { throw ModelError("quality scores need trainable parameters (the adapter's and the head's)") }
         let savedGrads = model.params.gradBuffer?.array
         let savedRegs = model.regularizers, savedCollector = model.encoder.perExample
         model.regularizers = []

@@ -92,3 +92,29 @@ public struct RegressionMetrics: Sendable, Codable {
         return r
     }
 }
+
+/// How well a score ranks a set of flagged items (e.g. wrongly labelled examples) first.
+public enum Ranking {
+    /// Area under the ROC curve of `scores` for `positives` (a higher score should mean positive):
+    /// the probability that a random positive scores above a random negative, ties counting half
+    /// (the Mann–Whitney statistic). 0.5 when either class is empty.
+    public static func auroc(scores: [Double], positives: [Bool]) -> Double {
+        let nPos = Double(positives.filter { $0 }.count), nNeg = Double(positives.count) - nPos
+        guard nPos > 0, nNeg > 0 else { return 0.5 }
+        let r = RegressionMetrics.ranks(scores)
+        let rankSum = zip(r, positives).filter(\.1).reduce(0.0) { $0 + $1.0 }
+        return (rankSum - nPos * (nPos + 1) / 2) / (nPos * nNeg)
+    }
+
+    /// The fraction of positives among the `k` highest scores (ties broken by position).
+    public static func precision(atTop k: Int, scores: [Double], positives: [Bool]) -> Double {
+        guard k > 0 else { return 0 }
+        let top = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }.prefix(k)
+        return Double(top.filter { positives[$0] }.count) / Double(min(k, scores.count))
+    }
+
+    /// Spearman's rank correlation (average ranks for ties).
+    public static func spearman(_ a: [Double], _ b: [Double]) -> Double {
+        RegressionMetrics.pearson(RegressionMetrics.ranks(a), RegressionMetrics.ranks(b))
+    }
+}
