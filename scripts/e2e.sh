@@ -56,17 +56,24 @@ seed: 7
 YAML
 $R train --config "$W/a.yaml" --output "$W/a" > "$W/a.log" 2>&1 && ok "uninterrupted training run (YAML config)" || { bad "uninterrupted training run"; tail -20 "$W/a.log"; }
 
+# Starts a training run (output dir first, then options), kills it with SIGKILL between checkpoints once one
+# at step >= 9 exists, and says so.
+kill_between_checkpoints() {
+  local out=$1; shift
+  $R train "$@" --output "$out" > "$out.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 600); do
+    [ -f "$out/checkpoint.safetensors" ] && [ "$(ckpt_step "$out/checkpoint.safetensors")" -ge 9 ] && break
+    sleep 0.1
+  done
+  sleep 0.7   # land between checkpoints, in the middle of a step
+  kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+  if [ -f "$out/final/adapter_model.safetensors" ]; then bad "the run finished before it could be killed"
+  else ok "killed at checkpoint step $(ckpt_step "$out/checkpoint.safetensors")"; fi
+}
+
 echo "== run killed with SIGKILL, then resumed"
-$R train "${COMMON[@]}" --output "$W/b" > "$W/b.log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do
-  [ -f "$W/b/checkpoint.safetensors" ] && [ "$(ckpt_step "$W/b/checkpoint.safetensors")" -ge 9 ] && break
-  sleep 0.1
-done
-sleep 0.7   # land between checkpoints, in the middle of a step
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-killed_at=$(ckpt_step "$W/b/checkpoint.safetensors")
-if [ -f "$W/b/final/adapter_model.safetensors" ]; then bad "the run finished before it could be killed"; else ok "killed at checkpoint step $killed_at"; fi
+kill_between_checkpoints "$W/b" "${COMMON[@]}"
 $R train "${COMMON[@]}" --output "$W/b" --resume > "$W/b2.log" 2>&1 && ok "resumed run finished" || { bad "resumed run"; tail -20 "$W/b2.log"; }
 grep -q "resumed from" "$W/b2.log" && ok "resume reported its starting point" || bad "no resume message"
 d=$(max_diff "$W/a/final/adapter_model.safetensors" "$W/b/final/adapter_model.safetensors" 2>&1)
@@ -89,6 +96,17 @@ $R predict --adapter "$W/ada/best" --input "$W/texts.txt" --output "$W/ada-pred.
    && ok "adalora predict + merge" || bad "adalora predict + merge"
 $R train --train tweets --method adalora --tinit 20 --tfinal 20 --max-steps 30 --output "$W/bad" > "$W/bad.log" 2>&1
 [ $? -ne 0 ] && grep -q "tinit (20) + tfinal (20) must be below the total steps (30)" "$W/bad.log" && ok "impossible AdaLoRA schedule is a clear error" || { bad "bad schedule not rejected"; tail -3 "$W/bad.log"; }
+
+echo "== TsqLoRA killed with SIGKILL and resumed: the same adapter, ranks and quality scores as an uninterrupted run"
+TSQ=(--train tweets --method tsqlora --max-train-examples 480 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01
+     --checkpoint-every 4 --lr 3e-3 --seed 7 --refresh-every 3 --pool-size 32)
+$R train "${TSQ[@]}" --output "$W/t" > "$W/t.log" 2>&1 || { bad "tsqlora run"; tail -5 "$W/t.log"; }
+kill_between_checkpoints "$W/t2" "${TSQ[@]}"
+$R train "${TSQ[@]}" --output "$W/t2" --resume > "$W/t2b.log" 2>&1 || { bad "tsqlora resume"; tail -5 "$W/t2b.log"; }
+d=$(max_diff "$W/t/final/adapter_model.safetensors" "$W/t2/final/adapter_model.safetensors" 2>&1)
+[ "$d" = "0.0" ] && cmp -s "$W/t/final/quality.csv" "$W/t2/final/quality.csv" && cmp -s "$W/t/ranks.txt" "$W/t2/ranks.txt" \
+  && [ "$(grep -c '"event":"quality"' "$W/t2/metrics.jsonl")" = "$(grep -c '"event":"quality"' "$W/t/metrics.jsonl")" ] \
+  && ok "tsqlora resumed: adapter (max |diff| $d), quality.csv, ranks.txt and the logged refreshes equal" || bad "tsqlora resume differs (max |diff| $d)"
 
 echo "== rankwise quality: a short fine-tune, every training example scored, lowest quality first, flipped labels found"
 $R quality --train tweets --max-train-examples 600 --flip-labels 0.2 --batch-size 16 --lr 1e-3 --dev-fraction 0.01 --test-fraction 0.01 \

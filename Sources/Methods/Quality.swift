@@ -15,7 +15,13 @@ import Training
 ///
 /// and `quality = a1·z(gradNorm) + a2·z(reduction) + a3·z(alignment)`. Sampling probabilities are
 /// `p = (1 − floor)·softmax(quality / tau) + floor / N` over the whole training set, with examples not
-/// scored yet at quality 0 (the pool's mean). Signs and weights: see the README's TsqLoRA section.
+/// scored yet at quality 0 (the pool's mean).
+///
+/// Defaults, by measurement (README, "TsqLoRA and the data-quality audit"): a wrongly labelled example
+/// has a large gradient and points against the pool, so a1 < 0 < a3 and a low quality means "look at
+/// this row" (on tweets with 20% flipped labels, −0.5·z(‖g‖) + z(cos) found them with AUROC 0.876, each
+/// term alone 0.862 / 0.869); a2 = 0 because the first-order dL ranks examples exactly as ‖g‖ does; head
+/// scoring ranked wrong labels better than full gradients (0.876 vs 0.789) at about a tenth of the cost.
 public struct QualityConfig: Settings, Sendable, Equatable {
     public var a1: Float = -0.5
     public var a2: Float = 0

@@ -159,6 +159,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         let idx = pool(refresh: ctx.step / config.quality.refreshEvery)
         measuring = false
         defer { measuring = true }
+        let start = DispatchTime.now().uptimeNanoseconds
         let s = try QualityScorer.score(model: model, data: data, indices: idx, config: config.quality, learningRate: ctx.learningRate, batchSize: scoreBatch)
         let q = s.quality(config.quality)
         for (k, i) in idx.enumerated() {
@@ -168,7 +169,8 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         let p = QualityScores.probabilities(quality: state.quality, tau: config.quality.tau, floor: config.quality.floor)
         try sampler.setWeights(p)
         func r(_ v: [Float]) -> [Double] { v.map { (Double($0) * 1e5).rounded() / 1e5 } }
-        ctx.log(["event": "quality", "step": ctx.step, "examples": idx, "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        ctx.log(["event": "quality", "step": ctx.step, "seconds": (seconds * 1e4).rounded() / 1e4, "examples": idx, "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
                  "alignment": r(s.alignment), "loss": r(s.loss)])
     }
 

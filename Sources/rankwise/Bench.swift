@@ -223,25 +223,32 @@ struct BenchTrain: ParsableCommand {
         let input = BertInput(batch: batch, seq: seq, ids: ids)
 
         /// Builds a model with the method and returns a closure running one full training step on a batch.
-        func makeStep(_ e: MethodEntry, _ values: [String: String], classes: Int = 3) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void) {
+        func makeStep(_ e: MethodEntry, _ values: [String: String], classes: Int = 3, data methodData: TokenizedSet? = nil) throws
+            -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void) {
             let enc = try BertModel.load(directory: dir, withPooler: true)
             let (m, _) = try e.make(options: values, encoder: enc, seed: 1)
             let model = try SequenceClassifier(encoder: enc, numLabels: classes, problem: .singleLabel, seed: 2)
             model.params.setTrainable(m.isTrainable)
             model.regularizers = m.regularizers
             let total = 1_000_000
-            try m.prepare(totalSteps: total)
             let opt = AdamW(params: model.params)
-            let sampler = BucketedSampler(lengths: [seq], batchSize: 1, seed: 0)
+            // The method sees data as in training (a method that scores examples scores these).
+            let data = methodData ?? TokenizedSet(ids: (0..<batch).map { Array(ids[($0 * seq)..<(($0 + 1) * seq)]) },
+                                                  types: (0..<batch).map { _ in [Int32](repeating: 0, count: seq) },
+                                                  labels: labels, targets: labels.map(Float.init), regression: false)
+            let sampler = m.makeSampler(count: data.count, batchSize: batch, seed: 0) ?? BucketedSampler(lengths: [seq], batchSize: 1, seed: 0)
+            try m.prepare(totalSteps: total)
             var stepIndex = 0
             return (model, m, { input, labels in
                 _ = try model.forward(input, labels: labels, training: true, seed: UInt64(stepIndex + 1))
                 try model.backward()
                 clipGradNorm(model.params, maxNorm: 1)
-                try m.beforeOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler))
+                try m.beforeOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler,
+                                                      model: model, data: data, learningRate: 1e-4))
                 opt.step(lr: 1e-4)
                 stepIndex += 1
-                try m.afterOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler))
+                try m.afterOptimizerStep(StepContext(step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler,
+                                                     model: model, data: data, learningRate: 1e-4))
                 model.params.zeroGrad()
             })
         }
@@ -312,7 +319,7 @@ extension BenchTrain {
     /// padded batches (the old default order), each timed over `iters` steps, best of two rounds;
     /// the PyTorch peer runs the same random batches padded per batch.
     func runOnData(_ data: String, dir: String, entry: MethodEntry, overrides: [String: String], info: BLAS.Info,
-                   makeStep: (MethodEntry, [String: String], Int) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void)) throws {
+                   makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void)) throws {
         var spec = DataSpec()
         spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
         let set: TokenizedSet
@@ -327,7 +334,7 @@ extension BenchTrain {
         let randomBatches = (0..<iters).map { random.batch(epoch: 0, index: $0) }
         let bucketedBatches = (0..<iters).map { bucketed.batch(epoch: 0, index: $0) }
         let classes = Int(set.labels.max() ?? 0) + 1
-        let (m, tm, step) = try makeStep(entry, overrides, max(classes, 2))
+        let (m, tm, step) = try makeStep(entry, overrides, max(classes, 2), set)
 
         /// Real tokens per second over a list of batches, and the fraction of computed tokens that were padding.
         func time(_ batches: [[Int]], packed: Bool) throws -> (tokensPerSecond: Double, padding: Double) {

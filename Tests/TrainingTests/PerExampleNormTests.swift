@@ -5,21 +5,29 @@ import Testing
 import RankwiseCore
 @testable import Training
 
+/// A tiny classifier with LoRA or SVD adapters (rank 3, no dropout), adapter and head trainable and
+/// perturbed so that every gradient is non-trivial.
+func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
+    let enc = try tinyEncoder(seed: 3)
+    if svd {
+        var t = LoRATargeting(); t.r = 3; t.loraDropout = 0
+        _ = try SVDAdapter.attach(to: enc, targeting: t, initialRank: 3, seed: 2, method: "AdaLoRA")
+    } else {
+        _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
+    }
+    let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 4)
+    model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
+    var rng = SplitMix64(seed: 8)
+    for p in model.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
+    return model
+}
+
 /// Per-example gradient norms collected in one batched backward equal the norms of each example's
 /// own gradient computed alone, for LoRA and SVD adapters plus the classifier head.
 @Suite struct PerExampleNormTests {
     @Test(arguments: [false, true]) func batchedNormsEqualOneByOne(svd: Bool) throws {
-        let enc = try tinyEncoder(seed: 3)
-        if svd {
-            var t = LoRATargeting(); t.r = 3; t.loraDropout = 0
-            _ = try SVDAdapter.attach(to: enc, targeting: t, initialRank: 3, seed: 2, method: "AdaLoRA")
-        } else {
-            _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
-        }
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 4)
-        model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-        var rng = SplitMix64(seed: 8)
-        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
+        let model = try tinyAdaptedClassifier(svd: svd)
+        let enc = model.encoder
         let data = tinyTask(n: 4, seed: 6)
         let idx = [0, 1, 2, 3]
         // Batched: one forward and backward of the mean loss, norms collected on the way.

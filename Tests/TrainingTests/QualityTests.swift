@@ -9,21 +9,7 @@ import RankwiseCore
 /// TsqLoRA's mathematics on small cases: quality components against per-example gradients computed
 /// one by one, the sampling probabilities, the rank initialisation and the frozen-weight sensitivity.
 @Suite struct QualityTests {
-    /// A tiny classifier with LoRA or SVD adapters, perturbed so every gradient is non-trivial.
-    func model(svd: Bool) throws -> SequenceClassifier {
-        let enc = try tinyEncoder(seed: 3)
-        if svd {
-            var t = LoRATargeting(); t.r = 3; t.loraDropout = 0
-            _ = try SVDAdapter.attach(to: enc, targeting: t, initialRank: 3, seed: 2, method: "AdaLoRA")
-        } else {
-            _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
-        }
-        let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 4)
-        m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-        var rng = SplitMix64(seed: 8)
-        for p in m.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
-        return m
-    }
+    func model(svd: Bool) throws -> SequenceClassifier { try tinyAdaptedClassifier(svd: svd) }
 
     /// Each example's gradient alone (eval mode), as one flat vector over the trainable parameters
     /// (`only`: restricted to parameters whose names start with it).
