@@ -109,9 +109,9 @@ d=$(max_diff "$W/t/final/adapter_model.safetensors" "$W/t2/final/adapter_model.s
   && ok "tsqlora resumed: adapter (max |diff| $d), quality.csv, ranks.txt and the logged refreshes equal" || bad "tsqlora resume differs (max |diff| $d)"
 
 echo "== rankwise quality: a short fine-tune, every training example scored, lowest quality first, flipped labels found"
-$R quality --train tweets --max-train-examples 600 --flip-labels 0.2 --batch-size 16 --lr 1e-3 --dev-fraction 0.01 --test-fraction 0.01 \
+$R quality --train tweets --max-train-examples 600 --flip-labels 0.2 --batch-size 16 --lr 3e-3 --dev-fraction 0.01 --test-fraction 0.01 \
    --output "$W/q.csv" > "$W/q.log" 2>&1 || { bad "quality run"; tail -5 "$W/q.log"; }
-python3 - "$W/q.csv" "$W/q.summary.json" <<'PY' && ok "quality: 600 rows, sorted, 120 flipped, AUROC above chance ($(grep -A2 '"quality"' "$W/q.summary.json" | grep auroc | tr -d ' ,'))" || bad "quality CSV or summary"
+python3 - "$W/q.csv" "$W/q.summary.json" <<'PY' && ok "quality: 600 rows, sorted, 120 flipped, AUROC > 0.7 ($(grep -A2 '"quality"' "$W/q.summary.json" | grep auroc | tr -d ' ,'))" || bad "quality CSV or summary"
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline='')))
 need = ["row", "quality", "grad_norm", "reduction", "alignment", "probability", "label", "predicted", "loss", "flipped", "original_label", "text"]
@@ -123,7 +123,7 @@ assert sum(r["flipped"] == "1" for r in rows) == 120
 assert all(r["label"] != r["original_label"] for r in rows if r["flipped"] == "1")
 assert abs(sum(float(r["probability"]) for r in rows) - 1) < 1e-6
 s = json.load(open(sys.argv[2]))
-assert s["detection"]["quality"]["auroc"] > 0.6, s
+assert s["detection"]["quality"]["auroc"] > 0.7, s  # 0.784 when measured
 PY
 
 echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
