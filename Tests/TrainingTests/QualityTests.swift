@@ -150,4 +150,33 @@ import RankwiseCore
             #expect(expected > 0)
         }
     }
+
+    @Test func theSamplerDrawsBySoftmaxProbabilities() throws {
+        let q: [Float] = [0, Float(log(2.0)), Float(log(4.0)), -5]
+        let p = QualityScores.probabilities(quality: q, tau: 1, floor: 0.2)  // 0.8·softmax + 0.05
+        let sampler = WeightedSampler(count: 4, batchSize: 50, seed: 9)
+        try sampler.setWeights(p)
+        var counts = [Int](repeating: 0, count: 4)
+        for b in 0..<sampler.batchesPerEpoch { for e in 0..<400 { for i in sampler.batch(epoch: e, index: b) { counts[i] += 1 } } }
+        let n = Double(counts.reduce(0, +))
+        let softmaxTotal = 1 + 2 + 4 + exp(-5.0)
+        for i in 0..<4 {
+            let expected = 0.8 * [1, 2, 4, exp(-5.0)][i] / softmaxTotal + 0.05
+            #expect(abs(p[i] - expected) < 1e-9)
+            #expect(abs(Double(counts[i]) / n - expected) < 0.01, "example \(i): drawn \(Double(counts[i]) / n), probability \(expected)")
+        }
+        #expect(counts[3] > 0, "the floor keeps the worst example drawable")
+    }
+
+    @Test func thePoolRotatesThroughEveryExample() throws {
+        let enc = try tinyEncoder(seed: 5)
+        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.quality.poolSize = 7
+        let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
+        _ = method.makeSampler(count: 21, batchSize: 4, seed: 3)
+        let pools = (1...3).map { method.pool(refresh: $0) }
+        #expect(pools.allSatisfy { $0.count == 7 })
+        #expect(Set(pools.flatMap { $0 }) == Set(0..<21), "three refreshes of 7 cover all 21 examples once")
+        #expect(method.pool(refresh: 4) == pools[0], "then it starts over")
+        #expect(pools[0] != Array(0..<7), "in a seeded order, not the file's (files are often grouped by class)")
+    }
 }
