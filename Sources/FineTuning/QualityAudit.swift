@@ -59,8 +59,8 @@ public final class QualityAudit {
         let model: SequenceClassifier
         let data: FineTuneData
         if let adapter {
+            let l = try AdapterLoader(directory: adapter, modelDirectory: try ModelStore.resolve(options.data.model))
             data = try FineTuneData.load(options: options, print: print)
-            let l = try AdapterLoader(directory: adapter, modelDirectory: data.modelDirectory)
             guard l.labelNames == data.train.labelNames || data.train.regression else {
                 throw TrainError("\(adapter) was trained with labels \(l.labelNames), the data has \(data.train.labelNames)")
             }

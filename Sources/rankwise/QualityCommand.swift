@@ -16,14 +16,14 @@ struct Quality: ParsableCommand {
               rankwise quality --train tweets --output tweets-quality.csv
               rankwise quality --train data.csv --adapter runs/x/best --output q.csv
               rankwise quality --train tweets --max-train-examples 4000 --flip-labels 0.2 --output noisy.csv
-            Takes the model and data options of `train`. Without --adapter it fine-tunes first (method and
-            options as for train; --epochs defaults to 1 here, because a model trained longer memorises wrong
-            labels) into --run-output, then scores the training examples with the model at the end.
-            Columns: row (the example's line in the file), quality (low: look at this row), grad_norm,
-            reduction, alignment, probability (TsqLoRA's sampling probability), label, predicted, loss, text.
-            With --flip-labels F a seeded fraction F of the labels is flipped first, and the summary says how
-            well each score finds them (AUROC, precision): a check of the audit on your own data.
-            Quality options (TsqLoRA's): \(SettingsTable.options(of: QualityConfig.self).map { "--" + $0.key }.joined(separator: ", ")).
+
+            Takes the model and data options of `train`. Without --adapter it fine-tunes first (method and options as for train; --epochs defaults to 1 here, because a model trained longer memorises wrong labels) into --run-output, then scores the training examples with the model at the end.
+
+            Columns: row (the example's line in the file), quality (low: look at this row), grad_norm, reduction, alignment, probability (TsqLoRA's sampling probability), label, predicted, loss, text.
+
+            With --flip-labels F a seeded fraction F of the labels is flipped first, and the summary says how well each score finds them (AUROC, precision): a check of the audit on your own data.
+
+            Scoring options (TsqLoRA's, with the same defaults): --a1, --a2, --a3 (weights of the gradient norm, the loss reduction and the alignment), --tau, --floor (the probability column), --scoring head|full, --loss-reduction approx|exact.
             """)
 
     @Option(help: "Score with this trained adapter directory instead of fine-tuning first.") var adapter: String?
