@@ -170,7 +170,8 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         try sampler.setWeights(p)
         func r(_ v: [Float]) -> [Double] { v.map { (Double($0) * 1e5).rounded() / 1e5 } }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        ctx.log(["event": "quality", "step": ctx.step, "seconds": (seconds * 1e4).rounded() / 1e4, "examples": idx, "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
+        ctx.log(["event": "quality", "step": ctx.step, "seconds": (seconds * 1e4).rounded() / 1e4, "examples": idx,
+                 "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
                  "alignment": r(s.alignment), "loss": r(s.loss)])
     }
 
@@ -242,13 +243,16 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         guard let state, let sampler else { return }
         var csv = "example,scored_at_step,quality,grad_norm,reduction,alignment,loss,probability\n"
         for i in state.quality.indices {
-            csv += "\(i),\(state.scoredAt[i]),\(state.quality[i]),\(state.gradNorm[i]),\(state.reduction[i]),\(state.alignment[i]),\(state.loss[i]),\(sampler.probability(i))\n"
+            let fields: [Any] = [i, state.scoredAt[i], state.quality[i], state.gradNorm[i], state.reduction[i], state.alignment[i],
+                                 state.loss[i], sampler.probability(i)]
+            csv += fields.map { "\($0)" }.joined(separator: ",") + "\n"
         }
         try AtomicFile.write(csv, to: directory + "/quality.csv")
     }
 
     public var summary: String {
         let q = config.quality
-        return ela.summary + ", quality a=(\(q.a1), \(q.a2), \(q.a3)) tau \(q.tau) every \(q.refreshEvery) steps on \(q.poolSize) examples (\(q.scoring)), ranks by \(config.sensitivityGroup) sensitivity"
+        return ela.summary + ", quality a=(\(q.a1), \(q.a2), \(q.a3)) tau \(q.tau) every \(q.refreshEvery) steps on \(q.poolSize) examples"
+            + " (\(q.scoring)), ranks by \(config.sensitivityGroup) sensitivity"
     }
 }
