@@ -179,4 +179,24 @@ import RankwiseCore
         #expect(method.pool(refresh: 4) == pools[0], "then it starts over")
         #expect(pools[0] != Array(0..<7), "in a seeded order, not the file's (files are often grouped by class)")
     }
+
+    @Test(arguments: ["head", "full"]) func aTsqLoRARunScoresReweightsAndResizes(scoring: String) throws {
+        let enc = try tinyEncoder(seed: 6)
+        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.tinit = 4; cfg.ela.tfinal = 4; cfg.ela.deltaT = 2
+        cfg.quality.scoring = scoring; cfg.quality.refreshEvery = 3; cfg.quality.poolSize = 12
+        let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
+        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 2)
+        var tc = TrainConfig(); tc.epochs = 4; tc.batchSize = 8; tc.lr = 1e-2; tc.warmupRatio = 0; tc.checkpointEvery = 0
+        let t = try Trainer(model: model, method: method, config: tc, train: tinyTask(n: 40, seed: 3), dev: nil, labelNames: ["no", "yes"],
+                            outputDir: tmpDir("tsqlora-\(scoring)"))
+        try t.run()
+        let state = try #require(method.state), sampler = try #require(method.sampler)
+        #expect(t.step == 20 && state.ranksInitialised)
+        #expect(state.scoredAt.filter { $0 > 0 }.count == 40, "six refreshes of 12 reach all 40 examples")
+        #expect(Set((0..<40).map { sampler.probability($0) }).count > 10, "probabilities differ by quality")
+        #expect(state.sensitivity.allSatisfy { $0 > 0 })
+        #expect(method.ranks.values.reduce(0, +) == 2 * method.svdAdapters.count, "the budget is kept")
+        #expect(Set(method.ranks.values).count > 1, "ranks moved between modules")
+        #expect(model.params.trainable.allSatisfy { $0.value.array.allSatisfy(\.isFinite) })
+    }
 }
