@@ -82,7 +82,7 @@ public struct Dataset: Sendable {
         guard !regression, labelNames.count > 1, !examples.isEmpty else { return [:] }
         var rng = SplitMix64(seed: seed)
         var order = Array(examples.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.shuffle(&order)
         var flipped: [Int: Int] = [:]
         for i in order.prefix(Int((Double(examples.count) * fraction).rounded())) {
             let old = examples[i].label
@@ -181,7 +181,7 @@ public struct Dataset: Sendable {
             groups[k, default: []].append(i)
         }
         var rng = SplitMix64(seed: seed)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.shuffle(&order)
         let nDev = Int((Double(order.count) * dev).rounded()), nTest = Int((Double(order.count) * test).rounded())
         func take(_ keys: ArraySlice<String>) -> Dataset {
             let idx = keys.flatMap { groups[$0]! }  // shuffled order: any prefix is a random sample

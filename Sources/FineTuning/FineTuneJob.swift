@@ -39,6 +39,8 @@ public final class FineTuneJob {
     public var onEvent: (TrainEvent, Trainer) -> Void = { _, _ in }
     /// The trainer, once `run` has built it.
     public private(set) var trainer: Trainer?
+    /// The run's data as loaded, split and tokenized, once `run` has loaded it.
+    public private(set) var data: FineTuneData?
 
     public init(options: FineTuneOptions, resume: Bool = false) {
         self.options = options; self.resume = resume
@@ -48,6 +50,7 @@ public final class FineTuneJob {
         let o = options, d = o.data
         let entry = try MethodRegistry.entry(o.method)
         let data = try FineTuneData.load(options: o, print: print)
+        self.data = data
         let (modelDir, trainSet, trainTok, devTok, testTok) = (data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens)
         let maxLength = o.training.maxLength
         let encoder = try BertModel.load(directory: modelDir, withPooler: true)
@@ -169,7 +172,7 @@ public struct FineTuneData {
             var order = Array(trainSet.examples.indices)
             if d.dev != nil && d.test != nil {  // not shuffled by a split yet
                 var rng = SplitMix64(seed: d.splitSeed &+ 0x5A17)
-                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                rng.shuffle(&order)
             }
             let before = trainSet.regression ? [] : trainSet.classCounts
             trainSet.examples = order.prefix(m).map { trainSet.examples[$0] }

@@ -73,7 +73,7 @@ public final class QualityAudit {
             job.onEvent = onEvent
             _ = try job.run()
             model = job.trainer!.model
-            data = try FineTuneData.load(options: options, print: { _ in })
+            data = job.data!
         }
         print("== scoring \(data.train.examples.count) training examples (\(quality.scoring) gradients, loss reduction \(quality.lossReduction))")
         let all = Array(0..<data.trainTokens.count)
@@ -84,7 +84,7 @@ public final class QualityAudit {
         let names = data.train.labelNames
         func label(_ i: Int) -> String { data.train.regression ? "\(data.train.examples[i].target)" : names[data.train.examples[i].label] }
         var extra: [Int: String] = [:]
-        if let correlate { extra = try columnValues(correlate, lines: data.train.examples.map(\.line)) }
+        if let correlate { extra = try columnValues(correlate) }
         var rows = all.map { i -> QualityRow in
             let e = data.train.examples[i]
             return QualityRow(row: e.line, quality: q[i], gradNorm: s.gradNorm[i], reduction: s.reduction[i], alignment: s.alignment[i], loss: s.loss[i],
@@ -114,7 +114,7 @@ public final class QualityAudit {
     }
 
     /// Values of `column` in the training file by line number.
-    func columnValues(_ column: String, lines: [Int]) throws -> [Int: String] {
+    func columnValues(_ column: String) throws -> [Int: String] {
         let path = try ModelStore.resolveData(options.data.train!, quiet: true)
         let (columns, records, _) = try TableReader.read(path: path)
         guard columns.contains(column) else { throw TrainError("--correlate: \(path) has no column \"\(column)\" (it has \(columns.joined(separator: ", ")))") }

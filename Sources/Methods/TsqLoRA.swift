@@ -126,7 +126,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         scoreBatch = batchSize
         var rng = SplitMix64(seed: seed &+ 0x7501_11A5)
         poolOrder = Array(0..<count)
-        for i in stride(from: count - 1, to: 0, by: -1) { poolOrder.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.shuffle(&poolOrder)
         return s
     }
 

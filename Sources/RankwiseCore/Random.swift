@@ -13,6 +13,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// Shuffles `a` in place (Fisher–Yates from the last element down, one draw per position).
+    public mutating func shuffle<T>(_ a: inout [T]) {
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(next() % UInt64(i + 1))) }
+    }
     /// Uniform in [0, 1).
     @inline(__always)
     public mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }

@@ -63,14 +63,14 @@ public enum BatchPlan {
     public static func epoch(count n: Int, lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, bucket: Int = 50, shuffle: Bool = true) -> [[Int]] {
         var order = Array(0..<n)
         var rng = SplitMix64(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
-        if shuffle { for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        if shuffle { rng.shuffle(&order) }
         var batches: [[Int]] = []
         let window = max(1, batchSize * bucket)
         for start in stride(from: 0, to: n, by: window) {
             let chunk = order[start..<min(n, start + window)].sorted { lengths[$0] < lengths[$1] || (lengths[$0] == lengths[$1] && $0 < $1) }
             for b in stride(from: 0, to: chunk.count, by: batchSize) { batches.append(Array(chunk[b..<min(chunk.count, b + batchSize)])) }
         }
-        if shuffle { for i in stride(from: batches.count - 1, to: 0, by: -1) { batches.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        if shuffle { rng.shuffle(&batches) }
         return batches
     }
 }
