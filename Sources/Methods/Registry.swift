@@ -16,15 +16,21 @@ public struct MethodEntry: @unchecked Sendable {
     public let peftAnalogue: String
     /// Options `bench train` sets so the method runs at the shapes of LoRA r=8 and does its most work.
     public let benchOptions: [String: String]
+    /// Options (the method's and training ones, such as its learning rate) that `rankwise compare` uses
+    /// for a rank budget: the average final rank per module. A method without its own gets `--r BUDGET`.
+    public let budgetOptions: @Sendable (Int) -> [String: String]
     let create: ([String: String], BertModel, UInt64) throws -> (TuningMethod, String)
     /// (method name, adapter directory, encoder) → the loaded method and the classifier weights.
     let loader: (String, String, BertModel) throws -> (TuningMethod, WeightSource?)
 
     public init<C: Settings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
+                             budgetOptions: (@Sendable (Int) -> [String: String])? = nil,
                              make: @escaping (C, BertModel, UInt64) throws -> TuningMethod,
                              load: @escaping (_ name: String, _ directory: String, _ encoder: BertModel) throws -> (TuningMethod, WeightSource?)) {
         self.name = name; self.summary = summary; self.peftAnalogue = peftAnalogue; self.benchOptions = benchOptions
         options = SettingsTable.options(of: config)
+        let hasR = options.contains { $0.key == "r" }
+        self.budgetOptions = budgetOptions ?? { hasR ? ["r": "\($0)"] : [:] }
         create = { values, encoder, seed in
             let c = try SettingsTable.decode(C.self, values: values)
             let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
@@ -56,20 +62,31 @@ public enum MethodRegistry {
     public static let all: [MethodEntry] = [
         MethodEntry(name: "lora", summary: "LoRA (Hu et al. 2021): the same rank r on every targeted module, PEFT's LoraConfig",
                     config: LoRAConfig.self, peftAnalogue: "lora",
+                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
                     make: { try LoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try LoRAMethod.load(directory: $1, encoder: $2) }),
         MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
                     config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
+                    budgetOptions: svdBudget,
                     make: { try AdaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
         MethodEntry(name: "salientlora", summary: "SalientLoRA (Ke et al. 2024): ranks pruned by salience over a widening time-series window",
                     config: SalientLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "0"],
+                    budgetOptions: svdBudget,
                     make: { try SalientLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
         MethodEntry(name: "elalora", summary: "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
                     config: ElaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
+                    budgetOptions: elasticBudget,
                     make: { try ElaLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
         MethodEntry(name: "tsqlora", summary: "TsqLoRA (Chen et al. 2025): quality-weighted batches, ranks from the frozen weights' sensitivity, then ElaLoRA's prune-and-grow",
                     config: TsqLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "1", "tfinal": "0", "delta-t": "1"],
+                    budgetOptions: elasticBudget,
                     make: { try TsqLoRAMethod(config: $0, encoder: $1, seed: $2) }, load: LoadedSVDMethod.load),
     ]
+
+    /// Budget options measured on the tweets (scripts/compare-methods.sh): pruning methods start at 1.5x
+    /// the budget with AdaLoRA's orthogonality weight 0.1; prune-and-grow methods may grow a module to 2x;
+    /// SVD adapters learn at 5e-3, LoRA at 1e-3.
+    static let svdBudget: @Sendable (Int) -> [String: String] = { ["r": "\($0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3", "orth-reg-weight": "0.1"] }
+    static let elasticBudget: @Sendable (Int) -> [String: String] = { ["r": "\($0)", "max-rank": "\(2 * $0)", "lr": "5e-3"] }
 
     public static var names: [String] { all.map(\.name) }
 

@@ -23,3 +23,20 @@ public enum Profiler {
     /// Sections with their total seconds, in first-seen order.
     public static var report: [(String, Double)] { order.map { ($0, Double(totals[$0]!) / 1e9) } }
 }
+
+/// Peak resident memory of the process (Linux `VmHWM`), in MiB; 0 where unavailable.
+public func peakRSSMiB() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+    let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
+    return kb / 1024
+}
+
+/// Resets the peak resident memory to the current one (Linux `/proc/self/clear_refs`), so that
+/// `peakRSSMiB` measures the next piece of work alone. Returns false where unsupported.
+@discardableResult
+public func resetPeakRSS() -> Bool {
+    guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? h.close() }
+    return (try? h.write(contentsOf: Data("5".utf8))) != nil
+}

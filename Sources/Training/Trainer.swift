@@ -102,6 +102,8 @@ public final class Trainer {
     public var fingerprint: String = ""
 
     public private(set) var step = 0
+    /// Real (non-padding) training tokens and seconds spent evaluating in this process's `run` (not checkpointed).
+    public private(set) var sessionTokens = 0, sessionEvalSeconds = 0.0
     var epoch = 0, batchInEpoch = 0
     public private(set) var bestMetric = -Double.infinity
     public private(set) var bestStep = 0
@@ -192,7 +194,7 @@ public final class Trainer {
                     }
                     try model.backward(lossScale: 1 / Float(groupSize))
                     stepLoss += Double(loss) / Double(groupSize)
-                    windowTokens += real
+                    windowTokens += real; sessionTokens += real
                     examples += idx; losses += out.exampleLosses
                 }
                 let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
@@ -249,6 +251,8 @@ public final class Trainer {
     /// Evaluates on dev, logs, saves the best model; returns true when early stopping triggers.
     func evaluateAndTrack() throws -> Bool {
         guard let dev else { return false }
+        let t0 = Date()
+        defer { sessionEvalSeconds += Date().timeIntervalSince(t0) }
         let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64), padded: config.padded)
         let value = r.summary[metricName] ?? -Double.infinity
         let isBest = value > bestMetric

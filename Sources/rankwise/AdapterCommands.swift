@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             var spec = DataSpec()
-            spec.textColumn = textColumn; spec.pairColumn = pairColumn
+            spec.textColumn = textColumn; spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)
             spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
             spec.regression = l.model.problem == .regression
             let (ds, rep) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)

@@ -170,14 +170,6 @@ struct BenchKernels: ParsableCommand {
     }
 }
 
-/// Peak resident memory of this process (VmHWM), in MiB.
-func peakRSSMiB() -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
-    let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
-    return kb / 1024
-}
-
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Training-step throughput and peak memory of any registered method, optionally next to PyTorch + PEFT.",
@@ -199,6 +191,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Maximum tokens per text with --data.") var maxLength = 128
     @Option(help: "A Python with torch, transformers and peft.") var peerPython: String?
     @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
+    @Option(help: "With --data: also write the numbers as JSON to this file.") var json: String?
     @Flag(help: "Print time per forward section.") var profile = false
     @Argument(parsing: .allUnrecognized, help: "Options of the method.") var methodOptions: [String] = []
 
@@ -322,6 +315,8 @@ extension BenchTrain {
                    makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void)) throws {
         var spec = DataSpec()
         spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
+        spec.pairColumn = ModelStore.pairColumn(forData: data, given: nil)
+        spec.regression = DataSuite.dataSet(data)?.task == .regression  // timed as 2-class steps: the cost is the same
         let set: TokenizedSet
         do {
             let (ds, _) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec)
@@ -368,7 +363,12 @@ extension BenchTrain {
             print(String(format: "rankwise %-17@ %7.0f real tokens/s  (padding %4.1f%% of computed tokens)", name + ":", r.tokensPerSecond, 100 * r.padding))
         }
         let ours = best["random, unpadded"]!.tokensPerSecond
+        let mem = peakRSSMiB()
         print(String(format: "ratio:     random unpadded / bucketed padded (the old default) %.2fx", ours / best["bucketed, padded"]!.tokensPerSecond))
+        print(String(format: "memory:    peak RSS %.0f MiB (the whole process: data, model, steps)", mem))
+        var record: [String: Any] = ["data": data, "method": method, "batch": batch, "iters": iters, "tokens_per_s": ours, "peak_rss_mib": mem,
+                                     "threads": info.threads, "blas": "\(info.vendor) \(info.coreName)"]
+        defer { if let json { try? AtomicFileWrite(json, String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])) ?? Data(), as: UTF8.self)) } }
         guard let py = peerPython else { return }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-bench-data-\(getpid()).json").path
         let json: [String: Any] = ["batches": randomBatches.map { idx in ["ids": idx.map { set.ids[$0].map(Int.init) }, "labels": idx.map { Int(set.labels[$0]) }] }]
@@ -382,6 +382,10 @@ extension BenchTrain {
         let theirs = (peer["tokens_per_s"] as? Double) ?? 0
         print(String(format: "peft %@:     %7.0f real tokens/s  (padding %4.1f%% of computed tokens, torch %@, %d threads)", entry.peftAnalogue, theirs,
                      100 * ((peer["padding_fraction"] as? Double) ?? 0), (peer["torch"] as? String) ?? "?", peerThreads))
-        print(String(format: "ratio:     %.2fx PEFT real tokens/s on the same random batches", ours / theirs))
+        let pmem = (peer["peak_rss_mb"] as? Double) ?? 0
+        print(String(format: "peft peak RSS %.0f MiB", pmem))
+        print(String(format: "ratio:     %.2fx PEFT real tokens/s on the same random batches, %.2fx its peak memory", ours / theirs, mem / pmem))
+        record["peer_tokens_per_s"] = theirs; record["peer_peak_rss_mib"] = pmem; record["peer_method"] = entry.peftAnalogue
+        record["peer_torch"] = peer["torch"] ?? "?"; record["peer_threads"] = peerThreads
     }
 }

@@ -47,7 +47,7 @@ struct Quality: ParsableCommand {
             audit = QualityAudit(options: try FineTuneOptions.from(rest), quality: try SettingsTable.decode(QualityConfig.self, values: qualityValues))
         } catch { fail("\(error)") }
         audit.adapter = adapter; audit.correlate = correlate
-        let view = TrainProgress(regression: audit.options.data.regression)
+        let view = TrainProgress()
         audit.onEvent = { ev, trainer in view.show(ev, trainer) }
         let result: QualityAudit.Result
         do { result = try audit.run() } catch { fail("\(error)") }

@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
             o = try FineTuneOptions.from(values)
         } catch { fail("\(error)") }
         let job = FineTuneJob(options: o, resume: resume)
-        let view = TrainProgress(regression: o.data.regression)
+        let view = TrainProgress()
         job.onEvent = { ev, trainer in view.show(ev, trainer) }
         do { _ = try job.run() } catch { fail("\(error)") }
     }
@@ -63,12 +63,9 @@ struct MethodsCommand: ParsableCommand {
 
 /// The progress bar and one line per eval / resume / early stop.
 final class TrainProgress {
-    let regression: Bool
     var bar: ProgressBar?
     var lastLoss: Float = 0, lastLR: Float = 0, lastTPS = 0.0, smooth: Float? = nil
     var lastLine = Date.distantPast
-
-    init(regression: Bool) { self.regression = regression }
 
     func show(_ ev: TrainEvent, _ trainer: Trainer) {
         if bar == nil {
@@ -89,7 +86,7 @@ final class TrainProgress {
             if step == total { bar!.finish(step) }
         case let .evaluation(step, m, best):
             if isatty(2) != 0 { stderr("\r\u{1B}[K") }
-            let keys = regression ? ["pearson", "spearman", "mse"] : ["accuracy", "macro_f1", "mcc"]
+            let keys = trainer.train.regression ? ["pearson", "spearman", "mse"] : ["accuracy", "macro_f1", "mcc"]
             stderr("eval @ step \(step): " + keys.map { String(format: "%@ %.4f", $0, m[$0] ?? .nan) }.joined(separator: "  ")
                    + String(format: "  loss %.4f", m["loss"] ?? .nan) + (best ? "  (best)" : "") + "\n")
         case let .resumed(step, epoch, batch):

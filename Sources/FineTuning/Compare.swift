@@ -1,0 +1,277 @@
+import Foundation
+import Methods
+import RankwiseCore
+import SafeTensors
+import Training
+
+/// The grid `rankwise compare` runs: methods x rank budgets x seeds x data sets. Every other option
+/// (epochs, max length, …) is a training option given once for every cell.
+public struct CompareOptions: Settings, Sendable, Equatable {
+    public var methods = ["lora", "adalora", "salientlora", "elalora", "tsqlora"]
+    public var budgets = ["8"]
+    public var seeds = ["1", "2", "3"]
+    public var tasks: [String] = []
+    public var suite = false
+    public var quick = false
+    public var output = "runs/compare"
+    public init() {}
+
+    public static let help = [
+        "methods": "registered methods to compare (each at its own tuned options for the budget: see `rankwise methods`)",
+        "budgets": "rank budgets: the average final rank per adapted module (LoRA's r)",
+        "seeds": "training seeds; every cell runs once per seed",
+        "tasks": "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files",
+        "suite": "every suite data set (tweets, snli, sms-spam, trec, bbc-news, vader-tweets)",
+        "quick": "quick setting unless given: 2,000 training and 1,000 dev/test examples per task, 1 epoch, 64 tokens",
+        "output": "output directory: one folder per task, one per cell, the tables",
+    ]
+
+    /// The quick setting's training options (used only where the user gave none).
+    public static let quickOptions = ["max-train-examples": "2000", "max-eval-examples": "1000", "epochs": "1", "max-length": "64"]
+
+    public var budgetValues: [Int] { budgets.compactMap { Int($0) } }
+    public var seedValues: [UInt64] { seeds.compactMap { UInt64($0) } }
+    public var taskList: [String] { suite ? DataSuite.names + tasks.filter { !DataSuite.names.contains($0) } : tasks }
+
+    public func validate() throws {
+        guard !methods.isEmpty else { throw SettingsError("--methods: give at least one method") }
+        for m in methods { _ = try MethodRegistry.entry(m) }
+        guard budgetValues.count == budgets.count, budgetValues.allSatisfy({ $0 >= 1 }), !budgets.isEmpty else {
+            throw SettingsError("--budgets: expected positive integers, got \(budgets.joined(separator: ","))")
+        }
+        guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
+        guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
+        for (i, t) in taskList.enumerated() where taskList[..<i].contains(t) { throw SettingsError("--tasks: \(t) is listed twice") }
+    }
+}
+
+/// One run of the grid.
+public struct CompareCell: Sendable, Hashable {
+    public var task: String, method: String, budget: Int, seed: UInt64
+    /// The folder name of the task (a file's base name without extension).
+    public var taskName: String { Comparison.taskName(task) }
+    public var name: String { "\(method)-r\(budget)-seed\(seed)" }
+}
+
+/// Runs a comparison grid cell by cell, each a `FineTuneJob` in its own folder
+/// (`OUTPUT/TASK/METHOD-rBUDGET-seedSEED`). A cell with `results.json` is done and skipped; a cell with a
+/// checkpoint resumes from it; so an interrupted grid continues where it stopped. Writes the table as
+/// `results.json`, `results.md` and `results.csv` after every cell.
+public final class Comparison {
+    public let grid: CompareOptions
+    /// Training and data options for every cell (key → text), with the quick setting applied.
+    public let common: [(key: String, value: String)]
+    public var print: (String) -> Void = { Swift.print($0) }
+    /// Before each cell: the cell, its position (from 0), the number of cells, and the estimated seconds left in the grid (nil until one cell ran).
+    public var onCell: (CompareCell, Int, Int, Double?) -> Void = { _, _, _, _ in }
+    public var onEvent: (TrainEvent, Trainer) -> Void = { _, _ in }
+    /// After each cell that ran: the cell, its result and its wall seconds.
+    public var onCellDone: (CompareCell, FineTuneResult, Double) -> Void = { _, _, _ in }
+
+    /// Options that name one cell's data, method, seed or output: the grid sets them.
+    static let gridKeys: Set<String> = ["train", "method", "seed", "output", "r"]
+
+    public init(grid: CompareOptions, common values: [(key: String, value: String)]) throws {
+        try grid.validate()
+        for (k, _) in values where Self.gridKeys.contains(SettingsTable.normalise(k)) {
+            let k = SettingsTable.normalise(k)
+            throw SettingsError("--\(k) is set by the grid: use " + ["train": "--tasks", "method": "--methods", "seed": "--seeds", "output": "--output", "r": "--budgets"][k]!)
+        }
+        var v = values
+        if grid.quick {
+            let given = Set(values.map { SettingsTable.normalise($0.key) })
+            for (k, x) in CompareOptions.quickOptions.sorted(by: { $0.key < $1.key }) where !given.contains(k) { v.append((k, x)) }
+        }
+        self.grid = grid; common = v
+        // Every cell's options must parse before the first one runs.
+        for c in cells { _ = try options(for: c) }
+    }
+
+    public var cells: [CompareCell] {
+        grid.taskList.flatMap { t in grid.methods.flatMap { m in grid.budgetValues.flatMap { b in grid.seedValues.map { CompareCell(task: t, method: m, budget: b, seed: $0) } } } }
+    }
+
+    public func directory(_ c: CompareCell) -> String { grid.output + "/" + c.taskName + "/" + c.name }
+
+    /// A cell's options: the method's budget options, then the common ones (which win), then the grid's.
+    public func options(for c: CompareCell) throws -> FineTuneOptions {
+        let entry = try MethodRegistry.entry(c.method)
+        var values: [(key: String, value: String)] = [("method", c.method)]
+        let given = Set(common.map { SettingsTable.normalise($0.key) })
+        for (k, v) in entry.budgetOptions(c.budget).sorted(by: { $0.key < $1.key }) where !given.contains(k) { values.append((k, v)) }
+        values += common.filter { k, _ in
+            // Method options the user gave apply only to the methods that have them.
+            let n = SettingsTable.normalise(k)
+            return !isMethodOnly(n) || entry.hasOption(n)
+        }
+        values += [("train", c.task), ("seed", "\(c.seed)"), ("output", directory(c))]
+        if ModelStore.knownData.contains(where: { $0.alias == c.task }) == false && DataSuite.dataSet(c.task) == nil
+            && !FileManager.default.fileExists(atPath: c.task) {
+            throw SettingsError("--tasks: \(c.task) is neither a file nor a known data set (\(DataSuite.names.joined(separator: ", ")))")
+        }
+        return try FineTuneOptions.from(values)
+    }
+
+    func isMethodOnly(_ key: String) -> Bool {
+        let data = SettingsTable.options(of: DataOptions.self), train = SettingsTable.options(of: TrainConfig.self)
+        return !(data + train).contains { $0.key == key || $0.aliases.contains(key) } && MethodRegistry.all.contains { $0.hasOption(key) }
+    }
+
+    public static func taskName(_ task: String) -> String {
+        DataSuite.names.contains(task) ? task : ((task as NSString).lastPathComponent as NSString).deletingPathExtension
+    }
+
+    /// Runs every cell not yet done, then writes the tables. Returns the table.
+    @discardableResult
+    public func run() throws -> CompareTable {
+        try Trainer.makeDirectory(grid.output)
+        let all = cells
+        var seconds: [String: [Double]] = [:]  // task → seconds of cells run now
+        for (i, c) in all.enumerated() {
+            let dir = directory(c)
+            if FileManager.default.fileExists(atPath: dir + "/results.json") { continue }
+            onCell(c, i, all.count, eta(all[i...], seconds))
+            let o = try options(for: c)
+            let resume = FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors")
+            let job = FineTuneJob(options: o, resume: resume)
+            job.print = { _ in }
+            job.onEvent = { [unowned self] ev, t in self.onEvent(ev, t) }
+            resetPeakRSS()
+            let t0 = Date()
+            let result: FineTuneResult
+            do { result = try job.run() } catch { throw TrainError("\(c.taskName) \(c.name): \(error)") }
+            seconds[c.task, default: []].append(Date().timeIntervalSince(t0))
+            onCellDone(c, result, Date().timeIntervalSince(t0))
+            try writeTables()
+        }
+        return try writeTables()
+    }
+
+    /// Seconds the remaining cells should take, from the cells that ran (per task where possible).
+    func eta(_ remaining: ArraySlice<CompareCell>, _ seconds: [String: [Double]]) -> Double? {
+        let everything = seconds.values.flatMap { $0 }
+        guard !everything.isEmpty else { return nil }
+        let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
+        return remaining.reduce(0) { acc, c in
+            FileManager.default.fileExists(atPath: directory(c) + "/results.json") ? acc : acc + mean(seconds[c.task] ?? everything)
+        }
+    }
+
+    @discardableResult
+    public func writeTables() throws -> CompareTable {
+        let t = CompareTable(cells: cells.compactMap { c in CompareTable.Cell(cell: c, directory: directory(c)) })
+        try AtomicFile.write(t.json(grid: grid, common: common), to: grid.output + "/results.json")
+        try AtomicFile.write(t.markdown(), to: grid.output + "/results.md")
+        try AtomicFile.write(t.csv(), to: grid.output + "/results.csv")
+        return t
+    }
+}
+
+/// The results of a grid: one row per task, method and budget, mean and spread over the seeds that finished.
+public struct CompareTable {
+    /// One finished run, read back from its `results.json` and `run.json`.
+    public struct Cell {
+        public var cell: CompareCell
+        public var directory: String
+        public var results: [String: Any]
+        public var regression: Bool
+
+        public init?(cell: CompareCell, directory: String) {
+            guard let d = FileManager.default.contents(atPath: directory + "/results.json"),
+                  let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return nil }
+            self.cell = cell; self.directory = directory; results = r
+            regression = r["test_pearson"] != nil || r["dev_pearson"] != nil
+        }
+        public func value(_ k: String) -> Double? {
+            if k == "final_rank" { return (results["ranks"] as? [String: Int]).map { Double($0.values.reduce(0, +)) } }
+            return (results[k] as? NSNumber)?.doubleValue
+        }
+    }
+
+    public struct Row {
+        public var task: String, method: String, budget: Int
+        public var runs: [Cell]
+        public var regression: Bool { runs.first?.regression ?? false }
+        public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
+        /// Mean and sample standard deviation (0 for one run) of `key` over the runs that have it.
+        public func stat(_ key: String) -> (mean: Double, sd: Double, n: Int)? {
+            let xs = runs.compactMap { $0.value(key) }.filter(\.isFinite)
+            guard !xs.isEmpty else { return nil }
+            let m = xs.reduce(0, +) / Double(xs.count)
+            let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+            return (m, sd, xs.count)
+        }
+    }
+
+    public var rows: [Row]
+
+    public init(cells: [Cell]) {
+        var rows: [Row] = []
+        for c in cells {
+            if let i = rows.firstIndex(where: { $0.task == c.cell.taskName && $0.method == c.cell.method && $0.budget == c.cell.budget }) {
+                rows[i].runs.append(c)
+            } else {
+                rows.append(Row(task: c.cell.taskName, method: c.cell.method, budget: c.cell.budget, runs: [c]))
+            }
+        }
+        self.rows = rows
+    }
+
+    /// Columns after task, method, budget and seeds: (key in results.json, header, digits).
+    static let columns: [(String, String, Int)] = [
+        ("trainable_parameters", "trainable params", 0), ("final_rank", "final rank total", 0), ("train_seconds", "train s", 0),
+        ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
+    ]
+
+    static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int) -> String {
+        guard let s else { return "-" }
+        if digits == 0 { return String(format: "%.0f", s.mean) }
+        return s.n > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)
+    }
+
+    public func markdown() -> String {
+        var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means.\n"
+        for task in rows.map(\.task).uniqued() {
+            let rs = rows.filter { $0.task == task }
+            let mk = rs[0].metricKeys
+            out += "\n### \(task)\n\n| method | budget | seeds | " + mk.map { $0.replacingOccurrences(of: "test_", with: "test ").replacingOccurrences(of: "_", with: "-") }.joined(separator: " | ")
+                + " | " + Self.columns.map(\.1).joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: " --- |", count: 3 + mk.count + Self.columns.count) + "\n"
+            for r in rs {
+                out += "| \(r.method) | \(r.budget) | \(r.runs.count) | " + mk.map { Self.fmt(r.stat($0), 4) }.joined(separator: " | ")
+                    + " | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2) }.joined(separator: " | ") + " |\n"
+            }
+        }
+        return out
+    }
+
+    public func csv() -> String {
+        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
+        var out = "task,method,budget,seeds," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + "\n"
+        for r in rows {
+            out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count)," + keys.flatMap { k -> [String] in
+                guard let s = r.stat(k) else { return ["", ""] }
+                return [String(format: "%.6g", s.mean), String(format: "%.6g", s.sd)]
+            }.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
+        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
+        let rowsJSON: [[String: Any]] = rows.map { r in
+            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "seeds": r.runs.map { Int($0.cell.seed) },
+                                    "runs": r.runs.map { ($0.directory as NSString).lastPathComponent }]
+            for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
+            return o
+        }
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        let gridJSON = try JSONSerialization.jsonObject(with: enc.encode(grid))
+        let obj: [String: Any] = ["grid": gridJSON, "common_options": Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }), "rows": rowsJSON]
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self) + "\n"
+    }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] { var seen = Set<Element>(); return filter { seen.insert($0).inserted } }
+}

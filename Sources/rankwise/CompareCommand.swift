@@ -1,0 +1,128 @@
+import ArgumentParser
+import FineTuning
+import Foundation
+import Methods
+import RankwiseCore
+import Training
+import Yams
+
+/// `rankwise compare`: parses the grid, shows overall progress and prints the table. The grid itself is
+/// `Comparison` in the FineTuning library; the speed comparison with PyTorch runs `rankwise bench train`
+/// in child processes, so each side's peak memory is its own.
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare methods x rank budgets x seeds x data sets; write the table as JSON, Markdown and CSV.",
+        discussion: """
+            Examples:
+              rankwise compare --suite --quick --output runs/suite
+              rankwise compare --tasks tweets,my.csv --methods lora,tsqlora --budgets 4,8 --seeds 1,2,3 --epochs 2
+              rankwise compare --grid grid.yaml --peer-python /opt/rankwise-peer/bin/python
+
+            Grid options: --methods, --budgets, --seeds, --tasks, --suite, --quick, --output (defaults below). Every other
+            option is a training option of `rankwise train` for every cell (a method's own option only for the methods that
+            have it). Each method runs at its tuned options for the budget (learning rate, initial or maximum rank); options
+            you give override them. A YAML --grid file takes the same names. Run the same command again to continue an
+            interrupted grid: finished cells are skipped, a cell with a checkpoint resumes.
+
+            With --peer-python (a Python with torch, transformers and peft: scripts/peer-env.sh), LoRA and AdaLoRA training
+            steps are also timed next to PEFT on each task's real batches, with the same thread count, in the same run.
+            """)
+
+    @Option(help: "YAML file with grid and training options (flags override it).") var grid: String?
+    @Option(help: "A Python with torch, transformers and peft: time LoRA and AdaLoRA next to PEFT on each task.") var peerPython: String?
+    @Option(help: "Threads for the PyTorch peer (and the number Rankwise uses, from the environment).") var peerThreads = 2
+    @Argument(parsing: .allUnrecognized, help: "Grid and training options.") var options: [String] = []
+
+    func run() throws {
+        let cmp: Comparison
+        do {
+            var values: [(key: String, value: String)] = []
+            if let grid {
+                guard let text = try? String(contentsOfFile: grid, encoding: .utf8) else { throw SettingsError("\(grid): cannot read") }
+                try FineTuneOptions.checkConfigText(text, file: grid)
+                let obj: Any?
+                do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(grid): not valid YAML (\(error))") }
+                values = try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: grid)
+            }
+            let gridTable = SettingsTable.options(of: CompareOptions.self)
+            let flags = Set(gridTable.filter(\.isFlag).map(\.key))
+            // Grid flags are bare (--suite): give them a value before the generic parser sees them.
+            var args: [String] = []
+            for (i, a) in options.enumerated() {
+                args.append(a)
+                if a.hasPrefix("--"), !a.contains("="), flags.contains(SettingsTable.normalise(a)),
+                   i + 1 >= options.count || Bool.parse(options[i + 1]) == nil { args.append("true") }
+            }
+            values += try FineTuneOptions.values(fromArguments: args)
+            var gridValues: [String: String] = [:], common: [(key: String, value: String)] = []
+            for (k, v) in values {
+                let n = SettingsTable.normalise(k)
+                if gridTable.contains(where: { $0.key == n }) { gridValues[n] = v } else { common.append((n, v)) }
+            }
+            let g = try SettingsTable.decode(CompareOptions.self, values: gridValues)
+            cmp = try Comparison(grid: g, common: common)
+        } catch { fail("\(error)") }
+
+        let all = cmp.cells
+        let done = all.filter { FileManager.default.fileExists(atPath: cmp.directory($0) + "/results.json") }.count
+        print("compare: \(all.count) cells (\(cmp.grid.taskList.count) tasks x \(cmp.grid.methods.count) methods x \(cmp.grid.budgets.count) budgets x \(cmp.grid.seeds.count) seeds)"
+              + (done > 0 ? ", \(done) already done" : "") + "; output \(cmp.grid.output)")
+        if !cmp.common.isEmpty { print("options for every cell: " + cmp.common.map { "--\($0.key) \($0.value)" }.joined(separator: " ")) }
+        let start = Date()
+        var view: TrainProgress? = nil
+        cmp.onCell = { c, i, n, eta in
+            let etaText = eta.map { "ETA " + ProgressBar.clock($0) } ?? "ETA after the first cell"
+            stderr("\n[\(i + 1)/\(n)] \(c.taskName) \(c.name)  (grid elapsed \(ProgressBar.clock(Date().timeIntervalSince(start))), \(etaText))\n")
+            view = nil
+        }
+        cmp.onEvent = { ev, trainer in
+            if view == nil { view = TrainProgress() }
+            view!.show(ev, trainer)
+        }
+        cmp.onCellDone = { c, r, secs in
+            let keys = r.metrics["test_pearson"] != nil ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
+            print("\(c.taskName) \(c.name): " + keys.map { String(format: "%@ %.4f", $0, r.metrics[$0] ?? .nan) }.joined(separator: "  ")
+                  + String(format: "  (%.0f s)", secs))
+        }
+        let table: CompareTable
+        do { table = try cmp.run() } catch { fail("\(error)") }
+        print("\n" + table.markdown())
+        if let py = peerPython { speed(cmp, python: py) }
+        print("wrote \(cmp.grid.output)/results.json, results.md, results.csv")
+    }
+
+    /// LoRA and AdaLoRA next to PEFT on each task's training batches: `rankwise bench train --data` in a child process per method.
+    func speed(_ cmp: Comparison, python: String) {
+        var rows: [[String: Any]] = []
+        var md = "\n### Speed next to PyTorch + PEFT (same random batches of 32, \(peerThreads) threads, training steps)\n\n"
+            + "| task | method | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak MiB | PEFT peak MiB | memory ratio |\n"
+            + "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        for task in cmp.grid.taskList {
+            for method in ["lora", "adalora"] {
+                let out = cmp.grid.output + "/speed-\(Comparison.taskName(task))-\(method).json"
+                if !FileManager.default.fileExists(atPath: out) {
+                    stderr("speed: \(Comparison.taskName(task)) \(method) next to PEFT ...\n")
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "/proc/self/exe")
+                    p.arguments = ["bench", "train", "--data", task, "--method", method, "--peer-python", python, "--peer-threads", "\(peerThreads)", "--json", out]
+                    p.standardOutput = FileHandle.nullDevice
+                    do { try p.run() } catch { stderr("speed: cannot run bench: \(error)\n"); return }
+                    p.waitUntilExit()
+                    guard p.terminationStatus == 0 else { stderr("speed: bench train --data \(task) --method \(method) failed (exit \(p.terminationStatus))\n"); continue }
+                }
+                guard let d = FileManager.default.contents(atPath: out), var o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { continue }
+                let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
+                md += String(format: "| %@ | %@ | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", Comparison.taskName(task), method, n("tokens_per_s"), n("peer_tokens_per_s"),
+                             n("tokens_per_s") / n("peer_tokens_per_s"), n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
+                o["task"] = Comparison.taskName(task); o["method"] = method
+                rows.append(o)
+            }
+        }
+        print(md)
+        do {
+            try AtomicFileWrite(cmp.grid.output + "/speed.json", String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            let tables = (try? String(contentsOfFile: cmp.grid.output + "/results.md", encoding: .utf8)) ?? ""
+            if !tables.contains("### Speed next to") { try AtomicFileWrite(cmp.grid.output + "/results.md", tables + md) }
+        } catch { stderr("speed: \(error)\n") }
+    }
+}
