@@ -15,7 +15,7 @@ let package = Package(
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Models", targets: ["Models"]),
-        .library(name: "Rankwise", targets: ["FineTuning", "Methods", "Training", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "RankwiseCore"]),
+        .library(name: "Rankwise", targets: ["Report", "FineTuning", "Methods", "Training", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "RankwiseCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,10 +39,12 @@ let package = Package(
         .target(name: "Methods", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         // The fine-tuning job as a library: data, split, method, training, evaluation, model store.
         .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        // Self-contained HTML pages of runs and comparisons (inline SVG, no script).
+        .target(name: "Report", dependencies: ["FineTuning", "Data", "SafeTensors"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "Methods", "FineTuning",
+                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "Methods", "FineTuning", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Methods", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "FineTuning", "Data", "Tokenizers", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Data", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

@@ -126,6 +126,57 @@ s = json.load(open(sys.argv[2]))
 assert s["detection"]["quality"]["auroc"] > 0.7, s  # 0.784 when measured
 PY
 
+echo "== rankwise report: a run's page renders in headless Chromium (not blank, no console message, nothing loaded from anywhere)"
+grep -q "^report: $W/t/report.html" "$W/t.log" && ok "train wrote its report and printed the path" || bad "train did not print its report's path"
+grep -q "Data quality (TsqLoRA)" "$W/t/report.html" && grep -q "Rank per module over training steps" "$W/t/report.html" \
+  && grep -q "Final rank per layer and module type" "$W/t/report.html" && grep -q "Confusion matrix" "$W/t/report.html" \
+  && grep -q "Warm-up sensitivity" "$W/t/report.html" && ok "the tsqlora page has curves, the rank heatmap, final ranks, sensitivity, quality, confusion" \
+  || bad "report sections missing"
+if command -v chromium > /dev/null; then
+  out=$(python3 scripts/check_report.py "$W/t/report.html" "$W/t-report.png") && ok "run page renders: $out" || bad "run page: $out"
+  printf '<!DOCTYPE html><html><body><h1>x</h1><img src="https://example.com/a.png"><script>console.error("boom")</script></body></html>' > "$W/badpage.html"
+  printf '<!DOCTYPE html><html><body></body></html>' > "$W/blank.html"
+  if python3 scripts/check_report.py "$W/badpage.html" "$W/badpage.png" > /dev/null || python3 scripts/check_report.py "$W/blank.html" "$W/blank.png" > /dev/null; then
+    bad "the page check passed a bad page"
+  else
+    ok "the page check fails a page with a script error and an external image, and a blank page"
+  fi
+else
+  bad "chromium is missing (make setup and .ci/run install Debian's chromium)"
+fi
+
+echo "== rankwise compare: a grid on two suite tasks (classification and regression), killed with SIGKILL and continued"
+CMP=(--tasks trec,vader-tweets --methods lora,tsqlora --budgets 4 --seeds 1,2 --max-train-examples 160 --max-eval-examples 64
+     --batch-size 16 --epochs 1 --checkpoint-every 2 --output "$W/cmp")
+$R compare "${CMP[@]}" > "$W/cmp1.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [ -f "$W/cmp/trec/tsqlora-r4-seed1/checkpoint.safetensors" ] && break; sleep 0.1; done
+kill -9 "$pid" 2> /dev/null; wait "$pid" 2> /dev/null
+before=$(md5sum "$W/cmp/trec/lora-r4-seed1/results.json" "$W/cmp/trec/lora-r4-seed2/results.json" 2>&1)
+$R compare "${CMP[@]}" > "$W/cmp2.log" 2>&1 || { bad "compare continued"; tail -5 "$W/cmp2.log"; }
+after=$(md5sum "$W/cmp/trec/lora-r4-seed1/results.json" "$W/cmp/trec/lora-r4-seed2/results.json" 2>&1)
+grep -q "8 cells .*2 already done" "$W/cmp2.log" && [ "$before" = "$after" ] && ok "compare continued: the 2 finished cells were skipped, not rerun" \
+  || { bad "compare did not continue where it stopped"; head -3 "$W/cmp2.log"; }
+python3 - "$W/cmp" <<'PY' && ok "compare tables: 4 rows x 2 seeds, accuracy/macro-F1 for trec, Pearson/Spearman for the regression task, JSON = CSV = Markdown" || bad "compare tables"
+import csv, json, sys
+d = sys.argv[1]
+j = json.load(open(d + "/results.json")); rows = j["rows"]
+assert len(rows) == 4 and all(r["seeds"] == [1, 2] for r in rows), rows
+for r in rows:
+    keys = ["test_pearson", "test_spearman"] if r["task"] == "vader-tweets" else ["test_accuracy", "test_macro_f1"]
+    assert all(k in r and r[k]["n"] == 2 for k in keys), r
+    for k in ["trainable_parameters", "final_rank", "train_seconds", "tokens_per_s", "peak_rss_mib"]: assert r[k]["mean"] > 0, (k, r)
+    assert r["final_rank"]["mean"] == 144, r  # 36 modules x budget 4
+c = list(csv.DictReader(open(d + "/results.csv")))
+assert [(x["task"], x["method"]) for x in c] == [(r["task"], r["method"]) for r in rows]
+assert all(abs(float(x["test_accuracy_mean"] or x["test_pearson_mean"]) - (r.get("test_accuracy") or r["test_pearson"])["mean"]) < 1e-5 for x, r in zip(c, rows))
+md = open(d + "/results.md").read()
+assert "### trec" in md and "### vader-tweets" in md and "test pearson" in md
+PY
+if command -v chromium > /dev/null; then
+  out=$(python3 scripts/check_report.py "$W/cmp/report.html" "$W/cmp-report.png") && ok "comparison page renders: $out" || bad "comparison page: $out"
+fi
+
 echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
 for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
   [ "$m" = lora ] && continue   # LoRA is checked above and below

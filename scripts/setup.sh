@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Installs the system packages Rankwise needs (OpenBLAS) when they are missing.
+# Installs the system packages Rankwise needs when they are missing: OpenBLAS (the matrix products) and
+# Chromium (headless, for the test that renders a report page; the reports themselves need no browser).
 set -euo pipefail
 have_blas() { ldconfig -p 2>/dev/null | grep -qE 'libopenblas\.so\.0|libblis\.so\.4'; }
-if have_blas; then exit 0; fi
+missing=()
+have_blas || missing+=(libopenblas-dev)
+command -v chromium > /dev/null || missing+=(chromium)
+[ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "setup: installing libopenblas-dev" >&2
+  echo "setup: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev >/dev/null
-else
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+elif ! have_blas; then
   echo "setup: OpenBLAS not found. Install it: sudo apt-get install libopenblas-dev (or libblis-dev)" >&2
   exit 1
+else
+  echo "setup: chromium not found (only the report rendering test needs it): sudo apt-get install chromium" >&2
 fi

@@ -48,6 +48,7 @@ public struct CompareOptions: Settings, Sendable, Equatable {
 /// One run of the grid.
 public struct CompareCell: Sendable, Hashable {
     public var task: String, method: String, budget: Int, seed: UInt64
+    public init(task: String, method: String, budget: Int, seed: UInt64) { self.task = task; self.method = method; self.budget = budget; self.seed = seed }
     /// The folder name of the task (a file's base name without extension).
     public var taskName: String { Comparison.taskName(task) }
     public var name: String { "\(method)-r\(budget)-seed\(seed)" }
@@ -218,12 +219,12 @@ public struct CompareTable {
     }
 
     /// Columns after task, method, budget and seeds: (key in results.json, header, digits).
-    static let columns: [(String, String, Int)] = [
+    public static let columns: [(String, String, Int)] = [
         ("trainable_parameters", "trainable params", 0), ("final_rank", "final rank total", 0), ("train_seconds", "train s", 0),
         ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
     ]
 
-    static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int) -> String {
+    public static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int) -> String {
         guard let s else { return "-" }
         if digits == 0 { return String(format: "%.0f", s.mean) }
         return s.n > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)
@@ -273,5 +274,6 @@ public struct CompareTable {
 }
 
 extension Array where Element: Hashable {
-    func uniqued() -> [Element] { var seen = Set<Element>(); return filter { seen.insert($0).inserted } }
+    /// The elements in order, each once.
+    public func uniqued() -> [Element] { var seen = Set<Element>(); return filter { seen.insert($0).inserted } }
 }

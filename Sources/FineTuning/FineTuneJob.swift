@@ -155,10 +155,31 @@ public struct FineTuneData {
 
     /// Loads the data `o` names; `print` receives the data summary and warnings.
     public static func load(options o: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
-        let d = try DataSuite.resolve(o.data)
         try BLAS.load()
-        let modelDir = try ModelStore.resolve(d.model)
+        let modelDir = try ModelStore.resolve(o.data.model)
         let tokenizer = try Tokenizer(path: modelDir)
+        let s = try sets(o.data, print: print)
+        let t0 = Date()
+        let maxLength = o.training.maxLength
+        let trainTok = TokenizedSet(s.train, tokenizer: tokenizer, maxLength: maxLength)
+        let devTok = s.dev.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
+        let testTok = s.test.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
+        FineTuneJob.summarise(reports: s.reports, train: s.train, dev: s.dev, test: s.test, trainTok: trainTok,
+                              tokenizeSeconds: Date().timeIntervalSince(t0), maxLength: maxLength, print: print)
+        return FineTuneData(modelDirectory: modelDir, tokenizer: tokenizer, train: s.train, dev: s.dev, test: s.test,
+                            trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: s.flipped)
+    }
+
+    /// A run's data sets before tokenization: the training examples in the order the run indexes them.
+    public struct Sets {
+        public var train: Dataset, dev: Dataset?, test: Dataset?
+        public var flipped: [Int: Int]
+        public var reports: [LoadReport]
+    }
+
+    /// Loads, splits, samples and (with `flipLabels`) corrupts the data `d` names, exactly as a run does.
+    public static func sets(_ data: DataOptions, print: (String) -> Void) throws -> Sets {
+        let d = try DataSuite.resolve(data)
         var spec = DataSpec()
         spec.textColumn = d.textColumn; spec.pairColumn = d.pairColumn; spec.labelColumn = ModelStore.labelColumn(forData: d.train!, given: d.labelColumn)
         spec.labels = d.labels; spec.regression = d.regression; spec.dropDuplicates = d.dedup
@@ -218,15 +239,7 @@ public struct FineTuneData {
             flipped = trainSet.flipLabels(fraction: d.flipLabels, seed: d.splitSeed &+ 0xF11B)
             print("flipped the labels of \(flipped.count) of \(trainSet.examples.count) training examples (--flip-labels \(d.flipLabels); dev and test unchanged)")
         }
-        let t0 = Date()
-        let maxLength = o.training.maxLength
-        let trainTok = TokenizedSet(trainSet, tokenizer: tokenizer, maxLength: maxLength)
-        let devTok = devSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
-        let testTok = testSet.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
-        FineTuneJob.summarise(reports: reports, train: trainSet, dev: devSet, test: testSet, trainTok: trainTok,
-                              tokenizeSeconds: Date().timeIntervalSince(t0), maxLength: maxLength, print: print)
-        return FineTuneData(modelDirectory: modelDir, tokenizer: tokenizer, train: trainSet, dev: devSet, test: testSet,
-                            trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: flipped)
+        return Sets(train: trainSet, dev: devSet, test: testSet, flipped: flipped, reports: reports)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import FineTuning
 import Foundation
 import Methods
+import Report
 import RankwiseCore
 import Training
 import Yams
@@ -88,7 +89,9 @@ struct Compare: ParsableCommand {
         do { table = try cmp.run() } catch { fail("\(error)") }
         print("\n" + table.markdown())
         if let py = peerPython { speed(cmp, python: py) }
-        print("wrote \(cmp.grid.output)/results.json, results.md, results.csv")
+        let page: String
+        do { page = try ComparePage.write(directory: cmp.grid.output) } catch { fail("\(error)") }
+        print("wrote \(cmp.grid.output)/results.json, results.md, results.csv and \(page)")
     }
 
     /// LoRA and AdaLoRA next to PEFT on each task's training batches: `rankwise bench train --data` in a child process per method.

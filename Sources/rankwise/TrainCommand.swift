@@ -2,6 +2,7 @@ import ArgumentParser
 import FineTuning
 import Foundation
 import Methods
+import Report
 import RankwiseCore
 import Training
 import SafeTensors
@@ -46,6 +47,8 @@ struct Train: ParsableCommand {
         let view = TrainProgress()
         job.onEvent = { ev, trainer in view.show(ev, trainer) }
         do { _ = try job.run() } catch { fail("\(error)") }
+        do { print("report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))") }
+        catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
     }
 }
 

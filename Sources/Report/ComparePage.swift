@@ -1,0 +1,100 @@
+import FineTuning
+import Foundation
+import SafeTensors
+
+/// A `rankwise compare` directory as one page: the results table of every task and every run's curves
+/// overlaid (one colour per method), plus where each method put its ranks.
+public enum ComparePage {
+    /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`).
+    public static func cells(in directory: String) -> [CompareTable.Cell] {
+        let fm = FileManager.default
+        var out: [CompareTable.Cell] = []
+        for task in ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
+            for run in ((try? fm.contentsOfDirectory(atPath: directory + "/" + task)) ?? []).sorted() {
+                let parts = run.split(separator: "-"), n = parts.count
+                guard n >= 3, parts[n - 2].hasPrefix("r"), let b = Int(parts[n - 2].dropFirst()),
+                      parts[n - 1].hasPrefix("seed"), let s = UInt64(parts[n - 1].dropFirst(4)) else { continue }
+                let method = parts.dropLast(2).joined(separator: "-")
+                if let c = CompareTable.Cell(cell: CompareCell(task: task, method: method, budget: b, seed: s), directory: directory + "/\(task)/\(run)") { out.append(c) }
+            }
+        }
+        // The grid's order (tasks, then methods) when its results.json says it.
+        if let d = FileManager.default.contents(atPath: directory + "/results.json"),
+           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let g = o["grid"],
+           let gd = try? JSONSerialization.data(withJSONObject: g), let grid = try? JSONDecoder().decode(CompareOptions.self, from: gd) {
+            let tasks = grid.taskList.map(Comparison.taskName)
+            func key(_ c: CompareTable.Cell) -> Int { (tasks.firstIndex(of: c.cell.task) ?? 99) * 1000 + (grid.methods.firstIndex(of: c.cell.method) ?? 99) }
+            out = out.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
+        }
+        return out
+    }
+
+    /// Whether `directory` holds a comparison (a results table and task folders) rather than one run.
+    public static func isComparison(_ directory: String) -> Bool {
+        !FileManager.default.fileExists(atPath: directory + "/run.json") && !cells(in: directory).isEmpty
+    }
+
+    public static func html(directory: String) throws -> String {
+        let cells = cells(in: directory)
+        guard !cells.isEmpty else { throw TrainErrorText("\(directory): no finished runs (TASK/METHOD-rBUDGET-seedSEED/results.json)") }
+        let table = CompareTable(cells: cells)
+        let methods = table.rows.map(\.method).uniqued()
+        func color(_ m: String) -> String { SVG.palette[(methods.firstIndex(of: m) ?? 0) % SVG.palette.count] }
+        var body = "<h1>Rankwise comparison</h1><p class=\"sub\">\(SVG.escape(directory)) · \(cells.count) finished runs · methods: \(SVG.escape(methods.joined(separator: ", ")))</p>"
+        body += "<p>Test metrics: mean ± sample standard deviation over seeds (each run's best dev checkpoint); other columns are means. "
+            + "Final rank total: the sum of the final ranks over all adapted modules (the budget every method spends).</p>"
+        for task in table.rows.map(\.task).uniqued() {
+            let rows = table.rows.filter { $0.task == task }
+            let mk = rows[0].metricKeys
+            body += "<h2>\(SVG.escape(task))</h2>"
+            let header = ["method", "budget", "seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + CompareTable.columns.map(\.1)
+            body += SVG.table(header: header, rows: rows.map { r in
+                [r.method, "\(r.budget)", "\(r.runs.count)"] + mk.map { CompareTable.fmt(r.stat($0), 4) } + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2) }
+            }, leftColumns: 1)
+            let runs = rows.flatMap(\.runs).compactMap { try? RunReport.Run(directory: $0.directory) }
+            let metric = rows[0].regression ? "pearson" : "macro_f1"
+            body += "<div class=\"grid\">"
+            body += SVG.lineChart(runs.map { SVG.Series(name: $0.method, points: $0.lossCurve, color: color($0.method), width: 1.2) },
+                                  title: "\(task): training loss, every run", x: "step", y: "loss")
+            body += SVG.lineChart(runs.map { SVG.Series(name: $0.method, points: $0.devCurve(metric), color: color($0.method), dots: $0.devCurve(metric).count < 3, width: 1.2) },
+                                  title: "\(task): dev \(metric), every run", x: "step", y: metric)
+            // Where each method put its ranks: mean final rank per module type.
+            var perKind: [String: [String: Double]] = [:]
+            for r in rows {
+                var sums: [String: Double] = [:]
+                for run in r.runs { for (m, v) in (run.results["ranks"] as? [String: Int]) ?? [:] { if let p = RunReport.split(m) { sums[p.kind, default: 0] += Double(v) } } }
+                perKind[r.method + " r\(r.budget)"] = sums.mapValues { $0 / Double(max(1, r.runs.count)) }
+            }
+            let kinds = RunReport.kinds.map(\.1)
+            let names = rows.map { $0.method + " r\($0.budget)" }
+            let all = perKind.values.flatMap(\.values)
+            body += SVG.heatmap(rows: names, columns: kinds, values: names.map { n in kinds.map { perKind[n]?[$0] } }, lo: all.min() ?? 0, hi: all.max() ?? 1,
+                                title: "\(task): total final rank per module type (mean over seeds)", cell: (w: 58, h: 20), labels: true)
+            body += "</div>"
+        }
+        if let d = FileManager.default.contents(atPath: directory + "/speed.json"), let speed = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]], !speed.isEmpty {
+            body += "<h2>Speed next to PyTorch + PEFT</h2><p>Training steps on the same random batches of each task, same thread count, measured in the same run.</p>"
+            body += SVG.table(header: ["task", "method", "Rankwise tokens/s", "PEFT tokens/s", "speed ratio", "Rankwise peak MiB", "PEFT peak MiB", "memory ratio"], rows: speed.map { o in
+                let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
+                return [o["task"] as? String ?? "", o["method"] as? String ?? "", String(format: "%.0f", n("tokens_per_s")), String(format: "%.0f", n("peer_tokens_per_s")),
+                        String(format: "%.2fx", n("tokens_per_s") / n("peer_tokens_per_s")), String(format: "%.0f", n("peak_rss_mib")),
+                        String(format: "%.0f", n("peer_peak_rss_mib")), String(format: "%.2fx", n("peak_rss_mib") / n("peer_peak_rss_mib"))]
+            }, leftColumns: 2)
+        }
+        body += "<p class=\"note\">Written by <code>rankwise report</code>; every run's own page: <code>rankwise report DIR/TASK/RUN</code>.</p>"
+        return SVG.page(title: "Rankwise comparison", body: body)
+    }
+
+    @discardableResult
+    public static func write(directory: String, output: String? = nil) throws -> String {
+        let path = output ?? directory + "/report.html"
+        try AtomicFile.write(try html(directory: directory), to: path)
+        return path
+    }
+}
+
+struct TrainErrorText: Error, CustomStringConvertible {
+    let description: String
+    init(_ s: String) { description = s }
+}
+

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import FineTuning
+
+/// The grid: which options each cell gets, the table's statistics worked by hand, and a real grid that
+/// is interrupted and continued.
+@Suite(.serialized) struct CompareTests {
+    func tmp(_ name: String) -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-compare-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: d)
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func grid(_ f: (inout CompareOptions) -> Void) -> CompareOptions {
+        var g = CompareOptions(); g.tasks = ["tweets"]; f(&g); return g
+    }
+
+    @Test func cellOptionsLayerBudgetThenUserThenGrid() throws {
+        let g = grid { $0.methods = ["lora", "elalora"]; $0.budgets = ["4", "8"]; $0.seeds = ["1", "2"]; $0.output = "/tmp/x" }
+        let c = try Comparison(grid: g, common: [("epochs", "2"), ("lr", "2e-3"), ("max-rank", "12")])
+        #expect(c.cells.count == 8)
+        let lora = try c.options(for: CompareCell(task: "tweets", method: "lora", budget: 4, seed: 2))
+        #expect(lora.method == "lora" && lora.methodOptions["r"] == "4" && lora.methodOptions["alpha"] == "8")
+        #expect(lora.training.lr == 2e-3 && lora.training.epochs == 2 && lora.training.seed == 2)  // the user's lr wins over the method's
+        #expect(lora.methodOptions["max-rank"] == nil)  // an ElaLoRA option is not given to LoRA
+        #expect(lora.data.output == "/tmp/x/tweets/lora-r4-seed2" && lora.data.train == "tweets")
+        let ela = try c.options(for: CompareCell(task: "tweets", method: "elalora", budget: 8, seed: 1))
+        #expect(ela.methodOptions["r"] == "8" && ela.methodOptions["max-rank"] == "12")  // the user's max-rank over 2 x budget
+        let ela4 = try Comparison(grid: g, common: []).options(for: CompareCell(task: "tweets", method: "elalora", budget: 4, seed: 1))
+        #expect(ela4.methodOptions["max-rank"] == "8" && ela4.training.lr == 5e-3)
+    }
+
+    @Test func quickFillsOnlyWhatIsNotGivenAndGridKeysAreRefused() throws {
+        let c = try Comparison(grid: grid { $0.quick = true }, common: [("epochs", "3")])
+        let o = try c.options(for: c.cells[0])
+        #expect(o.training.epochs == 3 && o.data.maxTrainExamples == 2000 && o.data.maxEvalExamples == 1000 && o.training.maxLength == 64)
+        for (k, hint) in [("train", "--tasks"), ("seed", "--seeds"), ("r", "--budgets"), ("method", "--methods")] {
+            #expect { try Comparison(grid: grid { _ in }, common: [(k, "1")]) } throws: { "\($0)".contains(hint) }
+        }
+        #expect { try Comparison(grid: grid { $0.methods = ["nope"] }, common: []) } throws: { "\($0)".contains("unknown method") }
+        #expect { try Comparison(grid: grid { $0.budgets = ["8", "x"] }, common: []) } throws: { "\($0)".contains("--budgets") }
+        #expect { try Comparison(grid: grid { $0.tasks = ["/no/such.csv"] }, common: []) } throws: { "\($0)".contains("neither a file nor a known data set") }
+        #expect { try Comparison(grid: grid { $0.tasks = [] }, common: []) } throws: { "\($0)".contains("--suite") }
+        #expect(grid { $0.suite = true; $0.tasks = ["my.csv"] }.taskList == DataSuite.names + ["my.csv"])
+    }
+
+    @Test func tableMeanAndSampleSpreadByHand() throws {
+        let d = tmp("table")
+        func run(_ m: String, _ s: Int, _ acc: Double, _ f1: Double, ranks: [String: Int]) throws {
+            let dir = d + "/t/\(m)-r8-seed\(s)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let r: [String: Any] = ["test_accuracy": acc, "test_macro_f1": f1, "trainable_parameters": 100, "ranks": ranks, "train_seconds": 10.0 * Double(s)]
+            try JSONSerialization.data(withJSONObject: r).write(to: URL(fileURLWithPath: dir + "/results.json"))
+        }
+        try run("lora", 1, 0.70, 0.60, ranks: ["a": 8, "b": 8]); try run("lora", 2, 0.74, 0.66, ranks: ["a": 8, "b": 8]); try run("lora", 3, 0.72, 0.63, ranks: ["a": 8, "b": 8])
+        try run("ada", 1, 0.50, 0.40, ranks: ["a": 10, "b": 6])
+        let cells = [("lora", 1), ("lora", 2), ("lora", 3), ("ada", 1), ("ada", 2)].compactMap { m, s in
+            CompareTable.Cell(cell: CompareCell(task: "t", method: m, budget: 8, seed: UInt64(s)), directory: d + "/t/\(m)-r8-seed\(s)")
+        }
+        #expect(cells.count == 4)  // ada seed 2 has not finished
+        let t = CompareTable(cells: cells)
+        #expect(t.rows.map(\.method) == ["lora", "ada"])
+        let acc = try #require(t.rows[0].stat("test_accuracy"))
+        #expect(abs(acc.mean - 0.72) < 1e-12 && abs(acc.sd - 0.02) < 1e-12 && acc.n == 3)
+        #expect(t.rows[0].stat("final_rank")?.mean == 16 && t.rows[1].stat("final_rank")?.mean == 16 && t.rows[1].stat("test_accuracy")?.sd == 0)
+        #expect(t.rows[0].stat("train_seconds")?.mean == 20)
+        #expect(t.markdown().contains("| lora | 8 | 3 | 0.7200 ± 0.0200 | 0.6300 ± 0.0300 | 100 | 16 | 20 | - | - |"))
+        #expect(t.markdown().contains("| ada | 8 | 1 | 0.5000 | 0.4000 |"))
+        #expect(t.csv().split(separator: "\n")[1].hasPrefix("t,lora,8,3,0.72,0.02,0.63,0.03,,,,,100,0,16,0,20,10,"))
+    }
+
+    /// A real grid on the real model: a grid stopped after its first cell continues with the rest,
+    /// leaving the finished cell alone, and the tables hold every cell.
+    @Test func anInterruptedGridContinues() throws {
+        guard Fixtures.modelDir() != nil else { return }
+        let d = tmp("grid")
+        let rows = (0..<48).map { i in "\(["good fun day", "awful sad mess", "fine plain thing"][i % 3]) number \(i),\(["pos", "neg", "neu"][i % 3])" }
+        try ("text,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
+        let g = grid { $0.tasks = [d + "/data.csv"]; $0.methods = ["lora", "elalora"]; $0.budgets = ["2"]; $0.seeds = ["1", "2"]; $0.output = d + "/out" }
+        let common: [(key: String, value: String)] = [("epochs", "1"), ("batch-size", "8"), ("model", Fixtures.modelDir()!), ("tinit", "1"), ("tfinal", "1")]
+        // The first session ran one cell (a grid of one method and one seed, into the same output), then stopped.
+        let one = try Comparison(grid: grid { $0.tasks = g.tasks; $0.methods = ["lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = g.output }, common: common)
+        try one.run()
+        let firstResult = try Data(contentsOf: URL(fileURLWithPath: d + "/out/data/lora-r2-seed1/results.json"))
+        var ran: [String] = []
+        let all = try Comparison(grid: g, common: common)
+        all.onCell = { c, _, _, eta in ran.append(c.name); #expect(ran.count == 1 || eta != nil) }
+        let table = try all.run()
+        #expect(ran == ["lora-r2-seed2", "elalora-r2-seed1", "elalora-r2-seed2"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d + "/out/data/lora-r2-seed1/results.json")) == firstResult)
+        #expect(table.rows.count == 2 && table.rows.allSatisfy { $0.runs.count == 2 })
+        #expect(table.rows.allSatisfy { $0.stat("final_rank")?.mean == 72 })  // 36 modules x budget 2, LoRA and ElaLoRA alike
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/out/results.json"))) as! [String: Any]
+        #expect((json["rows"] as! [[String: Any]]).count == 2)
+    }
+}
