@@ -19,15 +19,16 @@ struct Compare: ParsableCommand {
               rankwise compare --tasks tweets,my.csv --methods lora,tsqlora --budgets 4,8 --seeds 1,2,3 --epochs 2
               rankwise compare --grid grid.yaml --peer-python /opt/rankwise-peer/bin/python
 
-            Grid options: --methods, --budgets, --seeds, --tasks, --suite, --quick, --output (defaults below). Every other
-            option is a training option of `rankwise train` for every cell (a method's own option only for the methods that
-            have it). Each method runs at its tuned options for the budget (learning rate, initial or maximum rank); options
-            you give override them. A YAML --grid file takes the same names. Run the same command again to continue an
-            interrupted grid: finished cells are skipped, a cell with a checkpoint resumes.
+            Every option other than the grid's is a training option of `rankwise train` for every cell (a method's own option only for the methods that have it). Each method runs at its tuned options for the budget (learning rate, initial or maximum rank: `rankwise methods`); options you give override them. A YAML --grid file takes the same names.
 
-            With --peer-python (a Python with torch, transformers and peft: scripts/peer-env.sh), LoRA and AdaLoRA training
-            steps are also timed next to PEFT on each task's real batches, with the same thread count, in the same run.
-            """)
+            Run the same command again to continue an interrupted grid: finished cells are skipped, a cell with a checkpoint resumes. Each cell is a run directory OUTPUT/TASK/METHOD-rBUDGET-seedSEED; the tables and report.html are rewritten after every cell.
+
+            With --peer-python (a Python with torch, transformers and peft: scripts/peer-env.sh), LoRA and AdaLoRA training steps are also timed next to PEFT on each task's real batches, with the same thread count, in the same run.
+
+            Grid options:
+
+            """ + SettingsTable.helpLines(SettingsTable.options(of: CompareOptions.self)).joined(separator: "\n")
+            + "\n\nSuite data sets (`rankwise fetch-data`):\n" + DataSuite.listing)
 
     @Option(help: "YAML file with grid and training options (flags override it).") var grid: String?
     @Option(help: "A Python with torch, transformers and peft: time LoRA and AdaLoRA next to PEFT on each task.") var peerPython: String?

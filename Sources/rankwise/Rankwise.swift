@@ -9,6 +9,10 @@ struct Rankwise: ParsableCommand {
     static func main() {
         setvbuf(stdout, nil, _IOLBF, 0)  // keep stdout and stderr in order when piped
         let args = Array(CommandLine.arguments.dropFirst())
+        if args.first == "compare" && args.contains(where: { $0 == "--help" || $0 == "-h" }) {
+            print(Compare.helpMessage(columns: 200))  // wide: the grid options are a table
+            Foundation.exit(0)
+        }
         if args.first == "train" && args.contains(where: { $0 == "--help" || $0 == "-h" }) {
             // The train options come from the library's settings types, not ArgumentParser declarations.
             print(Train.helpMessage(columns: 200))
