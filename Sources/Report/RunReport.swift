@@ -96,9 +96,7 @@ public enum RunReport {
     /// Writes the page atomically to `output` (default `RUN_DIR/report.html`); returns the path.
     @discardableResult
     public static func write(runDirectory: String, output: String? = nil) throws -> String {
-        let path = output ?? runDirectory + "/report.html"
-        try AtomicFile.write(try html(runDirectory: runDirectory), to: path)
-        return path
+        try SVG.write(try html(runDirectory: runDirectory), to: output ?? runDirectory + "/report.html")
     }
 
     static func kpis(_ run: Run) -> String {

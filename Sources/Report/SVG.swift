@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// Inline SVG charts for the HTML reports: plain strings, no script, no external resource.
 public enum SVG {
@@ -146,6 +147,13 @@ public enum SVG {
         s += "<text x=\"\(num(l - 4))\" y=\"\(num(t + 8))\" text-anchor=\"end\" class=\"tick\">\(Int(top))</text><text x=\"\(num(l - 4))\" y=\"\(num(t + ph))\" text-anchor=\"end\" class=\"tick\">0</text>"
         s += "<text x=\"\(num(l + pw / 2))\" y=\"\(num(height - 6))\" text-anchor=\"middle\" class=\"axis\">\(escape(xTitle))</text>"
         return s + "</svg>"
+    }
+
+    /// Writes a page atomically to `path` and returns the path.
+    @discardableResult
+    public static func write(_ html: String, to path: String) throws -> String {
+        try AtomicFile.write(html, to: path)
+        return path
     }
 
     /// The page around the sections: inline style only.

@@ -5,7 +5,6 @@ import Methods
 import Report
 import RankwiseCore
 import Training
-import Yams
 
 /// `rankwise compare`: parses the grid, shows overall progress and prints the table. The grid itself is
 /// `Comparison` in the FineTuning library; the speed comparison with PyTorch runs `rankwise bench train`
@@ -38,14 +37,7 @@ struct Compare: ParsableCommand {
     func run() throws {
         let cmp: Comparison
         do {
-            var values: [(key: String, value: String)] = []
-            if let grid {
-                guard let text = try? String(contentsOfFile: grid, encoding: .utf8) else { throw SettingsError("\(grid): cannot read") }
-                try FineTuneOptions.checkConfigText(text, file: grid)
-                let obj: Any?
-                do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(grid): not valid YAML (\(error))") }
-                values = try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: grid)
-            }
+            var values = try grid.map(yamlOptions) ?? []
             let gridTable = SettingsTable.options(of: CompareOptions.self)
             let flags = Set(gridTable.filter(\.isFlag).map(\.key))
             // Grid flags are bare (--suite): give them a value before the generic parser sees them.

@@ -32,14 +32,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let o: FineTuneOptions
         do {
-            var values: [(key: String, value: String)] = []
-            if let config {
-                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw SettingsError("\(config): cannot read") }
-                try FineTuneOptions.checkConfigText(text, file: config)
-                let obj: Any?
-                do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(config): not valid YAML (\(error))") }
-                values = try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: config)
-            }
+            var values = try config.map(yamlOptions) ?? []
             values += try FineTuneOptions.values(fromArguments: options)
             o = try FineTuneOptions.from(values)
         } catch { fail("\(error)") }
@@ -50,6 +43,15 @@ struct Train: ParsableCommand {
         do { print("report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))") }
         catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
     }
+}
+
+/// The options of a YAML file (checked before parsing: see `FineTuneOptions.checkConfigText`), as key/value pairs.
+func yamlOptions(_ path: String) throws -> [(key: String, value: String)] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw SettingsError("\(path): cannot read") }
+    try FineTuneOptions.checkConfigText(text, file: path)
+    let obj: Any?
+    do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(path): not valid YAML (\(error))") }
+    return try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: path)
 }
 
 /// Methods and their options.
