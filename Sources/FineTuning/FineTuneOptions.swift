@@ -141,7 +141,7 @@ public struct FineTuneOptions: Sendable {
                 if i + 1 < args.count, Bool.parse(args[i + 1]) != nil { out.append((key, args[i + 1])); i += 2 } else { out.append((key, "true")); i += 1 }
                 continue
             }
-            guard i + 1 < args.count else { throw SettingsError("--\(key) needs a value") }
+            guard i + 1 < args.count, !args[i + 1].hasPrefix("--") else { throw SettingsError("--\(key) needs a value (or is not an option: see --help)") }
             out.append((key, args[i + 1]))
             i += 2
         }

@@ -62,7 +62,9 @@ public enum ModelStore {
         let dest = directory(for: k)
         if !force && isComplete(dest, k.required) { return dest }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: cacheRoot + "/" + k.kind, withIntermediateDirectories: true)
+        do { try fm.createDirectory(atPath: cacheRoot + "/" + k.kind, withIntermediateDirectories: true) } catch {
+            throw ModelError("cannot create \(cacheRoot)/\(k.kind) (is the cache a writable directory? set RANKWISE_CACHE to choose another)")
+        }
         let tmp = cacheRoot + "/" + k.kind + "/.fetch-\(k.directoryName)-\(getpid())"
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
@@ -133,7 +135,10 @@ public enum ModelStore {
         if FileManager.default.fileExists(atPath: spec) { return spec }
         if let k = knownData.first(where: { $0.alias == spec }) { return try fetch(k, force: false, quiet: quiet) + "/" + k.required[0] }
         let (name, part) = suitePart(spec)
-        if let s = DataSuite.dataSet(name), ["train", "dev", "test"].contains(part) { return try DataSuite.fetch(s, quiet: quiet) + "/\(part).jsonl" }
+        if let s = DataSuite.dataSet(name) {
+            guard ["train", "dev", "test"].contains(part) else { throw ModelError("\(spec): \(name) has the parts train, dev and test, not \"\(part)\"") }
+            return try DataSuite.fetch(s, quiet: quiet) + "/\(part).jsonl"
+        }
         throw ModelError("\(spec): no such file (known data sets: \(DataSuite.names.joined(separator: ", ")))")
     }
 

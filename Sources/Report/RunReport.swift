@@ -25,7 +25,12 @@ public enum RunReport {
             }
             guard let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { throw DataError("\(directory)/run.json: not a JSON object") }
             record = r
-            results = FileManager.default.contents(atPath: directory + "/results.json").flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] } ?? [:]
+            if let d = FileManager.default.contents(atPath: directory + "/results.json") {
+                guard let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { throw DataError("\(directory)/results.json: not a JSON object (damaged?)") }
+                results = r
+            } else {
+                results = [:]
+            }
             events = []
             if let m = FileManager.default.contents(atPath: directory + "/metrics.jsonl") {
                 for line in m.split(separator: UInt8(ascii: "\n")) {

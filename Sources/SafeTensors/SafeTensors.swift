@@ -311,9 +311,20 @@ public enum SafeTensorsWriter {
     }
 }
 
-/// Atomic file replacement: temp file in the same directory, fsync, rename.
+/// Atomic file replacement: temp file in the same directory, fsync, rename. A symbolic link is written
+/// through (its target is replaced); a device, pipe or directory at the path is refused, never replaced.
 public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String) throws {
+    public static func write(_ bytes: [UInt8], to given: String) throws {
+        guard !given.isEmpty else { throw SafeTensorsError(file: given, tensor: nil, message: "empty file name") }
+        var path = given
+        var st = stat()
+        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+            guard let real = realpath(path, nil) else { throw SafeTensorsError(file: given, tensor: nil, message: "a symbolic link to a missing file") }
+            path = String(cString: real); free(real)
+        }
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            throw SafeTensorsError(file: given, tensor: nil, message: "not a regular file (a device, pipe or directory): refusing to replace it")
+        }
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw SafeTensorsError(file: path, tensor: nil, message: "cannot create \(tmp): \(String(cString: strerror(errno)))") }

@@ -20,7 +20,7 @@ struct AdapterOptions: ParsableArguments {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC).")
     @OptionGroup var a: AdapterOptions
-    @Option(help: "Labelled CSV, TSV or JSONL (or a data alias).") var data: String
+    @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).") var data: String
     @Option(help: "Text column.") var textColumn = "text"
     @Option(help: "Second text column.") var pairColumn: String?
     @Option(help: "Label column.") var labelColumn = "label"
@@ -33,6 +33,9 @@ struct Eval: ParsableCommand {
             spec.textColumn = textColumn; spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)
             spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
             spec.regression = l.model.problem == .regression
+            // A suite name alone means its test part here (training data is what train reads by that name).
+            var data = self.data
+            if DataSuite.dataSet(data) != nil { data += ":test"; print("evaluating on \(data)") }
             let (ds, rep) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
             for p in rep.problems { print("  - " + p) }
             let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)

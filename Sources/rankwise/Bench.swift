@@ -208,6 +208,8 @@ struct BenchTrain: ParsableCommand {
                 overrides[SettingsTable.normalise(k)] = v
             }
         } catch { fail("\(error)") }
+        guard iters >= 1, batch >= 1, seq >= 1, maxLength >= 1 else { fail("--iters, --batch, --seq and --max-length must be at least 1") }
+        if json != nil && data == nil { fail("--json needs --data (it records the real-batch measurement)") }
         let info = try BLAS.load()
         var rng = SplitMix64(seed: 1)
         let vocab = try BertConfig(path: dir).vocabSize
@@ -317,11 +319,12 @@ extension BenchTrain {
         spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
         spec.pairColumn = ModelStore.pairColumn(forData: data, given: nil)
         spec.regression = DataSuite.dataSet(data)?.task == .regression  // timed as 2-class steps: the cost is the same
-        let set: TokenizedSet
+        var set: TokenizedSet
         do {
             let (ds, _) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec)
             set = TokenizedSet(ds, tokenizer: try Tokenizer(path: dir), maxLength: maxLength)
         } catch { fail("\(error)") }
+        if set.regression { set.labels = set.targets.map { $0 >= 0 ? 1 : 0 } }  // timed as 2-class steps: the same cost
         let lengths = set.ids.map(\.count)
         guard set.count >= batch * iters else { fail("--data \(data): \(set.count) examples, need batch x iters = \(batch * iters)") }
         let random = BucketedSampler(lengths: lengths, batchSize: batch, seed: 1, bucket: 1)
@@ -368,8 +371,12 @@ extension BenchTrain {
         print(String(format: "memory:    peak RSS %.0f MiB (the whole process: data, model, steps)", mem))
         var record: [String: Any] = ["data": data, "method": method, "batch": batch, "iters": iters, "tokens_per_s": ours, "peak_rss_mib": mem,
                                      "threads": info.threads, "blas": "\(info.vendor) \(info.coreName)"]
-        defer { if let json { try? AtomicFileWrite(json, String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])) ?? Data(), as: UTF8.self)) } }
-        guard let py = peerPython else { return }
+        func writeJSON() {
+            guard let path = self.json else { return }
+            do { try AtomicFileWrite(path, String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)) }
+            catch { fail("--json: \(error)") }
+        }
+        guard let py = peerPython else { writeJSON(); return }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-bench-data-\(getpid()).json").path
         let json: [String: Any] = ["batches": randomBatches.map { idx in ["ids": idx.map { set.ids[$0].map(Int.init) }, "labels": idx.map { Int(set.labels[$0]) }] }]
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: tmp))
@@ -387,5 +394,6 @@ extension BenchTrain {
         print(String(format: "ratio:     %.2fx PEFT real tokens/s on the same random batches, %.2fx its peak memory", ours / theirs, mem / pmem))
         record["peer_tokens_per_s"] = theirs; record["peer_peak_rss_mib"] = pmem; record["peer_method"] = entry.peftAnalogue
         record["peer_torch"] = peer["torch"] ?? "?"; record["peer_threads"] = peerThreads
+        writeJSON()
     }
 }

@@ -57,6 +57,15 @@ struct Compare: ParsableCommand {
             cmp = try Comparison(grid: g, common: common)
         } catch { fail("\(error)") }
 
+        if let py = peerPython {  // a wrong peer fails now, not after the grid
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [py, "-c", "import torch, transformers, peft"]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            do { try p.run(); p.waitUntilExit() } catch { fail("--peer-python \(py): cannot run it (\(error))") }
+            guard p.terminationStatus == 0 else { fail("--peer-python \(py): cannot import torch, transformers and peft (scripts/peer-env.sh makes such a Python)") }
+            guard peerThreads >= 1 else { fail("--peer-threads must be at least 1") }
+        }
         let all = cmp.cells
         let done = all.filter { FileManager.default.fileExists(atPath: cmp.directory($0) + "/results.json") }.count
         print("compare: \(all.count) cells (\(cmp.grid.taskList.count) tasks x \(cmp.grid.methods.count) methods x \(cmp.grid.budgets.count) budgets x \(cmp.grid.seeds.count) seeds)"
@@ -81,30 +90,36 @@ struct Compare: ParsableCommand {
         let table: CompareTable
         do { table = try cmp.run() } catch { fail("\(error)") }
         print("\n" + table.markdown())
-        if let py = peerPython { speed(cmp, python: py) }
+        let speedFailed = peerPython.map { speed(cmp, python: $0) } ?? false
         let page: String
         do { page = try ComparePage.write(directory: cmp.grid.output) } catch { fail("\(error)") }
         print("wrote \(cmp.grid.output)/results.json, results.md, results.csv and \(page)")
+        if speedFailed { fail("some speed measurements next to PEFT failed (see above)") }
     }
 
-    /// LoRA and AdaLoRA next to PEFT on each task's training batches: `rankwise bench train --data` in a child process per method.
-    func speed(_ cmp: Comparison, python: String) {
+    /// LoRA and AdaLoRA (those of them in the grid) next to PEFT on each task's training batches: `rankwise bench train --data`
+    /// in a child process per method, with the grid's batch size. Returns whether any measurement failed.
+    func speed(_ cmp: Comparison, python: String) -> Bool {
+        let methods = ["lora", "adalora"].filter(cmp.grid.methods.contains)
+        guard !methods.isEmpty else { print("(no speed comparison: PEFT runs LoRA and AdaLoRA, and neither is in --methods)"); return false }
+        let batch = cmp.common.first { $0.key == "batch-size" }?.value ?? "32"
+        var failed = false
         var rows: [[String: Any]] = []
-        var md = "\n### Speed next to PyTorch + PEFT (same random batches of 32, \(peerThreads) threads, training steps)\n\n"
+        var md = "\n### Speed next to PyTorch + PEFT (same random batches of \(batch), \(peerThreads) threads, training steps)\n\n"
             + "| task | method | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak MiB | PEFT peak MiB | memory ratio |\n"
             + "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
         for task in cmp.grid.taskList {
-            for method in ["lora", "adalora"] {
+            for method in methods {
                 let out = cmp.grid.output + "/speed-\(Comparison.taskName(task))-\(method).json"
                 if !FileManager.default.fileExists(atPath: out) {
                     stderr("speed: \(Comparison.taskName(task)) \(method) next to PEFT ...\n")
                     let p = Process()
                     p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "/proc/self/exe")
-                    p.arguments = ["bench", "train", "--data", task, "--method", method, "--peer-python", python, "--peer-threads", "\(peerThreads)", "--json", out]
+                    p.arguments = ["bench", "train", "--data", task, "--method", method, "--batch", batch, "--peer-python", python, "--peer-threads", "\(peerThreads)", "--json", out]
                     p.standardOutput = FileHandle.nullDevice
-                    do { try p.run() } catch { stderr("speed: cannot run bench: \(error)\n"); return }
+                    do { try p.run() } catch { stderr("speed: cannot run bench: \(error)\n"); return true }
                     p.waitUntilExit()
-                    guard p.terminationStatus == 0 else { stderr("speed: bench train --data \(task) --method \(method) failed (exit \(p.terminationStatus))\n"); continue }
+                    guard p.terminationStatus == 0 else { stderr("speed: bench train --data \(task) --method \(method) failed (exit \(p.terminationStatus))\n"); failed = true; continue }
                 }
                 guard let d = FileManager.default.contents(atPath: out), var o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { continue }
                 let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
@@ -119,6 +134,7 @@ struct Compare: ParsableCommand {
             try AtomicFileWrite(cmp.grid.output + "/speed.json", String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             let tables = (try? String(contentsOfFile: cmp.grid.output + "/results.md", encoding: .utf8)) ?? ""
             if !tables.contains("### Speed next to") { try AtomicFileWrite(cmp.grid.output + "/results.md", tables + md) }
-        } catch { stderr("speed: \(error)\n") }
+        } catch { stderr("speed: \(error)\n"); failed = true }
+        return failed
     }
 }

@@ -16,8 +16,11 @@ struct ReportCommand: ParsableCommand {
         do {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else { fail("\(directory): no such directory") }
-            let path = ComparePage.isComparison(directory) ? try ComparePage.write(directory: directory, output: output)
-                                                           : try RunReport.write(runDirectory: directory, output: output)
+            let isRun = FileManager.default.fileExists(atPath: directory + "/run.json")
+            if !isRun && !ComparePage.isComparison(directory) {
+                fail("\(directory): neither a run directory (no run.json) nor a comparison with a finished run (TASK/METHOD-rBUDGET-seedSEED/results.json)")
+            }
+            let path = isRun ? try RunReport.write(runDirectory: directory, output: output) : try ComparePage.write(directory: directory, output: output)
             print(path)
         } catch { fail("\(error)") }
     }

@@ -46,6 +46,35 @@ import TestSupport
         #expect(grid { $0.suite = true; $0.tasks = ["my.csv"] }.taskList == DataSuite.names + ["my.csv"])
     }
 
+    /// Found by trying the tool as a hostile user: aliases that slipped past the grid's keys, duplicated
+    /// grid values counted as seeds, two files sharing a folder, an option no compared method has.
+    @Test func aliasesDuplicatesAndCollisionsAreErrors() throws {
+        #expect { try Comparison(grid: grid { $0.methods = ["adalora"] }, common: [("target-r", "2")]) } throws: { "\($0)".contains("--r is set by the grid") }
+        let c = try Comparison(grid: grid { $0.methods = ["adalora"] }, common: [("learning_rate", "0.02")])
+        #expect(try c.options(for: c.cells[0]).training.lr == 0.02)  // the alias replaces AdaLoRA's tuned 5e-3
+        #expect { try Comparison(grid: grid { $0.methods = ["lora", "lora"] }, common: []) } throws: { "\($0)".contains("--methods: lora is listed twice") }
+        #expect { try Comparison(grid: grid { $0.seeds = ["1", "01"] }, common: []) } throws: { "\($0)".contains("--seeds: 1 is listed twice") }
+        #expect { try Comparison(grid: grid { $0.budgets = ["4", "04"] }, common: []) } throws: { "\($0)".contains("--budgets: 4 is listed twice") }
+        let d = tmp("collide")
+        for sub in ["a", "b"] {
+            try FileManager.default.createDirectory(atPath: d + "/" + sub, withIntermediateDirectories: true)
+            try "text,label\nx,1\n".write(toFile: d + "/\(sub)/trec.csv", atomically: true, encoding: .utf8)
+        }
+        #expect { try Comparison(grid: grid { $0.tasks = [d + "/a/trec.csv", d + "/b/trec.csv"] }, common: []) } throws: { "\($0)".contains("would share the folder trec") }
+        #expect { try Comparison(grid: grid { $0.tasks = ["trec", d + "/a/trec.csv"] }, common: []) } throws: { "\($0)".contains("would share the folder trec") }
+        #expect { try Comparison(grid: grid { $0.methods = ["lora"] }, common: [("init-r", "abc")]) } throws: { "\($0)".contains("none of the methods compared (lora)") }
+    }
+
+    @Test func anOutputKeepsItsOptions() throws {
+        let d = tmp("lock")
+        let g = grid { $0.output = d }
+        try Comparison(grid: g, common: [("epochs", "1")]).checkSameOptions()
+        try Comparison(grid: g, common: [("epochs", "1")]).checkSameOptions()  // the same options continue
+        #expect { try Comparison(grid: g, common: [("epochs", "2"), ("lr", "1e-2")]).checkSameOptions() } throws: {
+            "\($0)".contains("--epochs: 1 then, 2 now; --lr: not given then, 1e-2 now")
+        }
+    }
+
     @Test func tableMeanAndSampleSpreadByHand() throws {
         let d = tmp("table")
         func run(_ m: String, _ s: Int, _ acc: Double, _ f1: Double, ranks: [String: Int]) throws {
@@ -80,9 +109,12 @@ import TestSupport
         try ("text,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
         let g = grid { $0.tasks = [d + "/data.csv"]; $0.methods = ["lora", "elalora"]; $0.budgets = ["2"]; $0.seeds = ["1", "2"]; $0.output = d + "/out" }
         let common: [(key: String, value: String)] = [("epochs", "1"), ("batch-size", "8"), ("model", Fixtures.modelDir()!), ("tinit", "1"), ("tfinal", "1")]
-        // The first session ran one cell (a grid of one method and one seed, into the same output), then stopped.
-        let one = try Comparison(grid: grid { $0.tasks = g.tasks; $0.methods = ["lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = g.output }, common: common)
-        try one.run()
+        // The first session stops after one cell.
+        let first = try Comparison(grid: g, common: common)
+        var done = 0
+        first.onCellDone = { _, _, _ in done += 1 }
+        first.shouldStop = { done >= 1 }
+        try first.run()
         let firstResult = try Data(contentsOf: URL(fileURLWithPath: d + "/out/data/lora-r2-seed1/results.json"))
         var ran: [String] = []
         let all = try Comparison(grid: g, common: common)

@@ -153,4 +153,24 @@ struct RandomSource {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(#"{"a":1} x"#.utf8)) }
         #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(String(repeating: "[", count: 1000).utf8)) }
     }
+
+    /// `report --output /dev/full` (as root) once replaced the device with a regular file: an atomic write
+    /// now writes through a symbolic link and refuses devices, pipes and directories.
+    @Test func atomicWriteRefusesSpecialFilesAndFollowsLinks() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-atomic-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "old".write(toFile: dir + "/target", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/target")
+        try AtomicFile.write("new", to: dir + "/link")
+        #expect(try String(contentsOfFile: dir + "/target", encoding: .utf8) == "new")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link") == dir + "/target")  // still a link
+        #expect(mkfifo(dir + "/fifo", 0o644) == 0)
+        for p in ["/dev/full", dir + "/fifo", dir] {
+            #expect { try AtomicFile.write("x", to: p) } throws: { "\($0)".contains("not a regular file") }
+        }
+        var st = stat()
+        #expect(stat("/dev/full", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR)
+        #expect { try AtomicFile.write("x", to: "") } throws: { "\($0)".contains("empty file name") }
+    }
 }
