@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Checks a `rankwise report` page the way a user's browser sees it (standard library only).
 
-  check_report.py PAGE.html SCREENSHOT.png [CHROMIUM]
+  check_report.py [--no-static] PAGE.html SCREENSHOT.png [CHROMIUM]
 
-1. The HTML loads nothing from anywhere: no script, link, img, iframe, object or embed element, no
-   attribute pointing at a URL (anything with "://" or starting with "//"), no url(...) or @import in
-   styles. (Text may mention URLs: tweets do.)
+1. The HTML loads and runs nothing: no script, link, img, iframe, object or embed element, no event
+   handler attribute (on...), no attribute pointing at a URL (anything with "://" or starting with "//"),
+   no url(...) or @import in styles. (Text may mention URLs: tweets do.) --no-static skips this step
+   (to check that step 2 alone catches a page that logs to the console).
 2. Headless Chromium renders it with console logging on: any console message (an error, an uncaught
    exception, a failed load) fails the check.
 3. The screenshot is not blank: it is decoded (PNG, zlib, scanline filters) and must have more than 2%
@@ -15,8 +16,10 @@ Prints one JSON line and exits 1 on any failure.
 import html.parser, json, os, struct, subprocess, sys, zlib
 from collections import Counter
 
-page, shot = sys.argv[1], sys.argv[2]
-chromium = sys.argv[3] if len(sys.argv) > 3 else "chromium"
+args = [a for a in sys.argv[1:] if a != "--no-static"]
+static = "--no-static" not in sys.argv
+page, shot = args[0], args[1]
+chromium = args[2] if len(args) > 2 else "chromium"
 problems = []
 
 class Scan(html.parser.HTMLParser):
@@ -28,6 +31,7 @@ class Scan(html.parser.HTMLParser):
         if tag == "style": self.in_style = True
         for k, v in attrs:
             v = (v or "").strip()
+            if k.lower().startswith("on"): problems.append(f"<{tag} {k}=...> event handler")
             if "://" in v or v.startswith("//") or (k in ("src", "href", "xlink:href", "action") and v):
                 problems.append(f"<{tag} {k}={v[:60]!r}>")
             if k == "style" and ("url(" in v or "@import" in v): problems.append(f"<{tag} style> loads {v[:60]!r}")
@@ -37,7 +41,7 @@ class Scan(html.parser.HTMLParser):
         if self.in_style and ("url(" in data or "@import" in data): problems.append("a style loads a resource")
 
 text = open(page, encoding="utf-8").read()
-Scan().feed(text)
+if static: Scan().feed(text)
 
 if os.path.exists(shot): os.remove(shot)
 r = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1240,1600",

@@ -136,10 +136,14 @@ if command -v chromium > /dev/null; then
   out=$(python3 scripts/check_report.py "$W/t/report.html" "$W/t-report.png") && ok "run page renders: $out" || bad "run page: $out"
   printf '<!DOCTYPE html><html><body><h1>x</h1><img src="https://example.com/a.png"><script>console.error("boom")</script></body></html>' > "$W/badpage.html"
   printf '<!DOCTYPE html><html><body></body></html>' > "$W/blank.html"
-  if python3 scripts/check_report.py "$W/badpage.html" "$W/badpage.png" > /dev/null || python3 scripts/check_report.py "$W/blank.html" "$W/blank.png" > /dev/null; then
-    bad "the page check passed a bad page"
+  # A drawn page whose only fault is a console message, checked without the static scan: the browser step alone must catch it.
+  printf '<!DOCTYPE html><html><body onload="console.error(%s)"><div style="width:900px;height:700px;background:linear-gradient(90deg,#f00,#00f)">x</div></body></html>' "'boom'" > "$W/console.html"
+  console_out=$(python3 scripts/check_report.py --no-static "$W/console.html" "$W/console.png")
+  if python3 scripts/check_report.py "$W/badpage.html" "$W/badpage.png" > /dev/null || python3 scripts/check_report.py "$W/blank.html" "$W/blank.png" > /dev/null \
+     || ! echo "$console_out" | grep -q '"ok": false.*console: .*boom' || echo "$console_out" | grep -q "blank"; then
+    bad "the page check passed a bad page ($console_out)"
   else
-    ok "the page check fails a page with a script error and an external image, and a blank page"
+    ok "the page check fails a page with a script and an external image, a blank page, and (browser step alone) a page that logs to the console"
   fi
 else
   bad "chromium is missing (make setup and .ci/run install Debian's chromium)"
@@ -155,7 +159,8 @@ kill -9 "$pid" 2> /dev/null; wait "$pid" 2> /dev/null
 before=$(md5sum "$W/cmp/trec/lora-r4-seed1/results.json" "$W/cmp/trec/lora-r4-seed2/results.json" 2>&1)
 $R compare "${CMP[@]}" > "$W/cmp2.log" 2>&1 || { bad "compare continued"; tail -5 "$W/cmp2.log"; }
 after=$(md5sum "$W/cmp/trec/lora-r4-seed1/results.json" "$W/cmp/trec/lora-r4-seed2/results.json" 2>&1)
-grep -q "8 cells .*2 already done" "$W/cmp2.log" && [ "$before" = "$after" ] && ok "compare continued: the 2 finished cells were skipped, not rerun" \
+grep -q "8 cells .*2 already done" "$W/cmp2.log" && [ "$before" = "$after" ] && grep -q '"resumed_from_step" : [1-9]' "$W/cmp/trec/tsqlora-r4-seed1/results.json" \
+  && ok "compare continued: the 2 finished cells were skipped, not rerun, and the killed cell resumed from its checkpoint" \
   || { bad "compare did not continue where it stopped"; head -3 "$W/cmp2.log"; }
 python3 - "$W/cmp" <<'PY' && ok "compare tables: 4 rows x 2 seeds, accuracy/macro-F1 for trec, Pearson/Spearman for the regression task, JSON = CSV = Markdown" || bad "compare tables"
 import csv, json, sys
@@ -172,6 +177,9 @@ assert [(x["task"], x["method"]) for x in c] == [(r["task"], r["method"]) for r 
 assert all(abs(float(x["test_accuracy_mean"] or x["test_pearson_mean"]) - (r.get("test_accuracy") or r["test_pearson"])["mean"]) < 1e-5 for x, r in zip(c, rows))
 md = open(d + "/results.md").read()
 assert "### trec" in md and "### vader-tweets" in md and "test pearson" in md
+for r in rows:  # each row's first metric, as the Markdown prints it
+    k = "test_pearson" if r["task"] == "vader-tweets" else "test_accuracy"
+    assert f'| {r["method"]} | 4 | 2 | {r[k]["mean"]:.4f} ± {r[k]["sd"]:.4f} |' in md, (r, md)
 PY
 if command -v chromium > /dev/null; then
   out=$(python3 scripts/check_report.py "$W/cmp/report.html" "$W/cmp-report.png") && ok "comparison page renders: $out" || bad "comparison page: $out"

@@ -1,5 +1,6 @@
 import Foundation
 import Methods
+import Models
 import RankwiseCore
 import SafeTensors
 import Training
@@ -36,8 +37,8 @@ public struct CompareOptions: Settings, Sendable, Equatable {
     public func validate() throws {
         guard !methods.isEmpty else { throw SettingsError("--methods: give at least one method") }
         for m in methods { _ = try MethodRegistry.entry(m) }
-        guard budgetValues.count == budgets.count, budgetValues.allSatisfy({ $0 >= 1 }), !budgets.isEmpty else {
-            throw SettingsError("--budgets: expected positive integers, got \(budgets.joined(separator: ","))")
+        guard budgetValues.count == budgets.count, budgetValues.allSatisfy({ (1...1024).contains($0) }), !budgets.isEmpty else {
+            throw SettingsError("--budgets: expected integers from 1 to 1024, got \(budgets.joined(separator: ","))")
         }
         guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
         guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
@@ -141,21 +142,22 @@ public final class Comparison {
         return !(data + train).contains { $0.key == key || $0.aliases.contains(key) } && MethodRegistry.all.contains { $0.hasOption(key) }
     }
 
+    /// A task's folder name: a suite name as is, a file's name without its data extension (.csv, .tsv, .jsonl …).
     public static func taskName(_ task: String) -> String {
-        DataSuite.names.contains(task) ? task : ((task as NSString).lastPathComponent as NSString).deletingPathExtension
+        if DataSuite.names.contains(task) { return task }
+        let base = (task as NSString).lastPathComponent
+        let ext = (base as NSString).pathExtension.lowercased()
+        return ["csv", "tsv", "tab", "jsonl", "ndjson", "json", "txt"].contains(ext) ? (base as NSString).deletingPathExtension : base
     }
 
     /// Runs every cell not yet done, then writes the tables. Returns the table.
     @discardableResult
     public func run() throws -> CompareTable {
         try Trainer.makeDirectory(grid.output)
-        try checkSameOptions()
         let all = cells
-        // Each task's data loads before the first cell runs: a wrong column fails now, not hours in.
-        for task in all.filter({ !isDone($0) }).map(\.task).uniqued() {
-            let c = all.first { $0.task == task }!
-            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch { throw TrainError("task \(task): \(error)") }
-        }
+        try preflight(all.filter { !isDone($0) })
+        try checkSameOptions()
+        try checkSameData()
         var seconds: [String: [Double]] = [:]  // task → seconds of cells run now
         for (i, c) in all.enumerated() {
             let dir = directory(c)
@@ -179,6 +181,45 @@ public final class Comparison {
             try writeTables()
         }
         return try writeTables()
+    }
+
+    /// What can fail in a cell without training fails before the first cell runs, not hours in: each task's
+    /// data loads (columns, labels), and each method is built on the model at each budget (ranks that do not fit).
+    func preflight(_ pending: [CompareCell]) throws {
+        for task in pending.map(\.task).uniqued() {
+            let c = pending.first { $0.task == task }!
+            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch { throw TrainError("task \(task): \(error)") }
+        }
+        var built = Set<String>()
+        for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
+            let o = try options(for: c)
+            do {
+                let encoder = try BertModel.load(directory: try ModelStore.resolve(o.data.model, quiet: true), withPooler: true)
+                _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, encoder: encoder, seed: c.seed)
+            } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }
+        }
+    }
+
+    /// The content of each task's data is kept in OUTPUT/data.json: a later command may add tasks, but a
+    /// task whose files changed since its cells ran is refused (its old cells would be skipped as done).
+    func checkSameData() throws {
+        let path = grid.output + "/data.json"
+        var known: [String: String] = [:]
+        if let d = FileManager.default.contents(atPath: path) {
+            guard let k = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else { throw TrainError("\(path): not a JSON object of content hashes; remove it to start this grid over") }
+            known = k
+        }
+        var changed = false
+        for task in grid.taskList {
+            let d = try DataSuite.resolve(try options(for: cells.first { $0.task == task }!).data, quiet: true)
+            let hash = try [d.train, d.dev, d.test].compactMap { $0 }.map { try FineTuneJob.contentHash(try ModelStore.resolveData($0, quiet: true)) }.joined(separator: "+")
+            let name = Comparison.taskName(task)
+            if let h = known[name], h != hash {
+                throw TrainError("\(grid.output): the data of task \(name) (\(task)) is not the data its cells ran on; use another --output")
+            }
+            if known[name] == nil { known[name] = hash; changed = true }
+        }
+        if changed { try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: known, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: path) }
     }
 
     /// A cell is done when its results.json reads back.
@@ -238,6 +279,7 @@ public struct CompareTable {
         }
         public func value(_ k: String) -> Double? {
             if k == "final_rank" { return (results["ranks"] as? [String: Int]).map { Double($0.values.reduce(0, +)) } }
+            if k == "train_seconds" && results["resumed_from_step"] != nil { return nil }  // the last session's seconds only
             return (results[k] as? NSNumber)?.doubleValue
         }
     }
@@ -277,14 +319,17 @@ public struct CompareTable {
         ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
     ]
 
-    public static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int) -> String {
+    /// `runs`: the row's runs; a statistic over fewer of them says over how many.
+    public static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int, runs: Int = 0) -> String {
         guard let s else { return "-" }
-        if digits == 0 { return String(format: "%.0f", s.mean) }
-        return s.n > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)
+        let of = s.n < runs ? " (\(s.n) runs)" : ""
+        if digits == 0 { return String(format: "%.0f", s.mean) + of }
+        return (s.n > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)) + of
     }
 
     public func markdown() -> String {
-        var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means.\n"
+        var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means"
+            + " (train seconds leave out runs resumed from a checkpoint, which count only their last session).\n"
         for task in rows.map(\.task).uniqued() {
             let rs = rows.filter { $0.task == task }
             let mk = rs[0].metricKeys
@@ -292,8 +337,8 @@ public struct CompareTable {
                 + " | " + Self.columns.map(\.1).joined(separator: " | ") + " |\n"
             out += "|" + String(repeating: " --- |", count: 3 + mk.count + Self.columns.count) + "\n"
             for r in rs {
-                out += "| \(r.method) | \(r.budget) | \(r.runs.count) | " + mk.map { Self.fmt(r.stat($0), 4) }.joined(separator: " | ")
-                    + " | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2) }.joined(separator: " | ") + " |\n"
+                out += "| \(r.method) | \(r.budget) | \(r.runs.count) | " + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
+                    + " | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
             }
         }
         return out

@@ -34,7 +34,12 @@ public struct SuiteDataSet: Sendable {
 
     public var directory: String { ModelStore.cacheRoot + "/data/" + name }
     public func file(_ part: String) -> String { directory + "/\(part).jsonl" }
-    public var isPrepared: Bool { ["train", "dev", "test", "source"].allSatisfy { FileManager.default.fileExists(atPath: directory + "/\($0)" + ($0 == "source" ? ".json" : ".jsonl")) } }
+    /// Prepared by this version of the preparation (`source.json`'s `format`), with its three parts.
+    public var isPrepared: Bool {
+        guard let d = FileManager.default.contents(atPath: directory + "/source.json"),
+              let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], o["format"] as? Int == DataSuite.format else { return false }
+        return ["train", "dev", "test"].allSatisfy { FileManager.default.fileExists(atPath: directory + "/\($0).jsonl") }
+    }
 }
 
 public enum DataSuite {
@@ -70,8 +75,8 @@ public enum DataSuite {
             }
             var train = try load("snli_1.0_train_subset.jsonl"), test = try load("snli_1.0_test.jsonl")
             train = unique(train, &dropped); test = unique(test, &dropped)
-            let inTest = Set(test.map { [$0.text, $0.pair ?? ""] })
-            train.removeAll { inTest.contains([$0.text, $0.pair ?? ""]) }
+            let inTest = Set(test.map { [normalised($0.text), normalised($0.pair ?? "")] })
+            train.removeAll { inTest.contains([normalised($0.text), normalised($0.pair ?? "")]) }
             shuffle(&train)
             return .init(train: Array(train.dropFirst(2000)), dev: Array(train.prefix(2000)), test: test, dropped: dropped)
         })
@@ -164,13 +169,31 @@ public enum DataSuite {
         rng.shuffle(&rows)
     }
 
-    /// Drops repeated texts (pairs), keeping the first; identical texts with different labels are dropped entirely.
+    /// The version of the preparation: a cached data set prepared otherwise is prepared again.
+    /// 2: duplicates by normalised text.
+    static let format = 2
+
+    /// A text as duplicates are found: lower case, letters and digits only, single spaces ("What is `` dew
+    /// point '' ?" and "What is dew point ?" are the same question).
+    static func normalised(_ s: String) -> String {
+        var out = "", space = false
+        for ch in s.lowercased().unicodeScalars {
+            if CharacterSet.alphanumerics.contains(ch) { if space && !out.isEmpty { out += " " }; out.unicodeScalars.append(ch); space = false } else { space = true }
+        }
+        return out
+    }
+
+    /// Drops repeated texts (pairs), compared normalised, keeping the first; texts repeated with different
+    /// labels are dropped entirely. So no text is on two sides of a split, even with other punctuation.
     static func unique(_ rows: [SuiteDataSet.Row], _ dropped: inout [String: Int]) -> [SuiteDataSet.Row] {
+        func key(_ r: SuiteDataSet.Row) -> [String] {
+            [r.text, r.pair ?? ""].map { let n = normalised($0); return n.isEmpty ? $0 : n }  // all punctuation: compared as is
+        }
         var labels: [[String]: Set<String>] = [:]
-        for r in rows { labels[[r.text, r.pair ?? ""], default: []].insert(r.label) }
+        for r in rows { labels[key(r), default: []].insert(r.label) }
         var seen = Set<[String]>(), out: [SuiteDataSet.Row] = []
         for r in rows {
-            let k = [r.text, r.pair ?? ""]
+            let k = key(r)
             if labels[k]!.count > 1 { dropped["duplicates with conflicting labels", default: 0] += 1; continue }
             if !seen.insert(k).inserted { dropped["duplicates", default: 0] += 1; continue }
             out.append(r)
@@ -219,7 +242,7 @@ public enum DataSuite {
             }
         }
         let source: [String: Any] = [
-            "name": s.name, "summary": s.summary, "task": s.task.rawValue, "package": s.package, "origin": s.origin, "licence": s.licence,
+            "format": format, "name": s.name, "summary": s.summary, "task": s.task.rawValue, "package": s.package, "origin": s.origin, "licence": s.licence,
             "split": s.splitNote, "split_seed": splitSeed, "dropped": parts.dropped, "labels": labels,
             "rows": ["train": parts.train.count, "dev": parts.dev.count, "test": parts.test.count],
         ]
@@ -234,6 +257,9 @@ public enum DataSuite {
     /// Fills in what a suite data set implies when `options.train` names one: its dev and test files
     /// (unless given), its columns and its task type. Fetches it on first use.
     public static func resolve(_ options: DataOptions, quiet: Bool = false) throws -> DataOptions {
+        if let t = options.train, ModelStore.suitePart(t).1 != "train" || t.hasSuffix(":train"), dataSet(ModelStore.suitePart(t).0) != nil {
+            throw DataError("--train \(t): give the data set's name alone (\(ModelStore.suitePart(t).0)): training uses its train part, and its dev and test parts evaluate")
+        }
         guard let name = options.train, let s = dataSet(name) else { return options }
         try fetch(s, quiet: quiet)
         var o = options

@@ -70,7 +70,11 @@ public final class FineTuneJob {
                      model.params.trainableCount, 100 * Double(model.params.trainableCount) / Double(model.params.totalCount)))
         try writeRunRecord(o, methodJSON: methodJSON)
 
-        trainer.onEvent = { [unowned self, unowned trainer] ev in self.onEvent(ev, trainer) }
+        var resumedFrom = 0
+        trainer.onEvent = { [unowned self, unowned trainer] ev in
+            if case let .resumed(step, _, _) = ev { resumedFrom = step }
+            self.onEvent(ev, trainer)
+        }
         let start = Date()
         try trainer.run(resume: resume)
         let elapsed = Date().timeIntervalSince(start)
@@ -104,6 +108,7 @@ public final class FineTuneJob {
                                      "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks,
                                      "peak_rss_mib": peakRSSMiB()]
         if trainer.sessionTokens > 0 && trainingSeconds > 0 { record["tokens_per_s"] = Double(trainer.sessionTokens) / trainingSeconds }
+        if resume { record["resumed_from_step"] = resumedFrom }
         if let c = result.test?.classification { record["test_confusion"] = c.confusion; record["label_names"] = trainSet.labelNames }
         for (k, v) in result.metrics { record[k] = v }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),

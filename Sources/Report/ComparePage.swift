@@ -38,8 +38,12 @@ public enum ComparePage {
         let cells = cells(in: directory)
         guard !cells.isEmpty else { throw TrainErrorText("\(directory): no finished runs (TASK/METHOD-rBUDGET-seedSEED/results.json)") }
         let table = CompareTable(cells: cells)
+        // One colour per method, or per method and budget when the grid has several budgets.
+        let severalBudgets = Set(table.rows.map(\.budget)).count > 1
+        func series(_ c: CompareTable.Cell) -> String { severalBudgets ? "\(c.cell.method) r\(c.cell.budget)" : c.cell.method }
         let methods = table.rows.map(\.method).uniqued()
-        func color(_ m: String) -> String { SVG.palette[(methods.firstIndex(of: m) ?? 0) % SVG.palette.count] }
+        let names = cells.map(series).uniqued()
+        func color(_ name: String) -> String { SVG.palette[(names.firstIndex(of: name) ?? 0) % SVG.palette.count] }
         var body = "<h1>Rankwise comparison</h1><p class=\"sub\">\(SVG.escape(directory)) · \(cells.count) finished runs · methods: \(SVG.escape(methods.joined(separator: ", ")))</p>"
         body += "<p>Test metrics: mean ± sample standard deviation over seeds (each run's best dev checkpoint); other columns are means. "
             + "Final rank total: the sum of the final ranks over all adapted modules (the budget every method spends).</p>"
@@ -49,14 +53,15 @@ public enum ComparePage {
             body += "<h2>\(SVG.escape(task))</h2>"
             let header = ["method", "budget", "seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + CompareTable.columns.map(\.1)
             body += SVG.table(header: header, rows: rows.map { r in
-                [r.method, "\(r.budget)", "\(r.runs.count)"] + mk.map { CompareTable.fmt(r.stat($0), 4) } + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2) }
+                [r.method, "\(r.budget)", "\(r.runs.count)"] + mk.map { CompareTable.fmt(r.stat($0), 4, runs: r.runs.count) }
+                    + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }
             }, leftColumns: 1)
-            let runs = rows.flatMap(\.runs).compactMap { try? RunReport.Run(directory: $0.directory) }
+            let runs = rows.flatMap(\.runs).compactMap { c in (try? RunReport.Run(directory: c.directory)).map { (series(c), $0) } }
             let metric = rows[0].regression ? "pearson" : "macro_f1"
             body += "<div class=\"grid\">"
-            body += SVG.lineChart(runs.map { SVG.Series(name: $0.method, points: $0.lossCurve, color: color($0.method), width: 1.2) },
+            body += SVG.lineChart(runs.map { SVG.Series(name: $0.0, points: $0.1.lossCurve, color: color($0.0), width: 1.2) },
                                   title: "\(task): training loss, every run", x: "step", y: "loss")
-            body += SVG.lineChart(runs.map { SVG.Series(name: $0.method, points: $0.devCurve(metric), color: color($0.method), dots: $0.devCurve(metric).count < 3, width: 1.2) },
+            body += SVG.lineChart(runs.map { SVG.Series(name: $0.0, points: $0.1.devCurve(metric), color: color($0.0), dots: $0.1.devCurve(metric).count < 3, width: 1.2) },
                                   title: "\(task): dev \(metric), every run", x: "step", y: metric)
             // Where each method put its ranks: mean final rank per module type.
             var perKind: [String: [String: Double]] = [:]

@@ -206,7 +206,8 @@ public enum RunReport {
     }
 
     static func confusion(_ run: Run) -> String {
-        guard let m = run.results["test_confusion"] as? [[Int]], let names = run.results["label_names"] as? [String], m.count == names.count else {
+        guard let m = run.results["test_confusion"] as? [[Int]], let names = run.results["label_names"] as? [String], m.count == names.count,
+              m.allSatisfy({ $0.count == names.count }) else {
             if run.regression, let p = num(run.results["test_pearson"]) {
                 return "<h2>Test</h2><p>Regression: Pearson \(String(format: "%.4f", p)), Spearman \(String(format: "%.4f", num(run.results["test_spearman"]) ?? .nan)), MSE \(String(format: "%.4f", num(run.results["test_mse"]) ?? .nan)).</p>"
             }

@@ -83,6 +83,7 @@ struct Compare: ParsableCommand {
             view!.show(ev, trainer)
         }
         cmp.onCellDone = { c, r, secs in
+            _ = try? ComparePage.write(directory: cmp.grid.output)  // the page follows the grid, like the tables
             let keys = r.metrics["test_pearson"] != nil ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
             print("\(c.taskName) \(c.name): " + keys.map { String(format: "%@ %.4f", $0, r.metrics[$0] ?? .nan) }.joined(separator: "  ")
                   + String(format: "  (%.0f s)", secs))
@@ -103,6 +104,8 @@ struct Compare: ParsableCommand {
         let methods = ["lora", "adalora"].filter(cmp.grid.methods.contains)
         guard !methods.isEmpty else { print("(no speed comparison: PEFT runs LoRA and AdaLoRA, and neither is in --methods)"); return false }
         let batch = cmp.common.first { $0.key == "batch-size" }?.value ?? "32"
+        let maxLength = cmp.common.first { $0.key == "max-length" }?.value ?? "128"
+        let model = cmp.common.first { $0.key == "model" }?.value ?? "minilm"
         var failed = false
         var rows: [[String: Any]] = []
         var md = "\n### Speed next to PyTorch + PEFT (same random batches of \(batch), \(peerThreads) threads, training steps)\n\n"
@@ -110,12 +113,14 @@ struct Compare: ParsableCommand {
             + "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
         for task in cmp.grid.taskList {
             for method in methods {
-                let out = cmp.grid.output + "/speed-\(Comparison.taskName(task))-\(method).json"
+                // The file name holds every setting of the measurement: a rerun with others measures again.
+                let modelTag = model == "minilm" ? "" : "-" + String(model.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.prefix(24).map(Character.init))
+                let out = cmp.grid.output + "/speed-\(Comparison.taskName(task))-\(method)-b\(batch)-len\(maxLength)-t\(peerThreads)\(modelTag).json"
                 if !FileManager.default.fileExists(atPath: out) {
                     stderr("speed: \(Comparison.taskName(task)) \(method) next to PEFT ...\n")
                     let p = Process()
                     p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "/proc/self/exe")
-                    p.arguments = ["bench", "train", "--data", task, "--method", method, "--batch", batch, "--peer-python", python, "--peer-threads", "\(peerThreads)", "--json", out]
+                    p.arguments = ["bench", "train", "--data", task, "--method", method, "--batch", batch, "--max-length", maxLength, "--model", model, "--peer-python", python, "--peer-threads", "\(peerThreads)", "--json", out]
                     p.standardOutput = FileHandle.nullDevice
                     do { try p.run() } catch { stderr("speed: cannot run bench: \(error)\n"); return true }
                     p.waitUntilExit()

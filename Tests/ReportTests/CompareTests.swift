@@ -65,6 +65,33 @@ import TestSupport
         #expect { try Comparison(grid: grid { $0.methods = ["lora"] }, common: [("init-r", "abc")]) } throws: { "\($0)".contains("none of the methods compared (lora)") }
     }
 
+    @Test func taskFoldersAndSuiteParts() throws {
+        #expect(Comparison.taskName("data/reviews.v1.csv") == "reviews.v1" && Comparison.taskName("reviews.v1") == "reviews.v1")
+        #expect(Comparison.taskName("snli") == "snli" && Comparison.taskName("/a/b/tweets.JSONL") == "tweets")
+        var o = DataOptions(); o.train = "snli:dev"
+        #expect { try DataSuite.resolve(o) } throws: { "\($0)".contains("give the data set's name alone (snli)") }
+        #expect { try Comparison(grid: grid { $0.budgets = ["2000"] }, common: []) } throws: { "\($0)".contains("from 1 to 1024") }
+    }
+
+    /// A budget whose ranks do not fit the model, and a task file changed since its cells ran, fail before any cell runs.
+    @Test func preflightAndChangedData() throws {
+        guard let model = Fixtures.modelDir() else { return }
+        let d = tmp("preflight")
+        let rows = (0..<30).map { "text \($0) \(["good", "bad"][$0 % 2]),\(["pos", "neg"][$0 % 2])" }
+        try ("text,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
+        var ran = 0
+        let big = try Comparison(grid: grid { $0.tasks = [d + "/data.csv"]; $0.methods = ["lora", "elalora"]; $0.budgets = ["300"]; $0.seeds = ["1"]; $0.output = d + "/a" },
+                                 common: [("model", model), ("epochs", "1")])
+        big.onCell = { _, _, _, _ in ran += 1 }
+        #expect { try big.run() } throws: { "\($0)".contains("elalora at budget 300") }
+        #expect(ran == 0)  // not even the LoRA cell ran first
+        let g = grid { $0.tasks = [d + "/data.csv"]; $0.methods = ["lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = d + "/b" }
+        try FileManager.default.createDirectory(atPath: d + "/b", withIntermediateDirectories: true)
+        try Comparison(grid: g, common: [("model", model), ("epochs", "1")]).checkSameData()
+        try (rows.joined(separator: "\n") + "\nanother,pos\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
+        #expect { try Comparison(grid: g, common: [("model", model), ("epochs", "1")]).checkSameData() } throws: { "\($0)".contains("is not the data its cells ran on") }
+    }
+
     @Test func anOutputKeepsItsOptions() throws {
         let d = tmp("lock")
         let g = grid { $0.output = d }
