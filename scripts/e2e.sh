@@ -188,8 +188,10 @@ fi
 echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
 for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
   [ "$m" = lora ] && continue   # LoRA is checked above and below
+  # A short schedule for the methods that have one (their options as `rankwise methods` lists them).
+  sched=$($R methods | awk -v m="$m:" '$1 == m {f = 1; next} /^[a-z0-9_]+: / {f = 0} f' | grep -q -- "--tinit " && echo "--tinit 2 --tfinal 4")
   $R train --train tweets --method "$m" --max-train-examples 320 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01 \
-     --lr 3e-3 --tinit 2 --tfinal 4 --output "$W/m-$m" > "$W/m-$m.log" 2>&1 || { bad "$m run"; tail -5 "$W/m-$m.log"; continue; }
+     --lr 3e-3 $sched --output "$W/m-$m" > "$W/m-$m.log" 2>&1 || { bad "$m run"; tail -5 "$W/m-$m.log"; continue; }
   $R predict --adapter "$W/m-$m/best" --input "$W/texts.txt" --output "$W/m-$m-pred.jsonl" && $R merge --adapter "$W/m-$m/best" --output "$W/m-$m-merged" > "$W/m-$m-merge.log" \
      && grep -q "$m adapters" "$W/m-$m-merge.log" && ok "$m: train, predict, merge" || bad "$m: predict/merge"
   if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then

@@ -2,7 +2,7 @@
 real batches of varying lengths, each padded to its longest sequence (as Hugging Face's
 DataCollatorWithPadding does).
 
-Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS PEFT_METHOD   (lora or adalora)
+Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS PEFT_METHOD   (lora, dora or adalora)
 IDS_JSON: {"batch", "seq", "ids", "labels"} (one fixed batch) or {"batches": [{"ids": [[...]], "labels": [...]}]}.
 Prints one JSON line: tokens_per_s (real tokens), median_s (fixed batch) or total_s, padding_fraction, peak_rss_mb.
 """
@@ -13,8 +13,8 @@ from peft import AdaLoraConfig, LoraConfig, get_peft_model
 from transformers import BertForSequenceClassification
 
 model_dir, ids_path, iters, threads, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-if method not in ("lora", "adalora"):
-    sys.exit(f"peer_train.py: PEFT method must be lora or adalora, got {method}")
+if method not in ("lora", "dora", "adalora"):
+    sys.exit(f"peer_train.py: PEFT method must be lora, dora or adalora, got {method}")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 spec = json.load(open(ids_path))
@@ -44,7 +44,7 @@ if method == "adalora":
     cfg = AdaLoraConfig(init_r=8, target_r=4, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
                         task_type="SEQ_CLS", total_step=10 ** 6, tinit=0, tfinal=10, deltaT=1)
 else:
-    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets, task_type="SEQ_CLS")
+    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets, task_type="SEQ_CLS", use_dora=(method == "dora"))
 model = get_peft_model(model, cfg)
 model.train()
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

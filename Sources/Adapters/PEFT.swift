@@ -12,12 +12,15 @@ public enum PEFTFormat {
     static let encoderPrefix = "base_model.model.bert."
 
     /// Writes the adapter directory. Every file is written atomically.
-    public static func save(directory: String, model: SequenceClassifier, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra) throws {
+    /// `magnitudes` (DoRA's `lora_magnitude_vector` per module path) makes it a DoRA adapter (`use_dora`).
+    public static func save(directory: String, model: SequenceClassifier, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra,
+                            magnitudes: [String: Param] = [:]) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
         for (path, ad) in adapters {
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A.weight", shape: ad.a.shape, floats: ad.a.value.array))
             tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_B.weight", shape: ad.b.shape, floats: ad.b.value.array))
+            if let m = magnitudes[path] { tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_magnitude_vector", shape: m.shape, floats: m.value.array)) }
         }
         tensors.append(TensorToWrite(name: modelPrefix + "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: modelPrefix + "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
@@ -26,7 +29,7 @@ public enum PEFTFormat {
             "peft_type": "LORA", "task_type": "SEQ_CLS", "r": config.r, "lora_alpha": Double(config.alpha),
             "lora_dropout": Double(config.dropout), "target_modules": config.targetModules, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_rslora": config.useRSLoRA,
-            "use_dora": false, "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel,
+            "use_dora": !magnitudes.isEmpty, "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel,
             "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](), "layers_to_transform": NSNull(),
             "layers_pattern": NSNull(), "revision": NSNull(), "lora_bias": false,
         ]
@@ -36,13 +39,22 @@ public enum PEFTFormat {
     }
 
     /// Reads `adapter_config.json` as a LoRA configuration; clear errors for what is not LoRA.
-    public static func readConfig(directory: String) throws -> LoRAConfig {
+    /// Whether the directory's `adapter_config.json` says `use_dora`.
+    public static func isDoRA(directory: String) -> Bool {
+        guard let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
+              let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return false }
+        return (o["use_dora"] as? Bool) == true
+    }
+
+    /// `dora`: whether the caller loads DoRA (otherwise a DoRA adapter is an error naming `--method dora`).
+    public static func readConfig(directory: String, dora: Bool = false) throws -> LoRAConfig {
         let file = directory + "/adapter_config.json"
         guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
             throw ModelError("\(file): missing or not JSON")
         }
         guard (o["peft_type"] as? String) == "LORA" else { throw ModelError("\(file): peft_type \(o["peft_type"] ?? "missing") is not LORA") }
-        if (o["use_dora"] as? Bool) == true { throw ModelError("\(file): DoRA adapters are not supported yet") }
+        if (o["use_dora"] as? Bool) == true && !dora { throw ModelError("\(file): a DoRA adapter (use_dora); load it as --method dora") }
+        if (o["use_dora"] as? Bool) != true && dora { throw ModelError("\(file): not a DoRA adapter (use_dora is not true)") }
         for k in ["rank_pattern", "alpha_pattern"] {
             if let p = o[k] as? [String: Any], !p.isEmpty { throw ModelError("\(file): per-module \(k) is not supported yet") }
         }
@@ -65,7 +77,7 @@ public enum PEFTFormat {
 
     /// Loads adapter weights (PEFT key names, with or without `.weight`/`.default`) into attached
     /// adapters and returns the classifier as a weight source (nil when the file has none).
-    public static func loadWeights(directory: String, adapters: [String: LoRAAdapter]) throws -> WeightSource? {
+    public static func loadWeights(directory: String, adapters: [String: LoRAAdapter], magnitudes: [String: Param] = [:]) throws -> WeightSource? {
         let file = directory + "/adapter_model.safetensors"
         let f: SafeTensorsFile
         do { f = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
@@ -85,6 +97,16 @@ public enum PEFTFormat {
             }
             _ = ad.a.value.buffer.update(from: a)
             _ = ad.b.value.buffer.update(from: b)
+            if let m = magnitudes[path] {
+                guard let name = [encoderPrefix, modelPrefix, "bert.", ""].flatMap({ [$0 + path + ".lora_magnitude_vector", $0 + path + ".lora_magnitude_vector.weight"] }).first(where: f.contains) else {
+                    throw ModelError("\(file): no lora_magnitude_vector for \(path)")
+                }
+                let v = try f.floats(name)
+                guard v.count == m.count, v.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                    throw ModelError("\(file): \(name) has \(v.count) values (expected \(m.count), all positive and finite)")
+                }
+                _ = m.value.buffer.update(from: v)
+            }
         }
         let used = Set(adapters.keys)
         for name in f.names where name.contains("lora_") {

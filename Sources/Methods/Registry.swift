@@ -12,7 +12,7 @@ public struct MethodEntry: @unchecked Sendable {
     public let summary: String
     /// Every option of the method, nested groups included.
     public let options: [SettingInfo]
-    /// The closest PEFT method (`lora` or `adalora`), which `bench train` runs next to it.
+    /// The closest PEFT method (`lora`, `dora` or `adalora`), which `bench train` runs next to it.
     public let peftAnalogue: String
     /// Options `bench train` sets so the method runs at the shapes of LoRA r=8 and does its most work.
     public let benchOptions: [String: String]
@@ -64,6 +64,10 @@ public enum MethodRegistry {
                     config: LoRAConfig.self, peftAnalogue: "lora",
                     budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
                     make: { try LoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try LoRAMethod.load(directory: $1, encoder: $2) }),
+        MethodEntry(name: "dora", summary: "DoRA (Liu et al. 2024) as PEFT implements it (use_dora): a trained magnitude per output row times the row-normalised W + s·B A",
+                    config: DoRAConfig.self, peftAnalogue: "dora",
+                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
+                    make: { try DoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try DoRAMethod.load(directory: $1, encoder: $2) }),
         MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
                     config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
                     budgetOptions: svdBudget,
@@ -107,7 +111,7 @@ public enum MethodRegistry {
             throw ModelError("\(file): missing or not JSON")
         }
         switch o["peft_type"] as? String {
-        case "LORA": return try entry("lora")
+        case "LORA": return try entry(PEFTFormat.isDoRA(directory: directory) ? "dora" : "lora")
         case "ADALORA": return try entry("adalora")
         case let t: throw ModelError("\(file): peft_type \(t ?? "missing") is not one Rankwise loads (LORA, ADALORA)")
         }
