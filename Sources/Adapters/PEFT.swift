@@ -13,8 +13,9 @@ public enum PEFTFormat {
 
     /// Writes the adapter directory. Every file is written atomically.
     /// `magnitudes` (DoRA's `lora_magnitude_vector` per module path) makes it a DoRA adapter (`use_dora`).
+    /// `patterns`: PEFT's per-module `rank_pattern` and `alpha_pattern` (module path → r, alpha).
     public static func save(directory: String, model: SequenceClassifier, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra,
-                            magnitudes: [String: Param] = [:]) throws {
+                            magnitudes: [String: Param] = [:], patterns: (rank: [String: Int], alpha: [String: Float])? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
         for (path, ad) in adapters {
@@ -30,7 +31,7 @@ public enum PEFTFormat {
             "lora_dropout": Double(config.dropout), "target_modules": config.targetModules, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_rslora": config.useRSLoRA,
             "use_dora": !magnitudes.isEmpty, "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel,
-            "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](), "layers_to_transform": NSNull(),
+            "rank_pattern": patterns?.rank ?? [:], "alpha_pattern": (patterns?.alpha ?? [:]).mapValues { Double($0) }, "layers_to_transform": NSNull(),
             "layers_pattern": NSNull(), "revision": NSNull(), "lora_bias": false,
         ]
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: directory + "/adapter_config.json")
@@ -44,6 +45,24 @@ public enum PEFTFormat {
         guard let d = FileManager.default.contents(atPath: directory + "/adapter_config.json"),
               let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return false }
         return (o["use_dora"] as? Bool) == true
+    }
+
+    /// The configuration and its per-module `rank_pattern` and `alpha_pattern` (PEFT matches their keys as
+    /// module-name suffixes; here a key is a module path or its suffix).
+    public static func readConfigWithPatterns(directory: String) throws -> (LoRAConfig, [String: Int], [String: Float]) {
+        let file = directory + "/adapter_config.json"
+        guard let d = FileManager.default.contents(atPath: file), var o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+            throw ModelError("\(file): missing or not JSON")
+        }
+        let rp = (o["rank_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.intValue }
+        let ap = (o["alpha_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.floatValue }
+        guard rp.values.allSatisfy({ $0 > 0 && $0 <= 4096 }) else { throw ModelError("\(file): rank_pattern holds a rank outside 1...4096") }
+        o["rank_pattern"] = [String: Any](); o["alpha_pattern"] = [String: Any]()
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-peft-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try JSONSerialization.data(withJSONObject: o).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
+        return (try readConfig(directory: tmp), rp, ap)
     }
 
     /// `dora`: whether the caller loads DoRA (otherwise a DoRA adapter is an error naming `--method dora`).

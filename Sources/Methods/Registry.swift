@@ -68,6 +68,10 @@ public enum MethodRegistry {
                     config: DoRAConfig.self, peftAnalogue: "dora",
                     budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
                     make: { try DoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try DoRAMethod.load(directory: $1, encoder: $2) }),
+        MethodEntry(name: "sora", summary: "SoRA (Ding et al. 2023): LoRA with a gate between down and up projection, driven to zero by L1 and a proximal step; zero-gate ranks dropped",
+                    config: SoRAConfig.self, peftAnalogue: "lora",
+                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
+                    make: { try SoRAMethod(config: $0, encoder: $1, seed: $2) }, load: { try SoRAMethod.load(directory: $1, encoder: $2) }),
         MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
                     config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
                     budgetOptions: svdBudget,
@@ -111,7 +115,10 @@ public enum MethodRegistry {
             throw ModelError("\(file): missing or not JSON")
         }
         switch o["peft_type"] as? String {
-        case "LORA": return try entry(PEFTFormat.isDoRA(directory: directory) ? "dora" : "lora")
+        case "LORA":
+            if PEFTFormat.isDoRA(directory: directory) { return try entry("dora") }
+            if let p = o["rank_pattern"] as? [String: Any], !p.isEmpty { return try entry("sora") }  // per-module ranks: SoRA's export
+            return try entry("lora")
         case "ADALORA": return try entry("adalora")
         case let t: throw ModelError("\(file): peft_type \(t ?? "missing") is not one Rankwise loads (LORA, ADALORA)")
         }
