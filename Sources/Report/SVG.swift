@@ -101,7 +101,7 @@ public enum SVG {
                                cell: (w: Double, h: Double) = (22, 16), labels: Bool = false, columnTitle: String = "") -> String {
         guard !rows.isEmpty, !columns.isEmpty else { return "<p class=\"note\">\(escape(title)): no data.</p>" }
         let left = Double(rows.map(\.count).max() ?? 4) * 6.4 + 10, top = 30.0 + (labels ? Double(columns.map(\.count).max() ?? 3) * 0 + 14 : 14)
-        let w = max(left + Double(columns.count) * cell.w + 10, Double(title.count) * 7.2 + 12), h = top + Double(rows.count) * cell.h + 24
+        let w = max(left + Double(columns.count) * cell.w + 10, Double(title.count) * 8 + 16), h = top + Double(rows.count) * cell.h + 24
         var s = "<svg class=\"chart\" viewBox=\"0 0 \(num(w)) \(num(h))\" width=\"\(num(w))\" height=\"\(num(h))\" role=\"img\" aria-label=\"\(escape(title))\">"
         s += "<text x=\"4\" y=\"16\" class=\"title\">\(escape(title))</text>"
         let every = max(1, columns.count / 12)
