@@ -189,7 +189,10 @@ echo "== every registered adaptive method: train, predict, merge; PEFT loads the
 for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
   [ "$m" = lora ] && continue   # LoRA is checked above and below
   # A short schedule for the methods that have one (their options as `rankwise methods` lists them).
-  sched=$($R methods | awk -v m="$m:" '$1 == m {f = 1; next} /^[a-z0-9_]+: / {f = 0} f' | grep -q -- "--tinit " && echo "--tinit 2 --tfinal 4")
+  opts=$($R methods | awk -v m="$m:" '$1 == m {f = 1; next} /^[a-z0-9_]+: / {f = 0} f')
+  sched=$(echo "$opts" | grep -q -- "--tinit " && echo "--tinit 2 --tfinal 4")
+  # An input gate cannot be merged (checked below): the merge and PEFT checks run the method without it.
+  sched="$sched $(echo "$opts" | grep -q -- "--gate " && echo "--gate false")"
   $R train --train tweets --method "$m" --max-train-examples 320 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01 \
      --lr 3e-3 $sched --output "$W/m-$m" > "$W/m-$m.log" 2>&1 || { bad "$m run"; tail -5 "$W/m-$m.log"; continue; }
   $R predict --adapter "$W/m-$m/best" --input "$W/texts.txt" --output "$W/m-$m-pred.jsonl" && $R merge --adapter "$W/m-$m/best" --output "$W/m-$m-merged" > "$W/m-$m-merge.log" \
@@ -202,6 +205,10 @@ d = json.loads(sys.argv[1]); sys.exit(0 if d["peft_vs_rankwise"] < 1e-4 and d["m
 PY
   fi
 done
+$R train --train tweets --method dynamic --max-train-examples 64 --batch-size 16 --epochs 1 --dev-fraction 0.05 --test-fraction 0.05 --output "$W/gated" > "$W/gated.log" 2>&1 \
+  && [ -f "$W/gated/best/rankwise_gates.safetensors" ] && ! $R merge --adapter "$W/gated/best" --output "$W/gated-merged" > "$W/gated-merge.log" 2>&1 \
+  && grep -q "input gate, which depends on each input" "$W/gated-merge.log" && [ ! -e "$W/gated-merged" ] \
+  && ok "a Dynamic LoRA adapter with input gates keeps them in rankwise_gates.safetensors and merge refuses it, saying why" || bad "gated adapter merge"
 $R train --train tweets --method salientlora --beta1 0.9 --output "$W/wrong" > "$W/wrong.log" 2>&1
 [ $? -ne 0 ] && grep -q "an option of method adalora" "$W/wrong.log" && ok "an option of another method is an error naming it" || bad "wrong-method option accepted"
 

@@ -157,6 +157,9 @@ public enum PEFTFormat {
     public static func merge(model: SequenceClassifier, labelNames: [String], baseDirectory: String, to out: String) throws {
         var adapters: [String: LinearAdapter] = [:]
         for lin in model.encoder.linears { if let a = lin.adapter { adapters[lin.path] = a } }
+        if let gated = adapters.first(where: { ($0.value as? DynamicLoRAAdapter)?.gateWeight != nil }) {
+            throw ModelError("merge: \(gated.key) has Dynamic LoRA's input gate, which depends on each input and cannot be folded into a weight; train with --gate false to get a mergeable adapter (the PEFT export without the gate file is the gate-off model)")
+        }
         let fm = FileManager.default
         let created = !fm.fileExists(atPath: out)
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -120,6 +120,9 @@ public final class BertModel: @unchecked Sendable {
     private let ws = Scratch()
     private let gws = Scratch()
     private var state: State?
+    /// The sequences of the batch being run (set by `forward`; backward runs on the same batch), for
+    /// adapters that work per sequence rather than per token (Dynamic LoRA's input gate).
+    public private(set) var layout: SequenceLayout?
     /// When set, each forward starts a new batch in it and backward passes fill it (adapters and the
     /// classifier add their parts): per-example gradient norms for data-quality methods.
     public var perExample: PerExampleNorms? {
@@ -270,6 +273,7 @@ public final class BertModel: @unchecked Sendable {
     @discardableResult
     public func forward(_ input: BertInput, training: Bool = false, seed: UInt64 = 0) throws -> Output {
         try validate(input)
+        layout = input.layout
         perExample?.reset(layout: input.layout)
         var s = plan(input.layout, training: training)
         s.seed = seed; s.ids = input.ids; s.types = input.typeIds
