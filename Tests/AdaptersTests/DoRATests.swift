@@ -7,7 +7,7 @@ import RankwiseCore
 import SafeTensors
 
 /// DoRA: a 2 x 2 case worked by hand, then PEFT's `use_dora=True` on MiniLM (logits, loss, every gradient,
-/// and the merged weights) from `Tests/Fixtures/dora` (scripts/make_dora_reference.py).
+/// and the merged weights) from `Tests/Fixtures/dora` (scripts/make_varlen_reference.py --dora).
 @Suite struct DoRATests {
     /// W = [[3, 4], [0, 1]], bias [0.5, -1], A = [[1, 0]], B = [[0], [1]], s = 1, m = [5, 2], x = [1, 2]:
     /// W + s·B A = [[3, 4], [1, 1]] with row norms 5 and √2, so k = m / norm = [1, √2]; the layer computes
