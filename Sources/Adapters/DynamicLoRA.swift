@@ -20,9 +20,10 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     let layout: () -> SequenceLayout?
     public var params: [Param] { lora.params + [gateWeight, gateBias].compactMap { $0 } }
     public var perExample: PerExampleNorms?
-    // Saved between forward and backward: the LoRA output without w and g [n, out], each sequence's mean input [B, in] and gate [B].
-    private let lowBuf = Scratch(), meanBuf = Scratch(), gBuf = Scratch(), dyBuf = Scratch()
-    private var savedLayout: SequenceLayout?
+    // Saved between forward and backward: u = x' Aᵀ and f·u [n, r], each sequence's mean input [B, in] and gate [B], x' and its mask.
+    private let uBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), meanBuf = Scratch(), gBuf = Scratch()
+    private let xdBuf = Scratch(), maskBuf = Scratch(), tmpBuf = Scratch()
+    private var savedLayout: SequenceLayout?, usedDropout = false
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor, gate: Bool, gateBiasInit: Float,
                 layout: @escaping () -> SequenceLayout?) {
@@ -42,51 +43,71 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         }
     }
 
+    // The layer weight and the gate scale each row of u = x' Aᵀ ([n, r], small) rather than the output
+    // ([n, out]): w · g_e · s · (u Bᵀ) = s · ((w g_e u) Bᵀ), so the cost over LoRA is a pass over u.
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         savedLayout = layout()
-        let low = lowBuf.get(n * outDim)
-        low.update(repeating: 0, count: n * outDim)
-        lora.forward(x: x, y: low, n: n, training: training, seed: seed)
+        let r = lora.r
+        var src = x
+        usedDropout = training && lora.dropout > 0
+        if usedDropout {
+            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
+            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: lora.dropout, seed: seed)
+            src = UnsafePointer(xd)
+        }
+        let u = uBuf.get(n * r), uf = ufBuf.get(n * r)
+        BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: lora.a.value.data, ldb: inDim, c: u, ldc: r)
         let seqs = sequences(n)
         let g = gBuf.get(seqs.count), mean = meanBuf.get(seqs.count * inDim)
-        for (e, _, _, rows) in seqs {
+        for (e, start, count, rows) in seqs {
             g[e] = 1
-            guard let gw = gateWeight, let gb = gateBias else { continue }
-            let m = mean + e * inDim
-            m.update(repeating: 0, count: inDim)
-            for t in rows { for i in 0..<inDim { m[i] += x[t * inDim + i] } }
-            var z = gb.value[0]
-            for i in 0..<inDim { m[i] /= Float(max(1, rows.count)); z += gw.value[i] * m[i] }
-            g[e] = 1 / (1 + exp(-z))
-        }
-        for (e, start, count, _) in seqs {
+            if let gw = gateWeight, let gb = gateBias {
+                let m = mean + e * inDim
+                m.update(repeating: 0, count: inDim)
+                for t in rows { for i in 0..<inDim { m[i] += x[t * inDim + i] } }
+                var z = gb.value[0]
+                for i in 0..<inDim { m[i] /= Float(max(1, rows.count)); z += gw.value[i] * m[i] }
+                g[e] = 1 / (1 + exp(-z))
+            }
             let f = layerWeight * g[e]
-            for t in start..<(start + count) { for o in 0..<outDim { y[t * outDim + o] += f * low[t * outDim + o] } }
+            for t in start..<(start + count) { for k in 0..<r { uf[t * r + k] = f * u[t * r + k] } }
         }
+        BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
-        let low = lowBuf.get(n * outDim), seqs = sequences(n)
+        let r = lora.r, seqs = sequences(n)
+        let u = uBuf.get(n * r), uf = ufBuf.get(n * r), du = duBuf.get(n * r)
         let g = gBuf.get(seqs.count), mean = meanBuf.get(seqs.count * inDim)
-        // The gate: dL/dg_e = w · Σ_t dy_t · low_t, dz = dg · g (1 − g).
-        if let gw = gateWeight, let gb = gateBias {
-            for (e, start, count, rows) in seqs {
+        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
+            BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
+        }
+        if let pe = perExample, lora.b.grad != nil { pe.addLinear(dy: dy, x: uf, outDim: outDim, inDim: r, scale: lora.scaling, param: lora.b) }
+        BLAS.sgemm(m: n, n: r, k: outDim, alpha: lora.scaling, a: dy, lda: outDim, b: lora.b.value.data, ldb: r, c: du, ldc: r)  // d(f u) = s · dy B
+        for (e, start, count, rows) in seqs {
+            // The gate: dL/dg_e = w · Σ_t d(f u)_t · u_t, dz = dg · g (1 − g).
+            if let gw = gateWeight, let gb = gateBias {
                 var dg: Float = 0
-                for t in start..<(start + count) { for o in 0..<outDim { dg += dy[t * outDim + o] * low[t * outDim + o] } }
+                for t in start..<(start + count) { for k in 0..<r { dg += du[t * r + k] * u[t * r + k] } }
                 let dz = layerWeight * dg * g[e] * (1 - g[e])
                 if let gwg = gw.grad { for i in 0..<inDim { gwg[i] += dz * mean[e * inDim + i] } }
                 if let gbg = gb.grad { gbg[0] += dz }
                 if let dx { for t in rows { for i in 0..<inDim { dx[t * inDim + i] += dz * gw.value[i] / Float(max(1, rows.count)) } } }
             }
-        }
-        // The LoRA path sees dy · w · g_e.
-        let d = dyBuf.get(n * outDim)
-        for (e, start, count, _) in seqs {
             let f = layerWeight * g[e]
-            for t in start..<(start + count) { for o in 0..<outDim { d[t * outDim + o] = f * dy[t * outDim + o] } }
+            for t in start..<(start + count) { for k in 0..<r { du[t * r + k] *= f } }  // du = f · d(f u)
         }
-        lora.perExample = perExample
-        lora.backward(dy: d, x: x, dx: dx, n: n)
+        if let gA = lora.a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: gA.data, ldc: inDim) }
+        if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
+        guard let dx else { return }
+        if usedDropout {
+            let tmp = tmpBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
+            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: lora.a.value.data, ldb: inDim, c: tmp, ldc: inDim)
+            for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
+        } else {
+            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: lora.a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)
+        }
     }
 
     /// The dense update `w · s · B A` (the gate is not part of it: a gated adapter does not merge).
