@@ -253,10 +253,12 @@ public final class Comparison {
     }
 
     @discardableResult
+    /// The tables of every finished run in the output, this grid's first (a later command with a smaller
+    /// grid, such as the speed measurement alone, keeps the others in the tables), and the speed section.
     public func writeTables() throws -> CompareTable {
-        let t = CompareTable(cells: cells.compactMap { c in CompareTable.Cell(cell: c, directory: directory(c)) })
+        let t = CompareTable(cells: CompareTable.finished(in: grid.output, first: grid))
         try AtomicFile.write(t.json(grid: grid, common: common), to: grid.output + "/results.json")
-        try AtomicFile.write(t.markdown(), to: grid.output + "/results.md")
+        try AtomicFile.write(t.markdown() + CompareTable.speedMarkdown(directory: grid.output), to: grid.output + "/results.md")
         try AtomicFile.write(t.csv(), to: grid.output + "/results.csv")
         return t
     }
@@ -300,6 +302,42 @@ public struct CompareTable {
     }
 
     public var rows: [Row]
+
+    /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`), in `first`'s order of
+    /// tasks and methods when given (the others after them, by name).
+    public static func finished(in directory: String, first grid: CompareOptions? = nil) -> [Cell] {
+        let fm = FileManager.default
+        var out: [Cell] = []
+        for task in ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
+            for run in ((try? fm.contentsOfDirectory(atPath: directory + "/" + task)) ?? []).sorted() {
+                let parts = run.split(separator: "-"), n = parts.count
+                guard n >= 3, parts[n - 2].hasPrefix("r"), let b = Int(parts[n - 2].dropFirst()),
+                      parts[n - 1].hasPrefix("seed"), let s = UInt64(parts[n - 1].dropFirst(4)) else { continue }
+                let method = parts.dropLast(2).joined(separator: "-")
+                if let c = Cell(cell: CompareCell(task: task, method: method, budget: b, seed: s), directory: directory + "/\(task)/\(run)") { out.append(c) }
+            }
+        }
+        guard let grid else { return out }
+        let tasks = grid.taskList.map(Comparison.taskName)
+        func key(_ c: Cell) -> Int { (tasks.firstIndex(of: c.cell.task) ?? 99) * 1000 + (grid.methods.firstIndex(of: c.cell.method) ?? 999) }
+        return out.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
+    }
+
+    /// The speed next to PyTorch + PEFT recorded in `directory/speed.json` (by `rankwise compare --peer-python`), as Markdown.
+    public static func speedMarkdown(directory: String) -> String {
+        guard let d = FileManager.default.contents(atPath: directory + "/speed.json"),
+              let rows = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]], !rows.isEmpty else { return "" }
+        var md = "\n### Speed next to PyTorch + PEFT (training steps on the same random batches of each task, the same thread count, measured in the same run)\n\n"
+            + "| task | method | batch | threads | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak MiB | PEFT peak MiB | memory ratio |\n"
+            + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        for o in rows {
+            let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
+            md += String(format: "| %@ | %@ | %.0f | %.0f | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", o["task"] as? String ?? "?", o["method"] as? String ?? "?",
+                         n("batch"), n("peer_threads"), n("tokens_per_s"), n("peer_tokens_per_s"), n("tokens_per_s") / n("peer_tokens_per_s"),
+                         n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
+        }
+        return md
+    }
 
     public init(cells: [Cell]) {
         var rows: [Row] = []

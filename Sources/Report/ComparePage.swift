@@ -5,28 +5,14 @@ import SafeTensors
 /// A `rankwise compare` directory as one page: the results table of every task and every run's curves
 /// overlaid (one colour per method), plus where each method put its ranks.
 public enum ComparePage {
-    /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`).
+    /// The finished runs under `directory`, in the order of the grid its results.json records.
     public static func cells(in directory: String) -> [CompareTable.Cell] {
-        let fm = FileManager.default
-        var out: [CompareTable.Cell] = []
-        for task in ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
-            for run in ((try? fm.contentsOfDirectory(atPath: directory + "/" + task)) ?? []).sorted() {
-                let parts = run.split(separator: "-"), n = parts.count
-                guard n >= 3, parts[n - 2].hasPrefix("r"), let b = Int(parts[n - 2].dropFirst()),
-                      parts[n - 1].hasPrefix("seed"), let s = UInt64(parts[n - 1].dropFirst(4)) else { continue }
-                let method = parts.dropLast(2).joined(separator: "-")
-                if let c = CompareTable.Cell(cell: CompareCell(task: task, method: method, budget: b, seed: s), directory: directory + "/\(task)/\(run)") { out.append(c) }
-            }
-        }
-        // The grid's order (tasks, then methods) when its results.json says it.
+        var grid: CompareOptions? = nil
         if let d = FileManager.default.contents(atPath: directory + "/results.json"),
-           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let g = o["grid"],
-           let gd = try? JSONSerialization.data(withJSONObject: g), let grid = try? JSONDecoder().decode(CompareOptions.self, from: gd) {
-            let tasks = grid.taskList.map(Comparison.taskName)
-            func key(_ c: CompareTable.Cell) -> Int { (tasks.firstIndex(of: c.cell.task) ?? 99) * 1000 + (grid.methods.firstIndex(of: c.cell.method) ?? 99) }
-            out = out.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
+           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let g = o["grid"], let gd = try? JSONSerialization.data(withJSONObject: g) {
+            grid = try? JSONDecoder().decode(CompareOptions.self, from: gd)
         }
-        return out
+        return CompareTable.finished(in: directory, first: grid)
     }
 
     /// Whether `directory` holds a comparison (a results table and task folders) rather than one run.
@@ -62,7 +48,8 @@ public enum ComparePage {
             body += SVG.lineChart(runs.map { SVG.Series(name: $0.0, points: $0.1.lossCurve, color: color($0.0), width: 1.2) },
                                   title: "\(task): training loss, every run", x: "step", y: "loss")
             body += SVG.lineChart(runs.map { SVG.Series(name: $0.0, points: $0.1.devCurve(metric), color: color($0.0), dots: $0.1.devCurve(metric).count < 3, width: 1.2) },
-                                  title: "\(task): dev \(metric), every run", x: "step", y: metric)
+                                  title: "\(task): dev \(metric), every run", x: "step", y: metric,
+                                  xRange: (0, runs.compactMap { $0.1.lossCurve.last?.0 }.max() ?? 1))
             // Where each method put its ranks: mean final rank per module type.
             var perKind: [String: [String: Double]] = [:]
             for r in rows {

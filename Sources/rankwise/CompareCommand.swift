@@ -108,9 +108,10 @@ struct Compare: ParsableCommand {
         let model = cmp.common.first { $0.key == "model" }?.value ?? "minilm"
         var failed = false
         var rows: [[String: Any]] = []
-        var md = "\n### Speed next to PyTorch + PEFT (same random batches of \(batch), \(peerThreads) threads, training steps)\n\n"
-            + "| task | method | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak MiB | PEFT peak MiB | memory ratio |\n"
-            + "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        // speed.json keeps the measurements of earlier commands (other tasks or methods); a new one replaces its task and method's.
+        if let d = FileManager.default.contents(atPath: cmp.grid.output + "/speed.json"), let old = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]] {
+            rows = old
+        }
         for task in cmp.grid.taskList {
             for method in methods {
                 // The file name holds every setting of the measurement: a rerun with others measures again.
@@ -127,19 +128,16 @@ struct Compare: ParsableCommand {
                     guard p.terminationStatus == 0 else { stderr("speed: bench train --data \(task) --method \(method) failed (exit \(p.terminationStatus))\n"); failed = true; continue }
                 }
                 guard let d = FileManager.default.contents(atPath: out), var o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { continue }
-                let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
-                md += String(format: "| %@ | %@ | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", Comparison.taskName(task), method, n("tokens_per_s"), n("peer_tokens_per_s"),
-                             n("tokens_per_s") / n("peer_tokens_per_s"), n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
                 o["task"] = Comparison.taskName(task); o["method"] = method
+                rows.removeAll { $0["task"] as? String == Comparison.taskName(task) && $0["method"] as? String == method }
                 rows.append(o)
             }
         }
-        print(md)
         do {
             try AtomicFileWrite(cmp.grid.output + "/speed.json", String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-            let tables = (try? String(contentsOfFile: cmp.grid.output + "/results.md", encoding: .utf8)) ?? ""
-            if !tables.contains("### Speed next to") { try AtomicFileWrite(cmp.grid.output + "/results.md", tables + md) }
+            try cmp.writeTables()
         } catch { stderr("speed: \(error)\n"); failed = true }
+        print(CompareTable.speedMarkdown(directory: cmp.grid.output))
         return failed
     }
 }

@@ -153,5 +153,10 @@ import TestSupport
         #expect(table.rows.allSatisfy { $0.stat("final_rank")?.mean == 72 })  // 36 modules x budget 2, LoRA and ElaLoRA alike
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/out/results.json"))) as! [String: Any]
         #expect((json["rows"] as! [[String: Any]]).count == 2)
+        // A later, smaller grid into the same output (e.g. only the speed measurement) keeps every finished run in the tables.
+        let subset = try Comparison(grid: grid { $0.tasks = g.tasks; $0.methods = ["elalora", "lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = g.output }, common: common)
+        let t2 = try subset.run()
+        #expect(t2.rows.map(\.method) == ["elalora", "lora"] && t2.rows.allSatisfy { $0.runs.count == 2 })
+        #expect(try String(contentsOfFile: d + "/out/results.md", encoding: .utf8).contains("| elalora | 2 | 2 |"))
     }
 }
