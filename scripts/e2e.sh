@@ -228,7 +228,8 @@ echo "== another package depends on Rankwise by version (no unsafeFlags in its p
 bash scripts/consumer-check.sh . > "$W/consumer.log" 2>&1 && ok "a package depending on Rankwise 0.0.1 builds and runs" || { bad "consumer package"; tail -5 "$W/consumer.log"; }
 
 echo "== fuzzing every reader for a bounded time (longer: make fuzz FUZZ_SECONDS=600)"
-.build/release/rankwise-fuzz --seconds "${FUZZ_SECONDS:-15}" --seed "$(date +%s)" --work "$W/fuzz-work" > "$W/fuzz.log" 2>&1 && ok "$(tail -1 "$W/fuzz.log")" || { bad "fuzzing found a crash or hang (inputs of the last target below)"; tail -5 "$W/fuzz.log"; ls -t "$W"/fuzz-work/*/* | head -3; }
+.build/release/rankwise-fuzz --seconds "${FUZZ_SECONDS:-15}" --seed "$(date +%s)" --work "$W/fuzz-work" > "$W/fuzz.log" 2>&1 && ok "$(tail -1 "$W/fuzz.log")" || { bad "fuzzing found a crash or hang (inputs of the last target below)"; grep -m3 -E "Fatal error|fault|target|seed" "$W/fuzz.log"; tail -5 "$W/fuzz.log"
+       keep=/tmp/rankwise-fuzz-crash-$(date +%s); cp -r "$W/fuzz-work" "$keep"; cp "$W/fuzz.log" "$keep/"; ls -t "$W"/fuzz-work/*/* | head -3; echo "crashing inputs kept in $keep"; }
 
 echo "e2e: $pass passed, $fail failed"
 [ "$fail" = 0 ]
