@@ -147,14 +147,20 @@ public enum LoRA {
         var rng = SplitMix64(seed: seed)
         var out: [String: LoRAAdapter] = [:]
         for lin in try config.lora.targets(in: model, method: "LoRA", rank: config.r) {
-            let a = Tensor(zeros: [config.r, lin.inDim])
-            let bound = 1 / Float(lin.inDim).squareRoot()
-            for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
-            let ad = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: config, a: a, b: Tensor(zeros: [lin.outDim, config.r]))
+            let ad = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: config, a: initialA(r: config.r, inDim: lin.inDim, rng: &rng),
+                                 b: Tensor(zeros: [lin.outDim, config.r]))
             lin.adapter = ad
             for p in ad.params { model.params.add(p) }
             out[lin.path] = ad
         }
         return out
+    }
+
+    /// A `[r, inDim]` as PEFT initialises it: Kaiming-uniform with a = √5, i.e. U(±1/√in), drawn from `rng`.
+    public static func initialA(r: Int, inDim: Int, rng: inout SplitMix64) -> Tensor {
+        let a = Tensor(zeros: [r, inDim])
+        let bound = 1 / Float(inDim).squareRoot()
+        for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
+        return a
     }
 }

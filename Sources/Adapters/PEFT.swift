@@ -47,26 +47,23 @@ public enum PEFTFormat {
         return (o["use_dora"] as? Bool) == true
     }
 
-    /// The configuration and its per-module `rank_pattern` and `alpha_pattern` (PEFT matches their keys as
-    /// module-name suffixes; here a key is a module path or its suffix).
+    /// The configuration and its per-module `rank_pattern` and `alpha_pattern` (module path or suffix → r, alpha).
     public static func readConfigWithPatterns(directory: String) throws -> (LoRAConfig, [String: Int], [String: Float]) {
+        let (c, o) = try parseConfig(directory: directory, dora: false, patterns: true)
         let file = directory + "/adapter_config.json"
-        guard let d = FileManager.default.contents(atPath: file), var o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
-            throw ModelError("\(file): missing or not JSON")
-        }
         let rp = (o["rank_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.intValue }
         let ap = (o["alpha_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.floatValue }
         guard rp.values.allSatisfy({ $0 > 0 && $0 <= 4096 }) else { throw ModelError("\(file): rank_pattern holds a rank outside 1...4096") }
-        o["rank_pattern"] = [String: Any](); o["alpha_pattern"] = [String: Any]()
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-peft-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: tmp) }
-        try JSONSerialization.data(withJSONObject: o).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
-        return (try readConfig(directory: tmp), rp, ap)
+        return (c, rp, ap)
     }
 
     /// `dora`: whether the caller loads DoRA (otherwise a DoRA adapter is an error naming `--method dora`).
     public static func readConfig(directory: String, dora: Bool = false) throws -> LoRAConfig {
+        try parseConfig(directory: directory, dora: dora, patterns: false).0
+    }
+
+    /// The LoRA configuration and the JSON object it came from; per-module patterns are an error unless `patterns`.
+    static func parseConfig(directory: String, dora: Bool, patterns: Bool) throws -> (LoRAConfig, [String: Any]) {
         let file = directory + "/adapter_config.json"
         guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
             throw ModelError("\(file): missing or not JSON")
@@ -74,7 +71,7 @@ public enum PEFTFormat {
         guard (o["peft_type"] as? String) == "LORA" else { throw ModelError("\(file): peft_type \(o["peft_type"] ?? "missing") is not LORA") }
         if (o["use_dora"] as? Bool) == true && !dora { throw ModelError("\(file): a DoRA adapter (use_dora); load it as --method dora") }
         if (o["use_dora"] as? Bool) != true && dora { throw ModelError("\(file): not a DoRA adapter (use_dora is not true)") }
-        for k in ["rank_pattern", "alpha_pattern"] {
+        for k in ["rank_pattern", "alpha_pattern"] where !patterns {
             if let p = o[k] as? [String: Any], !p.isEmpty { throw ModelError("\(file): per-module \(k) is not supported yet") }
         }
         guard let r = (o["r"] as? NSNumber)?.intValue, let alpha = (o["lora_alpha"] as? NSNumber)?.floatValue else {
@@ -85,8 +82,8 @@ public enum PEFTFormat {
         else if let t = o["target_modules"] as? String { targets = [t] }  // a regex in PEFT; treated as a suffix here
         else { throw ModelError("\(file): target_modules missing") }
         targets.sort()
-        return LoRAConfig(r: r, alpha: alpha, dropout: (o["lora_dropout"] as? NSNumber)?.floatValue ?? 0, targetModules: targets,
-                          useRSLoRA: (o["use_rslora"] as? Bool) ?? false)
+        return (LoRAConfig(r: r, alpha: alpha, dropout: (o["lora_dropout"] as? NSNumber)?.floatValue ?? 0, targetModules: targets,
+                           useRSLoRA: (o["use_rslora"] as? Bool) ?? false), o)
     }
 
     public static func readExtra(directory: String) -> Extra? {

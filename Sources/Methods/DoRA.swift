@@ -31,9 +31,7 @@ public final class DoRAMethod: TuningMethod {
         var out: [(String, DoRAAdapter)] = []
         for lin in try config.lora.targets(in: encoder, method: "DoRA", rank: lc.r) {
             // A and B as LoRA initialises them (B = 0, so W + s·B A = W); m = the rows' norms of W.
-            let a = Tensor(zeros: [lc.r, lin.inDim])
-            let bound = 1 / Float(lin.inDim).squareRoot()
-            for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
+            let a = LoRA.initialA(r: lc.r, inDim: lin.inDim, rng: &rng)
             let m = Tensor(zeros: [lin.outDim])
             for o in 0..<lin.outDim {
                 var s: Float = 0

@@ -75,9 +75,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         var rng = SplitMix64(seed: seed)
         var out: [(String, DynamicLoRAAdapter)] = []
         for lin in try config.lora.targets(in: encoder, method: "Dynamic LoRA", rank: lc.r) {
-            let a = Tensor(zeros: [lc.r, lin.inDim])
-            let bound = 1 / Float(lin.inDim).squareRoot()
-            for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
+            let a = LoRA.initialA(r: lc.r, inDim: lin.inDim, rng: &rng)
             let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]),
                                         gate: config.gate, gateBiasInit: config.gateBias, layout: { [unowned encoder] in encoder.layout })
             lin.adapter = ad

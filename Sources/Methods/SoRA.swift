@@ -71,9 +71,7 @@ public final class SoRAMethod: TuningMethod {
         var out: [(String, SoRAAdapter)] = []
         for lin in try config.lora.targets(in: encoder, method: "SoRA", rank: r) {
             // A as LoRA (Kaiming-uniform), B = 0, gates from a standard normal as the reference.
-            let a = Tensor(zeros: [r, lin.inDim])
-            let bound = 1 / Float(lin.inDim).squareRoot()
-            for i in 0..<a.count { a[i] = (2 * rng.nextFloat() - 1) * bound }
+            let a = LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng)
             let g = Tensor(zeros: [r])
             for k in 0..<r { g[k] = rng.nextNormal() }
             out.append((lin.path, SoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, r: r, scaling: config.lora.alpha / Float(r),
