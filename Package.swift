@@ -38,7 +38,8 @@ let package = Package(
         .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         // The fine-tuning job as a library: data, split, method, training, evaluation, model store.
-        .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
+                                              .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // Self-contained HTML pages of runs and comparisons (inline SVG, no script).
         .target(name: "Report", dependencies: ["FineTuning", "Data", "SafeTensors"], swiftSettings: fast),
         .executableTarget(
@@ -47,12 +48,10 @@ let package = Package(
                 "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "Methods", "FineTuning", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: fast),
         // Seeded mutation fuzzer over every reader (Tests/FuzzCorpus): `swift run -c release rankwise-fuzz --seconds 60`.
-        .executableTarget(name: "rankwise-fuzz", dependencies: ["Adapters", "Data", "FineTuning", "Methods", "Models", "RankwiseCore", "SafeTensors", "Tokenizers",
-                                                             .product(name: "Yams", package: "Yams")], path: "Sources/Fuzz", swiftSettings: fast),
+        .executableTarget(name: "rankwise-fuzz", dependencies: ["Adapters", "Data", "FineTuning", "Methods", "Models", "RankwiseCore", "SafeTensors", "Tokenizers"], path: "Sources/Fuzz", swiftSettings: fast),
         // Shared test helpers: fixture paths and the real model's location (a failure in CI when missing).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),

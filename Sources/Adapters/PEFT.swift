@@ -39,6 +39,48 @@ public enum PEFTFormat {
         try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
     }
 
+    /// One module of an adapter whose modules keep different ranks: A `[R, in]` and B `[out, R]` of which
+    /// the ranks `kept` are saved, at output scale `scaling`.
+    public struct KeptRanks {
+        public let a: Tensor, b: Tensor, kept: [Int], scaling: Float
+        public init(a: Tensor, b: Tensor, kept: [Int], scaling: Float) { self.a = a; self.b = b; self.kept = kept; self.scaling = scaling }
+    }
+
+    /// Saves modules of different ranks as PEFT LoRA (SoRA, Dynamic LoRA's rank mode): each module's kept
+    /// ranks, `rank_pattern` and `alpha_pattern` keeping its scale; a module with no rank left is left out
+    /// of `target_modules`.
+    public static func save(directory: String, model: SequenceClassifier, keptRanks: [String: KeptRanks], config: LoRAConfig, extra: Extra) throws {
+        var exported: [String: LoRAAdapter] = [:], rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:]
+        for (path, m) in keptRanks where !m.kept.isEmpty {
+            let (inD, outD, R, k) = (m.a.shape[1], m.b.shape[0], m.a.shape[0], m.kept.count)
+            let a = Tensor(zeros: [k, inD]), b = Tensor(zeros: [outD, k])
+            for (j, r) in m.kept.enumerated() {
+                for i in 0..<inD { a[j * inD + i] = m.a[r * inD + i] }
+                for o in 0..<outD { b[o * k + j] = m.b[o * R + r] }
+            }
+            exported[path] = LoRAAdapter(path: path, inDim: inD, outDim: outD, config: LoRAConfig(r: k, alpha: m.scaling * Float(k)), a: a, b: b)
+            rankPattern[path] = k; alphaPattern[path] = m.scaling * Float(k)
+        }
+        var cfg = config
+        cfg.lora.targetModules = exported.keys.sorted()
+        try save(directory: directory, model: model, adapters: exported, config: cfg, extra: extra, patterns: (rank: rankPattern, alpha: alphaPattern))
+    }
+
+    /// Reads a PEFT LoRA directory with per-module ranks (`rank_pattern`, `alpha_pattern`) for `encoder`'s
+    /// linear layers: the configuration, one loaded LoRA adapter per matched module (not attached) and the
+    /// classifier.
+    public static func loadKeptRanks(directory: String, encoder: BertModel) throws -> (LoRAConfig, [String: LoRAAdapter], WeightSource?) {
+        let (lc, rankPattern, alphaPattern) = try readConfigWithPatterns(directory: directory)
+        var adapters: [String: LoRAAdapter] = [:]
+        for lin in encoder.linears where lc.matches(lin.path) {
+            func pattern<V>(_ p: [String: V]) -> V? { p.first { lin.path == $0.key || lin.path.hasSuffix("." + $0.key) }?.value }
+            let r = pattern(rankPattern) ?? lc.r, alpha = pattern(alphaPattern) ?? lc.alpha
+            adapters[lin.path] = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: LoRAConfig(r: r, alpha: alpha),
+                                             a: Tensor(zeros: [r, lin.inDim]), b: Tensor(zeros: [lin.outDim, r]))
+        }
+        return (lc, adapters, try loadWeights(directory: directory, adapters: adapters))
+    }
+
     /// Reads `adapter_config.json` as a LoRA configuration; clear errors for what is not LoRA.
     /// Whether the directory's `adapter_config.json` says `use_dora`.
     public static func isDoRA(directory: String) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 import Methods
 import Models
 import RankwiseCore
@@ -113,6 +114,31 @@ public struct FineTuneOptions: Sendable {
                 if let first = seen[key] { throw SettingsError("\(file), line \(n + 1): \(key) is already set on line \(first)") }
                 seen[key] = n + 1
             }
+        }
+    }
+
+    /// The options of a YAML config text (checked first: `checkConfigText`) as key/value pairs. Every key
+    /// must be a plain name: Yams stops the process on a complex key such as `? - a`, so the document's
+    /// tree is checked before it is turned into values.
+    public static func values(fromYAML text: String, file: String) throws -> [(key: String, value: String)] {
+        try checkConfigText(text, file: file)
+        let obj: Any?
+        do {
+            if let root = try Yams.compose(yaml: text) { try checkKeys(root, file: file) }
+            obj = try Yams.load(yaml: text)
+        } catch let e as SettingsError { throw e } catch { throw SettingsError("\(file): not valid YAML (\(error))") }
+        return try values(fromYAMLMapping: obj as Any, file: file)
+    }
+
+    static func checkKeys(_ node: Node, file: String) throws {
+        switch node {
+        case .mapping(let m):
+            for (k, v) in m {
+                guard case .scalar = k else { throw SettingsError("\(file), line \((k.mark?.line ?? 0) + 1): a key must be a plain name, not a list or a mapping") }
+                try checkKeys(v, file: file)
+            }
+        case .sequence(let s): for v in s { try checkKeys(v, file: file) }
+        default: break
         }
     }
 

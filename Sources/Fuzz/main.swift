@@ -15,7 +15,6 @@ import Models
 import RankwiseCore
 import SafeTensors
 import Tokenizers
-import Yams
 
 struct Target {
     let name: String
@@ -46,9 +45,7 @@ let targets: [Target] = [
     },
     Target(name: "yaml-config", fileName: "config.yaml") { path, _ in
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        try FineTuneOptions.checkConfigText(text, file: path)
-        let obj = try Yams.load(yaml: text)
-        _ = try FineTuneOptions.from(try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: path))
+        _ = try FineTuneOptions.from(try FineTuneOptions.values(fromYAML: text, file: path))
     },
     Target(name: "csv", fileName: nil) { path, _ in
         var spec = DataSpec()

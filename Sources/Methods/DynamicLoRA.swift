@@ -19,6 +19,18 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public var gate = true
     /// c at the start (v = 0): the gate starts at sigmoid(c).
     public var gateBias: Float = 4
+    /// `scale`: each layer's adapters' output is multiplied by the layer's weight. `ranks`: the weights
+    /// set each layer's share of the rank budget and ranks move there, ElaLoRA's way (lowest-scoring rank
+    /// pruned in a layer above its share, a new rank grown in one below it).
+    public var mode = "scale"
+    /// `ranks` mode: ranks preallocated per module, the most a module can grow to.
+    public var maxRank = 16
+    /// `ranks` mode: ranks moved (pruned in one layer, grown in another) at most per update.
+    public var movesPerRound = 8
+    /// `ranks` mode: steps before ranks start moving [none: 10% of the steps].
+    public var tinit: Int? = nil
+    /// `ranks` mode: last steps with fixed ranks [none: 20% of the steps].
+    public var tfinal: Int? = nil
     public init() {}
 
     public static let help = [
@@ -27,6 +39,11 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         "updateEvery": "steps between updates of the layer weights",
         "gate": "input gate sigmoid(v . mean_t x + c) multiplying each adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
         "gateBias": "the gate's initial bias c (v starts at 0): the gate starts at sigmoid(c)",
+        "mode": "scale: multiply each layer's adapter output by its weight; ranks: move ranks between layers in proportion to the weights (ElaLoRA's prune and grow)",
+        "maxRank": "ranks mode: ranks preallocated per module (the most a module can hold)",
+        "movesPerRound": "ranks mode: ranks moved between layers at most per update",
+        "tinit": "ranks mode: warm-up steps before ranks move [none: 10% of the steps]",
+        "tfinal": "ranks mode: final steps with fixed ranks [none: 20% of the steps]",
     ]
 
     public func validate() throws {
@@ -34,22 +51,44 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         guard temperature > 0, temperature.isFinite else { throw SettingsError("Dynamic LoRA: --temperature must be positive") }
         guard importanceBeta >= 0, importanceBeta < 1 else { throw SettingsError("Dynamic LoRA: --importance-beta must be in [0, 1)") }
         guard updateEvery >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
+        guard mode == "scale" || mode == "ranks" else { throw SettingsError("Dynamic LoRA: --mode must be scale or ranks (got \(mode))") }
+        if mode == "ranks" {
+            guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
+            guard movesPerRound >= 0 else { throw SettingsError("Dynamic LoRA: --moves-per-round must not be negative") }
+            guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else { throw SettingsError("Dynamic LoRA: --tinit and --tfinal must not be negative") }
+        }
     }
+
+    /// Ranks each adapter holds room for.
+    var allocatedRank: Int { mode == "ranks" ? maxRank : lora.r }
 }
 
-/// Each layer's smoothed importance and the weights in use (checkpointed: a resumed run goes on exactly).
+/// Each layer's smoothed importance, the weights in use and, in `ranks` mode, which ranks are active and
+/// their smoothed sensitivity (checkpointed: a resumed run goes on exactly).
 public final class DynamicLoRAState: CheckpointState {
     public var importance: [Double], weights: [Float]
+    /// `ranks` mode: every adapter's ranks, in the method's adapter order.
+    public var active: [[Bool]]
+    let sensitivity = Sensitivity(beta1: 0.85, beta2: 0.85)
+    let params: [Param]
     /// Called after a restore (the method hands the restored weights to its adapters).
     var onRestore: () -> Void = {}
-    init(layers: Int) { importance = [Double](repeating: 0, count: layers); weights = [Float](repeating: 1, count: layers) }
+    init(layers: Int, active: [[Bool]], params: [Param]) {
+        importance = [Double](repeating: 0, count: layers); weights = [Float](repeating: 1, count: layers)
+        self.active = active; self.params = params
+    }
     public func checkpointTensors() -> [TensorToWrite] {
         [TensorToWrite(name: "importance", shape: [importance.count], int64s: importance.map { Int64(bitPattern: $0.bitPattern) }),
-         TensorToWrite(name: "weights", shape: [weights.count], floats: weights)]
+         TensorToWrite(name: "weights", shape: [weights.count], floats: weights),
+         TensorToWrite(name: "active", shape: [active.joined().count], floats: active.joined().map { $0 ? 1 : 0 })]
+            + sensitivity.checkpointTensors(params, prefix: "")
     }
     public func restore(from f: CheckpointSection) throws {
         importance = try f.ints("importance", count: importance.count).map { Double(bitPattern: UInt64(bitPattern: $0)) }
         weights = try f.floats("weights", count: weights.count)
+        var flags = try f.floats("active", count: active.joined().count)[...]
+        active = active.map { a in a.map { _ in flags.popFirst()! != 0 } }
+        try sensitivity.restore(params, prefix: "", from: f)
         onRestore()
     }
 }
@@ -57,9 +96,10 @@ public final class DynamicLoRAState: CheckpointState {
 /// `--method dynamic`: LoRA whose layers are weighted by their importance during training, plus an
 /// input gate per adapted module. Every `update-every` steps each layer's weight becomes
 /// L · softmax(I / mean(I) / τ) (mean 1 over the L layers), I the EMA of Σ |p ⊙ ∂L/∂p| over the layer's
-/// LoRA parameters; the adapters' outputs are scaled by their layer's weight. Saved as PEFT LoRA with the
-/// layer weight folded into B; the gates (which PEFT cannot express) go to `rankwise_gates.safetensors`,
-/// and `merge` refuses a gated adapter.
+/// LoRA parameters. In `scale` mode the adapters' outputs are scaled by their layer's weight; in `ranks`
+/// mode the weights split the rank budget between the layers and ranks move to match (see `moveRanks`).
+/// Saved as PEFT LoRA (layer weight folded into B, per-module ranks in `rank_pattern`); the gates (which
+/// PEFT cannot express) go to `rankwise_gates.safetensors`, and `merge` refuses a gated adapter.
 public final class DynamicLoRAMethod: TuningMethod {
     public let name = "dynamic"
     public let config: DynamicLoRAConfig
@@ -67,16 +107,21 @@ public final class DynamicLoRAMethod: TuningMethod {
     /// The layer index of each adapter, and the layers in order.
     let layerOf: [Int], layers: [Int]
     let state: DynamicLoRAState
+    let seed: UInt64
+    private(set) var tinit = 0, tfinal = 0
 
     public init(config: DynamicLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.validate()
-        self.config = config
-        let lc = LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout, targetModules: config.lora.targetModules)
+        self.config = config; self.seed = seed
+        let (r, R) = (config.lora.r, config.allocatedRank)
+        // R ranks allocated, the scale alpha / r of the r ranks a module starts with.
+        let lc = LoRAConfig(r: R, alpha: config.lora.alpha * Float(R) / Float(r), dropout: config.lora.loraDropout, targetModules: config.lora.targetModules)
         var rng = SplitMix64(seed: seed)
         var out: [(String, DynamicLoRAAdapter)] = []
-        for lin in try config.lora.targets(in: encoder, method: "Dynamic LoRA", rank: lc.r) {
-            let a = LoRA.initialA(r: lc.r, inDim: lin.inDim, rng: &rng)
-            let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]),
+        for lin in try config.lora.targets(in: encoder, method: "Dynamic LoRA", rank: R) {
+            let a = Tensor(zeros: [R, lin.inDim])
+            _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)  // ranks r..<R start off (zero)
+            let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, R]),
                                         gate: config.gate, gateBiasInit: config.gateBias, layout: { [unowned encoder] in encoder.layout })
             lin.adapter = ad
             for p in ad.params { encoder.params.add(p) }
@@ -87,7 +132,8 @@ public final class DynamicLoRAMethod: TuningMethod {
         let ls = Array(Set(idx)).sorted()
         layers = ls
         layerOf = idx.map { ls.firstIndex(of: $0)! }
-        state = DynamicLoRAState(layers: ls.count)
+        state = DynamicLoRAState(layers: ls.count, active: dynamicAdapters.map { _ in (0..<R).map { $0 < r } },
+                                 params: dynamicAdapters.flatMap(\.1.lora.params))
         state.onRestore = { [unowned self] in self.apply() }
     }
 
@@ -97,11 +143,24 @@ public final class DynamicLoRAMethod: TuningMethod {
         return l
     }
 
+    var rankMode: Bool { config.mode == "ranks" }
     public var adapters: [(String, LinearAdapter)] { dynamicAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
     public var checkpointStates: [String: CheckpointState] { ["dynamic": state] }
-    public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: dynamicAdapters.map { ($0.0, config.lora.r) }) }
-    public var maxRank: Int { config.lora.r }
-    public var summary: String { "Dynamic LoRA r \(config.lora.r), layer weights every \(config.updateEvery) steps (temperature \(config.temperature))" + (config.gate ? ", input gates" : "") }
+    public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: zip(dynamicAdapters, state.active).map { ($0.0.0, $0.1.filter { $0 }.count) }) }
+    public var maxRank: Int { config.allocatedRank }
+    public var summary: String {
+        "Dynamic LoRA r \(config.lora.r), layer weights every \(config.updateEvery) steps (temperature \(config.temperature)) "
+            + (rankMode ? "moving ranks (max \(config.maxRank), \(config.movesPerRound) per update, tinit \(tinit), tfinal \(tfinal))" : "scaling the layers")
+            + (config.gate ? ", input gates" : "")
+    }
+
+    public func prepare(totalSteps: Int) throws {
+        tinit = config.tinit ?? totalSteps / 10
+        tfinal = config.tfinal ?? totalSteps / 5
+        if rankMode && tinit + tfinal >= totalSteps {
+            throw ModelError("Dynamic LoRA: tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalSteps)): ranks would never move")
+        }
+    }
 
     /// The layer weights L · softmax(I / mean(I) / τ) for importances `I`.
     public static func weights(importance: [Double], temperature: Float) -> [Float] {
@@ -114,7 +173,31 @@ public final class DynamicLoRAMethod: TuningMethod {
         return e.map { Float(Double(importance.count) * $0 / sum) }
     }
 
-    /// The importance EMA from this step's gradients; the weights every `update-every` steps.
+    /// Each layer's share of a budget of `r` ranks per module: `total · m_l w_l / Σ m_k w_k` for a layer of
+    /// `m_l` modules and weight `w_l`, kept within `[m_l, m_l · maxRank]` (what is cut is shared among the
+    /// others the same way), rounded by largest remainder so the shares add up to the budget.
+    public static func layerTargets(weights: [Float], modules: [Int], r: Int, maxRank: Int) -> [Int] {
+        let total = Double(modules.reduce(0, +) * r)
+        let lo = modules.map { Double($0) }, hi = modules.map { Double($0 * maxRank) }
+        var share = [Double](repeating: 0, count: weights.count), fixed = [Bool](repeating: false, count: weights.count)
+        while true {
+            let left = total - zip(share, fixed).filter(\.1).map(\.0).reduce(0, +)
+            let free = (0..<weights.count).filter { !fixed[$0] }
+            let mass = free.map { Double(modules[$0]) * Double(weights[$0]) }.reduce(0, +)
+            for l in free { share[l] = mass > 0 ? left * Double(modules[l]) * Double(weights[l]) / mass : left / Double(free.count) }
+            let out = free.filter { share[$0] < lo[$0] || share[$0] > hi[$0] }
+            if out.isEmpty { break }
+            for l in out { share[l] = min(hi[l], max(lo[l], share[l])); fixed[l] = true }
+        }
+        var t = share.map { Int($0.rounded(.down)) }
+        let frac = (0..<t.count).map { share[$0] - Double(t[$0]) }
+        let order = (0..<t.count).sorted { frac[$0] > frac[$1] || (frac[$0] == frac[$1] && $0 < $1) }
+        for l in order.prefix(Int(total) - t.reduce(0, +)) { t[l] += 1 }
+        return t
+    }
+
+    /// The importance EMA from this step's gradients; the weights every `update-every` steps and, in
+    /// `ranks` mode within the rounds' window, ranks moved towards them.
     public func afterOptimizerStep(_ context: StepContext) throws {
         var s = [Double](repeating: 0, count: layers.count)
         for (i, (_, ad)) in dynamicAdapters.enumerated() {
@@ -127,29 +210,105 @@ public final class DynamicLoRAMethod: TuningMethod {
         }
         let b = Double(config.importanceBeta)
         for l in 0..<layers.count { state.importance[l] = b * state.importance[l] + (1 - b) * s[l] }
-        if context.step % config.updateEvery == 0 {
-            state.weights = Self.weights(importance: state.importance, temperature: config.temperature)
-            apply()
-            context.log(["event": "layer_weights", "step": context.step, "layers": layers, "weights": state.weights.map(Double.init),
-                         "importance": state.importance])
+        let rounds = rankMode && context.step <= context.totalSteps - tfinal
+        if rounds { state.sensitivity.update(state.params) }
+        guard context.step % config.updateEvery == 0 else { return }
+        state.weights = Self.weights(importance: state.importance, temperature: config.temperature)
+        apply()
+        context.log(["event": "layer_weights", "step": context.step, "layers": layers, "weights": state.weights.map(Double.init),
+                     "importance": state.importance])
+        guard rounds, context.step > tinit else { return }
+        let moved = moveRanks(step: context.step, optimizer: context.optimizer)
+        if !moved.isEmpty {
+            let now = ranks
+            context.log(["event": "ranks", "step": context.step, "budget": now.values.reduce(0, +), "ranks": now,
+                         "pruned": moved.map(\.pruned), "grown": moved.map(\.grown)])
         }
     }
 
-    func apply() { for (i, (_, ad)) in dynamicAdapters.enumerated() { ad.layerWeight = state.weights[layerOf[i]] } }
+    /// In `scale` mode every adapter takes its layer's weight; in `ranks` mode the weights only set budgets.
+    func apply() { for (i, (_, ad)) in dynamicAdapters.enumerated() { ad.layerWeight = rankMode ? 1 : state.weights[layerOf[i]] } }
+
+    /// Ranks each layer holds now.
+    var layerRanks: [Int] {
+        var t = [Int](repeating: 0, count: layers.count)
+        for (i, act) in state.active.enumerated() { t[layerOf[i]] += act.filter { $0 }.count }
+        return t
+    }
+
+    /// One round of `ranks` mode, at most `moves-per-round` moves: while a layer holds more ranks than its
+    /// share and another fewer, the lowest-scoring rank (AdaLoRA's sensitivity of its A row and B column)
+    /// of the layers above their share is pruned (never a module's last), and a rank grows in the layer
+    /// furthest below, in its module whose ranks score highest on average and that has room. A pruned
+    /// rank's A row and B column become zero; a grown rank's A row is random, orthogonal to its module's
+    /// others, of their mean norm, and its B column zero, so growing does not change the output. Both
+    /// start with fresh optimizer moments and sensitivity.
+    func moveRanks(step: Int, optimizer: AdamW?) -> [(pruned: String, grown: String)] {
+        let modules = (0..<layers.count).map { l in layerOf.filter { $0 == l }.count }
+        let target = Self.layerTargets(weights: state.weights, modules: modules, r: config.lora.r, maxRank: config.maxRank)
+        var held = layerRanks
+        var scores = dynamicAdapters.map { state.sensitivity.rankScores(a: $0.1.lora.a, b: $0.1.lora.b) }
+        var moved: [(pruned: String, grown: String)] = []
+        while moved.count < config.movesPerRound {
+            let over = Set((0..<layers.count).filter { held[$0] > target[$0] })
+            let deficit = (0..<layers.count).map { target[$0] - held[$0] }
+            guard let under = deficit.indices.filter({ deficit[$0] > 0 }).min(by: { deficit[$0] > deficit[$1] || (deficit[$0] == deficit[$1] && $0 < $1) })
+            else { break }
+            var worst: (score: Float, m: Int, j: Int)?
+            for (m, act) in state.active.enumerated() where over.contains(layerOf[m]) && act.filter({ $0 }).count > 1 {
+                for j in act.indices where act[j] && (worst == nil || (scores[m][j], m, j) < worst!) { worst = (scores[m][j], m, j) }
+            }
+            func mean(_ m: Int) -> Float {
+                let js = state.active[m].indices.filter { state.active[m][$0] }
+                return js.map { scores[m][$0] }.reduce(0, +) / Float(max(1, js.count))
+            }
+            let roomy = (0..<dynamicAdapters.count).filter { layerOf[$0] == under && state.active[$0].contains(false) }
+            let means = roomy.map(mean)
+            guard let worst, let pick = means.indices.min(by: { means[$0] > means[$1] || (means[$0] == means[$1] && $0 < $1) }) else { break }
+            let grow = roomy[pick]
+            setRank(worst.m, worst.j, on: false, step: step, optimizer: optimizer)
+            let j = state.active[grow].firstIndex(of: false)!
+            setRank(grow, j, on: true, step: step, optimizer: optimizer)
+            scores[worst.m][worst.j] = 0; scores[grow][j] = 0
+            held[layerOf[worst.m]] -= 1; held[under] += 1
+            moved.append(("\(dynamicAdapters[worst.m].0)#\(worst.j)", "\(dynamicAdapters[grow].0)#\(j)"))
+        }
+        return moved
+    }
+
+    /// Switches rank `j` of adapter `m` off (A row and B column zero) or on (new A row, B column zero).
+    func setRank(_ m: Int, _ j: Int, on: Bool, step: Int, optimizer: AdamW?) {
+        let ad = dynamicAdapters[m].1.lora
+        let (inD, outD, R) = (ad.a.shape[1], ad.b.shape[0], ad.r)
+        let a = ad.a.value, b = ad.b.value
+        for o in 0..<outD { b[o * R + j] = 0 }
+        if on {
+            let others = state.active[m].indices.filter { state.active[m][$0] }
+            let norm = others.map { o in (0..<inD).map { a[o * inD + $0] * a[o * inD + $0] }.reduce(0, +).squareRoot() }.reduce(0, +) / Float(max(1, others.count))
+            var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(m) &* 4099 &+ UInt64(j))
+            ElaLoRAAllocator.orthonormal(count: inD, set: { a[j * inD + $0] = norm * $1 }, others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
+        } else {
+            for i in 0..<inD { a[j * inD + i] = 0 }
+        }
+        state.active[m][j] = on
+        optimizer?.resetMoments(ad.a, (j * inD)..<((j + 1) * inD))
+        optimizer?.resetMoments(ad.b, stride(from: j, to: outD * R, by: R))
+        state.sensitivity.resetRank(a: ad.a, b: ad.b, j)
+    }
 
     public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
-        var exported: [String: LoRAAdapter] = [:], gates: [TensorToWrite] = []
-        for (path, ad) in dynamicAdapters {
+        var modules: [String: PEFTFormat.KeptRanks] = [:], gates: [TensorToWrite] = []
+        for ((path, ad), act) in zip(dynamicAdapters, state.active) {
             let b = Tensor(zeros: ad.lora.b.shape)
             for k in 0..<b.count { b[k] = ad.lora.b.value[k] * ad.layerWeight }
-            exported[path] = LoRAAdapter(path: path, inDim: ad.lora.a.shape[1], outDim: b.shape[0], config: LoRAConfig(r: ad.lora.r, alpha: config.lora.alpha), a: ad.lora.a.value, b: b)
+            modules[path] = PEFTFormat.KeptRanks(a: ad.lora.a.value, b: b, kept: act.indices.filter { act[$0] }, scaling: ad.lora.scaling)
             if let w = ad.gateWeight, let c = ad.gateBias {
                 gates.append(TensorToWrite(name: w.name, shape: w.shape, floats: w.value.array))
                 gates.append(TensorToWrite(name: c.name, shape: c.shape, floats: c.value.array))
             }
         }
-        try PEFTFormat.save(directory: directory, model: model, adapters: exported,
-                            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout, targetModules: config.lora.targetModules), extra: metadata)
+        try PEFTFormat.save(directory: directory, model: model, keptRanks: modules,
+                            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout), extra: metadata)
         let gatesFile = directory + "/" + Self.gatesFile
         if gates.isEmpty { try? FileManager.default.removeItem(atPath: gatesFile) } else { try SafeTensorsWriter.write(gates, metadata: ["format": "pt"], to: gatesFile) }
     }
@@ -157,15 +316,27 @@ public final class DynamicLoRAMethod: TuningMethod {
     /// The extra tensor file of the input gates next to a PEFT export.
     public static let gatesFile = "rankwise_gates.safetensors"
 
-    /// Reads the PEFT LoRA directory (layer weights folded into B) and, when present, the gates.
+    /// Reads the PEFT LoRA directory (layer weights folded into B, per-module ranks) and, when present, the gates.
     public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
-        let lc = try PEFTFormat.readConfig(directory: directory)
+        let (lc, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, encoder: encoder)
         let gatesPath = directory + "/" + gatesFile
         var c = DynamicLoRAConfig()
         c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules
+        let most = loaded.values.map(\.r).max() ?? lc.r
+        if loaded.values.contains(where: { $0.r != lc.r }) { c.mode = "ranks"; c.maxRank = max(most, lc.r) }
         c.gate = FileManager.default.fileExists(atPath: gatesPath)
         let m = try DynamicLoRAMethod(config: c, encoder: encoder, seed: 0)
-        let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.dynamicAdapters.map { ($0.0, $0.1.lora) }))
+        for (i, (path, ad)) in m.dynamicAdapters.enumerated() {
+            guard let l = loaded[path] else { continue }
+            let (inD, outD, R, k) = (l.a.shape[1], l.b.shape[0], ad.lora.r, l.r)
+            let a = ad.lora.a.value, b = ad.lora.b.value, f = l.scaling / ad.lora.scaling
+            a.buffer.update(repeating: 0); b.buffer.update(repeating: 0)
+            for j in 0..<k {
+                for x in 0..<inD { a[j * inD + x] = l.a.value[j * inD + x] }
+                for o in 0..<outD { b[o * R + j] = f * l.b.value[o * k + j] }
+            }
+            m.state.active[i] = (0..<R).map { $0 < k }
+        }
         if c.gate {
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: gatesPath) } catch { throw ModelError("\(error)") }

@@ -36,30 +36,42 @@ public final class Sensitivity {
     public func reset() { ipt = [:]; unc = [:] }
 
     /// Forgets rank `j` of `ad` (its A row, E entry and B column start from zero again).
-    public func resetRank(_ ad: SVDAdapter, _ j: Int) {
+    public func resetRank(_ ad: SVDAdapter, _ j: Int) { resetRank(a: ad.a, b: ad.b, e: ad.e, j) }
+
+    /// Forgets rank `j` of A `[R, in]`, B `[out, R]` and, when given, E `[R]`.
+    public func resetRank(a: Param, b: Param, e: Param? = nil, _ j: Int) {
+        let (inD, outD, R) = (a.shape[1], b.shape[0], a.shape[0])
         for d in [ipt, unc] {
-            if let t = d[ObjectIdentifier(ad.a)] { for k in 0..<ad.inDim { t[j * ad.inDim + k] = 0 } }
-            if let t = d[ObjectIdentifier(ad.e)] { t[j] = 0 }
-            if let t = d[ObjectIdentifier(ad.b)] { for o in 0..<ad.outDim { t[o * ad.rMax + j] = 0 } }
+            if let t = d[ObjectIdentifier(a)] { for k in 0..<inD { t[j * inD + k] = 0 } }
+            if let e, let t = d[ObjectIdentifier(e)] { t[j] = 0 }
+            if let t = d[ObjectIdentifier(b)] { for o in 0..<outD { t[o * R + j] = 0 } }
+        }
+    }
+
+    /// I·U of every element of `p` (zeros before its first update).
+    func scores(_ p: Param) -> [Float] {
+        let id = ObjectIdentifier(p)
+        guard let i = ipt[id], let u = unc[id] else { return [Float](repeating: 0, count: p.count) }
+        return (0..<p.count).map { i[$0] * u[$0] }
+    }
+
+    /// Score of every rank of A `[R, in]` and B `[out, R]`: the mean of I·U over its A row plus over its B column.
+    public func rankScores(a: Param, b: Param) -> [Float] {
+        let sa = scores(a), sb = scores(b)
+        let (inD, outD, R) = (a.shape[1], b.shape[0], a.shape[0])
+        return (0..<R).map { j in
+            var ma: Float = 0
+            for k in 0..<inD { ma += sa[j * inD + k] }
+            var mb: Float = 0
+            for k in 0..<outD { mb += sb[k * R + j] }
+            return ma / Float(inD) + mb / Float(outD)
         }
     }
 
     /// Score of every rank of `ad`: E's score + mean of A's row + mean of B's column.
     public func tripletScores(_ ad: SVDAdapter) -> [Float] {
-        func score(_ p: Param) -> [Float] {
-            let id = ObjectIdentifier(p)
-            guard let i = ipt[id], let u = unc[id] else { return [Float](repeating: 0, count: p.count) }
-            return (0..<p.count).map { i[$0] * u[$0] }
-        }
-        let sa = score(ad.a), se = score(ad.e), sb = score(ad.b)
-        let r = ad.rMax
-        return (0..<r).map { j in
-            var ma: Float = 0
-            for k in 0..<ad.inDim { ma += sa[j * ad.inDim + k] }
-            var mb: Float = 0
-            for k in 0..<ad.outDim { mb += sb[k * r + j] }
-            return se[j] + ma / Float(ad.inDim) + mb / Float(ad.outDim)
-        }
+        let se = scores(ad.e)
+        return zip(se, rankScores(a: ad.a, b: ad.b)).map { $0 + $1 }
     }
 
     /// Checkpoint tensors `<prefix>ipt.<param>` and `<prefix>unc.<param>` for the params that have averages.

@@ -126,39 +126,21 @@ public final class SoRAMethod: TuningMethod {
     /// ranks in `rank_pattern` and `alpha_pattern` keeping each module's scale; modules with no rank left
     /// are left out of `target_modules`.
     public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
-        var exported: [String: LoRAAdapter] = [:], rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:]
+        var modules: [String: PEFTFormat.KeptRanks] = [:]
         for (path, ad) in soraAdapters {
-            let scaling = ad.scaling
             let (bg, kept) = ad.folded()
-            guard !kept.isEmpty else { continue }
-            let (inD, outD) = (ad.a.shape[1], ad.b.shape[0])
-            let a = Tensor(zeros: [kept.count, inD]), b = Tensor(zeros: [outD, kept.count])
-            for (j, k) in kept.enumerated() {
-                for i in 0..<inD { a[j * inD + i] = ad.a.value[k * inD + i] }
-                for o in 0..<outD { b[o * kept.count + j] = bg[o * ad.r + k] }
-            }
-            exported[path] = LoRAAdapter(path: path, inDim: inD, outDim: outD, config: LoRAConfig(r: kept.count, alpha: scaling * Float(kept.count)), a: a, b: b)
-            rankPattern[path] = kept.count; alphaPattern[path] = scaling * Float(kept.count)
+            modules[path] = PEFTFormat.KeptRanks(a: ad.a.value, b: bg, kept: kept, scaling: ad.scaling)
         }
-        let cfg = LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout, targetModules: exported.keys.sorted())
-        try PEFTFormat.save(directory: directory, model: model, adapters: exported, config: cfg, extra: metadata,
-                            patterns: (rank: rankPattern, alpha: alphaPattern))
+        try PEFTFormat.save(directory: directory, model: model, keptRanks: modules,
+                            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout), extra: metadata)
     }
 
     /// Reads a PEFT LoRA directory with per-module ranks (as `save` writes it) into `encoder`, each module's
     /// ranks with gates of 1.
     public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
-        let (lc, rankPattern, alphaPattern) = try PEFTFormat.readConfigWithPatterns(directory: directory)
-        var loraAdapters: [String: LoRAAdapter] = [:]
-        for lin in encoder.linears where lc.matches(lin.path) {
-            func pattern<V>(_ p: [String: V]) -> V? { p.first { lin.path == $0.key || lin.path.hasSuffix("." + $0.key) }?.value }
-            let r = pattern(rankPattern) ?? lc.r, alpha = pattern(alphaPattern) ?? lc.alpha
-            loraAdapters[lin.path] = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: LoRAConfig(r: r, alpha: alpha),
-                                                 a: Tensor(zeros: [r, lin.inDim]), b: Tensor(zeros: [lin.outDim, r]))
-        }
-        let head = try PEFTFormat.loadWeights(directory: directory, adapters: loraAdapters)
+        let (lc, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, encoder: encoder)
         var c = SoRAConfig()
-        c.lora.r = max(1, rankPattern.values.max() ?? lc.r); c.lora.alpha = lc.alpha; c.lora.targetModules = lc.targetModules
+        c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? lc.r); c.lora.alpha = lc.alpha; c.lora.targetModules = lc.targetModules
         let ads = loraAdapters.map { path, l in
             (path, SoRAAdapter(path: path, inDim: l.a.shape[1], outDim: l.b.shape[0], r: l.r, scaling: l.scaling, dropout: 0,
                                a: l.a.value, b: l.b.value, gate: Tensor(shape: [l.r], values: [Float](repeating: 1, count: l.r))))

@@ -6,7 +6,6 @@ import Report
 import RankwiseCore
 import Training
 import SafeTensors
-import Yams
 
 /// `rankwise train`: parses options (a YAML file, then flags), shows progress, prints. The run itself
 /// is `FineTuneJob` in the FineTuning library. Options are not declared here: they come from
@@ -45,13 +44,10 @@ struct Train: ParsableCommand {
     }
 }
 
-/// The options of a YAML file (checked before parsing: see `FineTuneOptions.checkConfigText`), as key/value pairs.
+/// The options of a YAML file (`FineTuneOptions.values(fromYAML:file:)`), as key/value pairs.
 func yamlOptions(_ path: String) throws -> [(key: String, value: String)] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw SettingsError("\(path): cannot read") }
-    try FineTuneOptions.checkConfigText(text, file: path)
-    let obj: Any?
-    do { obj = try Yams.load(yaml: text) } catch { throw SettingsError("\(path): not valid YAML (\(error))") }
-    return try FineTuneOptions.values(fromYAMLMapping: obj as Any, file: path)
+    return try FineTuneOptions.values(fromYAML: text, file: path)
 }
 
 /// Methods and their options.

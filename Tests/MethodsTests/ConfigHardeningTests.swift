@@ -20,5 +20,15 @@ import FineTuning
     @Test func ordinaryConfigsPass() throws {
         let text = "train: tweets   # the * in a comment is fine\ntarget_modules: [query, value]\nlr: 5e-3\nname: \"a & b *c\"\nlabels:\n  - negative\n  - positive\n"
         try FineTuneOptions.checkConfigText(text, file: "c.yaml")
+        let values = try FineTuneOptions.values(fromYAML: "lr: 5e-3\ntarget_modules: [query, value]\n", file: "c.yaml")
+        #expect(values.map(\.key).sorted() == ["lr", "target_modules"])
+    }
+
+    /// Complex keys (a list or a mapping as a key) stopped the process inside Yams (the fuzzer's seed 201
+    /// found `? - negative` under `labe|s:`); they are now a clear error naming the file and line.
+    @Test func complexKeysAreErrors() {
+        for text in ["train: tweets\nlabe|s:\n? - negative\n  - positive\n", "? [a, b]\n: 1\n", "lr: 1\nx:\n  ? {a: 1}\n  : 2\n"] {
+            #expect { try FineTuneOptions.values(fromYAML: text, file: "c.yaml") } throws: { "\($0)".contains("c.yaml, line") && "\($0)".contains("plain name") }
+        }
     }
 }
