@@ -13,7 +13,7 @@ import Tokenizers
 /// Every registered method passes these, with its default options, on the real all-MiniLM-L6-v2 and a
 /// small seeded slice of the real tweets: a method added to `MethodRegistry.all` is tested here with
 /// no new test code. (PEFT loading every method's export is checked by scripts/e2e.sh, also per
-/// registered method.)
+/// registered method.) `cases` adds the modes a method's defaults do not reach, as "name key=value ...".
 @Suite(.serialized) struct ConformanceTests {
     struct Slice { let train: TokenizedSet; let probe: TokenizedSet; let model: String }
 
@@ -33,14 +33,24 @@ import Tokenizers
         return c  // 32 steps: the adaptive methods' default schedules (10% warm-up, 20% final) allocate in them
     }
 
-    func build(_ e: MethodEntry, _ s: Slice, seed: UInt64 = 5) throws -> (SequenceClassifier, TuningMethod) {
+    static let cases = MethodRegistry.names + ["dynamic mode=ranks update-every=2 gate=false"]
+
+    /// The method entry and options of a case.
+    func parse(_ c: String) throws -> (MethodEntry, [String: String]) {
+        let words = c.split(separator: " ").map(String.init)
+        let options = Dictionary(uniqueKeysWithValues: words.dropFirst().map { w in let kv = w.split(separator: "=", maxSplits: 1); return (String(kv[0]), String(kv[1])) })
+        return (try MethodRegistry.entry(words[0]), options)
+    }
+
+    func build(_ c: String, _ s: Slice, seed: UInt64 = 5) throws -> (SequenceClassifier, TuningMethod) {
         let enc = try BertModel.load(directory: s.model, withPooler: true)
-        let (m, _) = try e.make(options: [:], encoder: enc, seed: seed)
+        let (e, options) = try parse(c)
+        let (m, _) = try e.make(options: options, encoder: enc, seed: seed)
         return (try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
     }
 
     func dir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-conformance-\(name)-\(getpid())").path
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-conformance-\(name.replacingOccurrences(of: " ", with: "_"))-\(getpid())").path
         try? FileManager.default.removeItem(atPath: d)
         return d
     }
@@ -50,14 +60,14 @@ import Tokenizers
 
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
-    @Test(arguments: MethodRegistry.names) func trainsSavesLoadsResumesAndMerges(_ name: String) throws {
+    @Test(arguments: Self.cases) func trainsSavesLoadsResumesAndMerges(_ name: String) throws {
         guard let s = Self.slice else { return }
         try BLAS.load()
-        let e = try MethodRegistry.entry(name)
-        var meta = Self.metadata; meta.method = name; meta.baseModel = s.model
+        let (e, _) = try parse(name)
+        var meta = Self.metadata; meta.method = e.name; meta.baseModel = s.model
 
         // 1. A few steps lower the loss on the training slice.
-        let (model, method) = try build(e, s)
+        let (model, method) = try build(name, s)
         let out = dir("\(name)-a")
         let t = try Trainer(model: model, method: method, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: out)
         t.adapterMetadata = meta
@@ -94,10 +104,10 @@ import Tokenizers
 
         // 4. Stopped between checkpoints (as kill -9 would) and resumed: identical to the uninterrupted run.
         let rdir = dir("\(name)-resume")
-        let (mb, methb) = try build(e, s)
+        let (mb, methb) = try build(name, s)
         let tb = try Trainer(model: mb, method: methb, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
         try tb.run(shouldStop: { tb.step == 17 })  // last checkpoint at step 14
-        let (mc, methc) = try build(e, s)
+        let (mc, methc) = try build(name, s)
         let tc = try Trainer(model: mc, method: methc, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
         for p in mc.params.trainable { for i in 0..<p.count { p.value[i] += 0.5 } }  // only the checkpoint can make it right
         try tc.run(resume: true)
@@ -116,10 +126,10 @@ import Tokenizers
 
     /// The unpadded path (packed tokens, per-sequence attention) gives the padded path's logits, loss and
     /// gradients, for every method, on real tweets of mixed lengths (adapter weights made non-zero).
-    @Test(arguments: MethodRegistry.names) func unpaddedEqualsPadded(_ name: String) throws {
+    @Test(arguments: Self.cases) func unpaddedEqualsPadded(_ name: String) throws {
         guard let s = Self.slice else { return }
         try BLAS.load()
-        let (model, method) = try build(try MethodRegistry.entry(name), s)
+        let (model, method) = try build(name, s)
         model.params.setTrainable(method.isTrainable)
         model.regularizers = method.regularizers
         var rng = SplitMix64(seed: 17)

@@ -100,4 +100,90 @@ import SafeTensors
         #expect((loaded as! DynamicLoRAMethod).dynamicAdapters.allSatisfy { $0.1.gateWeight != nil })
         #expect { try PEFTFormat.merge(model: model, labelNames: ["a", "b"], baseDirectory: dir, to: dir + "-merged") } throws: { "\($0)".contains("input gate") }
     }
+
+    /// Shares of a budget of r = 4 per module: proportional to modules x weight, within [m, m · maxRank],
+    /// rounded by largest remainder.
+    @Test func layerTargetsByHand() {
+        #expect(DynamicLoRAMethod.layerTargets(weights: [1, 1], modules: [2, 2], r: 4, maxRank: 8) == [8, 8])
+        // m·w = 1, 3 of 16 ranks: 4 and 12.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [0.5, 1.5], modules: [2, 2], r: 4, maxRank: 8) == [4, 12])
+        // maxRank 5: the second layer holds at most 10, the first takes the other 6.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [0.5, 1.5], modules: [2, 2], r: 4, maxRank: 5) == [6, 10])
+        // 10 ranks split 1:2 = 3.33 and 6.67: floors 3 and 6, the larger remainder gets the last one.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [2.0 / 3, 4.0 / 3], modules: [1, 1], r: 5, maxRank: 10) == [3, 7])
+        // A weight near zero still leaves a rank per module.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [0.001, 1.999], modules: [3, 3], r: 2, maxRank: 4) == [3, 9].map { min($0, 12) })
+        // Uneven layers: 3 modules and 1, equal weights: 4 x 4 = 16 ranks, 12 and 4.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [1, 1], modules: [3, 1], r: 4, maxRank: 8) == [12, 4])
+    }
+
+    /// `ranks` mode on a 2-layer model: with the top layer weighted 3x, a round moves ranks from layer 0 to
+    /// layer 1, the lowest-scoring ones first, keeps the budget, zeroes a pruned rank's A row and B column,
+    /// grows ranks with zero B (the output of the grown rank alone is unchanged), A rows orthogonal to the
+    /// module's others at their mean norm; the export keeps per-module ranks and loads to the same logits.
+    @Test func ranksModeMovesRanksToTheHeavierLayer() throws {
+        let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
+        let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
+        var c = DynamicLoRAConfig()
+        c.lora.r = 2; c.lora.targetModules = ["query", "value"]; c.mode = "ranks"; c.maxRank = 4; c.movesPerRound = 3; c.gate = false
+        let m = try DynamicLoRAMethod(config: c, encoder: enc, seed: 3)
+        try m.prepare(totalSteps: 100)
+        enc.params.setTrainable { $0.contains("lora_") }
+        var rng = SplitMix64(seed: 9)
+        for (_, ad) in m.dynamicAdapters {
+            for j in 0..<2 { for o in 0..<8 { ad.lora.b.value[o * 4 + j] = rng.nextFloat() - 0.5 } }
+            for p in ad.lora.params { for k in 0..<p.count { p.grad![k] = rng.nextFloat() - 0.5 } }
+        }
+        // Ranks start at r of the 4 allocated; the others are zero.
+        #expect(m.ranks.values.allSatisfy { $0 == 2 } && m.maxRank == 4)
+        let q0 = m.dynamicAdapters.first { $0.0.contains("layer.0") && $0.0.hasSuffix("query") }!.1.lora
+        #expect((2 * 8..<4 * 8).allSatisfy { q0.a.value[$0] == 0 })
+        m.state.sensitivity.update(m.state.params)
+        m.state.sensitivity.update(m.state.params)
+        m.state.weights = [0.5, 1.5]  // targets: 2 and 6 of 8 ranks
+        let scores = m.dynamicAdapters.map { m.state.sensitivity.rankScores(a: $0.1.lora.a, b: $0.1.lora.b) }
+        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let moved = m.moveRanks(step: 50, optimizer: AdamW(params: enc.params))
+        #expect(moved.count == 2, "\(moved)")  // 4 -> 2 in layer 0, 4 -> 6 in layer 1
+        #expect(m.layerRanks == [2, 6] && m.ranks.values.reduce(0, +) == 8 && m.ranks.values.allSatisfy { $0 >= 1 })
+        // Layer 0's two lowest-scoring ranks (never a module's last) went.
+        let l0 = m.dynamicAdapters.indices.filter { m.layerOf[$0] == 0 }
+        var offers: [(Float, Int, Int)] = []
+        for i in l0 { for j in 0..<2 { offers.append((scores[i][j], i, j)) } }
+        offers.sort { $0 < $1 }
+        var expectPruned: [(Int, Int)] = [], left = Dictionary(uniqueKeysWithValues: l0.map { ($0, 2) })
+        for (_, i, j) in offers where expectPruned.count < 2 && left[i]! > 1 { expectPruned.append((i, j)); left[i]! -= 1 }
+        for (i, j) in expectPruned {
+            let l = m.dynamicAdapters[i].1.lora
+            #expect(!m.state.active[i][j])
+            #expect((0..<8).allSatisfy { l.a.value[j * 8 + $0] == 0 && l.b.value[$0 * 4 + j] == 0 })
+        }
+        // Grown ranks: B column zero, A row orthogonal to the module's other active rows, at their mean norm.
+        for i in m.dynamicAdapters.indices where m.layerOf[i] == 1 {
+            let l = m.dynamicAdapters[i].1.lora
+            let act = (0..<4).filter { m.state.active[i][$0] }
+            func row(_ j: Int) -> [Float] { (0..<8).map { l.a.value[j * 8 + $0] } }
+            for j in act where j >= 2 {
+                #expect((0..<8).allSatisfy { l.b.value[$0 * 4 + j] == 0 })
+                for o in act where o != j { #expect(abs(zip(row(j), row(o)).map { $0 * $1 }.reduce(0, +)) < 1e-5) }
+                let norm = zip(row(j), row(j)).map { $0 * $1 }.reduce(0, +).squareRoot()
+                let mean = [0, 1].map { o in zip(row(o), row(o)).map { $0 * $1 }.reduce(0, +).squareRoot() }.reduce(0, +) / 2
+                #expect(abs(norm - mean) < 1e-5)
+            }
+        }
+        // Export with rank_pattern; loading gives the same logits and ranks.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-dynamic-ranks-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try m.save(directory: dir, model: model, metadata: AdapterMetadata(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 16, baseModel: "x", method: "dynamic"))
+        let input = BertInput(batch: 1, seq: 4, ids: [2, 5, 7, 3])
+        let before = try model.forward(input).logits
+        let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
+        let (loaded, head) = try DynamicLoRAMethod.load(directory: dir, encoder: enc2)
+        let after = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: head).forward(input).logits
+        #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 }, "\(before) vs \(after)")
+        #expect(loaded.ranks == m.ranks)
+        let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
+        let q1 = m.dynamicAdapters.first { $0.0.contains("layer.1") && $0.0.hasSuffix("query") }!
+        #expect(try f.floats("base_model.model.bert.\(q1.0).lora_A.weight").count == m.ranks[q1.0]! * 8)
+    }
 }
