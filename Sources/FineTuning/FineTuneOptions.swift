@@ -117,29 +117,33 @@ public struct FineTuneOptions: Sendable {
         }
     }
 
-    /// The options of a YAML config text (checked first: `checkConfigText`) as key/value pairs. Every key
-    /// must be a plain name: Yams stops the process on a complex key such as `? - a`, so the document's
-    /// tree is checked before it is turned into values.
+    /// The options of a YAML config text (checked first: `checkConfigText`) as key/value pairs, each value
+    /// the text as written (a list joined by commas; YAML's plain yes/no/on/off as true/false), parsed
+    /// later exactly as the same flag would be. Yams is used only to build the document's tree: its typed
+    /// constructors stop the process on inputs such as a complex key (`? - a`) or an overflowing
+    /// sexagesimal integer (`9223372036854775807:00`), both found by the fuzzer.
     public static func values(fromYAML text: String, file: String) throws -> [(key: String, value: String)] {
         try checkConfigText(text, file: file)
-        let obj: Any?
-        do {
-            if let root = try Yams.compose(yaml: text) { try checkKeys(root, file: file) }
-            obj = try Yams.load(yaml: text)
-        } catch let e as SettingsError { throw e } catch { throw SettingsError("\(file): not valid YAML (\(error))") }
-        return try values(fromYAMLMapping: obj as Any, file: file)
-    }
-
-    static func checkKeys(_ node: Node, file: String) throws {
-        switch node {
-        case .mapping(let m):
-            for (k, v) in m {
-                guard case .scalar = k else { throw SettingsError("\(file), line \((k.mark?.line ?? 0) + 1): a key must be a plain name, not a list or a mapping") }
-                try checkKeys(v, file: file)
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw SettingsError("\(file): not valid YAML (\(error))") }
+        guard case .mapping(let map)? = root else { throw SettingsError("\(file): not a mapping of option names to values") }
+        func line(_ n: Node) -> String { "\(file), line \(n.mark?.line ?? 1)" }  // Yams counts lines from 1
+        func value(_ n: Node, of key: String) throws -> String {
+            switch n {
+            case .scalar(let s): return s.style == .plain ? Bool.construct(from: s).map { $0 ? "true" : "false" } ?? s.string : s.string
+            case .sequence(let q): return try q.map { try value($0, of: key) }.joined(separator: ",")
+            default: throw SettingsError("\(line(n)): the value of \(key) is a mapping; an option takes a value or a list")
             }
-        case .sequence(let s): for v in s { try checkKeys(v, file: file) }
-        default: break
         }
+        var out: [(key: String, value: String)] = [], seen: [String: String] = [:]
+        for (k, v) in map {
+            guard case .scalar(let name) = k else { throw SettingsError("\(line(k)): a key must be a plain name, not a list or a mapping") }
+            let norm = SettingsTable.normalise(name.string)
+            if let first = seen[norm] { throw SettingsError("\(line(k)): \(name.string) is already set (as \(first))") }
+            seen[norm] = name.string
+            out.append((name.string, try value(v, of: name.string)))
+        }
+        return out.sorted { $0.key < $1.key }
     }
 
     /// Key/value pairs of a YAML or JSON mapping file, as `from` takes them.

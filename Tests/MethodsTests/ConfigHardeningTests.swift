@@ -24,11 +24,20 @@ import FineTuning
         #expect(values.map(\.key).sorted() == ["lr", "target_modules"])
     }
 
-    /// Complex keys (a list or a mapping as a key) stopped the process inside Yams (the fuzzer's seed 201
-    /// found `? - negative` under `labe|s:`); they are now a clear error naming the file and line.
-    @Test func complexKeysAreErrors() {
-        for text in ["train: tweets\nlabe|s:\n? - negative\n  - positive\n", "? [a, b]\n: 1\n", "lr: 1\nx:\n  ? {a: 1}\n  : 2\n"] {
+    /// Inputs that stopped the process inside Yams' typed constructors, found by the fuzzer: complex keys
+    /// (seed 201: `? - negative` under `labe|s:`) and an overflowing sexagesimal integer (seed 209). Now a
+    /// clear error naming the file and line, or a value passed on as written (for the option to reject).
+    @Test func yamlInputsThatCrashedYams() throws {
+        for text in ["train: tweets\nlabe|s:\n? - negative\n  - positive\n", "? [a, b]\n: 1\n"] {
             #expect { try FineTuneOptions.values(fromYAML: text, file: "c.yaml") } throws: { "\($0)".contains("c.yaml, line") && "\($0)".contains("plain name") }
         }
+        #expect { try FineTuneOptions.values(fromYAML: "lr: 1\nx:\n  ? {a: 1}\n  : 2\n", file: "c.yaml") } throws: { "\($0)".contains("c.yaml, line 3") && "\($0)".contains("x is a mapping") }
+        let big = try FineTuneOptions.values(fromYAML: "max-train-examples: 9223372036854775807:00\nseed: 7\n", file: "c.yaml")
+        #expect(big.map(\.value) == ["9223372036854775807:00", "7"])
+        #expect { try FineTuneOptions.from(big) } throws: { "\($0)".contains("max") }
+        // Values as written; YAML's plain booleans as true/false, quoted text untouched, lists joined.
+        let v = try FineTuneOptions.values(fromYAML: "lr: 5e-3\ngate: yes\nname: \"yes\"\ntarget_modules: [query, value]\n", file: "c.yaml")
+        #expect(v.map { "\($0.key)=\($0.value)" } == ["gate=true", "lr=5e-3", "name=yes", "target_modules=query,value"])
+        #expect { try FineTuneOptions.values(fromYAML: "{lr: 1, lr: 2}", file: "c.yaml") } throws: { "\($0)".contains("already set") }
     }
 }
