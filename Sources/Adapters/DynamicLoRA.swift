@@ -20,8 +20,8 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     let layout: () -> SequenceLayout?
     public var params: [Param] { lora.params + [gateWeight, gateBias].compactMap { $0 } }
     public var perExample: PerExampleNorms?
-    // Saved between forward and backward: u = x' Aᵀ and f·u [n, r], each sequence's mean input [B, in] and gate [B], x' and its mask.
-    private let uBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), meanBuf = Scratch(), gBuf = Scratch()
+    // Saved between forward and backward: u = x' Aᵀ and f·u [n, r], x·v [n] and each sequence's gate [B], x' and its mask.
+    private let uBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), xvBuf = Scratch(), gBuf = Scratch(), wBuf = Scratch()
     private let xdBuf = Scratch(), maskBuf = Scratch(), tmpBuf = Scratch()
     private var savedLayout: SequenceLayout?, usedDropout = false
 
@@ -33,20 +33,21 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         gateBias = gate ? Param(name: path + ".lora_gate.bias", value: Tensor(shape: [1], values: [gateBiasInit])) : nil
     }
 
-    /// One gate per sequence: `(sequence index, first row, rows, real rows)` of the current layout, or the
-    /// whole batch as one sequence when there is no layout (a layer run on its own).
-    func sequences(_ n: Int) -> [(Int, Int, Int, [Int])] {
-        guard let l = savedLayout, l.tokens == n else { return [(0, 0, n, Array(0..<n))] }
-        return (0..<l.count).map { e in
-            let rows = (l.starts[e]..<(l.starts[e] + l.lengths[e])).filter { l.keyMask == nil || l.keyMask![$0] > 0 }
-            return (e, l.starts[e], l.lengths[e], rows)
-        }
+    /// The sequences of the current layout as `(first row, rows)`, or the whole batch as one sequence when
+    /// there is no layout (a layer run on its own); `isReal(t)` says whether row t is a real token.
+    var sequenceCount: Int { savedLayout.map { $0.count } ?? 1 }
+    func sequence(_ e: Int, n: Int) -> (start: Int, count: Int) {
+        guard let l = savedLayout, l.tokens == n else { return (0, n) }
+        return (l.starts[e], l.lengths[e])
     }
+    func isReal(_ t: Int) -> Bool { savedLayout?.keyMask.map { $0[t] > 0 } ?? true }
 
     // The layer weight and the gate scale each row of u = x' Aᵀ ([n, r], small) rather than the output
-    // ([n, out]): w · g_e · s · (u Bᵀ) = s · ((w g_e u) Bᵀ), so the cost over LoRA is a pass over u.
+    // ([n, out]): w · g_e · s · (u Bᵀ) = s · ((w g_e u) Bᵀ). The gate's logit needs only x v ([n], one
+    // matrix-vector product): z_e = c + (1 / T_e) Σ_t (x v)_t over the sequence's T_e real tokens.
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         savedLayout = layout()
+        if let l = savedLayout, l.tokens != n { savedLayout = nil }
         let r = lora.r
         var src = x
         usedDropout = training && lora.dropout > 0
@@ -57,46 +58,53 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         }
         let u = uBuf.get(n * r), uf = ufBuf.get(n * r)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: lora.a.value.data, ldb: inDim, c: u, ldc: r)
-        let seqs = sequences(n)
-        let g = gBuf.get(seqs.count), mean = meanBuf.get(seqs.count * inDim)
-        for (e, start, count, rows) in seqs {
+        let g = gBuf.get(sequenceCount)
+        let xv = xvBuf.get(n)
+        if let gw = gateWeight { BLAS.sgemm(m: n, n: 1, k: inDim, a: x, lda: inDim, b: gw.value.data, ldb: 1, c: xv, ldc: 1) }
+        for e in 0..<sequenceCount {
+            let (start, count) = sequence(e, n: n)
             g[e] = 1
-            if let gw = gateWeight, let gb = gateBias {
-                let m = mean + e * inDim
-                m.update(repeating: 0, count: inDim)
-                for t in rows { for i in 0..<inDim { m[i] += x[t * inDim + i] } }
-                var z = gb.value[0]
-                for i in 0..<inDim { m[i] /= Float(max(1, rows.count)); z += gw.value[i] * m[i] }
-                g[e] = 1 / (1 + exp(-z))
+            if let gb = gateBias {
+                var sum: Float = 0, real = 0
+                for t in start..<(start + count) where isReal(t) { sum += xv[t]; real += 1 }
+                g[e] = 1 / (1 + exp(-(gb.value[0] + sum / Float(max(1, real)))))
             }
             let f = layerWeight * g[e]
-            for t in start..<(start + count) { for k in 0..<r { uf[t * r + k] = f * u[t * r + k] } }
+            for k in (start * r)..<((start + count) * r) { uf[k] = f * u[k] }
         }
         BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
-        let r = lora.r, seqs = sequences(n)
-        let u = uBuf.get(n * r), uf = ufBuf.get(n * r), du = duBuf.get(n * r)
-        let g = gBuf.get(seqs.count), mean = meanBuf.get(seqs.count * inDim)
+        let r = lora.r
+        let u = uBuf.get(n * r), uf = ufBuf.get(n * r), du = duBuf.get(n * r), g = gBuf.get(sequenceCount)
         let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
         if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
         }
         if let pe = perExample, lora.b.grad != nil { pe.addLinear(dy: dy, x: uf, outDim: outDim, inDim: r, scale: lora.scaling, param: lora.b) }
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: lora.scaling, a: dy, lda: outDim, b: lora.b.value.data, ldb: r, c: du, ldc: r)  // d(f u) = s · dy B
-        for (e, start, count, rows) in seqs {
-            // The gate: dL/dg_e = w · Σ_t d(f u)_t · u_t, dz = dg · g (1 − g).
-            if let gw = gateWeight, let gb = gateBias {
+        // The gate: dL/dg_e = w · Σ_t d(f u)_t · u_t, dz_e = dg_e · g_e (1 − g_e); every real token t of the
+        // sequence gets w_t = dz_e / T_e, so dv += xᵀ w, dc += Σ dz_e and dx += w vᵀ.
+        let wt = wBuf.get(n)
+        if gateWeight != nil { wt.update(repeating: 0, count: n) }
+        for e in 0..<sequenceCount {
+            let (start, count) = sequence(e, n: n)
+            if let gb = gateBias {
                 var dg: Float = 0
-                for t in start..<(start + count) { for k in 0..<r { dg += du[t * r + k] * u[t * r + k] } }
+                for k in (start * r)..<((start + count) * r) { dg += du[k] * u[k] }
                 let dz = layerWeight * dg * g[e] * (1 - g[e])
-                if let gwg = gw.grad { for i in 0..<inDim { gwg[i] += dz * mean[e * inDim + i] } }
+                var real = 0
+                for t in start..<(start + count) where isReal(t) { real += 1 }
+                for t in start..<(start + count) where isReal(t) { wt[t] = dz / Float(max(1, real)) }
                 if let gbg = gb.grad { gbg[0] += dz }
-                if let dx { for t in rows { for i in 0..<inDim { dx[t * inDim + i] += dz * gw.value[i] / Float(max(1, rows.count)) } } }
             }
             let f = layerWeight * g[e]
-            for t in start..<(start + count) { for k in 0..<r { du[t * r + k] *= f } }  // du = f · d(f u)
+            for k in (start * r)..<((start + count) * r) { du[k] *= f }  // du = f · d(f u)
+        }
+        if let gw = gateWeight {
+            if let gwg = gw.grad { BLAS.sgemm(transA: true, m: inDim, n: 1, k: n, a: x, lda: inDim, b: wt, ldb: 1, beta: 1, c: gwg.data, ldc: 1) }
+            if let dx { BLAS.sgemm(m: n, n: inDim, k: 1, a: wt, lda: 1, b: gw.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim) }
         }
         if let gA = lora.a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: gA.data, ldc: inDim) }
         if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
