@@ -21,12 +21,14 @@ public final class DoRAAdapter: LinearAdapter {
     public var perExample: PerExampleNorms?
     // Saved between forward and backward: k and the norms [out], x' Wᵀ and the low-rank output [n, out], x' and its mask [n, in].
     private let kBuf = Scratch(), normBuf = Scratch(), wBuf = Scratch(), baseBuf = Scratch(), lowBuf = Scratch()
-    private let xdBuf = Scratch(), maskBuf = Scratch(), dxdBuf = Scratch(), dyBuf = Scratch()
-    private var usedDropout = false
+    private let dxdBuf = Scratch(), dyBuf = Scratch()
+    /// x' = dropout(x), its own: the inner LoRA runs without dropout on x'.
+    let inputDropout: InputDropout
 
     public init(path: String, layer: Linear, config: LoRAConfig, a: Tensor, b: Tensor, magnitude m: Tensor) {
         inDim = layer.inDim; outDim = layer.outDim; weight = layer.weight; bias = layer.bias
         lora = LoRAAdapter(path: path, inDim: inDim, outDim: outDim, config: config, a: a, b: b)
+        inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         magnitude = Param(name: path + ".lora_magnitude_vector", value: m)
     }
 
@@ -47,13 +49,9 @@ public final class DoRAAdapter: LinearAdapter {
         let k = kBuf.get(outDim), norm = normBuf.get(outDim)
         weightNorms(norm)
         for o in 0..<outDim { k[o] = magnitude.value[o] / norm[o] }
-        var src = x
         let base = baseBuf.get(n * outDim)
-        usedDropout = training && lora.dropout > 0
-        if usedDropout {  // x' = dropout(x): x' Wᵀ computed here
-            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: lora.dropout, seed: seed)
-            src = UnsafePointer(xd)
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+        if inputDropout.isOn {  // x' = dropout(x): x' Wᵀ computed here
             BLAS.sgemm(transB: true, m: n, n: outDim, k: inDim, a: src, lda: inDim, b: weight.value.data, ldb: inDim, c: base, ldc: outDim)
         } else {  // the layer's output without its bias
             base.update(from: y, count: n * outDim)
@@ -70,7 +68,7 @@ public final class DoRAAdapter: LinearAdapter {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let k = kBuf.get(outDim), norm = normBuf.get(outDim)
         let base = baseBuf.get(n * outDim), low = lowBuf.get(n * outDim)
-        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        let src = inputDropout.saved(x, n: n)
         // dm = Σ_t dy ⊙ (x' Wᵀ + low) / ‖·‖ (the norm is a constant to the gradient, as in PEFT)
         let v = dyBuf.get(n * outDim)
         for t in 0..<n { for o in 0..<outDim { v[t * outDim + o] = (base[t * outDim + o] + low[t * outDim + o]) / norm[o] } }
@@ -87,13 +85,7 @@ public final class DoRAAdapter: LinearAdapter {
         for t in 0..<n { for o in 0..<outDim { v[t * outDim + o] = dy[t * outDim + o] * k[o] } }
         lora.perExample = perExample
         lora.backward(dy: v, x: src, dx: dxd, n: n)
-        guard let dx, let dxd else { return }
-        if usedDropout {
-            let mask = maskBuf.get(n * inDim)
-            for i in 0..<(n * inDim) { dx[i] += dxd[i] * mask[i] }
-        } else {
-            for i in 0..<(n * inDim) { dx[i] += dxd[i] }
-        }
+        if let dx, let dxd { inputDropout.addMasked(dxd, n: n, dx: dx) }
     }
 
     /// The dense update that merging adds to W: `k ⊙ (W + s·B A) − W` with k = m / ‖W + s·B A‖.

@@ -22,13 +22,14 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public var perExample: PerExampleNorms?
     // Saved between forward and backward: u = x' Aᵀ and f·u [n, r], x·v [n] and each sequence's gate [B], x' and its mask.
     private let uBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), xvBuf = Scratch(), gBuf = Scratch(), wBuf = Scratch()
-    private let xdBuf = Scratch(), maskBuf = Scratch(), tmpBuf = Scratch()
-    private var savedLayout: SequenceLayout?, usedDropout = false
+    private var savedLayout: SequenceLayout?
+    let inputDropout: InputDropout
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor, gate: Bool, gateBiasInit: Float,
                 layout: @escaping () -> SequenceLayout?) {
         self.inDim = inDim; self.outDim = outDim; self.layout = layout
         lora = LoRAAdapter(path: path, inDim: inDim, outDim: outDim, config: config, a: a, b: b)
+        inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         gateWeight = gate ? Param(name: path + ".lora_gate.weight", value: Tensor(zeros: [inDim])) : nil
         gateBias = gate ? Param(name: path + ".lora_gate.bias", value: Tensor(shape: [1], values: [gateBiasInit])) : nil
     }
@@ -49,13 +50,7 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         savedLayout = layout()
         if let l = savedLayout, l.tokens != n { savedLayout = nil }
         let r = lora.r
-        var src = x
-        usedDropout = training && lora.dropout > 0
-        if usedDropout {
-            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: lora.dropout, seed: seed)
-            src = UnsafePointer(xd)
-        }
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         let u = uBuf.get(n * r), uf = ufBuf.get(n * r)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: lora.a.value.data, ldb: inDim, c: u, ldc: r)
         let g = gBuf.get(sequenceCount)
@@ -78,7 +73,7 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let r = lora.r
         let u = uBuf.get(n * r), uf = ufBuf.get(n * r), du = duBuf.get(n * r), g = gBuf.get(sequenceCount)
-        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        let src = inputDropout.saved(x, n: n)
         if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
         }
@@ -108,14 +103,7 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         }
         if let gA = lora.a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: gA.data, ldc: inDim) }
         if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
-        guard let dx else { return }
-        if usedDropout {
-            let tmp = tmpBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: lora.a.value.data, ldb: inDim, c: tmp, ldc: inDim)
-            for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
-        } else {
-            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: lora.a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)
-        }
+        if let dx { inputDropout.addInputGradient(du: du, a: lora.a.value.data, n: n, r: r, dx: dx) }
     }
 
     /// The dense update `w · s · B A` (the gate is not part of it: a gated adapter does not merge).

@@ -79,33 +79,28 @@ public final class LoRAAdapter: LinearAdapter {
     public var params: [Param] { [a, b] }
     let inDim: Int, outDim: Int
     // Saved between forward and backward: u = dropout(x) Aᵀ [n, r], and dropout(x) when dropout is on.
-    private let uBuf = Scratch(), xdBuf = Scratch(), maskBuf = Scratch(), duBuf = Scratch()
-    private var usedDropout = false
+    private let uBuf = Scratch(), duBuf = Scratch()
+    let inputDropout: InputDropout
     public var perExample: PerExampleNorms?
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor) {
         self.inDim = inDim; self.outDim = outDim; r = config.r
         scaling = config.scaling; dropout = config.dropout
+        inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         self.a = Param(name: path + ".lora_A.weight", value: a)
         self.b = Param(name: path + ".lora_B.weight", value: b)
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         let u = uBuf.get(n * r)
-        var src = x
-        usedDropout = training && dropout > 0
-        if usedDropout {
-            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: dropout, seed: seed)
-            src = UnsafePointer(xd)
-        }
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: scaling, a: u, lda: r, b: b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let u = uBuf.get(n * r), du = duBuf.get(n * r)
-        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        let src = inputDropout.saved(x, n: n)
         if let gb = b.grad {  // dB += scaling · dyᵀ u
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: u, ldb: r, beta: 1, c: gb.data, ldc: r)
         }
@@ -118,15 +113,7 @@ public final class LoRAAdapter: LinearAdapter {
             if b.grad != nil { pe.addLinear(dy: dy, x: u, outDim: outDim, inDim: r, scale: scaling, param: b) }
             if a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: a) }
         }
-        guard let dx else { return }
-        if usedDropout {  // dx += mask ⊙ (du A)
-            let tmp = xdBuf.get(n * inDim)  // dropout(x) is no longer needed
-            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: a.value.data, ldb: inDim, c: tmp, ldc: inDim)
-            let mask = maskBuf.get(n * inDim)
-            for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
-        } else {
-            BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)
-        }
+        if let dx { inputDropout.addInputGradient(du: du, a: a.value.data, n: n, r: r, dx: dx) }  // dx += mask ⊙ (du A)
     }
 
     /// The dense update `scaling · B A` `[out, in]`, for merging.

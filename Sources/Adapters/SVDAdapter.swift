@@ -22,8 +22,8 @@ public final class SVDAdapter: LinearAdapter {
     public var rank: Int { active.filter { $0 }.count }
     public var scale: Float { scaling / (ranknum + 1e-5) }
 
-    private let uBuf = Scratch(), vBuf = Scratch(), xdBuf = Scratch(), maskBuf = Scratch(), dvBuf = Scratch()
-    private var usedDropout = false
+    private let uBuf = Scratch(), vBuf = Scratch(), dvBuf = Scratch()
+    let inputDropout: InputDropout
     public var perExample: PerExampleNorms?
 
     public init(path: String, inDim: Int, outDim: Int, rMax: Int, initialRank: Int, alpha: Float, dropout: Float,
@@ -32,6 +32,7 @@ public final class SVDAdapter: LinearAdapter {
         scaling = alpha > 0 ? alpha : Float(initialRank)
         ranknum = Float(initialRank)
         self.dropout = dropout
+        inputDropout = InputDropout(p: dropout, inDim: inDim)
         active = (0..<rMax).map { $0 < initialRank }
         self.a = Param(name: path + ".lora_A", value: a)
         self.e = Param(name: path + ".lora_E", value: e)
@@ -41,13 +42,7 @@ public final class SVDAdapter: LinearAdapter {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         let r = rMax
         let u = uBuf.get(n * r), v = vBuf.get(n * r)
-        var src = x
-        usedDropout = training && dropout > 0
-        if usedDropout {
-            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: dropout, seed: seed)
-            src = UnsafePointer(xd)
-        }
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { v[i * r + j] = u[i * r + j] * ev[j] } }
@@ -57,7 +52,7 @@ public final class SVDAdapter: LinearAdapter {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let r = rMax
         let u = uBuf.get(n * r), v = vBuf.get(n * r), dv = dvBuf.get(n * r)
-        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        let src = inputDropout.saved(x, n: n)
         if let gb = b.grad { BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scale, a: dy, lda: outDim, b: v, ldb: r, beta: 1, c: gb.data, ldc: r) }
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: scale, a: dy, lda: outDim, b: b.value.data, ldb: r, c: dv, ldc: r)
         if let ge = e.grad {
@@ -71,15 +66,7 @@ public final class SVDAdapter: LinearAdapter {
         for i in 0..<n { for j in 0..<r { dv[i * r + j] *= ev[j] } }  // now du
         if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dv, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
         if let pe = perExample, a.grad != nil { pe.addLinear(dy: dv, x: src, outDim: r, inDim: inDim, param: a) }
-        guard let dx else { return }
-        if usedDropout {
-            let tmp = xdBuf.get(n * inDim)
-            BLAS.sgemm(m: n, n: inDim, k: r, a: dv, lda: r, b: a.value.data, ldb: inDim, c: tmp, ldc: inDim)
-            let mask = maskBuf.get(n * inDim)
-            for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
-        } else {
-            BLAS.sgemm(m: n, n: inDim, k: r, a: dv, lda: r, b: a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)
-        }
+        if let dx { inputDropout.addInputGradient(du: dv, a: a.value.data, n: n, r: r, dx: dx) }
     }
 
     /// The dense update `s · B diag(E) A` `[out, in]`.

@@ -15,11 +15,12 @@ public final class SoRAAdapter: LinearAdapter {
     public var params: [Param] { [a, b, gate] }
     public var perExample: PerExampleNorms?
     // Saved between forward and backward: u = x' Aᵀ [n, r], u ⊙ g [n, r], x' and its mask [n, in].
-    private let uBuf = Scratch(), ugBuf = Scratch(), xdBuf = Scratch(), maskBuf = Scratch(), dugBuf = Scratch(), tmpBuf = Scratch()
-    private var usedDropout = false
+    private let uBuf = Scratch(), ugBuf = Scratch(), dugBuf = Scratch()
+    let inputDropout: InputDropout
 
     public init(path: String, inDim: Int, outDim: Int, r: Int, scaling: Float, dropout: Float, a: Tensor, b: Tensor, gate: Tensor) {
         self.inDim = inDim; self.outDim = outDim; self.r = r; self.scaling = scaling; self.dropout = dropout
+        inputDropout = InputDropout(p: dropout, inDim: inDim)
         self.a = Param(name: path + ".lora_A.weight", value: a)
         self.b = Param(name: path + ".lora_B.weight", value: b)
         self.gate = Param(name: path + ".lora_gate", value: gate)
@@ -29,13 +30,7 @@ public final class SoRAAdapter: LinearAdapter {
     public var activeRank: Int { (0..<r).filter { gate.value[$0] != 0 }.count }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
-        var src = x
-        usedDropout = training && dropout > 0
-        if usedDropout {
-            let xd = xdBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: dropout, seed: seed)
-            src = UnsafePointer(xd)
-        }
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         let u = uBuf.get(n * r), ug = ugBuf.get(n * r)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         for t in 0..<n { for k in 0..<r { ug[t * r + k] = u[t * r + k] * gate.value[k] } }
@@ -44,7 +39,7 @@ public final class SoRAAdapter: LinearAdapter {
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let u = uBuf.get(n * r), ug = ugBuf.get(n * r), dug = dugBuf.get(n * r)
-        let src = usedDropout ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        let src = inputDropout.saved(x, n: n)
         if let gb = b.grad {  // dB += s · dyᵀ (u ⊙ g)
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: ug, ldb: r, beta: 1, c: gb.data, ldc: r)
         }
@@ -57,14 +52,7 @@ public final class SoRAAdapter: LinearAdapter {
         for t in 0..<n { for k in 0..<r { dug[t * r + k] *= gate.value[k] } }  // du = d(u ⊙ g) ⊙ g
         if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dug, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
         if let pe = perExample, a.grad != nil { pe.addLinear(dy: dug, x: src, outDim: r, inDim: inDim, param: a) }
-        guard let dx else { return }
-        if usedDropout {
-            let tmp = tmpBuf.get(n * inDim), mask = maskBuf.get(n * inDim)
-            BLAS.sgemm(m: n, n: inDim, k: r, a: dug, lda: r, b: a.value.data, ldb: inDim, c: tmp, ldc: inDim)
-            for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
-        } else {
-            BLAS.sgemm(m: n, n: inDim, k: r, a: dug, lda: r, b: a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)
-        }
+        if let dx { inputDropout.addInputGradient(du: dug, a: a.value.data, n: n, r: r, dx: dx) }
     }
 
     /// `s · B diag(g) A` `[out, in]`, for merging.
