@@ -15,7 +15,7 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public var importanceBeta: Float = 0.85
     /// Steps between two updates of the layer weights (the first at this step; before it every weight is 1).
     public var updateEvery = 10
-    /// The per-sequence input gate sigmoid(v · mean x + c) on every adapter.
+    /// The per-sequence input gate sigmoid(v · mean_t x'_t + c) on every adapter (x' the adapter input after its dropout).
     public var gate = true
     /// c at the start (v = 0): the gate starts at sigmoid(c).
     public var gateBias: Float = 4
@@ -37,7 +37,7 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         "temperature": "softmax temperature of the layer weights (importance divided by its mean); large: all near 1",
         "importanceBeta": "EMA factor of each layer's importance, sum of |p * grad| over its adapter parameters",
         "updateEvery": "steps between updates of the layer weights",
-        "gate": "input gate sigmoid(v . mean_t x + c) multiplying each adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
+        "gate": "input gate sigmoid(v . mean_t x' + c) on the adapter input x' (after its dropout) multiplying each adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
         "gateBias": "the gate's initial bias c (v starts at 0): the gate starts at sigmoid(c)",
         "mode": "scale: multiply each layer's adapter output by its weight; ranks: move ranks between layers in proportion to the weights (ElaLoRA's prune and grow)",
         "maxRank": "ranks mode: ranks preallocated per module (the most a module can hold)",
