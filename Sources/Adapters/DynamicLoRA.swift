@@ -21,8 +21,10 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     let layout: () -> SequenceLayout?
     public var params: [Param] { lora.params + [gateWeight, gateBias].compactMap { $0 } }
     public var perExample: PerExampleNorms?
-    // Saved between forward and backward: [A; v] and x'[A; v]ᵀ [n, r+1], f·u [n, r], each sequence's gate [B].
+    // Saved between forward and backward: [A; v] and x'[A; v]ᵀ [n, r+1], f·u [n, r], each sequence's gate [B],
+    // each token's share of its sequence's mean [n] (1 / T_e for a real token, 0 for padding).
     private let avBuf = Scratch(), uvBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), duvBuf = Scratch(), gBuf = Scratch(), gradBuf = Scratch()
+    private let shareBuf = Scratch()
     private var savedLayout: SequenceLayout?
     let inputDropout: InputDropout
 
@@ -36,13 +38,25 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     }
 
     /// The sequences of the current layout as `(first row, rows)`, or the whole batch as one sequence when
-    /// there is no layout (a layer run on its own); `isReal(t)` says whether row t is a real token.
+    /// there is no layout (a layer run on its own).
     var sequenceCount: Int { savedLayout.map { $0.count } ?? 1 }
     func sequence(_ e: Int, n: Int) -> (start: Int, count: Int) {
         guard let l = savedLayout else { return (0, n) }
         return (l.starts[e], l.lengths[e])
     }
-    func isReal(_ t: Int) -> Bool { savedLayout?.keyMask.map { $0[t] > 0 } ?? true }
+
+    /// Each token's share of its sequence's mean: 1 / T_e for the T_e real tokens of sequence e, 0 for padding.
+    func tokenShares(n: Int) -> UnsafeMutablePointer<Float> {
+        let share = shareBuf.get(n), mask = savedLayout?.keyMask
+        for e in 0..<sequenceCount {
+            let (start, count) = sequence(e, n: n)
+            var real = count
+            if let mask { real = 0; for t in start..<(start + count) where mask[t] > 0 { real += 1 } }
+            let w = 1 / Float(max(1, real))
+            for t in start..<(start + count) { share[t] = mask.map { $0[t] > 0 ? w : 0 } ?? w }
+        }
+        return share
+    }
     /// Rows of the down projection: A's r, and the gate's v when the gate is on.
     var rows: Int { lora.r + (gateWeight == nil ? 0 : 1) }
 
@@ -59,13 +73,14 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         if let gw = gateWeight { (av + r * inDim).update(from: gw.value.data, count: inDim) }
         BLAS.sgemm(transB: true, m: n, n: k, k: inDim, a: src, lda: inDim, b: av, ldb: inDim, c: uv, ldc: k)
         let g = gBuf.get(sequenceCount)
+        let share = gateBias == nil ? nil : tokenShares(n: n)
         for e in 0..<sequenceCount {
             let (start, count) = sequence(e, n: n)
             g[e] = 1
-            if let gb = gateBias {
-                var sum: Float = 0, real = 0
-                for t in start..<(start + count) where isReal(t) { sum += uv[t * k + r]; real += 1 }
-                g[e] = 1 / (1 + exp(-(gb.value[0] + sum / Float(max(1, real)))))
+            if let gb = gateBias, let share {
+                var z = gb.value[0]
+                for t in start..<(start + count) { z += share[t] * uv[t * k + r] }
+                g[e] = 1 / (1 + exp(-z))
             }
             let f = layerWeight * g[e]
             for t in start..<(start + count) { for j in 0..<r { uf[t * r + j] = f * uv[t * k + j] } }
@@ -76,7 +91,7 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let r = lora.r, k = rows
         let av = avBuf.get(k * inDim), uv = uvBuf.get(n * k), uf = ufBuf.get(n * r), du = duBuf.get(n * r), duv = duvBuf.get(n * k)
-        let g = gBuf.get(sequenceCount)
+        let g = gBuf.get(sequenceCount), share = shareBuf.get(n)
         let src = inputDropout.saved(x, n: n)
         if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
@@ -89,11 +104,10 @@ public final class DynamicLoRAAdapter: LinearAdapter {
             let (start, count) = sequence(e, n: n)
             let f = layerWeight * g[e]
             if let gb = gateBias {
-                var dg: Float = 0, real = 0
+                var dg: Float = 0
                 for t in start..<(start + count) { for j in 0..<r { dg += du[t * r + j] * uv[t * k + j] } }
                 let dz = layerWeight * dg * g[e] * (1 - g[e])
-                for t in start..<(start + count) where isReal(t) { real += 1 }
-                for t in start..<(start + count) { duv[t * k + r] = isReal(t) ? dz / Float(max(1, real)) : 0 }
+                for t in start..<(start + count) { duv[t * k + r] = dz * share[t] }
                 if let gbg = gb.grad { gbg[0] += dz }
             }
             for t in start..<(start + count) { for j in 0..<r { du[t * r + j] *= f; duv[t * k + j] = du[t * r + j] } }

@@ -48,10 +48,10 @@ public final class FineTuneJob {
 
     public func run() throws -> FineTuneResult {
         var o = options
-        o.data = try DataSuite.resolve(o.data)
-        let d = o.data
         let entry = try MethodRegistry.entry(o.method)
         let data = try FineTuneData.load(options: o, print: print)
+        o.data = data.dataOptions  // suite names resolved to their files
+        let d = o.data
         self.data = data
         let (modelDir, trainSet, trainTok, devTok, testTok) = (data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens)
         let maxLength = o.training.maxLength
@@ -157,6 +157,8 @@ public struct FineTuneData {
     public var testTokens: TokenizedSet?
     /// With `--flip-labels`: training example index → its original label.
     public var flipped: [Int: Int]
+    /// The data options with suite names resolved (`DataSuite.resolve`).
+    public var dataOptions: DataOptions
 
     /// Loads the data `o` names; `print` receives the data summary and warnings.
     public static func load(options o: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
@@ -172,7 +174,7 @@ public struct FineTuneData {
         FineTuneJob.summarise(reports: s.reports, train: s.train, dev: s.dev, test: s.test, trainTok: trainTok,
                               tokenizeSeconds: Date().timeIntervalSince(t0), maxLength: maxLength, print: print)
         return FineTuneData(modelDirectory: modelDir, tokenizer: tokenizer, train: s.train, dev: s.dev, test: s.test,
-                            trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: s.flipped)
+                            trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: s.flipped, dataOptions: s.options)
     }
 
     /// A run's data sets before tokenization: the training examples in the order the run indexes them.
@@ -180,6 +182,8 @@ public struct FineTuneData {
         public var train: Dataset, dev: Dataset?, test: Dataset?
         public var flipped: [Int: Int]
         public var reports: [LoadReport]
+        /// `data` with suite names resolved.
+        public var options: DataOptions
     }
 
     /// Loads, splits, samples and (with `flipLabels`) corrupts the data `d` names, exactly as a run does.
@@ -244,7 +248,7 @@ public struct FineTuneData {
             flipped = trainSet.flipLabels(fraction: d.flipLabels, seed: d.splitSeed &+ 0xF11B)
             print("flipped the labels of \(flipped.count) of \(trainSet.examples.count) training examples (--flip-labels \(d.flipLabels); dev and test unchanged)")
         }
-        return Sets(train: trainSet, dev: devSet, test: testSet, flipped: flipped, reports: reports)
+        return Sets(train: trainSet, dev: devSet, test: testSet, flipped: flipped, reports: reports, options: d)
     }
 }
 
