@@ -186,20 +186,27 @@ if command -v chromium > /dev/null; then
 fi
 
 echo "== every registered adaptive method: train, predict, merge; PEFT loads the export and gives our logits"
-for m in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
+# dynamic+ranks: Dynamic LoRA's rank-moving mode (its export has per-module ranks in rank_pattern).
+for spec in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p') dynamic+ranks; do
+  m=${spec%%+*}
   [ "$m" = lora ] && continue   # LoRA is checked above and below
+  extra=""; [ "$spec" = dynamic+ranks ] && extra="--mode ranks --update-every 2"
   # A short schedule for the methods that have one (their options as `rankwise methods` lists them).
   opts=$($R methods | awk -v m="$m:" '$1 == m {f = 1; next} /^[a-z0-9_]+: / {f = 0} f')
   sched=$(echo "$opts" | grep -q -- "--tinit " && echo "--tinit 2 --tfinal 4")
   # An input gate cannot be merged (checked below): the merge and PEFT checks run the method without it.
   sched="$sched $(echo "$opts" | grep -q -- "--gate " && echo "--gate false")"
   $R train --train tweets --method "$m" --max-train-examples 320 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01 \
-     --lr 3e-3 $sched --output "$W/m-$m" > "$W/m-$m.log" 2>&1 || { bad "$m run"; tail -5 "$W/m-$m.log"; continue; }
-  $R predict --adapter "$W/m-$m/best" --input "$W/texts.txt" --output "$W/m-$m-pred.jsonl" && $R merge --adapter "$W/m-$m/best" --output "$W/m-$m-merged" > "$W/m-$m-merge.log" \
-     && grep -q "$m adapters" "$W/m-$m-merge.log" && ok "$m: train, predict, merge" || bad "$m: predict/merge"
+     --lr 3e-3 $sched $extra --output "$W/m-$spec" > "$W/m-$spec.log" 2>&1 || { bad "$spec run"; tail -5 "$W/m-$spec.log"; continue; }
+  $R predict --adapter "$W/m-$spec/best" --input "$W/texts.txt" --output "$W/m-$spec-pred.jsonl" && $R merge --adapter "$W/m-$spec/best" --output "$W/m-$spec-merged" > "$W/m-$spec-merge.log" \
+     && grep -q "$m adapters" "$W/m-$spec-merge.log" && ok "$spec: train, predict, merge" || bad "$spec: predict/merge"
+  if [ "$spec" = dynamic+ranks ]; then
+    python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["rank_pattern"]; sys.exit(0 if len(set(p.values())) > 1 and sum(p.values()) == 8 * len(p) else 1)' "$W/m-$spec/final/adapter_config.json" \
+      && ok "dynamic --mode ranks moved ranks between layers (rank_pattern uneven, total kept)" || bad "dynamic --mode ranks: ranks did not move or the total changed"
+  fi
   if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
-    out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/m-$m/best" "$W/m-$m-merged" "$W/m-$m-pred.jsonl" 2>/dev/null | tail -1)
-    python3 - "$out" <<'PY' && ok "$m: PEFT and merged logits match rankwise to 1e-4 ($out)" || bad "$m: PEFT logits differ ($out)"
+    out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft.py "$($R fetch-model minilm)" "$W/m-$spec/best" "$W/m-$spec-merged" "$W/m-$spec-pred.jsonl" 2>/dev/null | tail -1)
+    python3 - "$out" <<'PY' && ok "$spec: PEFT and merged logits match rankwise to 1e-4 ($out)" || bad "$spec: PEFT logits differ ($out)"
 import json, sys
 d = json.loads(sys.argv[1]); sys.exit(0 if d["peft_vs_rankwise"] < 1e-4 and d["merged_vs_rankwise"] < 1e-4 else 1)
 PY
