@@ -88,12 +88,14 @@ public struct FineTuneOptions: Sendable {
 
     /// Checks a YAML config's text before a YAML parser sees it: configs are flat mappings of option
     /// names to scalars or short lists, so a huge file, deep nesting (which overflowed the parser's
-    /// stack), anchors and aliases (a 287-byte "billion laughs" took 6 GB) and duplicate keys are errors.
+    /// stack: brackets are counted across lines, and `- - - x` counts as indentation), anchors and aliases
+    /// (a 287-byte "billion laughs" took 6 GB) and duplicate keys are errors.
     public static func checkConfigText(_ text: String, file: String) throws {
         guard text.utf8.count <= 1 << 20 else { throw SettingsError("\(file): \(text.utf8.count) bytes; a config file is at most 1 MiB") }
         var seen: [String: Int] = [:]
+        var depth = 0, maxDepth = 0
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var depth = 0, maxDepth = 0, quote: Character? = nil, previous: Character = " "
+            var quote: Character? = nil, previous: Character = " "
             for c in line {
                 if let q = quote { if c == q { quote = nil }; previous = c; continue }
                 if c == "#" && (previous == " " || previous == "\t") { break }
@@ -107,7 +109,12 @@ public struct FineTuneOptions: Sendable {
                 }
                 previous = c
             }
-            let indent = line.prefix { $0 == " " || $0 == "\t" }.count
+            // Block indicators ("- ", "? ") at the start of a line nest like indentation.
+            var indent = 0, rest = line[...]
+            while indent <= 16, let c = rest.first, c == " " || c == "\t" || ((c == "-" || c == "?") && (rest.dropFirst().first.map { $0 == " " || $0 == "\t" } ?? true)) {
+                indent += c == "-" || c == "?" ? 2 : 1
+                rest = rest.dropFirst()
+            }
             guard maxDepth <= 4, indent <= 16 else { throw SettingsError("\(file), line \(n + 1): nested too deeply for a config file (options are flat)") }
             if indent == 0, let colon = line.firstIndex(of: ":"), !line.hasPrefix("#"), !line.hasPrefix("-") {
                 let key = SettingsTable.normalise(String(line[..<colon]).trimmingCharacters(in: .whitespaces))
@@ -119,7 +126,8 @@ public struct FineTuneOptions: Sendable {
 
     /// The options of a YAML config text (checked first: `checkConfigText`) as key/value pairs, each value
     /// the text as written (a list joined by commas; YAML's plain yes/no/on/off as true/false), parsed
-    /// later exactly as the same flag would be. Yams is used only to build the document's tree: its typed
+    /// later exactly as the same flag would be (so `1e-3` and `010` read as on the command line, and YAML 1.1
+    /// forms such as `0x1F` or `1_000` are errors); an empty or null value is an error. Yams is used only to build the document's tree: its typed
     /// constructors stop the process on inputs such as a complex key (`? - a`) or an overflowing
     /// sexagesimal integer (`9223372036854775807:00`), both found by the fuzzer.
     public static func values(fromYAML text: String, file: String) throws -> [(key: String, value: String)] {
@@ -130,14 +138,17 @@ public struct FineTuneOptions: Sendable {
         func line(_ n: Node) -> String { "\(file), line \(n.mark?.line ?? 1)" }  // Yams counts lines from 1
         func value(_ n: Node, of key: String) throws -> String {
             switch n {
+            case .scalar(let s) where s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string):
+                throw SettingsError("\(line(n)): \(key) has no value (leave the key out for its default)")
             case .scalar(let s): return s.style == .plain ? Bool.construct(from: s).map { $0 ? "true" : "false" } ?? s.string : s.string
             case .sequence(let q): return try q.map { try value($0, of: key) }.joined(separator: ",")
             default: throw SettingsError("\(line(n)): the value of \(key) is a mapping; an option takes a value or a list")
             }
         }
+        for k in map.keys { guard case .scalar = k else { throw SettingsError("\(line(k)): a key must be a plain name, not a list or a mapping") } }
         var out: [(key: String, value: String)] = [], seen: [String: String] = [:]
         for (k, v) in map {
-            guard case .scalar(let name) = k else { throw SettingsError("\(line(k)): a key must be a plain name, not a list or a mapping") }
+            guard case .scalar(let name) = k else { continue }
             let norm = SettingsTable.normalise(name.string)
             if let first = seen[norm] { throw SettingsError("\(line(k)): \(name.string) is already set (as \(first))") }
             seen[norm] = name.string

@@ -54,6 +54,9 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         guard mode == "scale" || mode == "ranks" else { throw SettingsError("Dynamic LoRA: --mode must be scale or ranks (got \(mode))") }
         if mode == "ranks" {
             guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
+            guard lora.r >= 2, maxRank > lora.r else {
+                throw SettingsError("Dynamic LoRA: --mode ranks needs r >= 2 and --max-rank above r (got r \(lora.r), max-rank \(maxRank)): every module keeps at least one rank, so at r = 1 or max-rank = r no rank can move")
+            }
             guard movesPerRound >= 0 else { throw SettingsError("Dynamic LoRA: --moves-per-round must not be negative") }
             guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else { throw SettingsError("Dynamic LoRA: --tinit and --tfinal must not be negative") }
         }
@@ -157,8 +160,9 @@ public final class DynamicLoRAMethod: TuningMethod {
     public func prepare(totalSteps: Int) throws {
         tinit = config.tinit ?? totalSteps / 10
         tfinal = config.tfinal ?? totalSteps / 5
-        if rankMode && tinit + tfinal >= totalSteps {
-            throw ModelError("Dynamic LoRA: tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalSteps)): ranks would never move")
+        // Ranks move at the weight updates (multiples of update-every) after tinit and up to totalSteps − tfinal.
+        if rankMode && (totalSteps - tfinal) / config.updateEvery <= tinit / config.updateEvery {
+            throw ModelError("Dynamic LoRA: no weight update (every \(config.updateEvery) steps) falls after tinit (\(tinit)) and before the last tfinal (\(tfinal)) of \(totalSteps) steps: ranks would never move")
         }
     }
 
@@ -173,26 +177,26 @@ public final class DynamicLoRAMethod: TuningMethod {
         return e.map { Float(Double(importance.count) * $0 / sum) }
     }
 
-    /// Each layer's share of a budget of `r` ranks per module: `total · m_l w_l / Σ m_k w_k` for a layer of
-    /// `m_l` modules and weight `w_l`, kept within `[m_l, m_l · maxRank]` (what is cut is shared among the
-    /// others the same way), rounded by largest remainder so the shares add up to the budget.
+    /// Each layer's share of a budget of `r` ranks per module: `clamp(λ · m_l w_l, m_l, m_l · maxRank)` for a
+    /// layer of `m_l` modules and weight `w_l`, with the one λ that makes the shares add up to the budget
+    /// (found by bisection: the sum grows with λ), rounded by largest remainder within the bounds.
     public static func layerTargets(weights: [Float], modules: [Int], r: Int, maxRank: Int) -> [Int] {
-        let total = Double(modules.reduce(0, +) * r)
+        let total = modules.reduce(0, +) * r
         let lo = modules.map { Double($0) }, hi = modules.map { Double($0 * maxRank) }
-        var share = [Double](repeating: 0, count: weights.count), fixed = [Bool](repeating: false, count: weights.count)
-        while true {
-            let left = total - zip(share, fixed).filter(\.1).map(\.0).reduce(0, +)
-            let free = (0..<weights.count).filter { !fixed[$0] }
-            let mass = free.map { Double(modules[$0]) * Double(weights[$0]) }.reduce(0, +)
-            for l in free { share[l] = mass > 0 ? left * Double(modules[l]) * Double(weights[l]) / mass : left / Double(free.count) }
-            let out = free.filter { share[$0] < lo[$0] || share[$0] > hi[$0] }
-            if out.isEmpty { break }
-            for l in out { share[l] = min(hi[l], max(lo[l], share[l])); fixed[l] = true }
-        }
+        // A tiny floor on every weight, so a budget the others cannot hold still reaches zero-weight layers.
+        let top = Double(weights.map { max(0, $0) }.max() ?? 0)
+        let mass = zip(modules, weights).map { Double($0) * (Double(max(0, $1)) + 1e-9 * max(top, 1)) }
+        func shares(_ lambda: Double) -> [Double] { (0..<mass.count).map { min(hi[$0], max(lo[$0], lambda * mass[$0])) } }
+        var (a, b) = (0.0, 1.0)
+        while shares(b).reduce(0, +) < Double(total) && b < 1e30 { b *= 2 }
+        for _ in 0..<200 { let m = (a + b) / 2; if shares(m).reduce(0, +) < Double(total) { a = m } else { b = m } }
+        let share = shares(b)
         var t = share.map { Int($0.rounded(.down)) }
         let frac = (0..<t.count).map { share[$0] - Double(t[$0]) }
         let order = (0..<t.count).sorted { frac[$0] > frac[$1] || (frac[$0] == frac[$1] && $0 < $1) }
-        for l in order.prefix(Int(total) - t.reduce(0, +)) { t[l] += 1 }
+        var left = total - t.reduce(0, +)
+        while left > 0, let l = order.first(where: { Double(t[$0]) < hi[$0] }) { t[l] += 1; left -= 1 }
+        while left < 0, let l = order.last(where: { Double(t[$0]) > lo[$0] }) { t[l] -= 1; left += 1 }
         return t
     }
 

@@ -39,5 +39,18 @@ import FineTuning
         let v = try FineTuneOptions.values(fromYAML: "lr: 5e-3\ngate: yes\nname: \"yes\"\ntarget_modules: [query, value]\n", file: "c.yaml")
         #expect(v.map { "\($0.key)=\($0.value)" } == ["gate=true", "lr=5e-3", "name=yes", "target_modules=query,value"])
         #expect { try FineTuneOptions.values(fromYAML: "{lr: 1, lr: 2}", file: "c.yaml") } throws: { "\($0)".contains("already set") }
+        // Empty and null values (found by review: `output:` became "", `output: ~` a directory named ~).
+        for text in ["output:\n", "output: ~\n", "tinit: null\n"] {
+            #expect { try FineTuneOptions.values(fromYAML: text, file: "c.yaml") } throws: { "\($0)".contains("c.yaml, line 1") && "\($0)".contains("has no value") }
+        }
+        #expect(try FineTuneOptions.values(fromYAML: "output: \"~\"\n", file: "c.yaml").map(\.value) == ["~"])  // quoted: as written
+    }
+
+    /// Nesting spread over lines (brackets on lines of their own, or `- - - x`) reached Yams' recursive
+    /// parser unchecked (found by review); both are errors before parsing now.
+    @Test func nestingAcrossLinesIsAnError() {
+        for text in [String(repeating: "[\n", count: 200_000), String(repeating: "? ", count: 100_000) + "x\n", String(repeating: "- ", count: 100_000) + "x\n"] {
+            #expect { try FineTuneOptions.values(fromYAML: text, file: "c.yaml") } throws: { "\($0)".contains("nested too deeply") }
+        }
     }
 }

@@ -107,6 +107,21 @@ import SafeTensors
         #expect(DynamicLoRAMethod.layerTargets(weights: [0.001, 1.999], modules: [3, 3], r: 2, maxRank: 4) == [3, 9])
         // Uneven layers: 3 modules and 1, equal weights: 4 x 4 = 16 ranks, 12 and 4.
         #expect(DynamicLoRAMethod.layerTargets(weights: [1, 1], modules: [3, 1], r: 4, maxRank: 8) == [12, 4])
+        // Clamped at both ends (found by review; an earlier version trapped on the first and gave [73, 7] on
+        // the second): a budget at the floor leaves every layer at one rank per module; a layer at its
+        // ceiling leaves the rest to the other.
+        #expect(DynamicLoRAMethod.layerTargets(weights: [2.5, 0.25, 0.25], modules: [1, 1, 1], r: 1, maxRank: 2) == [1, 1, 1])
+        #expect(DynamicLoRAMethod.layerTargets(weights: [1.9, 0.1], modules: [6, 6], r: 8, maxRank: 12) == [72, 24])
+        // Any weights: the shares add up to the budget and stay within their bounds.
+        var rng = SplitMix64(seed: 4)
+        for _ in 0..<300 {
+            let layers = 1 + Int(rng.next() % 6), r = 1 + Int(rng.next() % 8), maxRank = r + Int(rng.next() % 9)
+            let modules = (0..<layers).map { _ in 1 + Int(rng.next() % 6) }
+            let w = (0..<layers).map { _ in rng.nextFloat() < 0.2 ? 0 : 5 * rng.nextFloat() }
+            let t = DynamicLoRAMethod.layerTargets(weights: w, modules: modules, r: r, maxRank: maxRank)
+            #expect(t.reduce(0, +) == modules.reduce(0, +) * r, "\(w) \(modules) r \(r) max \(maxRank): \(t)")
+            #expect(zip(t, modules).allSatisfy { $0 >= $1 && $0 <= $1 * maxRank }, "\(w) \(modules): \(t)")
+        }
     }
 
     /// `ranks` mode on a 2-layer model: with the top layer weighted 3x, a round moves ranks from layer 0 to
