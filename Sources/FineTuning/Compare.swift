@@ -304,7 +304,8 @@ public struct CompareTable {
     public var rows: [Row]
 
     /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`), in `first`'s order of
-    /// tasks and methods when given (the others after them, by name).
+    /// tasks and methods when given, the others after them (suite tasks in the suite's order, methods in the
+    /// registry's, the rest by name).
     public static func finished(in directory: String, first grid: CompareOptions? = nil) -> [Cell] {
         let fm = FileManager.default
         var out: [Cell] = []
@@ -317,9 +318,13 @@ public struct CompareTable {
                 if let c = Cell(cell: CompareCell(task: task, method: method, budget: b, seed: s), directory: directory + "/\(task)/\(run)") { out.append(c) }
             }
         }
-        guard let grid else { return out }
-        let tasks = grid.taskList.map(Comparison.taskName)
-        func key(_ c: Cell) -> Int { (tasks.firstIndex(of: c.cell.task) ?? 99) * 1000 + (grid.methods.firstIndex(of: c.cell.method) ?? 999) }
+        // The grid's tasks and methods in its order, then the others: suite tasks in the suite's order and
+        // methods in the registry's (`rankwise methods`), anything else last, alphabetically.
+        let tasks = (grid?.taskList ?? []).map(Comparison.taskName), methods = grid?.methods ?? []
+        func rank(_ x: String, _ first: [String], _ then: [String]) -> Int {
+            first.firstIndex(of: x) ?? first.count + (then.firstIndex(of: x) ?? then.count)
+        }
+        func key(_ c: Cell) -> Int { rank(c.cell.task, tasks, DataSuite.names) * 1000 + rank(c.cell.method, methods, MethodRegistry.names) }
         return out.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
     }
 

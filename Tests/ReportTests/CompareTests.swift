@@ -157,6 +157,10 @@ import TestSupport
         let subset = try Comparison(grid: grid { $0.tasks = g.tasks; $0.methods = ["elalora", "lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = g.output }, common: common)
         let t2 = try subset.run()
         #expect(t2.rows.map(\.method) == ["elalora", "lora"] && t2.rows.allSatisfy { $0.runs.count == 2 })
+        // Without a grid (the report page), methods come in the registry's order, not by name.
+        var order: [String] = []
+        for c in CompareTable.finished(in: g.output) where !order.contains(c.cell.method) { order.append(c.cell.method) }
+        #expect(order == ["lora", "elalora"])
         #expect(try String(contentsOfFile: d + "/out/results.md", encoding: .utf8).contains("| elalora | 2 | 2 |"))
     }
 }
