@@ -215,7 +215,10 @@ done
 $R train --train tweets --method dynamic --max-train-examples 64 --batch-size 16 --epochs 1 --dev-fraction 0.05 --test-fraction 0.05 --output "$W/gated" > "$W/gated.log" 2>&1 \
   && [ -f "$W/gated/best/rankwise_gates.safetensors" ] && ! $R merge --adapter "$W/gated/best" --output "$W/gated-merged" > "$W/gated-merge.log" 2>&1 \
   && grep -q "input gate, which depends on each input" "$W/gated-merge.log" && [ ! -e "$W/gated-merged" ] \
-  && ok "a Dynamic LoRA adapter with input gates keeps them in rankwise_gates.safetensors and merge refuses it, saying why" || bad "gated adapter merge"
+  && $R export --run "$W/gated" --output "$W/gated-export" > /dev/null && cmp -s "$W/gated/best/rankwise_gates.safetensors" "$W/gated-export/rankwise_gates.safetensors" \
+  && $R predict --adapter "$W/gated/best" --input "$W/texts.txt" --output "$W/gated-a.jsonl" && $R predict --adapter "$W/gated-export" --input "$W/texts.txt" --output "$W/gated-b.jsonl" \
+  && cmp -s "$W/gated-a.jsonl" "$W/gated-b.jsonl" \
+  && ok "a Dynamic LoRA adapter with input gates keeps them in rankwise_gates.safetensors (export copies them: same predictions), and merge refuses it, saying why" || bad "gated adapter merge/export"
 $R train --train tweets --method salientlora --beta1 0.9 --output "$W/wrong" > "$W/wrong.log" 2>&1
 [ $? -ne 0 ] && grep -q "an option of method adalora" "$W/wrong.log" && ok "an option of another method is an error naming it" || bad "wrong-method option accepted"
 

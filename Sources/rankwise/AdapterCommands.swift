@@ -113,13 +113,17 @@ struct Export: ParsableCommand {
             guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else { throw ModelError("\(src): no adapter") }
             let fm = FileManager.default
             try Trainer.makeDirectory(output)
-            for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json"] where fm.fileExists(atPath: src + "/" + f) {
+            // Dynamic LoRA's input gates live next to the PEFT files; a stale copy from an earlier export must not stay.
+            for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json", DynamicLoRAMethod.gatesFile] {
                 try? fm.removeItem(atPath: output + "/" + f)
-                try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
+                if fm.fileExists(atPath: src + "/" + f) { try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f) }
             }
             // Check that it reads back before saying so.
             _ = try AdapterLoader(directory: output)  // loads exactly as eval / predict / merge will
             print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
+            if fm.fileExists(atPath: output + "/" + DynamicLoRAMethod.gatesFile) {
+                print("note: the input gates are in \(output)/\(DynamicLoRAMethod.gatesFile): Rankwise uses them; PEFT cannot express them and loads the adapter without them")
+            }
         } catch { fail("\(error)") }
     }
 }
