@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
                                               .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // Self-contained HTML pages of runs and comparisons (inline SVG, no script).
-        .target(name: "Report", dependencies: ["FineTuning", "Data", "SafeTensors"], swiftSettings: fast),
+        .target(name: "Report", dependencies: ["FineTuning", "Training", "Data", "SafeTensors"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [

@@ -183,27 +183,79 @@ public final class OrthogonalRegularizer: LossRegularizer {
     }
 }
 
+/// How an SVD adapter starts. Both give an output of exactly zero at step 0.
+/// - `peft`: PEFT AdaLoRA's start: A, B ~ N(0, 0.02), E = 0. No gradient reaches A or B until E has
+///   moved, and E's own gradient is a product of two small random factors.
+/// - `zeroB`: LoRA's start: A with orthonormal rows (what the orthogonal regulariser asks for), E = `e`
+///   on the active ranks, B = 0. B gets a full gradient from the first step, as LoRA's B does; with
+///   e = 1/√3 the update s·B diag(E) A per unit of B is the size of LoRA's s·B A (PEFT's A has rows of
+///   norm about 1/√3).
+public enum SVDStart: String, Sendable, CaseIterable {
+    case peft
+    case zeroB = "zero-b"
+
+    /// The help of the options every SVD method declares as `adapterInit` and `initE`.
+    public static let optionHelp = [
+        "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from the first step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
+        "initE": "E of every active (and, in prune-and-grow methods, every grown) rank at the start with --adapter-init zero-b (1/sqrt(3): LoRA's output scale)",
+    ]
+
+    /// The start named `name`, or an error naming the option and the choices.
+    public static func named(_ name: String, method: String) throws -> SVDStart {
+        guard let s = SVDStart(rawValue: name) else {
+            throw ModelError("\(method): --adapter-init must be one of \(allCases.map(\.rawValue).joined(separator: ", ")) (got \(name))")
+        }
+        return s
+    }
+}
+
 extension SVDAdapter {
-    /// Attaches SVD adapters to the linear layers `targeting` picks, initialised as PEFT's AdaLoRA does
-    /// (A, B ~ N(0, 0.02), E = 0), with `maxRank` ranks preallocated of which the first `initialRank`
-    /// are active. Registers their parameters; returns them by module path.
+    /// Attaches SVD adapters to the linear layers `targeting` picks, with `maxRank` ranks preallocated of
+    /// which the first `initialRank` are active, started as `start` says (E = `startE` on active ranks
+    /// for `.zeroB`). Registers their parameters; returns them by module path.
     public static func attach(to model: BertModel, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
-                              seed: UInt64, method: String) throws -> [String: SVDAdapter] {
+                              seed: UInt64, method: String, start: SVDStart = .peft, startE: Float = 1 / Float(3).squareRoot()) throws -> [String: SVDAdapter] {
         let rMax = maxRank ?? initialRank
         guard initialRank > 0, rMax >= initialRank else { throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))") }
         guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1)") }
+        guard startE.isFinite, startE > 0 else { throw ModelError("\(method): --init-e must be a positive number (got \(startE))") }
         var rng = SplitMix64(seed: seed)
         var out: [String: SVDAdapter] = [:]
         for lin in try targeting.targets(in: model, method: method, rank: rMax) {
-            let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax])
-            for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
-            for i in 0..<b.count { b[i] = 0.02 * rng.nextNormal() }
+            let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax]), e = Tensor(zeros: [rMax, 1])
+            switch start {
+            case .peft:
+                for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
+                for i in 0..<b.count { b[i] = 0.02 * rng.nextNormal() }
+            case .zeroB:
+                for i in 0..<a.count { a[i] = rng.nextNormal() }
+                orthonormaliseRows(a.data, rows: rMax, columns: lin.inDim)
+                for j in 0..<initialRank { e[j] = startE }
+            }
             let ad = SVDAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, rMax: rMax, initialRank: initialRank,
-                                alpha: targeting.alpha, dropout: targeting.loraDropout, a: a, e: Tensor(zeros: [rMax, 1]), b: b)
+                                alpha: targeting.alpha, dropout: targeting.loraDropout, a: a, e: e, b: b)
             lin.adapter = ad
             for p in ad.params { model.params.add(p) }
             out[lin.path] = ad
         }
         return out
+    }
+
+    /// Modified Gram-Schmidt (twice, in double precision) over the rows of `m` `[rows, columns]`, rows <= columns.
+    static func orthonormaliseRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        var basis: [[Double]] = []
+        for i in 0..<rows {
+            var u = (0..<columns).map { Double(m[i * columns + $0]) }
+            for _ in 0..<2 {
+                for q in basis {
+                    let d = zip(q, u).reduce(0) { $0 + $1.0 * $1.1 }
+                    for k in 0..<columns { u[k] -= d * q[k] }
+                }
+            }
+            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            u = u.map { $0 / max(norm, 1e-12) }
+            basis.append(u)
+            for k in 0..<columns { m[i * columns + k] = Float(u[k]) }
+        }
     }
 }

@@ -279,6 +279,11 @@ public struct CompareTable {
             self.cell = cell; self.directory = directory; results = r
             regression = r["test_pearson"] != nil || r["dev_pearson"] != nil
         }
+        /// What the run's collapse check found on dev (else test), or nil for a run that did not collapse.
+        public var collapse: String? {
+            guard let c = results["collapse"] as? [String: Any] else { return nil }
+            return ["dev", "test"].lazy.compactMap { (c[$0] as? [String: Any])?["finding"] as? String }.first ?? "collapsed"
+        }
         public func value(_ k: String) -> Double? {
             if k == "final_rank" { return (results["ranks"] as? [String: Int]).map { Double($0.values.reduce(0, +)) } }
             if k == "train_seconds" && results["resumed_from_step"] != nil { return nil }  // the last session's seconds only
@@ -291,6 +296,13 @@ public struct CompareTable {
         public var runs: [Cell]
         public var regression: Bool { runs.first?.regression ?? false }
         public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
+        /// The runs whose model collapsed (one class, majority level, constant).
+        public var collapsed: [Cell] { runs.filter { $0.collapse != nil } }
+        /// "-", or how many runs collapsed and their seeds.
+        public var collapsedText: String {
+            let c = collapsed
+            return c.isEmpty ? "-" : "**\(c.count) of \(runs.count)** (seed \(c.map { String($0.cell.seed) }.joined(separator: ", ")))"
+        }
         /// Mean and sample standard deviation (0 for one run) of `key` over the runs that have it.
         public func stat(_ key: String) -> (mean: Double, sd: Double, n: Int)? {
             let xs = runs.compactMap { $0.value(key) }.filter(\.isFinite)
@@ -377,11 +389,16 @@ public struct CompareTable {
             let rs = rows.filter { $0.task == task }
             let mk = rs[0].metricKeys
             out += "\n### \(task)\n\n| method | budget | seeds | " + mk.map { $0.replacingOccurrences(of: "test_", with: "test ").replacingOccurrences(of: "_", with: "-") }.joined(separator: " | ")
-                + " | " + Self.columns.map(\.1).joined(separator: " | ") + " |\n"
-            out += "|" + String(repeating: " --- |", count: 3 + mk.count + Self.columns.count) + "\n"
+                + " | collapsed | " + Self.columns.map(\.1).joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: " --- |", count: 4 + mk.count + Self.columns.count) + "\n"
             for r in rs {
                 out += "| \(r.method) | \(r.budget) | \(r.runs.count) | " + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
-                    + " | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
+                    + " | \(r.collapsedText) | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
+            }
+            let collapsed = rs.flatMap(\.collapsed)
+            if !collapsed.isEmpty {
+                out += "\n**Collapsed runs** (the model stopped telling examples apart; \(Collapse.fixes)):\n\n"
+                for c in collapsed { out += "- \(c.cell.method) r\(c.cell.budget) seed \(c.cell.seed): \(c.collapse ?? "")\n" }
             }
         }
         return out
@@ -389,9 +406,9 @@ public struct CompareTable {
 
     public func csv() -> String {
         let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
-        var out = "task,method,budget,seeds," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + "\n"
+        var out = "task,method,budget,seeds,collapsed," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + "\n"
         for r in rows {
-            out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count)," + keys.flatMap { k -> [String] in
+            out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count),\(r.collapsed.count)," + keys.flatMap { k -> [String] in
                 guard let s = r.stat(k) else { return ["", ""] }
                 return [String(format: "%.6g", s.mean), String(format: "%.6g", s.sd)]
             }.joined(separator: ",") + "\n"
@@ -403,7 +420,8 @@ public struct CompareTable {
         let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
             var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
-                                    "runs": r.runs.map { ($0.directory as NSString).lastPathComponent }]
+                                    "runs": r.runs.map { ($0.directory as NSString).lastPathComponent },
+                                    "collapsed": r.collapsed.map { ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""] }]
             for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
             return o
         }

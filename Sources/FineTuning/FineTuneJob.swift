@@ -22,6 +22,8 @@ public struct FineTuneResult {
     /// Full evaluation of the best adapter on dev and test.
     public var dev: Evaluator.Result?
     public var test: Evaluator.Result?
+    /// The best adapter's collapse on dev and test ("dev", "test" → what it shows), empty when it has none.
+    public var collapse: [String: Collapse] = [:]
 }
 
 /// One fine-tuning run from options to saved adapters and test metrics, callable from Swift:
@@ -102,6 +104,10 @@ public final class FineTuneJob {
             if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
             for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
             if name == "dev" { result.dev = r } else { result.test = r }
+            if let c = Collapse.diagnose(r, labels: set.labels, labelNames: trainSet.labelNames, setName: name) {
+                result.collapse[name] = c
+                print("warning: COLLAPSED: " + c.message)
+            }
         }
         let trainingSeconds = elapsed - trainer.sessionEvalSeconds
         var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
@@ -110,6 +116,7 @@ public final class FineTuneJob {
         if trainer.sessionTokens > 0 && trainingSeconds > 0 { record["tokens_per_s"] = Double(trainer.sessionTokens) / trainingSeconds }
         if resume { record["resumed_from_step"] = resumedFrom }
         if let c = result.test?.classification { record["test_confusion"] = c.confusion; record["label_names"] = trainSet.labelNames }
+        if !result.collapse.isEmpty { record["collapse"] = result.collapse.mapValues(\.record) }
         for (k, v) in result.metrics { record[k] = v }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self),
                              to: d.output + "/results.json")

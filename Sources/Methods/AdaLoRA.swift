@@ -10,25 +10,33 @@ import Training
 public struct AdaLoRAConfig: Settings, Sendable, Equatable {
     public var lora = LoRATargeting()
     public var initR = 12
-    /// Steps before pruning starts (default: 10% of the steps).
+    /// Steps before pruning starts, final steps with a fixed rank pattern and steps between budget
+    /// updates: explicit counts, or (the default) fractions of the run.
     public var tinit: Int? = nil
-    /// Final steps with a fixed rank pattern (default: 20% of the steps).
     public var tfinal: Int? = nil
-    public var deltaT = 10
+    public var deltaT: Int? = nil
+    public var tinitFraction = 0.1
+    public var tfinalFraction = 0.2
+    public var deltaTFraction = 0.01
     public var beta1: Float = 0.85
     public var beta2: Float = 0.85
     public var orthRegWeight: Float = 0.5
+    public var adapterInit = SVDStart.peft.rawValue
+    public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 
     public static let help = [
         "initR": "initial rank of every module",
-        "tinit": "steps before pruning starts [none: 10% of the steps]",
-        "tfinal": "final steps with a fixed rank pattern [none: 20% of the steps]",
-        "deltaT": "steps between budget updates (PEFT's default is 1)",
+        "tinit": RunPhases.stepHelp("warm-up before pruning starts", fractionFlag: "tinit-fraction"),
+        "tfinal": RunPhases.stepHelp("final phase with a fixed rank pattern", fractionFlag: "tfinal-fraction"),
+        "deltaT": RunPhases.stepHelp("interval between budget updates (PEFT's default is 1)", fractionFlag: "delta-t-fraction") + ", at least 1",
+        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
+        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
+        "deltaTFraction": "interval between budget updates as a fraction of the run's steps (when --delta-t is not given)",
         "beta1": "EMA factor of the sensitivity |p*g|",
         "beta2": "EMA factor of the sensitivity's uncertainty",
         "orthRegWeight": "weight of the orthogonal regulariser",
-    ]
+    ].merging(SVDStart.optionHelp) { own, _ in own }
     public static let aliases = ["target-r": "r"]
 
     public var targetR: Int { lora.r }
@@ -40,8 +48,10 @@ public struct AdaLoRASchedule: Sendable, Equatable {
     public var beta1: Float, beta2: Float
 
     public init(_ c: AdaLoRAConfig, totalStep: Int) {
-        initR = c.initR; targetR = c.targetR; deltaT = c.deltaT; self.totalStep = totalStep
-        tinit = c.tinit ?? totalStep / 10; tfinal = c.tfinal ?? totalStep / 5
+        initR = c.initR; targetR = c.targetR; self.totalStep = totalStep
+        tinit = RunPhases.steps(c.tinit, fraction: c.tinitFraction, of: totalStep)
+        tfinal = RunPhases.steps(c.tfinal, fraction: c.tfinalFraction, of: totalStep)
+        deltaT = RunPhases.steps(c.deltaT, fraction: c.deltaTFraction, of: totalStep, minimum: 1)
         beta1 = c.beta1; beta2 = c.beta2
     }
 
@@ -187,8 +197,11 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     public init(config: AdaLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "AdaLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
+        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
+                                ("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA")
+        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
+                                            start: try SVDStart.named(config.adapterInit, method: "AdaLoRA"), startE: config.initE)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }
@@ -213,7 +226,7 @@ public final class AdaLoRAMethod: SVDTuningMethod {
         let s = allocator?.config
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters,
                                pattern: allocator?.patternForSaving ?? svdPattern, targeting: config.lora, initR: config.initR,
-                               schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "deltaT": config.deltaT, "total_step": s?.totalStep ?? 1,
+                               schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "deltaT": s?.deltaT ?? 1, "total_step": s?.totalStep ?? 1,
                                           "beta1": Double(config.beta1), "beta2": Double(config.beta2), "orth_reg_weight": Double(config.orthRegWeight)],
                                extra: metadata)
     }
@@ -221,6 +234,6 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     public var maxRank: Int { config.initR }
     public var summary: String {
         let s = allocator?.config
-        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), deltaT \(config.deltaT), orth_reg_weight \(config.orthRegWeight)"
+        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), deltaT \(s?.deltaT ?? 0), orth_reg_weight \(config.orthRegWeight)"
     }
 }

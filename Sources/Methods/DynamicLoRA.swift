@@ -13,8 +13,10 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public var temperature: Float = 5
     /// EMA factor of each layer's importance Σ |p ⊙ ∂L/∂p| over its adapter parameters.
     public var importanceBeta: Float = 0.85
-    /// Steps between two updates of the layer weights (the first at this step; before it every weight is 1).
-    public var updateEvery = 10
+    /// Steps between two updates of the layer weights (the first at this step; before it every weight is 1):
+    /// an explicit count, or (the default) a fraction of the run.
+    public var updateEvery: Int? = nil
+    public var updateEveryFraction = 0.01
     /// The per-sequence input gate sigmoid(v · mean_t x'_t + c) on every adapter (x' the adapter input after its dropout).
     public var gate = true
     /// c at the start (v = 0): the gate starts at sigmoid(c).
@@ -27,30 +29,37 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public var maxRank = 16
     /// `ranks` mode: ranks moved (pruned in one layer, grown in another) at most per update.
     public var movesPerRound = 8
-    /// `ranks` mode: steps before ranks start moving [none: 10% of the steps].
+    /// `ranks` mode: steps before ranks start moving, and last steps with fixed ranks (explicit counts, or
+    /// by default fractions of the run).
     public var tinit: Int? = nil
-    /// `ranks` mode: last steps with fixed ranks [none: 20% of the steps].
     public var tfinal: Int? = nil
+    public var tinitFraction = 0.1
+    public var tfinalFraction = 0.2
     public init() {}
 
     public static let help = [
         "temperature": "softmax temperature of the layer weights (importance divided by its mean); large: all near 1",
         "importanceBeta": "EMA factor of each layer's importance, sum of |p * grad| over its adapter parameters",
-        "updateEvery": "steps between updates of the layer weights",
+        "updateEvery": RunPhases.stepHelp("interval between updates of the layer weights", fractionFlag: "update-every-fraction") + ", at least 1",
+        "updateEveryFraction": "interval between updates of the layer weights as a fraction of the run's steps (when --update-every is not given)",
         "gate": "input gate sigmoid(v . mean_t x' + c) on the adapter input x' (after its dropout) multiplying each adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
         "gateBias": "the gate's initial bias c (v starts at 0): the gate starts at sigmoid(c)",
         "mode": "scale: multiply each layer's adapter output by its weight; ranks: move ranks between layers in proportion to the weights (ElaLoRA's prune and grow)",
         "maxRank": "ranks mode: ranks preallocated per module (the most a module can hold)",
         "movesPerRound": "ranks mode: ranks moved between layers at most per update",
-        "tinit": "ranks mode: warm-up steps before ranks move [none: 10% of the steps]",
-        "tfinal": "ranks mode: final steps with fixed ranks [none: 20% of the steps]",
+        "tinit": "ranks mode: " + RunPhases.stepHelp("warm-up before ranks move", fractionFlag: "tinit-fraction"),
+        "tfinal": "ranks mode: " + RunPhases.stepHelp("final phase with fixed ranks", fractionFlag: "tfinal-fraction"),
+        "tinitFraction": "ranks mode: warm-up as a fraction of the run's steps (when --tinit is not given)",
+        "tfinalFraction": "ranks mode: final phase as a fraction of the run's steps (when --tfinal is not given)",
     ]
 
     public func validate() throws {
         try lora.validate(method: "Dynamic LoRA")
         guard temperature > 0, temperature.isFinite else { throw SettingsError("Dynamic LoRA: --temperature must be positive") }
         guard importanceBeta >= 0, importanceBeta < 1 else { throw SettingsError("Dynamic LoRA: --importance-beta must be in [0, 1)") }
-        guard updateEvery >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
+        guard (updateEvery ?? 1) >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
+        try RunPhases.validate([("update-every-fraction", updateEveryFraction), ("tinit-fraction", tinitFraction),
+                                ("tfinal-fraction", tfinalFraction)], method: "Dynamic LoRA")
         guard mode == "scale" || mode == "ranks" else { throw SettingsError("Dynamic LoRA: --mode must be scale or ranks (got \(mode))") }
         if mode == "ranks" {
             guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
@@ -112,6 +121,8 @@ public final class DynamicLoRAMethod: TuningMethod {
     let state: DynamicLoRAState
     let seed: UInt64
     private(set) var tinit = 0, tfinal = 0
+    /// Steps between layer-weight updates, resolved by `prepare` (1 before it).
+    private(set) var updateEvery = 1
 
     public init(config: DynamicLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.validate()
@@ -152,17 +163,18 @@ public final class DynamicLoRAMethod: TuningMethod {
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: zip(dynamicAdapters, state.active).map { ($0.0.0, $0.1.filter { $0 }.count) }) }
     public var maxRank: Int { config.allocatedRank }
     public var summary: String {
-        "Dynamic LoRA r \(config.lora.r), layer weights every \(config.updateEvery) steps (temperature \(config.temperature)) "
+        "Dynamic LoRA r \(config.lora.r), layer weights every \(updateEvery) steps (temperature \(config.temperature)) "
             + (rankMode ? "moving ranks (max \(config.maxRank), \(config.movesPerRound) per update, tinit \(tinit), tfinal \(tfinal))" : "scaling the layers")
             + (config.gate ? ", input gates" : "")
     }
 
     public func prepare(totalSteps: Int) throws {
-        tinit = config.tinit ?? totalSteps / 10
-        tfinal = config.tfinal ?? totalSteps / 5
+        tinit = RunPhases.steps(config.tinit, fraction: config.tinitFraction, of: totalSteps)
+        tfinal = RunPhases.steps(config.tfinal, fraction: config.tfinalFraction, of: totalSteps)
+        updateEvery = RunPhases.steps(config.updateEvery, fraction: config.updateEveryFraction, of: totalSteps, minimum: 1)
         // Ranks move at the weight updates (multiples of update-every) after tinit and up to totalSteps − tfinal.
-        if rankMode && (totalSteps - tfinal) / config.updateEvery <= tinit / config.updateEvery {
-            throw ModelError("Dynamic LoRA: no weight update (every \(config.updateEvery) steps) falls after tinit (\(tinit)) and before the last tfinal (\(tfinal)) of \(totalSteps) steps: ranks would never move")
+        if rankMode && (totalSteps - tfinal) / updateEvery <= tinit / updateEvery {
+            throw ModelError("Dynamic LoRA: no weight update (every \(updateEvery) steps) falls after tinit (\(tinit)) and before the last tfinal (\(tfinal)) of \(totalSteps) steps: ranks would never move")
         }
     }
 
@@ -216,7 +228,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         for l in 0..<layers.count { state.importance[l] = b * state.importance[l] + (1 - b) * s[l] }
         let rounds = rankMode && context.step <= context.totalSteps - tfinal
         if rounds { state.sensitivity.update(state.params) }
-        guard context.step % config.updateEvery == 0 else { return }
+        guard context.step % updateEvery == 0 else { return }
         state.weights = Self.weights(importance: state.importance, temperature: config.temperature)
         apply()
         context.log(["event": "layer_weights", "step": context.step, "layers": layers, "weights": state.weights.map(Double.init),

@@ -36,10 +36,15 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
     public var cubicDecay = true
     public var tinit: Int? = nil
     public var tfinal: Int? = nil
-    public var deltaT = 10
+    public var deltaT: Int? = nil
+    public var tinitFraction = 0.1
+    public var tfinalFraction = 0.2
+    public var deltaTFraction = 0.01
     public var beta1: Float = 0.85
     public var beta2: Float = 0.85
     public var orthRegWeight: Float = 0.1
+    public var adapterInit = SVDStart.zeroB.rawValue
+    public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 
     public static let help = [
@@ -47,13 +52,16 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
         "offersPerModule": "k: each module offers its k lowest-scoring ranks per round (never its last)",
         "ranksPerRound": "b: ranks pruned and grown per round (at the start, with --cubic-decay)",
         "cubicDecay": "b decays as round(b0 (1 - p^3)) over the rounds (the paper's scheduler)",
-        "tinit": "warm-up steps before the first round [none: 10% of the steps]",
-        "tfinal": "final steps with fixed ranks [none: 20% of the steps]",
-        "deltaT": "steps between rounds",
+        "tinit": RunPhases.stepHelp("warm-up before the first round", fractionFlag: "tinit-fraction"),
+        "tfinal": RunPhases.stepHelp("final phase with fixed ranks", fractionFlag: "tfinal-fraction"),
+        "deltaT": RunPhases.stepHelp("interval between rounds", fractionFlag: "delta-t-fraction") + ", at least 1",
+        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
+        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
+        "deltaTFraction": "interval between rounds as a fraction of the run's steps (when --delta-t is not given)",
         "beta1": "EMA factor of the sensitivity |p*g|",
         "beta2": "EMA factor of the sensitivity's uncertainty",
         "orthRegWeight": "weight of the orthogonal regulariser (active ranks)",
-    ]
+    ].merging(SVDStart.optionHelp) { own, _ in own }
     public static let aliases = ["k": "offersPerModule", "b": "ranksPerRound"]
 }
 
@@ -61,20 +69,23 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
 public final class ElaLoRAAllocator: CheckpointState {
     public let config: ElaLoRAConfig
     public let adapters: [(String, SVDAdapter)]
-    public let tinit: Int, tfinal: Int, totalStep: Int
+    public let tinit: Int, tfinal: Int, deltaT: Int, totalStep: Int
     let sensitivity: Sensitivity
     let seed: UInt64
 
     public init(adapters: [(String, SVDAdapter)], config: ElaLoRAConfig, totalStep: Int, seed: UInt64) throws {
         self.adapters = adapters; self.config = config; self.totalStep = totalStep; self.seed = seed
-        tinit = config.tinit ?? totalStep / 10
-        tfinal = config.tfinal ?? totalStep / 5
+        tinit = RunPhases.steps(config.tinit, fraction: config.tinitFraction, of: totalStep)
+        tfinal = RunPhases.steps(config.tfinal, fraction: config.tfinalFraction, of: totalStep)
+        deltaT = RunPhases.steps(config.deltaT, fraction: config.deltaTFraction, of: totalStep, minimum: 1)
         sensitivity = Sensitivity(beta1: config.beta1, beta2: config.beta2)
         func bad(_ m: String) -> ModelError { ModelError("ElaLoRA: " + m) }
         guard tinit >= 0, tfinal >= 0, tinit + tfinal < totalStep else {
             throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be left for rounds")
         }
-        guard config.deltaT > 0 else { throw bad("delta-t must be positive") }
+        guard deltaT > 0 else { throw bad("delta-t must be positive") }
+        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
+                                ("delta-t-fraction", config.deltaTFraction)], method: "ElaLoRA")
         guard config.offersPerModule > 0, config.ranksPerRound >= 0 else { throw bad("need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0") }
         guard config.beta1 > 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
     }
@@ -87,7 +98,7 @@ public final class ElaLoRAAllocator: CheckpointState {
     }
 
     public func isRound(_ step: Int) -> Bool {
-        step > tinit && step <= totalStep - tfinal && (step - tinit) % config.deltaT == 0
+        step > tinit && step <= totalStep - tfinal && (step - tinit) % deltaT == 0
     }
 
     /// Called after optimizer step `step` (1-based) with the optimizer whose moments pruned and grown ranks reset.
@@ -143,17 +154,24 @@ public final class ElaLoRAAllocator: CheckpointState {
         sensitivity.resetRank(ad, j)
     }
 
-    /// A new rank: A row and B column random, orthogonal to the active ones and of unit norm; E = 0, so
-    /// the module's output does not change.
+    /// A new rank, started the way the adapters started, so that the module's output does not change:
+    /// with `peft`, A row and B column random, orthogonal to the active ones and of unit norm, and E = 0;
+    /// with `zero-b`, the A row so, E = init-e and the B column 0 (it learns from the next step, as B does).
     func grow(_ ad: SVDAdapter, _ j: Int, module: Int, step: Int, optimizer: AdamW?) {
         var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(module) &* 4099 &+ UInt64(j))
         let others = (0..<ad.rMax).filter { ad.active[$0] && $0 != j }
         let a = ad.a.value, b = ad.b.value, inD = ad.inDim, outD = ad.outDim, r = ad.rMax
         ElaLoRAAllocator.orthonormal(count: inD, set: { a[j * inD + $0] = $1 },
                                      others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
-        ElaLoRAAllocator.orthonormal(count: outD, set: { b[$0 * r + j] = $1 },
-                                     others: others.map { o in { b[$0 * r + o] } }, rng: &rng)
+        let zeroB = config.adapterInit == SVDStart.zeroB.rawValue
+        if zeroB {
+            for o in 0..<outD { b[o * r + j] = 0 }
+        } else {
+            ElaLoRAAllocator.orthonormal(count: outD, set: { b[$0 * r + j] = $1 },
+                                         others: others.map { o in { b[$0 * r + o] } }, rng: &rng)
+        }
         setRank(ad, j, active: true, optimizer: optimizer)
+        if zeroB { ad.e.value[j] = config.initE }
     }
 
     /// Fills a vector with a random unit direction orthogonal to the span of `others`: an orthonormal
@@ -204,7 +222,8 @@ public final class ElaLoRAMethod: SVDTuningMethod {
         guard config.orthRegWeight >= 0 else { throw ModelError("ElaLoRA: orth_reg_weight must not be negative") }
         self.config = config; self.seed = seed
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
-                                            seed: seed, method: "ElaLoRA").sorted { $0.key < $1.key }
+                                            seed: seed, method: "ElaLoRA", start: try SVDStart.named(config.adapterInit, method: "ElaLoRA"),
+                                            startE: config.initE).sorted { $0.key < $1.key }
         for (path, ad) in svdAdapters where config.maxRank > min(ad.inDim, ad.outDim) {
             throw ModelError("ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")
         }
@@ -228,12 +247,12 @@ public final class ElaLoRAMethod: SVDTuningMethod {
     public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
                                initR: config.maxRank, schedule: ["tinit": allocator?.tinit ?? 0, "tfinal": allocator?.tfinal ?? 0,
-                                                                "deltaT": config.deltaT, "total_step": allocator?.totalStep ?? 1,
+                                                                "deltaT": allocator?.deltaT ?? 1, "total_step": allocator?.totalStep ?? 1,
                                                                 "orth_reg_weight": Double(config.orthRegWeight)], extra: metadata)
     }
 
     public var maxRank: Int { config.maxRank }
     public var summary: String {
-        "r \(config.lora.r) (max \(config.maxRank)), k \(config.offersPerModule), b \(config.ranksPerRound)\(config.cubicDecay ? " (cubic decay)" : ""), tinit \(allocator?.tinit ?? 0), tfinal \(allocator?.tfinal ?? 0), deltaT \(config.deltaT)"
+        "r \(config.lora.r) (max \(config.maxRank)), k \(config.offersPerModule), b \(config.ranksPerRound)\(config.cubicDecay ? " (cubic decay)" : ""), tinit \(allocator?.tinit ?? 0), tfinal \(allocator?.tfinal ?? 0), deltaT \(allocator?.deltaT ?? 0)"
     }
 }

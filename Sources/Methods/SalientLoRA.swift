@@ -10,34 +10,46 @@ import Training
 public struct SalientLoRAConfig: Settings, Sendable, Equatable {
     public var lora = LoRATargeting()
     public var initR = 12
-    /// Warmup steps before recording starts (default 10% of the steps), and final steps with a fixed mask (20%).
+    /// Warm-up steps before recording starts and final steps with a fixed mask: explicit counts, or
+    /// (the default) fractions of the run.
     public var tinit: Int? = nil
     public var tfinal: Int? = nil
+    public var tinitFraction = 0.1
+    public var tfinalFraction = 0.2
     /// λ: salience = λ·magnitude + (1−λ)·influence domain.
     public var magnitudeWeight: Float = 0.5
     /// β: Pearson correlation needed for a dependency edge.
     public var correlationThreshold: Float = 0.9
     /// γ: regression slope needed for a dependency edge.
     public var slopeThreshold: Float = 2
-    /// Ti and Tf: time-series window length at the start and at the end (steps).
-    public var windowStart = 10
-    public var windowEnd = 200
+    /// Ti and Tf: time-series window length at the start and at the end, in steps or (the default) as
+    /// fractions of the run (the paper's 10 and 200 are 1% and 20% of a 1,000-step run).
+    public var windowStart: Int? = nil
+    public var windowEnd: Int? = nil
+    public var windowStartFraction = 0.01
+    public var windowEndFraction = 0.2
     public var recordInterval = 1
     public var orthRegWeight: Float = 0.1
+    public var adapterInit = SVDStart.zeroB.rawValue
+    public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 
     public static let help = [
         "initR": "initial rank of every module",
-        "tinit": "warmup steps before recording starts [none: 10% of the steps]",
-        "tfinal": "final steps with a fixed rank pattern [none: 20% of the steps]",
+        "tinit": RunPhases.stepHelp("warm-up before recording starts", fractionFlag: "tinit-fraction"),
+        "tfinal": RunPhases.stepHelp("final phase with a fixed rank pattern", fractionFlag: "tfinal-fraction"),
+        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
+        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
         "magnitudeWeight": "lambda: salience = lambda*magnitude + (1-lambda)*influence domain",
         "correlationThreshold": "beta: correlation needed for a dependency edge between singular values",
         "slopeThreshold": "gamma: regression slope needed for a dependency edge",
-        "windowStart": "Ti: time-series window length at the start (steps)",
-        "windowEnd": "Tf: time-series window length at the end (steps)",
+        "windowStart": RunPhases.stepHelp("Ti: time-series window length at the start", fractionFlag: "window-start-fraction") + ", at least 2",
+        "windowEnd": RunPhases.stepHelp("Tf: time-series window length at the end", fractionFlag: "window-end-fraction") + ", at least Ti",
+        "windowStartFraction": "Ti as a fraction of the run's steps (when --window-start is not given)",
+        "windowEndFraction": "Tf as a fraction of the run's steps (when --window-end is not given)",
         "recordInterval": "record the singular values every N steps",
         "orthRegWeight": "weight of the orthogonal regulariser",
-    ]
+    ].merging(SVDStart.optionHelp) { own, _ in own }
     public static let aliases = ["target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
                                  "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval"]
 }
@@ -52,8 +64,12 @@ public struct SalientLoRASchedule: Sendable, Equatable {
 
     public init(_ c: SalientLoRAConfig, totalStep: Int) {
         initR = c.initR; targetR = c.lora.r; lambda = c.magnitudeWeight; beta = c.correlationThreshold; gamma = c.slopeThreshold
-        ti = c.windowStart; tf = c.windowEnd; interval = c.recordInterval
-        self.totalStep = totalStep; tinit = c.tinit ?? totalStep / 10; tfinal = c.tfinal ?? totalStep / 5
+        interval = c.recordInterval
+        self.totalStep = totalStep
+        tinit = RunPhases.steps(c.tinit, fraction: c.tinitFraction, of: totalStep)
+        tfinal = RunPhases.steps(c.tfinal, fraction: c.tfinalFraction, of: totalStep)
+        ti = RunPhases.steps(c.windowStart, fraction: c.windowStartFraction, of: totalStep, minimum: 2)
+        tf = RunPhases.steps(c.windowEnd, fraction: c.windowEndFraction, of: totalStep, minimum: c.windowEnd == nil ? ti : 0)
     }
 
     public func validate() throws {
@@ -309,8 +325,12 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public init(config: SalientLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "SalientLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
+        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
+                                ("window-start-fraction", config.windowStartFraction), ("window-end-fraction", config.windowEndFraction)],
+                               method: "SalientLoRA")
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA")
+        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
+                                            start: try SVDStart.named(config.adapterInit, method: "SalientLoRA"), startE: config.initE)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }
@@ -342,6 +362,6 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public var maxRank: Int { config.initR }
     public var summary: String {
         let s = allocator?.config
-        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), window \(config.windowStart) -> \(config.windowEnd), lambda \(config.magnitudeWeight), beta \(config.correlationThreshold), gamma \(config.slopeThreshold)"
+        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), window \(s?.ti ?? 0) -> \(s?.tf ?? 0), lambda \(config.magnitudeWeight), beta \(config.correlationThreshold), gamma \(config.slopeThreshold)"
     }
 }

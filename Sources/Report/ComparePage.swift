@@ -1,6 +1,7 @@
 import FineTuning
 import Foundation
 import SafeTensors
+import Training
 
 /// A `rankwise compare` directory as one page: the results table of every task and every run's curves
 /// overlaid (one colour per method), plus where each method put its ranks.
@@ -37,11 +38,17 @@ public enum ComparePage {
             let rows = table.rows.filter { $0.task == task }
             let mk = rows[0].metricKeys
             body += "<h2>\(SVG.escape(task))</h2>"
-            let header = ["method", "budget", "seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + CompareTable.columns.map(\.1)
+            let header = ["method", "budget", "seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + ["collapsed"] + CompareTable.columns.map(\.1)
             body += SVG.table(header: header, rows: rows.map { r in
                 [r.method, "\(r.budget)", "\(r.runs.count)"] + mk.map { CompareTable.fmt(r.stat($0), 4, runs: r.runs.count) }
+                    + [r.collapsed.isEmpty ? "-" : "\(r.collapsed.count) of \(r.runs.count)"]
                     + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }
             }, leftColumns: 1)
+            let collapsed = rows.flatMap(\.collapsed)
+            if !collapsed.isEmpty {
+                body += "<div class=\"alert\"><b>Collapsed runs</b> (the model stopped telling examples apart; \(SVG.escape(Collapse.fixes))):<br>"
+                    + collapsed.map { SVG.escape("\($0.cell.method) r\($0.cell.budget) seed \($0.cell.seed): \($0.collapse ?? "")") }.joined(separator: "<br>") + "</div>"
+            }
             let runs = rows.flatMap(\.runs).compactMap { c in (try? RunReport.Run(directory: c.directory)).map { (series(c), $0) } }
             let metric = rows[0].regression ? "pearson" : "macro_f1"
             body += "<div class=\"grid\">"

@@ -87,6 +87,7 @@ public enum RunReport {
         let trainShown = train.split(separator: "/").suffix(2).joined(separator: "/")
         body += "<p class=\"sub\">\(SVG.escape(run.method)) on \(SVG.escape(trainShown))"
             + (run.results.isEmpty ? " (unfinished: no results.json yet)" : "") + " · \(SVG.escape(directory))</p>"
+        body += collapse(run)
         body += kpis(run)
         body += "<h2>Training</h2><div class=\"grid\">" + curves(run) + "</div>"
         body += ranks(run)
@@ -102,6 +103,13 @@ public enum RunReport {
     @discardableResult
     public static func write(runDirectory: String, output: String? = nil) throws -> String {
         try SVG.write(try html(runDirectory: runDirectory), to: output ?? runDirectory + "/report.html")
+    }
+
+    /// A banner when the run's model collapsed (results.json), else nothing.
+    static func collapse(_ run: Run) -> String {
+        guard let c = run.results["collapse"] as? [String: [String: Any]], !c.isEmpty else { return "" }
+        let lines = c.keys.sorted().compactMap { set in (c[set]?["message"] as? String).map { "<b>Collapsed (\(SVG.escape(set)))</b>: \(SVG.escape($0))" } }
+        return "<div class=\"alert\">" + lines.joined(separator: "<br>") + "</div>"
     }
 
     static func kpis(_ run: Run) -> String {

@@ -166,6 +166,7 @@ public enum SVG {
         body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1180px; padding: 0 16px; color: #222; background: #fafafa; }
         h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
         .sub { color: #666; margin-top: 0; } .note { color: #666; }
+        .alert { background: #fff1f0; border: 1px solid #e0a0a0; border-left: 5px solid #c0392b; padding: 8px 12px; margin: 10px 0; }
         .grid { display: flex; flex-wrap: wrap; gap: 14px; }
         table { border-collapse: collapse; margin: 8px 0; background: #fff; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
         th { background: #f0f0f0; } td.l, th.l { text-align: left; } td.text { text-align: left; max-width: 640px; }

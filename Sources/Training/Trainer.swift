@@ -93,6 +93,8 @@ public final class Trainer {
     public let outputDir: String
     public let labelNames: [String]
     public let optimizer: AdamW
+    /// Per-group gradient, update and value norms, logged with each `train` line.
+    let groupNorms: GroupNorms
     public var onEvent: (TrainEvent) -> Void = { _ in }
     /// Observers called after each step's method hook, with the step number.
     public var afterStep: [(Int) throws -> Void] = []
@@ -107,6 +109,8 @@ public final class Trainer {
     var epoch = 0, batchInEpoch = 0
     public private(set) var bestMetric = -Double.infinity
     public private(set) var bestStep = 0
+    /// What the latest dev evaluation showed when the model had collapsed (one class, majority level, constant).
+    public private(set) var devCollapse: Collapse?
     var evalsSinceBest = 0
     private var metricsFile: FileHandle?
 
@@ -127,6 +131,7 @@ public final class Trainer {
         sampler = method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
             ?? BucketedSampler(lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed, bucket: config.sampler == "random" ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
+        groupNorms = GroupNorms(params: model.params.trainable)
         try method.prepare(totalSteps: totalSteps)
         try Self.makeDirectory(outputDir)
     }
@@ -141,6 +146,13 @@ public final class Trainer {
     public func learningRate(at step: Int) -> Float { config.lr * config.scheduleKind.factor(step: step, warmup: warmup, total: totalSteps) }
 
     // MARK: Metrics log
+
+    /// Mean Frobenius norm of the adapters' dense updates ΔW (how far the adapted model has moved).
+    func adapterDeltaNorm() -> Double {
+        let deltas = model.encoder.linears.compactMap { $0.adapter?.delta() }
+        guard !deltas.isEmpty else { return 0 }
+        return deltas.reduce(0) { $0 + GroupNorms.squares($1.data, $1.count).squareRoot() } / Double(deltas.count)
+    }
 
     func log(_ obj: [String: Any]) {
         if metricsFile == nil {
@@ -197,6 +209,8 @@ public final class Trainer {
                     windowTokens += real; sessionTokens += real
                     examples += idx; losses += out.exampleLosses
                 }
+                let logNow = (step + 1) % config.logEvery == 0 || step + 1 == totalSteps
+                if logNow { groupNorms.beforeStep() }
                 let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
                 guard norm.isFinite else {
                     throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. " + (try keepLastGoodCheckpoint()))
@@ -210,6 +224,7 @@ public final class Trainer {
                 }
                 try method.beforeOptimizerStep(context(step))
                 optimizer.step(lr: lr)
+                if logNow { groupNorms.afterStep() }
                 step += 1
                 batchInEpoch += groupSize
                 // Methods see the parameters after the update and this step's (clipped) gradients,
@@ -222,9 +237,9 @@ public final class Trainer {
                 let el = Date().timeIntervalSince(windowStart)
                 let tps = el > 0 ? Double(windowTokens) / el : 0
                 onEvent(.step(step: step, totalSteps: totalSteps, epoch: epochProgress, loss: Float(stepLoss), lr: lr, gradNorm: norm, tokensPerSecond: tps))
-                if step % config.logEvery == 0 || step == totalSteps {
+                if logNow {
                     log(["event": "train", "step": step, "epoch": epochProgress, "loss": windowLoss / Double(windowCount), "lr": Double(lr),
-                         "grad_norm": Double(norm), "tokens_per_s": tps])
+                         "grad_norm": Double(norm), "tokens_per_s": tps, "groups": groupNorms.record, "delta_norm": adapterDeltaNorm()])
                     windowLoss = 0; windowCount = 0; windowTokens = 0; windowStart = Date()
                 }
                 let endOfEpoch = batchInEpoch >= perEpoch
@@ -266,6 +281,12 @@ public final class Trainer {
         for (k, v) in r.summary { obj["dev_" + k] = v }
         log(obj)
         onEvent(.evaluation(step: step, metrics: r.summary, isBest: isBest))
+        devCollapse = Collapse.diagnose(r, labels: dev.labels, labelNames: labelNames, setName: "dev")
+        // One class or a constant is a collapse at any evaluation; the majority level only after the warm-up.
+        if let c = devCollapse, step > warmup || c.kind == .singleClass || c.kind == .constant {
+            log(["event": "collapse", "step": step].merging(c.record) { a, _ in a })
+            onEvent(.warning("step \(step): " + c.message))
+        }
         return config.patience > 0 && evalsSinceBest >= config.patience
     }
 
