@@ -5,8 +5,11 @@ import RankwiseCore
 import SafeTensors
 import Training
 
-/// AdaLoRA (Zhang et al. 2023) exactly as PEFT implements it. `lora.r` is PEFT's `target_r`, the
-/// average final rank per module, so `--r` means the same final budget for every method.
+/// AdaLoRA (Zhang et al. 2023) as PEFT implements it. `lora.r` is PEFT's `target_r`, the average final
+/// rank per module, so `--r` means the same final budget for every method. Two defaults differ from
+/// PEFT, each measured (README, "Adaptive methods in short runs"): the adapters start as LoRA does
+/// (`--adapter-init zero-b`; `peft` is PEFT's start, which the parity tests use) and the schedule is
+/// given as fractions of the run (`--delta-t 1` with `--tinit`/`--tfinal` in steps is PEFT's).
 public struct AdaLoRAConfig: Settings, Sendable, Equatable {
     public var lora = LoRATargeting()
     public var initR = 12
@@ -21,7 +24,7 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
     public var beta1: Float = 0.85
     public var beta2: Float = 0.85
     public var orthRegWeight: Float = 0.5
-    public var adapterInit = SVDStart.peft.rawValue
+    public var adapterInit = SVDStart.zeroB.rawValue
     public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 

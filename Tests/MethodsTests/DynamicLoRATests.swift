@@ -68,6 +68,7 @@ import SafeTensors
         var c = DynamicLoRAConfig()
         c.lora.r = 2; c.lora.targetModules = ["query"]; c.updateEvery = 2; c.temperature = 1; c.importanceBeta = 0.5
         let m = try DynamicLoRAMethod(config: c, encoder: enc, seed: 3)
+        try m.prepare(totalSteps: 10)
         enc.params.setTrainable { $0.contains("lora_") }
         for (_, ad) in m.dynamicAdapters { for p in ad.lora.params { for k in 0..<p.count { p.value[k] = 0.1; p.grad![k] = 0.1 } } }
         let top = m.dynamicAdapters.first { $0.0.contains("layer.1") }!.1

@@ -10,12 +10,12 @@ import SafeTensors
 /// ElaLoRA's prune-and-grow round on small cases worked by hand.
 @Suite struct ElaLoRATests {
     /// Two modules (query, value) of an 8-wide encoder, rank 2 each, at most 4, with AdamW over them.
-    func setup(k: Int = 2, b: Int = 1, maxRank: Int = 4) throws -> (ElaLoRAMethod, ElaLoRAAllocator, AdamW, BertModel) {
+    func setup(k: Int = 2, b: Int = 1, maxRank: Int = 4, start: SVDStart = .peft) throws -> (ElaLoRAMethod, ElaLoRAAllocator, AdamW, BertModel) {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
         c.lora.r = 2; c.maxRank = maxRank; c.offersPerModule = k; c.ranksPerRound = b; c.lora.targetModules = ["query", "value"]
-        c.tinit = 0; c.tfinal = 0; c.deltaT = 1; c.cubicDecay = false
+        c.tinit = 0; c.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.adapterInit = start.rawValue
         let m = try ElaLoRAMethod(config: c, encoder: enc, seed: 7)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }
@@ -83,6 +83,25 @@ import SafeTensors
         #expect(opt.m[offset(q.e) + 0] == momentsBefore[offset(q.e) + 0] && momentsBefore[offset(q.e) + 0] != 0)
         #expect(opt.m[offset(v.a) + v.inDim] == momentsBefore[offset(v.a) + v.inDim])
         #expect(opt.t == 1)  // the step count (and so the learning-rate schedule) goes on
+    }
+
+    /// With the LoRA-like start (zero-b): active ranks start with E = init-e, orthonormal A rows and B = 0
+    /// (output zero); a grown rank gets an A row orthonormal to the others, E = init-e and a zero B column.
+    @Test func zeroBStartAndGrowth() throws {
+        let (m, al, opt, _) = try setup(k: 1, b: 1, start: .zeroB)
+        let q = al.adapters[0].1
+        let e0 = m.config.initE
+        #expect(abs(e0 - 1 / Float(3).squareRoot()) < 1e-7)
+        #expect((0..<q.rMax).allSatisfy { q.e.value[$0] == (q.active[$0] ? e0 : 0) })
+        #expect(q.b.value.array.allSatisfy { $0 == 0 })
+        func dotA(_ i: Int, _ j: Int) -> Float { (0..<q.inDim).reduce(0) { $0 + q.a.value[i * q.inDim + $1] * q.a.value[j * q.inDim + $1] } }
+        for i in 0..<q.rMax { for j in 0..<q.rMax { #expect(abs(dotA(i, j) - (i == j ? 1 : 0)) < 1e-5, "A rows \(i), \(j)") } }
+        for k in 0..<q.b.count { q.b.value[k] = Float(k % 5) * 0.1 }  // trained columns
+        setScore(al, 0, 0, 5); setScore(al, 0, 1, 9); setScore(al, 1, 0, 1); setScore(al, 1, 1, 2)
+        _ = al.round(b: 1, step: 3, optimizer: opt)
+        #expect(q.active[2] && q.e.value[2] == e0)
+        #expect((0..<q.outDim).allSatisfy { q.b.value[$0 * q.rMax + 2] == 0 })
+        #expect(abs(dotA(2, 2) - 1) < 1e-5 && abs(dotA(2, 0)) < 1e-5 && abs(dotA(2, 1)) < 1e-5)
     }
 
     @Test func growthAloneIsFunctionPreserving() throws {

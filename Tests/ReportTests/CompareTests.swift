@@ -104,14 +104,15 @@ import TestSupport
 
     @Test func tableMeanAndSampleSpreadByHand() throws {
         let d = tmp("table")
-        func run(_ m: String, _ s: Int, _ acc: Double, _ f1: Double, ranks: [String: Int]) throws {
+        func run(_ m: String, _ s: Int, _ acc: Double, _ f1: Double, ranks: [String: Int], collapse: String? = nil) throws {
             let dir = d + "/t/\(m)-r8-seed\(s)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let r: [String: Any] = ["test_accuracy": acc, "test_macro_f1": f1, "trainable_parameters": 100, "ranks": ranks, "train_seconds": 10.0 * Double(s)]
+            var r: [String: Any] = ["test_accuracy": acc, "test_macro_f1": f1, "trainable_parameters": 100, "ranks": ranks, "train_seconds": 10.0 * Double(s)]
+            if let collapse { r["collapse"] = ["dev": ["kind": "single_class", "finding": collapse, "message": collapse + "; fixes"]] }
             try JSONSerialization.data(withJSONObject: r).write(to: URL(fileURLWithPath: dir + "/results.json"))
         }
         try run("lora", 1, 0.70, 0.60, ranks: ["a": 8, "b": 8]); try run("lora", 2, 0.74, 0.66, ranks: ["a": 8, "b": 8]); try run("lora", 3, 0.72, 0.63, ranks: ["a": 8, "b": 8])
-        try run("ada", 1, 0.50, 0.40, ranks: ["a": 10, "b": 6])
+        try run("ada", 1, 0.50, 0.40, ranks: ["a": 10, "b": 6], collapse: "the model predicts one class (x) for all 9 dev examples")
         let cells = [("lora", 1), ("lora", 2), ("lora", 3), ("ada", 1), ("ada", 2)].compactMap { m, s in
             CompareTable.Cell(cell: CompareCell(task: "t", method: m, budget: 8, seed: UInt64(s)), directory: d + "/t/\(m)-r8-seed\(s)")
         }
@@ -122,9 +123,11 @@ import TestSupport
         #expect(abs(acc.mean - 0.72) < 1e-12 && abs(acc.sd - 0.02) < 1e-12 && acc.n == 3)
         #expect(t.rows[0].stat("final_rank")?.mean == 16 && t.rows[1].stat("final_rank")?.mean == 16 && t.rows[1].stat("test_accuracy")?.sd == 0)
         #expect(t.rows[0].stat("train_seconds")?.mean == 20)
-        #expect(t.markdown().contains("| lora | 8 | 3 | 0.7200 ± 0.0200 | 0.6300 ± 0.0300 | 100 | 16 | 20 | - | - |"))
-        #expect(t.markdown().contains("| ada | 8 | 1 | 0.5000 | 0.4000 |"))
-        #expect(t.csv().split(separator: "\n")[1].hasPrefix("t,lora,8,3,0.72,0.02,0.63,0.03,,,,,100,0,16,0,20,10,"))
+        #expect(t.markdown().contains("| lora | 8 | 3 | 0.7200 ± 0.0200 | 0.6300 ± 0.0300 | - | 100 | 16 | 20 | - | - |"))
+        #expect(t.markdown().contains("| ada | 8 | 1 | 0.5000 | 0.4000 | **1 of 1** (seed 1) |"))
+        #expect(t.markdown().contains("**Collapsed runs**") && t.markdown().contains("- ada r8 seed 1: the model predicts one class (x) for all 9 dev examples"))
+        #expect(t.csv().split(separator: "\n")[1].hasPrefix("t,lora,8,3,0,0.72,0.02,0.63,0.03,,,,,100,0,16,0,20,10,"))
+        #expect(t.csv().split(separator: "\n")[2].hasPrefix("t,ada,8,1,1,"))
     }
 
     /// A real grid on the real model: a grid stopped after its first cell continues with the rest,

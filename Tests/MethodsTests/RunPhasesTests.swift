@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+@testable import Methods
+@testable import Models
+import RankwiseCore
+
+/// Warm-up, final phase and allocation intervals default to fractions of the run; explicit steps win.
+@Suite struct RunPhasesTests {
+    func ints(_ xs: Int...) -> [Int] { xs }
+
+    @Test func fractionsOfTheRunByHand() throws {
+        #expect(RunPhases.steps(nil, fraction: 0.1, of: 63) == 6)
+        #expect(RunPhases.steps(nil, fraction: 0.2, of: 958) == 191)
+        #expect(RunPhases.steps(nil, fraction: 0.01, of: 63, minimum: 1) == 1)
+        #expect(RunPhases.steps(nil, fraction: 0.01, of: 10_000, minimum: 1) == 100)
+        #expect(RunPhases.steps(nil, fraction: 0.1, of: 30) == 3)  // 0.1 * 30 is 3.0000000000000004 in binary
+        #expect(RunPhases.steps(7, fraction: 0.5, of: 100) == 7)
+        #expect(throws: ModelError.self) { try RunPhases.validate([("tinit-fraction", 1.5)], method: "X") }
+
+        var a = AdaLoRAConfig()
+        let cases: [(Int, [Int])] = [(63, [6, 12, 1]), (958, [95, 191, 9]), (10_000, [1000, 2000, 100])]
+        for (total, expected) in cases {
+            let s = AdaLoRASchedule(a, totalStep: total)
+            #expect(ints(s.tinit, s.tfinal, s.deltaT) == expected, "AdaLoRA at \(total) steps")
+        }
+        a.tinit = 3; a.tfinal = 4; a.deltaT = 5
+        let explicit = AdaLoRASchedule(a, totalStep: 10_000)
+        #expect(ints(explicit.tinit, explicit.tfinal, explicit.deltaT) == [3, 4, 5])
+
+        var sal = SalientLoRAConfig()
+        let short = SalientLoRASchedule(sal, totalStep: 63), long = SalientLoRASchedule(sal, totalStep: 1000)
+        #expect(ints(short.tinit, short.tfinal, short.ti, short.tf) == [6, 12, 2, 12])
+        #expect(ints(long.ti, long.tf) == [10, 200])  // the paper's Ti and Tf at 1,000 steps
+        sal.windowStart = 10; sal.windowEnd = 200
+        let fixed = SalientLoRASchedule(sal, totalStep: 63)
+        #expect(ints(fixed.ti, fixed.tf) == [10, 200])
+    }
+
+    /// ElaLoRA (and TsqLoRA through it) and Dynamic LoRA resolve theirs when the run's length is known.
+    @Test func methodsResolveAtPrepare() throws {
+        let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
+        var e = ElaLoRAConfig()
+        e.lora.r = 2; e.maxRank = 4; e.lora.targetModules = ["query"]
+        let ela = try ElaLoRAMethod(config: e, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
+        try ela.prepare(totalSteps: 63)
+        #expect(ints(ela.allocator!.tinit, ela.allocator!.tfinal, ela.allocator!.deltaT) == [6, 12, 1])
+        try ela.prepare(totalSteps: 958)
+        #expect(ela.allocator!.deltaT == 9)
+        var d = DynamicLoRAConfig()
+        d.lora.r = 2; d.lora.targetModules = ["query"]
+        let dyn = try DynamicLoRAMethod(config: d, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
+        try dyn.prepare(totalSteps: 2000)
+        #expect(dyn.updateEvery == 20 && dyn.summary.contains("every 20 steps"))
+    }
+}
