@@ -97,6 +97,14 @@ $R predict --adapter "$W/ada/best" --input "$W/texts.txt" --output "$W/ada-pred.
 $R train --train tweets --method adalora --tinit 20 --tfinal 20 --max-steps 30 --output "$W/bad" > "$W/bad.log" 2>&1
 [ $? -ne 0 ] && grep -q "tinit (20) + tfinal (20) must be below the total steps (30)" "$W/bad.log" && ok "impossible AdaLoRA schedule is a clear error" || { bad "bad schedule not rejected"; tail -3 "$W/bad.log"; }
 
+echo "== a collapsed run (1e-6 learning rate, 2 steps) is said to be one: training log, results.json, report"
+$R train --train tweets --method lora --max-train-examples 64 --max-eval-examples 200 --batch-size 16 --max-steps 2 --lr 1e-6 \
+   --output "$W/collapsed" > "$W/collapsed.log" 2>&1 \
+   && grep -q "warning: COLLAPSED: the model's dev macro-F1 .* no better than always predicting the most frequent class" "$W/collapsed.log" \
+   && grep -q '"kind" : "majority_level"' "$W/collapsed/results.json" && grep -q '"event":"collapse"' "$W/collapsed/metrics.jsonl" \
+   && grep -q "Collapsed (dev)" "$W/collapsed/report.html" && ok "a collapsed run is reported as collapsed" \
+   || { bad "collapsed run not reported"; tail -5 "$W/collapsed.log"; }
+
 echo "== TsqLoRA killed with SIGKILL and resumed: the same adapter, ranks and quality scores as an uninterrupted run"
 TSQ=(--train tweets --method tsqlora --max-train-examples 480 --batch-size 16 --epochs 1 --dev-fraction 0.01 --test-fraction 0.01
      --checkpoint-every 4 --lr 3e-3 --seed 7 --refresh-every 3 --pool-size 32)

@@ -52,7 +52,7 @@ public struct Collapse: Sendable, Equatable {
         let level = majorityMacroF1(labels: labels, numClasses: k)
         if c.macroF1 <= level + majorityMargin {
             return Collapse(kind: .majorityLevel, finding: String(
-                format: "the model's %@ macro-F1 %.3f is at the level of always predicting the most frequent class (%.3f)", setName, c.macroF1, level))
+                format: "the model's %@ macro-F1 %.3f is no better than always predicting the most frequent class (%.3f)", setName, c.macroF1, level))
         }
         return nil
     }

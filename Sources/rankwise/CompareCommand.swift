@@ -86,7 +86,7 @@ struct Compare: ParsableCommand {
             _ = try? ComparePage.write(directory: cmp.grid.output)  // the page follows the grid, like the tables
             let keys = r.metrics["test_pearson"] != nil ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
             print("\(c.taskName) \(c.name): " + keys.map { String(format: "%@ %.4f", $0, r.metrics[$0] ?? .nan) }.joined(separator: "  ")
-                  + String(format: "  (%.0f s)", secs))
+                  + String(format: "  (%.0f s)", secs) + (r.collapse.isEmpty ? "" : "  COLLAPSED: " + (r.collapse["dev"] ?? r.collapse["test"])!.finding))
         }
         let table: CompareTable
         do { table = try cmp.run() } catch { fail("\(error)") }

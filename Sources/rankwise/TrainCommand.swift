@@ -38,9 +38,12 @@ struct Train: ParsableCommand {
         let job = FineTuneJob(options: o, resume: resume)
         let view = TrainProgress()
         job.onEvent = { ev, trainer in view.show(ev, trainer) }
-        do { _ = try job.run() } catch { fail("\(error)") }
+        let result: FineTuneResult
+        do { result = try job.run() } catch { fail("\(error)") }
         do { print("report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))") }
         catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
+        // Last, so that it is not lost above the tables: a collapsed model is not a result.
+        for (set, c) in result.collapse.sorted(by: { $0.key < $1.key }) { stderr("warning: this run's model COLLAPSED (\(set)): \(c.message)\n") }
     }
 }
 
