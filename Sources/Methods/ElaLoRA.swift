@@ -23,7 +23,9 @@ import Training
 ///   schedule continues;
 /// - a new rank is made orthogonal to the module's other ranks exactly (the reference projects once,
 ///   which is orthogonal only when the others already are),
-///   and E = 0 exactly, so growing does not change the model's output;
+///   and E = 0 exactly (with `--adapter-init peft`) or its B column 0 and E = init-e (with `zero-b`, the
+///   default: the new rank learns from the next step, as LoRA's B does), so growing does not change the
+///   model's output;
 /// - the orthogonal regulariser covers active ranks only (inactive ones do not exist in the reference);
 /// - steps are counted as everywhere in Rankwise (completed optimizer steps): a round happens after
 ///   step s when tinit < s ≤ total − tfinal and (s − tinit) is a multiple of deltaT.

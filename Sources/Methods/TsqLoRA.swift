@@ -219,7 +219,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         return ranks
     }
 
-    /// Brings every module to its target rank: the lowest-scoring ranks are pruned, new ones grown (E = 0).
+    /// Brings every module to its target rank: the lowest-scoring ranks are pruned, new ones grown (output unchanged).
     func setRanks(_ target: [Int], step: Int, allocator: ElaLoRAAllocator, optimizer: AdamW) {
         for (m, (_, ad)) in svdAdapters.enumerated() {
             let scores = allocator.sensitivity.tripletScores(ad)
