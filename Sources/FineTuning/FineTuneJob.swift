@@ -104,7 +104,7 @@ public final class FineTuneJob {
             if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
             for (k, v) in r.summary { result.metrics[name + "_" + k] = v }
             if name == "dev" { result.dev = r } else { result.test = r }
-            if let c = Collapse.diagnose(r, labels: set.labels, labelNames: trainSet.labelNames, setName: name) {
+            if let c = Collapse.diagnose(r, labels: set.labels, targets: set.targets, labelNames: trainSet.labelNames, setName: name) {
                 result.collapse[name] = c
                 print("warning: COLLAPSED: " + c.message)
             }

@@ -20,15 +20,19 @@ public struct Collapse: Sendable, Equatable {
     public static let correlationFloor = 0.05
 
     /// What to try, for the message.
-    public static let fixes = "likely fixes: a higher --lr (the SVD methods want several times LoRA's), more --epochs, "
-        + "a longer warm-up or fewer pruning steps (--tinit-fraction, --tfinal-fraction), or, for SVD methods started as "
-        + "PEFT does, --adapter-init zero-b"
+    public static let fixes = "likely fixes: another --lr (too low leaves the classifier head to learn alone, too high "
+        + "can also collapse), more --epochs or data, and for the adaptive methods a later or shorter pruning "
+        + "(--tinit-fraction, --tfinal-fraction) or the LoRA-like start (--adapter-init zero-b); `rankwise methods` lists each method's options"
 
     public var message: String { finding + "; " + Self.fixes }
 
-    /// The collapse an evaluation shows, or nil. `setName` names the set in the finding ("dev", "test").
-    public static func diagnose(_ r: Evaluator.Result, labels: [Int32], labelNames: [String], setName: String) -> Collapse? {
+    /// The collapse an evaluation shows, or nil: `labels` (classification) or `targets` (regression) are the set's
+    /// gold values; `setName` names the set in the finding ("dev", "test").
+    public static func diagnose(_ r: Evaluator.Result, labels: [Int32], targets: [Float] = [], labelNames: [String],
+                                setName: String) -> Collapse? {
         if let g = r.regression {
+            // Nothing to judge without predictions, or against targets that are all the same.
+            guard !r.values.isEmpty, let lo = targets.min(), let hi = targets.max(), hi > lo else { return nil }
             let mean = r.values.reduce(0, +) / Float(max(1, r.values.count))
             let spread = (r.values.reduce(Float(0)) { $0 + ($1 - mean) * ($1 - mean) } / Float(max(1, r.values.count))).squareRoot()
             if spread <= 1e-6 * max(1, abs(mean)) {

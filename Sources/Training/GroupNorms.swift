@@ -61,7 +61,9 @@ public final class GroupNorms {
         }
     }
 
-    /// `{group: {"grad": ‖g‖, "update": ‖Δp‖, "norm": ‖p‖}}` of the last step (gradients before clipping).
+    /// `{group: {"grad": ‖g‖, "update": ‖Δp‖, "norm": ‖p‖}}` of the last step: gradients before clipping, the
+    /// optimizer's update and the values after it (a method's own changes after the step, such as pruning,
+    /// growing or SoRA's threshold, are not in them).
     public var record: [String: [String: Double]] {
         var out: [String: [String: Double]] = [:]
         for (g, name) in groups.enumerated() {

@@ -149,9 +149,13 @@ public final class Trainer {
 
     /// Mean Frobenius norm of the adapters' dense updates ΔW (how far the adapted model has moved).
     func adapterDeltaNorm() -> Double {
-        let deltas = model.encoder.linears.compactMap { $0.adapter?.delta() }
-        guard !deltas.isEmpty else { return 0 }
-        return deltas.reduce(0) { $0 + GroupNorms.squares($1.data, $1.count).squareRoot() } / Double(deltas.count)
+        var total: Double = 0, count = 0
+        for lin in model.encoder.linears {
+            guard let delta = lin.adapter?.delta() else { continue }  // one module's ΔW at a time
+            total += GroupNorms.squares(delta.data, delta.count).squareRoot()
+            count += 1
+        }
+        return count == 0 ? 0 : total / Double(count)
     }
 
     func log(_ obj: [String: Any]) {
@@ -281,9 +285,9 @@ public final class Trainer {
         for (k, v) in r.summary { obj["dev_" + k] = v }
         log(obj)
         onEvent(.evaluation(step: step, metrics: r.summary, isBest: isBest))
-        devCollapse = Collapse.diagnose(r, labels: dev.labels, labelNames: labelNames, setName: "dev")
-        // One class or a constant is a collapse at any evaluation; the majority level only after the warm-up.
-        if let c = devCollapse, step > warmup || c.kind == .singleClass || c.kind == .constant {
+        devCollapse = Collapse.diagnose(r, labels: dev.labels, targets: dev.targets, labelNames: labelNames, setName: "dev")
+        // Judged after the warm-up only: early in a healthy run (LoRA's B = 0, a random head) one class is normal.
+        if let c = devCollapse, step > warmup {
             log(["event": "collapse", "step": step].merging(c.record) { a, _ in a })
             onEvent(.warning("step \(step): " + c.message))
         }
@@ -402,6 +406,12 @@ public final class Trainer {
         if meta["fingerprint"] != fingerprint {
             let diffs = Self.differences(meta["fingerprint"] ?? "{}", fingerprint)
             let fixed = diffs.filter { d in !Self.adjustableOnResume.contains { d.hasPrefix($0 + ":") } }
+            // Settings the checkpoint does not know at all: an older Rankwise wrote it, and no options reproduce that run.
+            if fixed.contains(where: { $0.contains(": (none) in the checkpoint") }) {
+                throw TrainError("\(checkpointPath) was written by an older Rankwise, before these settings existed: "
+                                 + fixed.filter { $0.contains(": (none) in the checkpoint") }.joined(separator: "; ")
+                                 + ". That run cannot continue with this version: start a new run (a new --output)")
+            }
             guard fixed.isEmpty, !diffs.isEmpty else {
                 throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
                                  + ". Resume with the same settings, or use a new --output (these may change on resume: "

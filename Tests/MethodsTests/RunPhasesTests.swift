@@ -13,7 +13,7 @@ import RankwiseCore
         #expect(RunPhases.steps(nil, fraction: 0.2, of: 958) == 191)
         #expect(RunPhases.steps(nil, fraction: 0.01, of: 63, minimum: 1) == 1)
         #expect(RunPhases.steps(nil, fraction: 0.01, of: 10_000, minimum: 1) == 100)
-        #expect(RunPhases.steps(nil, fraction: 0.1, of: 30) == 3)  // 0.1 * 30 is 3.0000000000000004 in binary
+        #expect(RunPhases.steps(nil, fraction: 0.29, of: 100) == 29)  // 0.29 * 100 is 28.999999999999996 in binary
         #expect(RunPhases.steps(7, fraction: 0.5, of: 100) == 7)
         #expect(throws: ModelError.self) { try RunPhases.validate([("tinit-fraction", 1.5)], method: "X") }
 

@@ -102,6 +102,12 @@ import Methods
         // A setting that changes the state's meaning is still refused, and named.
         r.fingerprint = #"{"training":{"lr":0.0001,"seed":7}}"#
         #expect { try r.loadCheckpoint() } throws: { "\($0)".contains("training.seed: 42 in the checkpoint, 7 now") && !"\($0)".contains("training.lr:") }
+        // A checkpoint from before an option existed cannot be matched by any options: it says so.
+        r.fingerprint = #"{"method_config":{"deltaTFraction":0.01},"training":{"lr":0.0005,"seed":42}}"#
+        #expect { try r.loadCheckpoint() } throws: {
+            "\($0)".contains("written by an older Rankwise") && "\($0)".contains("method_config.deltaTFraction: (none) in the checkpoint, 0.01 now")
+                && "\($0)".contains("start a new run")
+        }
     }
 
     /// A kill left partial checkpoint files forever, and metrics.jsonl repeated the steps after the
