@@ -91,7 +91,7 @@ func openError(_ bytes: [UInt8], _ name: String) -> String? {
         for f in ["encoder_forward.safetensors", "lora_seqcls/adapter_model.safetensors", "adalora_seqcls/adapter_model.safetensors"] {
             if let d = FileManager.default.contents(atPath: Fixtures.minilm + "/" + f) { sources.append([UInt8](d)) }
         }
-        #expect(sources.count == 3)
+        try #require(sources.count == 3, "the shared fixtures (../shared/fixtures) are missing")
         var g = RandomSource(seed: 1234)
         var opened = 0, rejected = 0
         let p = tmpPath("fuzz.safetensors")
