@@ -246,16 +246,22 @@ extension SVDAdapter {
         var basis: [[Double]] = []
         for i in 0..<rows {
             var u = (0..<columns).map { Double(m[i * columns + $0]) }
-            for _ in 0..<2 {
-                for q in basis {
-                    let d = zip(q, u).reduce(0) { $0 + $1.0 * $1.1 }
-                    for k in 0..<columns { u[k] -= d * q[k] }
-                }
-            }
-            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let norm = project(&u, off: basis)
             u = u.map { $0 / max(norm, 1e-12) }
             basis.append(u)
             for k in 0..<columns { m[i * columns + k] = Float(u[k]) }
         }
+    }
+
+    /// Projects `u` off the orthonormal vectors of `basis`, twice (modified Gram-Schmidt with one
+    /// re-orthogonalisation, in double precision); returns the norm of what is left.
+    public static func project(_ u: inout [Double], off basis: [[Double]]) -> Double {
+        for _ in 0..<2 {
+            for q in basis {
+                let d = zip(q, u).reduce(0) { $0 + $1.0 * $1.1 }
+                for k in u.indices { u[k] -= d * q[k] }
+            }
+        }
+        return u.reduce(0) { $0 + $1 * $1 }.squareRoot()
     }
 }

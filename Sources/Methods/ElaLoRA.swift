@@ -182,13 +182,11 @@ public final class ElaLoRAAllocator: CheckpointState {
         var basis: [[Double]] = []
         for o in others {
             var u = (0..<n).map { Double(o($0)) }
-            for _ in 0..<2 { for q in basis { let d = zip(q, u).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { u[i] -= d * q[i] } } }
-            let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let norm = SVDAdapter.project(&u, off: basis)
             if norm > 1e-12 { basis.append(u.map { $0 / norm }) }
         }
         var v = (0..<n).map { _ in Double(rng.nextNormal()) }
-        for _ in 0..<2 { for q in basis { let d = zip(q, v).reduce(0) { $0 + $1.0 * $1.1 }; for i in 0..<n { v[i] -= d * q[i] } } }
-        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let norm = SVDAdapter.project(&v, off: basis)
         for i in 0..<n { set(i, Float(v[i] / max(norm, 1e-12))) }
     }
 
