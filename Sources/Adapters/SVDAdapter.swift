@@ -194,12 +194,6 @@ public enum SVDStart: String, Sendable, CaseIterable {
     case peft
     case zeroB = "zero-b"
 
-    /// The help of the options every SVD method declares as `adapterInit` and `initE`.
-    public static let optionHelp = [
-        "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from the first step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
-        "initE": "E of every active (and, in prune-and-grow methods, every grown) rank at the start with --adapter-init zero-b (1/sqrt(3): LoRA's output scale)",
-    ]
-
     /// The start named `name`, or an error naming the option and the choices.
     public static func named(_ name: String, method: String) throws -> SVDStart {
         guard let s = SVDStart(rawValue: name) else {
@@ -207,6 +201,24 @@ public enum SVDStart: String, Sendable, CaseIterable {
         }
         return s
     }
+}
+
+/// How an SVD method's adapters start, one group (`start`) in every SVD method's config; the options keep
+/// their flat names (`--adapter-init`, `--init-e`).
+public struct SVDStartSettings: Settings, Sendable, Equatable {
+    public var adapterInit = SVDStart.zeroB.rawValue
+    public var initE: Float = 1 / Float(3).squareRoot()
+    public init() {}
+
+    public static let help = [
+        "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from the first "
+            + "step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
+        "initE": "E of every active (and, in prune-and-grow methods, every grown) rank at the start with --adapter-init "
+            + "zero-b (1/sqrt(3): LoRA's output scale)",
+    ]
+
+    /// The start `adapterInit` names, or an error naming the option and the choices.
+    public func kind(method: String) throws -> SVDStart { try SVDStart.named(adapterInit, method: method) }
 }
 
 extension SVDAdapter {

@@ -15,17 +15,13 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
     public var initR = 12
     /// Steps before pruning starts, final steps with a fixed rank pattern and steps between budget
     /// updates: explicit counts, or (the default) fractions of the run.
-    public var tinit: Int? = nil
-    public var tfinal: Int? = nil
+    public var phases = PhaseSettings()
     public var deltaT: Int? = nil
-    public var tinitFraction = 0.1
-    public var tfinalFraction = 0.2
     public var deltaTFraction = 0.01
     public var beta1: Float = 0.85
     public var beta2: Float = 0.85
     public var orthRegWeight: Float = 0.5
-    public var adapterInit = SVDStart.zeroB.rawValue
-    public var initE: Float = 1 / Float(3).squareRoot()
+    public var start = SVDStartSettings()
     public init() {}
 
     public static let help = [
@@ -33,13 +29,11 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
         "tinit": RunPhases.stepHelp("warm-up before pruning starts", fractionFlag: "tinit-fraction"),
         "tfinal": RunPhases.stepHelp("final phase with a fixed rank pattern", fractionFlag: "tfinal-fraction"),
         "deltaT": RunPhases.stepHelp("interval between budget updates (PEFT's default is 1)", fractionFlag: "delta-t-fraction") + ", at least 1",
-        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
-        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
         "deltaTFraction": "interval between budget updates as a fraction of the run's steps (when --delta-t is not given)",
         "beta1": "EMA factor of the sensitivity |p*g|",
         "beta2": "EMA factor of the sensitivity's uncertainty",
         "orthRegWeight": "weight of the orthogonal regulariser",
-    ].merging(SVDStart.optionHelp) { own, _ in own }
+    ]
     public static let aliases = ["target-r": "r"]
 
     public var targetR: Int { lora.r }
@@ -52,8 +46,7 @@ public struct AdaLoRASchedule: Sendable, Equatable {
 
     public init(_ c: AdaLoRAConfig, totalStep: Int) {
         initR = c.initR; targetR = c.targetR; self.totalStep = totalStep
-        tinit = RunPhases.steps(c.tinit, fraction: c.tinitFraction, of: totalStep)
-        tfinal = RunPhases.steps(c.tfinal, fraction: c.tfinalFraction, of: totalStep)
+        (tinit, tfinal) = c.phases.steps(of: totalStep)
         deltaT = RunPhases.steps(c.deltaT, fraction: c.deltaTFraction, of: totalStep, minimum: 1)
         beta1 = c.beta1; beta2 = c.beta2
     }
@@ -200,11 +193,11 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     public init(config: AdaLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "AdaLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
-        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
-                                ("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
+        try config.phases.validate(method: "AdaLoRA")
+        try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
-                                            start: try SVDStart.named(config.adapterInit, method: "AdaLoRA"), startE: config.initE)
+                                            start: try config.start.kind(method: "AdaLoRA"), startE: config.start.initE)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }

@@ -31,10 +31,7 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public var movesPerRound = 8
     /// `ranks` mode: steps before ranks start moving, and last steps with fixed ranks (explicit counts, or
     /// by default fractions of the run).
-    public var tinit: Int? = nil
-    public var tfinal: Int? = nil
-    public var tinitFraction = 0.1
-    public var tfinalFraction = 0.2
+    public var phases = PhaseSettings()
     public init() {}
 
     public static let help = [
@@ -58,8 +55,8 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         guard temperature > 0, temperature.isFinite else { throw SettingsError("Dynamic LoRA: --temperature must be positive") }
         guard importanceBeta >= 0, importanceBeta < 1 else { throw SettingsError("Dynamic LoRA: --importance-beta must be in [0, 1)") }
         guard (updateEvery ?? 1) >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
-        try RunPhases.validate([("update-every-fraction", updateEveryFraction), ("tinit-fraction", tinitFraction),
-                                ("tfinal-fraction", tfinalFraction)], method: "Dynamic LoRA")
+        try RunPhases.validate([("update-every-fraction", updateEveryFraction)], method: "Dynamic LoRA")
+        try phases.validate(method: "Dynamic LoRA")
         guard mode == "scale" || mode == "ranks" else { throw SettingsError("Dynamic LoRA: --mode must be scale or ranks (got \(mode))") }
         if mode == "ranks" {
             guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
@@ -67,7 +64,6 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
                 throw SettingsError("Dynamic LoRA: --mode ranks needs r >= 2 and --max-rank above r (got r \(lora.r), max-rank \(maxRank)): every module keeps at least one rank, so at r = 1 or max-rank = r no rank can move")
             }
             guard movesPerRound >= 0 else { throw SettingsError("Dynamic LoRA: --moves-per-round must not be negative") }
-            guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else { throw SettingsError("Dynamic LoRA: --tinit and --tfinal must not be negative") }
         }
     }
 
@@ -169,8 +165,7 @@ public final class DynamicLoRAMethod: TuningMethod {
     }
 
     public func prepare(totalSteps: Int) throws {
-        tinit = RunPhases.steps(config.tinit, fraction: config.tinitFraction, of: totalSteps)
-        tfinal = RunPhases.steps(config.tfinal, fraction: config.tfinalFraction, of: totalSteps)
+        (tinit, tfinal) = config.phases.steps(of: totalSteps)
         updateEvery = RunPhases.steps(config.updateEvery, fraction: config.updateEveryFraction, of: totalSteps, minimum: 1)
         // Ranks move at the weight updates (multiples of update-every) after tinit and up to totalSteps − tfinal.
         if rankMode && (totalSteps - tfinal) / updateEvery <= tinit / updateEvery {

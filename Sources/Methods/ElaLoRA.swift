@@ -36,17 +36,13 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
     public var offersPerModule = 2
     public var ranksPerRound = 4
     public var cubicDecay = true
-    public var tinit: Int? = nil
-    public var tfinal: Int? = nil
+    public var phases = PhaseSettings()
     public var deltaT: Int? = nil
-    public var tinitFraction = 0.1
-    public var tfinalFraction = 0.2
     public var deltaTFraction = 0.01
     public var beta1: Float = 0.85
     public var beta2: Float = 0.85
     public var orthRegWeight: Float = 0.1
-    public var adapterInit = SVDStart.zeroB.rawValue
-    public var initE: Float = 1 / Float(3).squareRoot()
+    public var start = SVDStartSettings()
     public init() {}
 
     public static let help = [
@@ -57,13 +53,11 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
         "tinit": RunPhases.stepHelp("warm-up before the first round", fractionFlag: "tinit-fraction"),
         "tfinal": RunPhases.stepHelp("final phase with fixed ranks", fractionFlag: "tfinal-fraction"),
         "deltaT": RunPhases.stepHelp("interval between rounds", fractionFlag: "delta-t-fraction") + ", at least 1",
-        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
-        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
         "deltaTFraction": "interval between rounds as a fraction of the run's steps (when --delta-t is not given)",
         "beta1": "EMA factor of the sensitivity |p*g|",
         "beta2": "EMA factor of the sensitivity's uncertainty",
         "orthRegWeight": "weight of the orthogonal regulariser (active ranks)",
-    ].merging(SVDStart.optionHelp) { own, _ in own }
+    ]
     public static let aliases = ["k": "offersPerModule", "b": "ranksPerRound"]
 }
 
@@ -77,8 +71,7 @@ public final class ElaLoRAAllocator: CheckpointState {
 
     public init(adapters: [(String, SVDAdapter)], config: ElaLoRAConfig, totalStep: Int, seed: UInt64) throws {
         self.adapters = adapters; self.config = config; self.totalStep = totalStep; self.seed = seed
-        tinit = RunPhases.steps(config.tinit, fraction: config.tinitFraction, of: totalStep)
-        tfinal = RunPhases.steps(config.tfinal, fraction: config.tfinalFraction, of: totalStep)
+        (tinit, tfinal) = config.phases.steps(of: totalStep)
         deltaT = RunPhases.steps(config.deltaT, fraction: config.deltaTFraction, of: totalStep, minimum: 1)
         sensitivity = Sensitivity(beta1: config.beta1, beta2: config.beta2)
         func bad(_ m: String) -> ModelError { ModelError("ElaLoRA: " + m) }
@@ -86,8 +79,8 @@ public final class ElaLoRAAllocator: CheckpointState {
             throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be left for rounds")
         }
         guard deltaT > 0 else { throw bad("delta-t must be positive") }
-        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
-                                ("delta-t-fraction", config.deltaTFraction)], method: "ElaLoRA")
+        try config.phases.validate(method: "ElaLoRA")
+        try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "ElaLoRA")
         guard config.offersPerModule > 0, config.ranksPerRound >= 0 else { throw bad("need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0") }
         guard config.beta1 > 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
     }
@@ -165,7 +158,7 @@ public final class ElaLoRAAllocator: CheckpointState {
         let a = ad.a.value, b = ad.b.value, inD = ad.inDim, outD = ad.outDim, r = ad.rMax
         ElaLoRAAllocator.orthonormal(count: inD, set: { a[j * inD + $0] = $1 },
                                      others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
-        let zeroB = config.adapterInit == SVDStart.zeroB.rawValue
+        let zeroB = config.start.adapterInit == SVDStart.zeroB.rawValue
         if zeroB {
             for o in 0..<outD { b[o * r + j] = 0 }
         } else {
@@ -173,7 +166,7 @@ public final class ElaLoRAAllocator: CheckpointState {
                                          others: others.map { o in { b[$0 * r + o] } }, rng: &rng)
         }
         setRank(ad, j, active: true, optimizer: optimizer)
-        if zeroB { ad.e.value[j] = config.initE }
+        if zeroB { ad.e.value[j] = config.start.initE }
     }
 
     /// Fills a vector with a random unit direction orthogonal to the span of `others`: an orthonormal
@@ -222,8 +215,8 @@ public final class ElaLoRAMethod: SVDTuningMethod {
         guard config.orthRegWeight >= 0 else { throw ModelError("ElaLoRA: orth_reg_weight must not be negative") }
         self.config = config; self.seed = seed
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
-                                            seed: seed, method: "ElaLoRA", start: try SVDStart.named(config.adapterInit, method: "ElaLoRA"),
-                                            startE: config.initE).sorted { $0.key < $1.key }
+                                            seed: seed, method: "ElaLoRA", start: try config.start.kind(method: "ElaLoRA"),
+                                            startE: config.start.initE).sorted { $0.key < $1.key }
         for (path, ad) in svdAdapters where config.maxRank > min(ad.inDim, ad.outDim) {
             throw ModelError("ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import RankwiseCore
 
 /// Phase lengths of the adaptive methods (warm-up, final phase, allocation interval, windows), given in
 /// steps or as fractions of the run. A fraction is the default, so that a 63-step run and a 10,000-step
@@ -13,13 +14,43 @@ public enum RunPhases {
 
     /// Rejects fractions outside [0, 1] (`name` is the option's flag without dashes).
     public static func validate(_ fractions: [(name: String, value: Double)], method: String) throws {
-        for (name, v) in fractions where !(v.isFinite && v >= 0 && v <= 1) {
-            throw ModelError("\(method): --\(name) must be a fraction between 0 and 1 (got \(v))")
+        for (name, value) in fractions where !(value.isFinite && value >= 0 && value <= 1) {
+            throw ModelError("\(method): --\(name) must be a fraction between 0 and 1 (got \(value))")
         }
     }
 
     /// Help for a step option with a fraction default.
     public static func stepHelp(_ what: String, fractionFlag: String) -> String {
         "\(what) in steps [none: --\(fractionFlag) of the run's steps]"
+    }
+}
+
+/// The warm-up before an adaptive method starts changing ranks and the final phase in which they stay
+/// fixed: explicit step counts, or (the default) fractions of the run. Every adaptive method's config
+/// holds one as `phases`; the options keep their flat names (`--tinit`, `--tfinal-fraction`).
+public struct PhaseSettings: Settings, Sendable, Equatable {
+    public var tinit: Int? = nil
+    public var tfinal: Int? = nil
+    public var tinitFraction = 0.1
+    public var tfinalFraction = 0.2
+    public init() {}
+
+    public static let help = [
+        "tinit": RunPhases.stepHelp("warm-up before ranks change", fractionFlag: "tinit-fraction"),
+        "tfinal": RunPhases.stepHelp("final phase with fixed ranks", fractionFlag: "tfinal-fraction"),
+        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
+        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
+    ]
+
+    /// The warm-up and the final phase in steps, for a run of `totalStep` steps.
+    public func steps(of totalStep: Int) -> (tinit: Int, tfinal: Int) {
+        (RunPhases.steps(tinit, fraction: tinitFraction, of: totalStep),
+         RunPhases.steps(tfinal, fraction: tfinalFraction, of: totalStep))
+    }
+
+    /// Rejects fractions outside [0, 1] and negative step counts.
+    public func validate(method: String) throws {
+        try RunPhases.validate([("tinit-fraction", tinitFraction), ("tfinal-fraction", tfinalFraction)], method: method)
+        guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else { throw ModelError("\(method): --tinit and --tfinal must not be negative") }
     }
 }

@@ -12,10 +12,7 @@ public struct SalientLoRAConfig: Settings, Sendable, Equatable {
     public var initR = 12
     /// Warm-up steps before recording starts and final steps with a fixed mask: explicit counts, or
     /// (the default) fractions of the run.
-    public var tinit: Int? = nil
-    public var tfinal: Int? = nil
-    public var tinitFraction = 0.1
-    public var tfinalFraction = 0.2
+    public var phases = PhaseSettings()
     /// λ: salience = λ·magnitude + (1−λ)·influence domain.
     public var magnitudeWeight: Float = 0.5
     /// β: Pearson correlation needed for a dependency edge.
@@ -30,16 +27,13 @@ public struct SalientLoRAConfig: Settings, Sendable, Equatable {
     public var windowEndFraction = 0.2
     public var recordInterval = 1
     public var orthRegWeight: Float = 0.1
-    public var adapterInit = SVDStart.zeroB.rawValue
-    public var initE: Float = 1 / Float(3).squareRoot()
+    public var start = SVDStartSettings()
     public init() {}
 
     public static let help = [
         "initR": "initial rank of every module",
         "tinit": RunPhases.stepHelp("warm-up before recording starts", fractionFlag: "tinit-fraction"),
         "tfinal": RunPhases.stepHelp("final phase with a fixed rank pattern", fractionFlag: "tfinal-fraction"),
-        "tinitFraction": "warm-up as a fraction of the run's steps (when --tinit is not given)",
-        "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
         "magnitudeWeight": "lambda: salience = lambda*magnitude + (1-lambda)*influence domain",
         "correlationThreshold": "beta: correlation needed for a dependency edge between singular values",
         "slopeThreshold": "gamma: regression slope needed for a dependency edge",
@@ -49,7 +43,7 @@ public struct SalientLoRAConfig: Settings, Sendable, Equatable {
         "windowEndFraction": "Tf as a fraction of the run's steps (when --window-end is not given)",
         "recordInterval": "record the singular values every N steps",
         "orthRegWeight": "weight of the orthogonal regulariser",
-    ].merging(SVDStart.optionHelp) { own, _ in own }
+    ]
     public static let aliases = ["target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
                                  "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval"]
 }
@@ -66,8 +60,7 @@ public struct SalientLoRASchedule: Sendable, Equatable {
         initR = c.initR; targetR = c.lora.r; lambda = c.magnitudeWeight; beta = c.correlationThreshold; gamma = c.slopeThreshold
         interval = c.recordInterval
         self.totalStep = totalStep
-        tinit = RunPhases.steps(c.tinit, fraction: c.tinitFraction, of: totalStep)
-        tfinal = RunPhases.steps(c.tfinal, fraction: c.tfinalFraction, of: totalStep)
+        (tinit, tfinal) = c.phases.steps(of: totalStep)
         ti = RunPhases.steps(c.windowStart, fraction: c.windowStartFraction, of: totalStep, minimum: 2)
         tf = RunPhases.steps(c.windowEnd, fraction: c.windowEndFraction, of: totalStep, minimum: c.windowEnd == nil ? ti : 0)
     }
@@ -325,12 +318,12 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public init(config: SalientLoRAConfig, encoder: BertModel, seed: UInt64) throws {
         try config.lora.validate(method: "SalientLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
-        try RunPhases.validate([("tinit-fraction", config.tinitFraction), ("tfinal-fraction", config.tfinalFraction),
-                                ("window-start-fraction", config.windowStartFraction), ("window-end-fraction", config.windowEndFraction)],
-                               method: "SalientLoRA")
+        try config.phases.validate(method: "SalientLoRA")
+        try RunPhases.validate([("window-start-fraction", config.windowStartFraction),
+                                ("window-end-fraction", config.windowEndFraction)], method: "SalientLoRA")
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
-                                            start: try SVDStart.named(config.adapterInit, method: "SalientLoRA"), startE: config.initE)
+                                            start: try config.start.kind(method: "SalientLoRA"), startE: config.start.initE)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }

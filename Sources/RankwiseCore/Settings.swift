@@ -97,25 +97,28 @@ public enum SettingsTable {
 
     /// Every option of `type`, nested groups flattened, in declaration order.
     public static func options(of type: Settings.Type) -> [SettingInfo] {
-        options(of: type, value: type.init(), path: [], inherited: [:])
+        options(of: type, value: type.init(), path: [], inherited: [:], inheritedHelp: [:])
     }
 
-    /// `inherited`: aliases an enclosing type declares for this nested group's properties.
-    static func options(of type: Settings.Type, value: Any, path: [String], inherited: [String: String]) -> [SettingInfo] {
+    /// `inherited` and `inheritedHelp`: aliases and help an enclosing type declares for this nested group's
+    /// properties (an enclosing type's help wins, so a method can say what a shared option means for it).
+    static func options(of type: Settings.Type, value: Any, path: [String], inherited: [String: String],
+                        inheritedHelp: [String: String]) -> [SettingInfo] {
         let aliasMap = type.aliases.merging(inherited) { $1 }
+        let helpMap = type.help.merging(inheritedHelp) { $1 }
         var out: [SettingInfo] = []
         for child in Mirror(reflecting: value).children {
             guard let label = child.label else { continue }
             let vt = Swift.type(of: child.value)
             if let nested = vt as? Settings.Type {
-                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap)
+                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap, inheritedHelp: helpMap)
                 continue
             }
             guard let st = vt as? SettingValue.Type else { preconditionFailure("\(type).\(label): \(vt) is not a SettingValue") }
             let key = kebab(label)
             let aliases = aliasMap.filter { $0.value == label }.map(\.key).sorted()
             let text = (child.value as? [String])?.joined(separator: ",") ?? describe(child.value)
-            out.append(SettingInfo(path: path + [label], key: key, aliases: aliases, help: type.help[label] ?? "",
+            out.append(SettingInfo(path: path + [label], key: key, aliases: aliases, help: helpMap[label] ?? "",
                                    defaultText: text, typeName: st.typeName, isFlag: vt == Bool.self,
                                    parse: { st.parse($0) }))
         }

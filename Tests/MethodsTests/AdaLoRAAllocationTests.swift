@@ -18,7 +18,7 @@ import Training
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = AdaLoRAConfig()
-        c.initR = 3; c.lora.r = 1; c.lora.alpha = 4; c.lora.targetModules = ["query", "value"]; c.tinit = 2; c.tfinal = 3; c.deltaT = 2
+        c.initR = 3; c.lora.r = 1; c.lora.alpha = 4; c.lora.targetModules = ["query", "value"]; c.phases.tinit = 2; c.phases.tfinal = 3; c.deltaT = 2
         let ads = try SVDAdapter.attach(to: enc, targeting: c.lora, initialRank: c.initR, seed: 1, method: "AdaLoRA")
         enc.params.setTrainable { $0.contains("lora_") }
         return (AdaLoRAAllocator(adapters: ads, config: AdaLoRASchedule(c, totalStep: 12)), ads, enc.params)
@@ -62,14 +62,14 @@ import Training
 
     @Test func impossibleSchedulesAreRejected() {
         var c = AdaLoRAConfig()
-        c.tinit = 60; c.tfinal = 40
+        c.phases.tinit = 60; c.phases.tfinal = 40
         #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
-        c.tinit = 10; c.tfinal = 10; c.lora.r = 20
+        c.phases.tinit = 10; c.phases.tfinal = 10; c.lora.r = 20
         #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
         c.lora.r = 4
         #expect(throws: ModelError.self) { try AdaLoRASchedule(c, totalStep: 0).validate() }
         #expect(throws: Never.self) { try AdaLoRASchedule(c, totalStep: 100).validate() }
-        c.tinit = nil; c.tfinal = nil
+        c.phases.tinit = nil; c.phases.tfinal = nil
         #expect(AdaLoRASchedule(c, totalStep: 100).tinit == 10 && AdaLoRASchedule(c, totalStep: 100).tfinal == 20)
     }
 

@@ -15,7 +15,7 @@ import SafeTensors
         let fx = Fixtures.minilm + "/adalora_seqcls"
         let enc = try BertModel.load(directory: dir, withPooler: true)
         var cfg = AdaLoRAConfig()
-        cfg.initR = 4; cfg.lora.r = 2; cfg.lora.alpha = 8; cfg.lora.loraDropout = 0; cfg.tinit = 10; cfg.tfinal = 20; cfg.deltaT = 5
+        cfg.initR = 4; cfg.lora.r = 2; cfg.lora.alpha = 8; cfg.lora.loraDropout = 0; cfg.phases.tinit = 10; cfg.phases.tfinal = 20; cfg.deltaT = 5
         cfg.orthRegWeight = 0.1; cfg.beta1 = 0.85; cfg.beta2 = 0.85
         cfg.lora.targetModules = ["query", "key", "attention.output.dense", "value", "output.dense", "intermediate.dense"]
         let adapters = try SVDAdapter.attach(to: enc, targeting: cfg.lora, initialRank: cfg.initR, seed: 0, method: "AdaLoRA")

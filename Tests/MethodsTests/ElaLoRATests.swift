@@ -15,7 +15,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
         c.lora.r = 2; c.maxRank = maxRank; c.offersPerModule = k; c.ranksPerRound = b; c.lora.targetModules = ["query", "value"]
-        c.tinit = 0; c.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.adapterInit = start.rawValue
+        c.phases.tinit = 0; c.phases.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.start.adapterInit = start.rawValue
         let m = try ElaLoRAMethod(config: c, encoder: enc, seed: 7)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }
@@ -90,7 +90,7 @@ import SafeTensors
     @Test func zeroBStartAndGrowth() throws {
         let (m, al, opt, _) = try setup(k: 1, b: 1, start: .zeroB)
         let q = al.adapters[0].1
-        let e0 = m.config.initE
+        let e0 = m.config.start.initE
         #expect(abs(e0 - 1 / Float(3).squareRoot()) < 1e-7)
         #expect((0..<q.rMax).allSatisfy { q.e.value[$0] == (q.active[$0] ? e0 : 0) })
         #expect(q.b.value.array.allSatisfy { $0 == 0 })
@@ -121,7 +121,7 @@ import SafeTensors
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
-        c.lora.r = 2; c.maxRank = 4; c.ranksPerRound = 4; c.tinit = 10; c.tfinal = 10; c.deltaT = 5
+        c.lora.r = 2; c.maxRank = 4; c.ranksPerRound = 4; c.phases.tinit = 10; c.phases.tfinal = 10; c.deltaT = 5
         let m = try ElaLoRAMethod(config: c, encoder: enc, seed: 1)
         try m.prepare(totalSteps: 120)  // rounds over steps 10..110: p = (s - 10) / 100
         let al = m.allocator!
@@ -130,7 +130,7 @@ import SafeTensors
         #expect(al.roundSize(at: 90) == 2)  // p = 0.8: 4 · 0.488 = 1.952 → 2
         #expect(al.roundSize(at: 110) == 0)
         #expect(!al.isRound(10) && al.isRound(15) && !al.isRound(16) && al.isRound(110) && !al.isRound(115))
-        c.tinit = 60; c.tfinal = 60
+        c.phases.tinit = 60; c.phases.tfinal = 60
         let m2 = try ElaLoRAMethod(config: c, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
         #expect(throws: ModelError.self) { try m2.prepare(totalSteps: 120) }
     }

@@ -3,6 +3,7 @@ import Testing
 @testable import Methods
 @testable import Models
 import RankwiseCore
+import Adapters
 
 /// Warm-up, final phase and allocation intervals default to fractions of the run; explicit steps win.
 @Suite struct RunPhasesTests {
@@ -23,7 +24,7 @@ import RankwiseCore
             let s = AdaLoRASchedule(a, totalStep: total)
             #expect(ints(s.tinit, s.tfinal, s.deltaT) == expected, "AdaLoRA at \(total) steps")
         }
-        a.tinit = 3; a.tfinal = 4; a.deltaT = 5
+        a.phases.tinit = 3; a.phases.tfinal = 4; a.deltaT = 5
         let explicit = AdaLoRASchedule(a, totalStep: 10_000)
         #expect(ints(explicit.tinit, explicit.tfinal, explicit.deltaT) == [3, 4, 5])
 
@@ -51,5 +52,30 @@ import RankwiseCore
         let dyn = try DynamicLoRAMethod(config: d, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
         try dyn.prepare(totalSteps: 2000)
         #expect(dyn.updateEvery == 20 && dyn.summary.contains("every 20 steps"))
+    }
+
+    /// The shared groups (`phases`, `start`) keep flat flag names, a method's own help for them wins, and a
+    /// flag reaches the nested property.
+    @Test func sharedGroupsKeepFlatFlagsAndTheMethodsHelp() throws {
+        func option(_ type: Settings.Type, _ key: String) -> SettingInfo? {
+            SettingsTable.options(of: type).first { $0.key == key }
+        }
+        for type in [AdaLoRAConfig.self, SalientLoRAConfig.self, ElaLoRAConfig.self, DynamicLoRAConfig.self] as [Settings.Type] {
+            for key in ["tinit", "tfinal", "tinit-fraction", "tfinal-fraction"] {
+                #expect(option(type, key) != nil, "\(type) --\(key)")
+            }
+        }
+        #expect(option(AdaLoRAConfig.self, "tinit")?.help.hasPrefix("warm-up before pruning starts") == true)
+        #expect(option(DynamicLoRAConfig.self, "tinit-fraction")?.help.hasPrefix("ranks mode:") == true)
+        #expect(option(ElaLoRAConfig.self, "tfinal-fraction")?.help.contains("fraction of the run") == true)
+        #expect(option(SalientLoRAConfig.self, "init-e")?.defaultText == "0.57735026")
+        let parsed = try SettingsTable.decode(ElaLoRAConfig.self, values: ["tinit": "3", "tfinal-fraction": "0.3", "adapter-init": "peft"])
+        #expect(parsed.phases.tinit == 3 && parsed.phases.tfinalFraction == 0.3 && parsed.start.adapterInit == "peft")
+        var negative = PhaseSettings()
+        negative.tfinal = -1
+        #expect(throws: ModelError.self) { try negative.validate(method: "X") }
+        var badStart = SVDStartSettings()
+        badStart.adapterInit = "gaussian"
+        #expect(throws: ModelError.self) { try badStart.kind(method: "X") }
     }
 }

@@ -56,7 +56,7 @@ import RankwiseCore
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var a = AdaLoRAConfig()
-        a.initR = 4; a.lora.r = 2; a.lora.targetModules = ["query", "value"]; a.tinit = 0; a.tfinal = 0
+        a.initR = 4; a.lora.r = 2; a.lora.targetModules = ["query", "value"]; a.phases.tinit = 0; a.phases.tfinal = 0
         let ads = try SVDAdapter.attach(to: enc, targeting: a.lora, initialRank: a.initR, seed: 1, method: "AdaLoRA")
         var c = SalientLoRASchedule()
         c.initR = 4; c.targetR = 2; c.ti = 3; c.tf = 6; c.totalStep = 60; c.tinit = 2; c.tfinal = 10

@@ -182,7 +182,7 @@ import RankwiseCore
 
     @Test(arguments: ["head", "full"]) func aTsqLoRARunScoresReweightsAndResizes(scoring: String) throws {
         let enc = try tinyEncoder(seed: 6)
-        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.tinit = 4; cfg.ela.tfinal = 4; cfg.ela.deltaT = 2
+        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.phases.tinit = 4; cfg.ela.phases.tfinal = 4; cfg.ela.deltaT = 2
         cfg.quality.scoring = scoring; cfg.quality.refreshEvery = 3; cfg.quality.poolSize = 12
         let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
         let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 2)
