@@ -11,6 +11,7 @@ public struct CompareOptions: Settings, Sendable, Equatable {
     public var methods = ["lora", "adalora", "salientlora", "elalora", "tsqlora"]
     public var budgets = ["8"]
     public var seeds = ["1", "2", "3"]
+    public var lrs: [String] = []
     public var tasks: [String] = []
     public var suite = false
     public var quick = false
@@ -21,6 +22,8 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         "methods": "registered methods to compare (each at its own tuned options for the budget: see `rankwise methods`)",
         "budgets": "rank budgets: the average final rank per adapted module (LoRA's r)",
         "seeds": "training seeds; every cell runs once per seed",
+        "lrs": "learning rates to try for every task, method and budget; each row then reports the rate with the best "
+            + "mean dev metric over the seeds, as the papers choose a rate per task [none: each method's tuned rate]",
         "tasks": "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files [none: give --tasks or --suite]",
         "suite": "every suite data set (tweets, snli, sms-spam, trec, bbc-news, vader-tweets)",
         "quick": "quick setting unless given: 2,000 training and 1,000 dev/test examples per task, 1 epoch, 64 tokens",
@@ -32,6 +35,8 @@ public struct CompareOptions: Settings, Sendable, Equatable {
 
     public var budgetValues: [Int] { budgets.compactMap { Int($0) } }
     public var seedValues: [UInt64] { seeds.compactMap { UInt64($0) } }
+    /// The learning rates of the cells: nil (each method's own) when --lrs is not given.
+    public var lrValues: [String?] { lrs.isEmpty ? [nil] : lrs }
     public var taskList: [String] { suite ? DataSuite.names + tasks.filter { !DataSuite.names.contains($0) } : tasks }
 
     public func validate() throws {
@@ -42,7 +47,11 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         }
         guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
         guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
-        for (name, list) in [("--methods", methods), ("--budgets", budgetValues.map(String.init)), ("--seeds", seedValues.map(String.init))] {
+        for lr in lrs where !((Double(lr) ?? .nan) > 0 && Double(lr)!.isFinite) {
+            throw SettingsError("--lrs: expected positive numbers, got \(lr)")
+        }
+        for (name, list) in [("--methods", methods), ("--budgets", budgetValues.map(String.init)), ("--seeds", seedValues.map(String.init)),
+                             ("--lrs", lrs)] {
             if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) { throw SettingsError("\(name): \(d) is listed twice") }
         }
         for (i, t) in taskList.enumerated() {
@@ -57,10 +66,22 @@ public struct CompareOptions: Settings, Sendable, Equatable {
 /// One run of the grid.
 public struct CompareCell: Sendable, Hashable {
     public var task: String, method: String, budget: Int, seed: UInt64
-    public init(task: String, method: String, budget: Int, seed: UInt64) { self.task = task; self.method = method; self.budget = budget; self.seed = seed }
+    /// The learning rate from --lrs, or nil for the method's own.
+    public var lr: String?
+    public init(task: String, method: String, budget: Int, seed: UInt64, lr: String? = nil) {
+        self.task = task; self.method = method; self.budget = budget; self.seed = seed; self.lr = lr
+    }
     /// The folder name of the task (a file's base name without extension).
     public var taskName: String { Comparison.taskName(task) }
-    public var name: String { "\(method)-r\(budget)-seed\(seed)" }
+    /// METHOD-rBUDGET-seedSEED, or METHOD-rBUDGET-lrLR-seedSEED with a learning rate from --lrs.
+    public var name: String { "\(method)-r\(budget)" + (lr.map { "-lr\($0)" } ?? "") + "-seed\(seed)" }
+
+    /// The cell a run folder's name stands for (nil for another folder).
+    public static func parse(task: String, folder: String) -> CompareCell? {
+        guard let m = folder.wholeMatch(of: #/(.+?)-r([0-9]+)(?:-lr([^/]+))?-seed([0-9]+)/#),
+              let budget = Int(m.2), let seed = UInt64(m.4) else { return nil }
+        return CompareCell(task: task, method: String(m.1), budget: budget, seed: seed, lr: m.3.map(String.init))
+    }
 }
 
 /// Runs a comparison grid cell by cell, each a `FineTuneJob` in its own folder
@@ -88,6 +109,9 @@ public final class Comparison {
         // Every key in its canonical spelling (an alias such as --learning-rate is --lr), so that the grid's
         // keys cannot be set through an alias and a user's option replaces the method's default of that name.
         let values = given.map { (key: Self.canonical(SettingsTable.normalise($0.key)), value: $0.value) }
+        if !grid.lrs.isEmpty, values.contains(where: { $0.key == "lr" }) {
+            throw SettingsError("--lr and --lrs: give one (--lrs tries each rate and keeps the best on dev)")
+        }
         for (k, _) in values where Self.gridKeys.contains(k) {
             throw SettingsError("--\(k) is set by the grid: use " + ["train": "--tasks", "method": "--methods", "seed": "--seeds", "output": "--output", "r": "--budgets"][k]!)
         }
@@ -106,7 +130,13 @@ public final class Comparison {
     }
 
     public var cells: [CompareCell] {
-        grid.taskList.flatMap { t in grid.methods.flatMap { m in grid.budgetValues.flatMap { b in grid.seedValues.map { CompareCell(task: t, method: m, budget: b, seed: $0) } } } }
+        grid.taskList.flatMap { t in
+            grid.methods.flatMap { m in
+                grid.budgetValues.flatMap { b in
+                    grid.lrValues.flatMap { lr in grid.seedValues.map { CompareCell(task: t, method: m, budget: b, seed: $0, lr: lr) } }
+                }
+            }
+        }
     }
 
     public func directory(_ c: CompareCell) -> String { grid.output + "/" + c.taskName + "/" + c.name }
@@ -123,6 +153,7 @@ public final class Comparison {
             return !Self.isMethodOnly(n) || entry.hasOption(n)
         }
         values += [("train", c.task), ("seed", "\(c.seed)"), ("output", directory(c))]
+        if let lr = c.lr { values.append(("lr", lr)) }
         if ModelStore.knownData.contains(where: { $0.alias == c.task }) == false && DataSuite.dataSet(c.task) == nil
             && !FileManager.default.fileExists(atPath: c.task) {
             throw SettingsError("--tasks: \(c.task) is neither a file nor a known data set (\(DataSuite.names.joined(separator: ", ")))")
@@ -293,9 +324,16 @@ public struct CompareTable {
 
     public struct Row {
         public var task: String, method: String, budget: Int
+        /// The learning rate from --lrs (nil: the method's own).
+        public var lr: String?
         public var runs: [Cell]
+        /// The row the table reports for its task, method and budget: the only one, or of several learning
+        /// rates the one with the best mean dev metric.
+        public var chosen = true
         public var regression: Bool { runs.first?.regression ?? false }
         public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
+        /// The dev metric a learning rate is chosen by.
+        public var devKey: String { regression ? "dev_pearson" : "dev_macro_f1" }
         /// The runs whose model collapsed (one class, majority level, constant).
         public var collapsed: [Cell] { runs.filter { $0.collapse != nil } }
         /// "-", or how many runs collapsed and their seeds.
@@ -313,7 +351,12 @@ public struct CompareTable {
         }
     }
 
+    /// Every row: each task, method, budget and learning rate.
     public var rows: [Row]
+    /// The rows the table reports: one per task, method and budget.
+    public var chosenRows: [Row] { rows.filter(\.chosen) }
+    /// Whether any row comes from --lrs (the tables then show the learning rate).
+    public var hasLearningRates: Bool { rows.contains { $0.lr != nil } }
 
     /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`), in `first`'s order of
     /// tasks and methods when given, the others after them (suite tasks in the suite's order, methods in the
@@ -323,11 +366,8 @@ public struct CompareTable {
         var out: [Cell] = []
         for task in ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
             for run in ((try? fm.contentsOfDirectory(atPath: directory + "/" + task)) ?? []).sorted() {
-                let parts = run.split(separator: "-"), n = parts.count
-                guard n >= 3, parts[n - 2].hasPrefix("r"), let b = Int(parts[n - 2].dropFirst()),
-                      parts[n - 1].hasPrefix("seed"), let s = UInt64(parts[n - 1].dropFirst(4)) else { continue }
-                let method = parts.dropLast(2).joined(separator: "-")
-                if let c = Cell(cell: CompareCell(task: task, method: method, budget: b, seed: s), directory: directory + "/\(task)/\(run)") { out.append(c) }
+                guard let cell = CompareCell.parse(task: task, folder: run) else { continue }
+                if let c = Cell(cell: cell, directory: directory + "/\(task)/\(run)") { out.append(c) }
             }
         }
         // The grid's tasks and methods in its order, then the others: suite tasks in the suite's order and
@@ -359,11 +399,17 @@ public struct CompareTable {
     public init(cells: [Cell]) {
         var rows: [Row] = []
         for c in cells {
-            if let i = rows.firstIndex(where: { $0.task == c.cell.taskName && $0.method == c.cell.method && $0.budget == c.cell.budget }) {
+            if let i = rows.firstIndex(where: { $0.task == c.cell.taskName && $0.method == c.cell.method && $0.budget == c.cell.budget && $0.lr == c.cell.lr }) {
                 rows[i].runs.append(c)
             } else {
-                rows.append(Row(task: c.cell.taskName, method: c.cell.method, budget: c.cell.budget, runs: [c]))
+                rows.append(Row(task: c.cell.taskName, method: c.cell.method, budget: c.cell.budget, lr: c.cell.lr, runs: [c]))
             }
+        }
+        // Of a task, method and budget's learning rates, the best mean dev metric is reported (ties: the first).
+        for i in rows.indices {
+            let rivals = rows.indices.filter { rows[$0].task == rows[i].task && rows[$0].method == rows[i].method && rows[$0].budget == rows[i].budget }
+            let dev = { (j: Int) in rows[j].stat(rows[j].devKey)?.mean ?? -.infinity }
+            rows[i].chosen = rivals.first { dev($0) == rivals.map(dev).max() } == i
         }
         self.rows = rows
     }
@@ -385,15 +431,32 @@ public struct CompareTable {
     public func markdown() -> String {
         var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means"
             + " (train seconds leave out runs resumed from a checkpoint, which count only their last session).\n"
+        if hasLearningRates {
+            out += "Each method's learning rate is the one of --lrs with the best mean dev metric on the task; every rate tried is"
+                + " listed below the table.\n"
+        }
+        let lrColumn = hasLearningRates ? ["lr"] : []
         for task in rows.map(\.task).uniqued() {
-            let rs = rows.filter { $0.task == task }
+            let rs = chosenRows.filter { $0.task == task }
             let mk = rs[0].metricKeys
-            out += "\n### \(task)\n\n| method | budget | seeds | " + mk.map { $0.replacingOccurrences(of: "test_", with: "test ").replacingOccurrences(of: "_", with: "-") }.joined(separator: " | ")
-                + " | collapsed | " + Self.columns.map(\.1).joined(separator: " | ") + " |\n"
-            out += "|" + String(repeating: " --- |", count: 4 + mk.count + Self.columns.count) + "\n"
+            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map(Self.header) + ["collapsed"] + Self.columns.map(\.1)
+            out += "\n### \(task)\n\n| " + header.joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: " --- |", count: header.count) + "\n"
             for r in rs {
-                out += "| \(r.method) | \(r.budget) | \(r.runs.count) | " + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
+                out += "| \(r.method) | \(r.budget) | " + (hasLearningRates ? "\(r.lr ?? "own") | " : "") + "\(r.runs.count) | "
+                    + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
                     + " | \(r.collapsedText) | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
+            }
+            let tried = rows.filter { $0.task == task }
+            if tried.count > rs.count {
+                let keys = [rs[0].devKey] + mk
+                out += "\nEvery learning rate tried (✓: reported above):\n\n| method | budget | lr | seeds | "
+                    + keys.map(Self.header).joined(separator: " | ") + " | collapsed |\n"
+                out += "|" + String(repeating: " --- |", count: 5 + keys.count) + "\n"
+                for r in tried {
+                    out += "| \(r.method) | \(r.budget) | \(r.lr ?? "own")\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
+                        + keys.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ") + " | \(r.collapsedText) |\n"
+                }
             }
             let collapsed = rs.flatMap(\.collapsed)
             if !collapsed.isEmpty {
@@ -404,14 +467,20 @@ public struct CompareTable {
         return out
     }
 
+    /// A metric key as a column header: test_macro_f1 → test macro-f1.
+    static func header(_ key: String) -> String {
+        key.replacingOccurrences(of: "test_", with: "test ").replacingOccurrences(of: "dev_", with: "dev ").replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// Every row; `lr` empty for a method's own rate, `chosen` 1 for the rows the table reports.
     public func csv() -> String {
-        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
-        var out = "task,method,budget,seeds,collapsed," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + "\n"
+        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0) + ["dev_macro_f1", "dev_pearson"]
+        var out = "task,method,budget,seeds,collapsed," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + ",lr,chosen\n"
         for r in rows {
             out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count),\(r.collapsed.count)," + keys.flatMap { k -> [String] in
                 guard let s = r.stat(k) else { return ["", ""] }
                 return [String(format: "%.6g", s.mean), String(format: "%.6g", s.sd)]
-            }.joined(separator: ",") + "\n"
+            }.joined(separator: ",") + ",\(r.lr ?? ""),\(r.chosen ? 1 : 0)\n"
         }
         return out
     }
@@ -419,7 +488,8 @@ public struct CompareTable {
     public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
         let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
+            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "lr": r.lr ?? NSNull(), "chosen": r.chosen,
+                                    "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
                                     "runs": r.runs.map { ($0.directory as NSString).lastPathComponent },
                                     "collapsed": r.collapsed.map { ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""] }]
             for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }

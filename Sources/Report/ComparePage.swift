@@ -34,13 +34,20 @@ public enum ComparePage {
         var body = "<h1>Rankwise comparison</h1><p class=\"sub\">\(SVG.escape(directory)) · \(cells.count) finished runs · methods: \(SVG.escape(methods.joined(separator: ", ")))</p>"
         body += "<p>Test metrics: mean ± sample standard deviation over seeds (each run's best dev checkpoint); other columns are means. "
             + "Final rank total: the sum of the final ranks over all adapted modules (the budget every method spends).</p>"
+        if table.hasLearningRates {
+            body += "<p>Each method's learning rate is the one with the best mean dev metric on the task; the curves and ranks show "
+                + "those runs, and every rate tried is listed in results.md.</p>"
+        }
         for task in table.rows.map(\.task).uniqued() {
-            let rows = table.rows.filter { $0.task == task }
+            let rows = table.chosenRows.filter { $0.task == task }
             let mk = rows[0].metricKeys
             body += "<h2>\(SVG.escape(task))</h2>"
-            let header = ["method", "budget", "seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + ["collapsed"] + CompareTable.columns.map(\.1)
+            let lrColumn = table.hasLearningRates ? ["lr"] : []
+            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + ["collapsed"]
+                + CompareTable.columns.map(\.1)
             body += SVG.table(header: header, rows: rows.map { r in
-                [r.method, "\(r.budget)", "\(r.runs.count)"] + mk.map { CompareTable.fmt(r.stat($0), 4, runs: r.runs.count) }
+                [r.method, "\(r.budget)"] + (table.hasLearningRates ? [r.lr ?? "own"] : []) + ["\(r.runs.count)"]
+                    + mk.map { CompareTable.fmt(r.stat($0), 4, runs: r.runs.count) }
                     + [r.collapsed.isEmpty ? "-" : "\(r.collapsed.count) of \(r.runs.count)"]
                     + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }
             }, leftColumns: 1)

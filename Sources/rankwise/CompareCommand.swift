@@ -20,7 +20,7 @@ struct Compare: ParsableCommand {
 
             Every option other than the grid's is a training option of `rankwise train` for every cell (a method's own option only for the methods that have it). Each method runs at its tuned options for the budget (learning rate, initial or maximum rank: `rankwise methods`); options you give override them. A YAML --grid file takes the same names.
 
-            Run the same command again to continue an interrupted grid: finished cells are skipped, a cell with a checkpoint resumes. Each cell is a run directory OUTPUT/TASK/METHOD-rBUDGET-seedSEED; the tables and report.html are rewritten after every cell.
+            Run the same command again to continue an interrupted grid: finished cells are skipped, a cell with a checkpoint resumes. Each cell is a run directory OUTPUT/TASK/METHOD-rBUDGET-seedSEED (METHOD-rBUDGET-lrLR-seedSEED with --lrs); the tables and report.html are rewritten after every cell.
 
             With --peer-python (a Python with torch, transformers and peft: scripts/peer-env.sh), LoRA and AdaLoRA training steps are also timed next to PEFT on each task's real batches, with the same thread count, in the same run.
 
@@ -68,7 +68,8 @@ struct Compare: ParsableCommand {
         }
         let all = cmp.cells
         let done = all.filter { FileManager.default.fileExists(atPath: cmp.directory($0) + "/results.json") }.count
-        print("compare: \(all.count) cells (\(cmp.grid.taskList.count) tasks x \(cmp.grid.methods.count) methods x \(cmp.grid.budgets.count) budgets x \(cmp.grid.seeds.count) seeds)"
+        print("compare: \(all.count) cells (\(cmp.grid.taskList.count) tasks x \(cmp.grid.methods.count) methods x \(cmp.grid.budgets.count) budgets"
+              + (cmp.grid.lrs.isEmpty ? "" : " x \(cmp.grid.lrs.count) learning rates") + " x \(cmp.grid.seeds.count) seeds)"
               + (done > 0 ? ", \(done) already done" : "") + "; output \(cmp.grid.output)")
         if !cmp.common.isEmpty { print("options for every cell: " + cmp.common.map { "--\($0.key) \($0.value)" }.joined(separator: " ")) }
         let start = Date()

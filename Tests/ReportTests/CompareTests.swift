@@ -32,6 +32,48 @@ import TestSupport
         #expect(ela4.methodOptions["max-rank"] == "8" && ela4.training.lr == 5e-3)
     }
 
+    /// --lrs multiplies the cells, gives each its rate (over the method's own) and names its folder; --lr with
+    /// --lrs, bad rates and repeated rates are refused; folder names read back, dashes in the rate and method included.
+    @Test func learningRatesAreCellsWithTheirOwnFolders() throws {
+        let g = grid { $0.methods = ["lora", "adalora"]; $0.lrs = ["1e-3", "5e-3"]; $0.seeds = ["1", "2"]; $0.output = "/tmp/x" }
+        let c = try Comparison(grid: g, common: [])
+        #expect(c.cells.count == 8)
+        let ada = try c.options(for: CompareCell(task: "tweets", method: "adalora", budget: 8, seed: 2, lr: "1e-3"))
+        #expect(ada.training.lr == 1e-3 && ada.data.output == "/tmp/x/tweets/adalora-r8-lr1e-3-seed2")
+        #expect { try Comparison(grid: g, common: [("lr", "2e-3")]) } throws: { "\($0)".contains("--lr and --lrs") }
+        #expect { try Comparison(grid: grid { $0.lrs = ["fast"] }, common: []) } throws: { "\($0)".contains("--lrs: expected positive numbers") }
+        #expect { try Comparison(grid: grid { $0.lrs = ["-1e-3"] }, common: []) } throws: { "\($0)".contains("--lrs: expected positive numbers") }
+        #expect { try Comparison(grid: grid { $0.lrs = ["1e-3", "1e-3"] }, common: []) } throws: { "\($0)".contains("listed twice") }
+        for cell in c.cells + [CompareCell(task: "t", method: "my-method", budget: 12, seed: 30)] {
+            #expect(CompareCell.parse(task: cell.task, folder: cell.name) == cell, "\(cell.name)")
+        }
+        #expect(CompareCell.parse(task: "t", folder: "notes") == nil && CompareCell.parse(task: "t", folder: "lora-r8-seedX") == nil)
+    }
+
+    /// Of several learning rates the table reports the one with the best mean dev metric, says which, and lists every rate.
+    @Test func theTableReportsTheRateBestOnDev() throws {
+        let d = tmp("lrs")
+        func run(_ lr: String, _ seed: Int, dev: Double, test: Double, collapse: Bool = false) throws {
+            let dir = d + "/t/lora-r8-lr\(lr)-seed\(seed)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var r: [String: Any] = ["dev_macro_f1": dev, "test_macro_f1": test, "test_accuracy": test]
+            if collapse { r["collapse"] = ["dev": ["kind": "single_class", "finding": "one class", "message": "one class"]] }
+            try JSONSerialization.data(withJSONObject: r).write(to: URL(fileURLWithPath: dir + "/results.json"))
+        }
+        // 5e-3 has the better dev mean (0.70 vs 0.65) though 1e-3 has the better test: dev decides.
+        try run("1e-3", 1, dev: 0.64, test: 0.80); try run("1e-3", 2, dev: 0.66, test: 0.82)
+        try run("5e-3", 1, dev: 0.72, test: 0.60); try run("5e-3", 2, dev: 0.68, test: 0.62)
+        try run("5e-2", 1, dev: 0.30, test: 0.30, collapse: true)
+        let t = CompareTable(cells: CompareTable.finished(in: d))
+        #expect(t.rows.count == 3 && t.chosenRows.count == 1 && t.chosenRows[0].lr == "5e-3" && t.hasLearningRates)
+        let md = t.markdown()
+        #expect(md.contains("| lora | 8 | 5e-3 | 2 | 0.6100 ± 0.0141 | 0.6100 ± 0.0141 | - |"))
+        #expect(md.contains("| lora | 8 | 5e-3 ✓ | 2 | 0.7000 ± 0.0283 |") && md.contains("| lora | 8 | 1e-3 | 2 | 0.6500 ± 0.0141 |"))
+        #expect(md.contains("| lora | 8 | 5e-2 | 1 | 0.3000 |") && !md.contains("**Collapsed runs**"))  // a rejected rate's collapse is not the method's
+        #expect(t.csv().split(separator: "\n").filter { $0.hasSuffix(",5e-3,1") }.count == 1)
+        #expect(t.csv().split(separator: "\n").filter { $0.hasSuffix(",1e-3,0") }.count == 1)
+    }
+
     @Test func quickFillsOnlyWhatIsNotGivenAndGridKeysAreRefused() throws {
         let c = try Comparison(grid: grid { $0.quick = true }, common: [("epochs", "3")])
         let o = try c.options(for: c.cells[0])
