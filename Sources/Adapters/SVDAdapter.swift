@@ -211,10 +211,10 @@ public struct SVDStartSettings: Settings, Sendable, Equatable {
     public init() {}
 
     public static let help = [
-        "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from the first "
-            + "step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
-        "initE": "E of every active (and, in prune-and-grow methods, every grown) rank at the start with --adapter-init "
-            + "zero-b (1/sqrt(3): LoRA's output scale)",
+        "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from "
+            + "the first step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
+        "initE": "E of every active (and, in prune-and-grow methods, every grown) rank at the start with "
+            + "--adapter-init zero-b (1/sqrt(3): LoRA's output scale)",
     ]
 
     /// The start `adapterInit` names, or an error naming the option and the choices.

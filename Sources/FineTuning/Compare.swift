@@ -50,8 +50,9 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         for lr in lrs where !((Double(lr) ?? .nan) > 0 && Double(lr)!.isFinite) {
             throw SettingsError("--lrs: expected positive numbers, got \(lr)")
         }
-        for (name, list) in [("--methods", methods), ("--budgets", budgetValues.map(String.init)), ("--seeds", seedValues.map(String.init)),
-                             ("--lrs", lrs)] {
+        let lists = [("--methods", methods), ("--budgets", budgetValues.map(String.init)),
+                     ("--seeds", seedValues.map(String.init)), ("--lrs", lrs)]
+        for (name, list) in lists {
             if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) { throw SettingsError("\(name): \(d) is listed twice") }
         }
         for (i, t) in taskList.enumerated() {
@@ -133,7 +134,9 @@ public final class Comparison {
         grid.taskList.flatMap { t in
             grid.methods.flatMap { m in
                 grid.budgetValues.flatMap { b in
-                    grid.lrValues.flatMap { lr in grid.seedValues.map { CompareCell(task: t, method: m, budget: b, seed: $0, lr: lr) } }
+                    grid.lrValues.flatMap { lr in
+                        grid.seedValues.map { CompareCell(task: t, method: m, budget: b, seed: $0, lr: lr) }
+                    }
                 }
             }
         }
@@ -399,15 +402,19 @@ public struct CompareTable {
     public init(cells: [Cell]) {
         var rows: [Row] = []
         for c in cells {
-            if let i = rows.firstIndex(where: { $0.task == c.cell.taskName && $0.method == c.cell.method && $0.budget == c.cell.budget && $0.lr == c.cell.lr }) {
+            let cell = c.cell
+            let sameRow = { (r: Row) in r.task == cell.taskName && r.method == cell.method && r.budget == cell.budget && r.lr == cell.lr }
+            if let i = rows.firstIndex(where: sameRow) {
                 rows[i].runs.append(c)
             } else {
-                rows.append(Row(task: c.cell.taskName, method: c.cell.method, budget: c.cell.budget, lr: c.cell.lr, runs: [c]))
+                rows.append(Row(task: cell.taskName, method: cell.method, budget: cell.budget, lr: cell.lr, runs: [c]))
             }
         }
         // Of a task, method and budget's learning rates, the best mean dev metric is reported (ties: the first).
         for i in rows.indices {
-            let rivals = rows.indices.filter { rows[$0].task == rows[i].task && rows[$0].method == rows[i].method && rows[$0].budget == rows[i].budget }
+            let rivals = rows.indices.filter {
+                rows[$0].task == rows[i].task && rows[$0].method == rows[i].method && rows[$0].budget == rows[i].budget
+            }
             let dev = { (j: Int) in rows[j].stat(rows[j].devKey)?.mean ?? -.infinity }
             rows[i].chosen = rivals.first { dev($0) == rivals.map(dev).max() } == i
         }
@@ -432,18 +439,20 @@ public struct CompareTable {
         var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means"
             + " (train seconds leave out runs resumed from a checkpoint, which count only their last session).\n"
         if hasLearningRates {
-            out += "Each method's learning rate is the one of --lrs with the best mean dev metric on the task; every rate tried is"
-                + " listed below the table.\n"
+            out += "Each method's learning rate is the one of --lrs with the best mean dev metric on the task;"
+                + " every rate tried is listed below the table.\n"
         }
         let lrColumn = hasLearningRates ? ["lr"] : []
         for task in rows.map(\.task).uniqued() {
             let rs = chosenRows.filter { $0.task == task }
             let mk = rs[0].metricKeys
-            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map(Self.header) + ["collapsed"] + Self.columns.map(\.1)
+            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map(Self.header) + ["collapsed"]
+                + Self.columns.map(\.1)
             out += "\n### \(task)\n\n| " + header.joined(separator: " | ") + " |\n"
             out += "|" + String(repeating: " --- |", count: header.count) + "\n"
             for r in rs {
-                out += "| \(r.method) | \(r.budget) | " + (hasLearningRates ? "\(r.lr ?? "own") | " : "") + "\(r.runs.count) | "
+                let lrCell = hasLearningRates ? "\(r.lr ?? "own") | " : ""
+                out += "| \(r.method) | \(r.budget) | " + lrCell + "\(r.runs.count) | "
                     + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
                     + " | \(r.collapsedText) | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
             }
@@ -454,8 +463,9 @@ public struct CompareTable {
                     + keys.map(Self.header).joined(separator: " | ") + " | collapsed |\n"
                 out += "|" + String(repeating: " --- |", count: 5 + keys.count) + "\n"
                 for r in tried {
+                    let means = keys.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }
                     out += "| \(r.method) | \(r.budget) | \(r.lr ?? "own")\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
-                        + keys.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ") + " | \(r.collapsedText) |\n"
+                        + means.joined(separator: " | ") + " | \(r.collapsedText) |\n"
                 }
             }
             let collapsed = rs.flatMap(\.collapsed)
@@ -469,13 +479,17 @@ public struct CompareTable {
 
     /// A metric key as a column header: test_macro_f1 → test macro-f1.
     static func header(_ key: String) -> String {
-        key.replacingOccurrences(of: "test_", with: "test ").replacingOccurrences(of: "dev_", with: "dev ").replacingOccurrences(of: "_", with: "-")
+        key.replacingOccurrences(of: "test_", with: "test ")
+            .replacingOccurrences(of: "dev_", with: "dev ")
+            .replacingOccurrences(of: "_", with: "-")
     }
 
     /// Every row; `lr` empty for a method's own rate, `chosen` 1 for the rows the table reports.
     public func csv() -> String {
-        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0) + ["dev_macro_f1", "dev_pearson"]
-        var out = "task,method,budget,seeds,collapsed," + keys.flatMap { [$0 + "_mean", $0 + "_sd"] }.joined(separator: ",") + ",lr,chosen\n"
+        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
+            + ["dev_macro_f1", "dev_pearson"]
+        let statColumns = keys.flatMap { [$0 + "_mean", $0 + "_sd"] }
+        var out = "task,method,budget,seeds,collapsed," + statColumns.joined(separator: ",") + ",lr,chosen\n"
         for r in rows {
             out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count),\(r.collapsed.count)," + keys.flatMap { k -> [String] in
                 guard let s = r.stat(k) else { return ["", ""] }
@@ -488,7 +502,8 @@ public struct CompareTable {
     public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
         let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget, "lr": r.lr ?? NSNull(), "chosen": r.chosen,
+            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget,
+                                    "lr": r.lr ?? NSNull(), "chosen": r.chosen,
                                     "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
                                     "runs": r.runs.map { ($0.directory as NSString).lastPathComponent },
                                     "collapsed": r.collapsed.map { ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""] }]

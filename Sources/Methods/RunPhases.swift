@@ -51,6 +51,8 @@ public struct PhaseSettings: Settings, Sendable, Equatable {
     /// Rejects fractions outside [0, 1] and negative step counts.
     public func validate(method: String) throws {
         try RunPhases.validate([("tinit-fraction", tinitFraction), ("tfinal-fraction", tfinalFraction)], method: method)
-        guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else { throw ModelError("\(method): --tinit and --tfinal must not be negative") }
+        guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else {
+            throw ModelError("\(method): --tinit and --tfinal must not be negative")
+        }
     }
 }

@@ -111,7 +111,8 @@ public enum SettingsTable {
             guard let label = child.label else { continue }
             let vt = Swift.type(of: child.value)
             if let nested = vt as? Settings.Type {
-                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap, inheritedHelp: helpMap)
+                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap,
+                               inheritedHelp: helpMap)
                 continue
             }
             guard let st = vt as? SettingValue.Type else { preconditionFailure("\(type).\(label): \(vt) is not a SettingValue") }

@@ -35,15 +35,16 @@ public enum ComparePage {
         body += "<p>Test metrics: mean ± sample standard deviation over seeds (each run's best dev checkpoint); other columns are means. "
             + "Final rank total: the sum of the final ranks over all adapted modules (the budget every method spends).</p>"
         if table.hasLearningRates {
-            body += "<p>Each method's learning rate is the one with the best mean dev metric on the task; the curves and ranks show "
-                + "those runs, and every rate tried is listed in results.md.</p>"
+            body += "<p>Each method's learning rate is the one with the best mean dev metric on the task; the curves and"
+                + " ranks show those runs, and every rate tried is listed in results.md.</p>"
         }
         for task in table.rows.map(\.task).uniqued() {
             let rows = table.chosenRows.filter { $0.task == task }
             let mk = rows[0].metricKeys
             body += "<h2>\(SVG.escape(task))</h2>"
             let lrColumn = table.hasLearningRates ? ["lr"] : []
-            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map { $0.replacingOccurrences(of: "_", with: " ") } + ["collapsed"]
+            let metricHeaders = mk.map { $0.replacingOccurrences(of: "_", with: " ") }
+            let header = ["method", "budget"] + lrColumn + ["seeds"] + metricHeaders + ["collapsed"]
                 + CompareTable.columns.map(\.1)
             body += SVG.table(header: header, rows: rows.map { r in
                 [r.method, "\(r.budget)"] + (table.hasLearningRates ? [r.lr ?? "own"] : []) + ["\(r.runs.count)"]
