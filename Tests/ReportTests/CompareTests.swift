@@ -172,6 +172,32 @@ import TestSupport
         #expect(t.csv().split(separator: "\n")[2].hasPrefix("t,ada,8,1,1,"))
     }
 
+    /// A real grid with --lrs on the real model: each cell trains at its rate, and the table reports one row per
+    /// method, the rate with the better dev metric.
+    @Test func aRealGridTriesEachLearningRate() throws {
+        guard let model = Fixtures.modelDir() else { return }
+        let d = tmp("lrgrid")
+        let texts = ["good fun day", "awful sad mess", "fine plain thing"]
+        let rows = (0..<48).map { i in "\(texts[i % 3]) number \(i),\(["pos", "neg", "neu"][i % 3])" }
+        try ("text,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
+        let g = grid {
+            $0.tasks = [d + "/data.csv"]; $0.methods = ["lora"]; $0.budgets = ["2"]; $0.seeds = ["1"]
+            $0.lrs = ["1e-4", "2e-2"]; $0.output = d + "/out"
+        }
+        let common: [(key: String, value: String)] = [("epochs", "1"), ("batch-size", "8"), ("model", model)]
+        let table = try Comparison(grid: g, common: common).run()
+        for (lr, value) in [("1e-4", 1e-4), ("2e-2", 2e-2)] {
+            let run = try Data(contentsOf: URL(fileURLWithPath: d + "/out/data/lora-r2-lr\(lr)-seed1/run.json"))
+            let training = try #require((try JSONSerialization.jsonObject(with: run) as? [String: Any])?["training"] as? [String: Any])
+            #expect((training["lr"] as? Double).map { abs($0 - value) < 1e-12 } == true, "\(lr)")
+        }
+        #expect(table.rows.count == 2 && table.chosenRows.count == 1)
+        let dev = table.rows.map { $0.stat("dev_macro_f1")?.mean ?? -1 }
+        #expect(table.chosenRows[0].stat("dev_macro_f1")?.mean == dev.max())
+        let md = try String(contentsOfFile: d + "/out/results.md", encoding: .utf8)
+        #expect(md.contains("Every learning rate tried") && md.contains("| lora | 2 | 1e-4") && md.contains("| lora | 2 | 2e-2"))
+    }
+
     /// A real grid on the real model: a grid stopped after its first cell continues with the rest,
     /// leaving the finished cell alone, and the tables hold every cell.
     @Test func anInterruptedGridContinues() throws {
