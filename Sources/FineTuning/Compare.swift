@@ -51,7 +51,7 @@ public struct CompareOptions: Settings, Sendable, Equatable {
             throw SettingsError("--lrs: expected positive numbers, got \(lr)")
         }
         let lists = [("--methods", methods), ("--budgets", budgetValues.map(String.init)),
-                     ("--seeds", seedValues.map(String.init)), ("--lrs", lrs)]
+                     ("--seeds", seedValues.map(String.init)), ("--lrs", lrs.map { "\(Double($0) ?? .nan)" })]
         for (name, list) in lists {
             if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) { throw SettingsError("\(name): \(d) is listed twice") }
         }
@@ -80,13 +80,13 @@ public struct CompareCell: Sendable, Hashable {
     /// The cell a run folder's name stands for (nil for another folder).
     public static func parse(task: String, folder: String) -> CompareCell? {
         guard let m = folder.wholeMatch(of: #/(.+?)-r([0-9]+)(?:-lr([^/]+))?-seed([0-9]+)/#),
-              let budget = Int(m.2), let seed = UInt64(m.4) else { return nil }
+              let budget = Int(m.2), let seed = UInt64(m.4), m.3.map({ Double($0) != nil }) ?? true else { return nil }
         return CompareCell(task: task, method: String(m.1), budget: budget, seed: seed, lr: m.3.map(String.init))
     }
 }
 
 /// Runs a comparison grid cell by cell, each a `FineTuneJob` in its own folder
-/// (`OUTPUT/TASK/METHOD-rBUDGET-seedSEED`). A cell with `results.json` is done and skipped; a cell with a
+/// (`OUTPUT/TASK/METHOD-rBUDGET-seedSEED`, `METHOD-rBUDGET-lrLR-seedSEED` with --lrs). A cell with `results.json` is done and skipped; a cell with a
 /// checkpoint resumes from it; so an interrupted grid continues where it stopped. Writes the table as
 /// `results.json`, `results.md` and `results.csv` after every cell.
 public final class Comparison {
@@ -361,7 +361,7 @@ public struct CompareTable {
     /// Whether any row comes from --lrs (the tables then show the learning rate).
     public var hasLearningRates: Bool { rows.contains { $0.lr != nil } }
 
-    /// The finished runs under `directory` (`TASK/METHOD-rBUDGET-seedSEED/results.json`), in `first`'s order of
+    /// The finished runs under `directory` (`TASK/METHOD-rBUDGET[-lrLR]-seedSEED/results.json`), in `first`'s order of
     /// tasks and methods when given, the others after them (suite tasks in the suite's order, methods in the
     /// registry's, the rest by name).
     public static func finished(in directory: String, first grid: CompareOptions? = nil) -> [Cell] {
@@ -410,14 +410,7 @@ public struct CompareTable {
                 rows.append(Row(task: cell.taskName, method: cell.method, budget: cell.budget, lr: cell.lr, runs: [c]))
             }
         }
-        // Of a task, method and budget's learning rates, the best mean dev metric is reported (ties: the first).
-        for i in rows.indices {
-            let rivals = rows.indices.filter {
-                rows[$0].task == rows[i].task && rows[$0].method == rows[i].method && rows[$0].budget == rows[i].budget
-            }
-            let dev = { (j: Int) in rows[j].stat(rows[j].devKey)?.mean ?? -.infinity }
-            rows[i].chosen = rivals.first { dev($0) == rivals.map(dev).max() } == i
-        }
+        for i in rows.indices { rows[i].chosen = Self.chosenRate(among: rows, for: rows[i]) == i }
         self.rows = rows
     }
 
@@ -426,6 +419,25 @@ public struct CompareTable {
         ("trainable_parameters", "trainable params", 0), ("final_rank", "final rank total", 0), ("train_seconds", "train s", 0),
         ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
     ]
+
+    /// Of a task, method and budget's learning rates, the index of the row reported: the best mean dev metric
+    /// among the rows with the most finished seeds (so one lucky seed cannot beat three), ties going to fewer
+    /// collapsed runs, then to the lower rate. Rows from --lrs outrank a row at the method's own rate (a cell of
+    /// an earlier grid without --lrs in the same output), which competes only when it is alone.
+    static func chosenRate(among rows: [Row], for row: Row) -> Int? {
+        var rivals = rows.indices.filter {
+            rows[$0].task == row.task && rows[$0].method == row.method && rows[$0].budget == row.budget
+        }
+        if rivals.contains(where: { rows[$0].lr != nil }) { rivals.removeAll { rows[$0].lr == nil } }
+        let seeds = { (j: Int) in rows[j].stat(rows[j].devKey)?.n ?? 0 }
+        let most = rivals.map(seeds).max() ?? 0
+        rivals.removeAll { seeds($0) < most }
+        let dev = { (j: Int) in rows[j].stat(rows[j].devKey)?.mean ?? -.infinity }
+        let rate = { (j: Int) in rows[j].lr.flatMap(Double.init) ?? 0 }
+        return rivals.min { a, b in
+            (-dev(a), rows[a].collapsed.count, rate(a)) < (-dev(b), rows[b].collapsed.count, rate(b))
+        }
+    }
 
     /// `runs`: the row's runs; a statistic over fewer of them says over how many.
     public static func fmt(_ s: (mean: Double, sd: Double, n: Int)?, _ digits: Int, runs: Int = 0) -> String {

@@ -412,13 +412,17 @@ public final class Trainer {
                                  + fixed.filter { $0.contains(": (none) in the checkpoint") }.joined(separator: "; ")
                                  + ". That run cannot continue with this version: start a new run (a new --output)")
             }
-            guard fixed.isEmpty, !diffs.isEmpty else {
+            let readable = (try? JSONSerialization.jsonObject(with: Data((meta["fingerprint"] ?? "").utf8))) is [String: Any]
+            guard fixed.isEmpty, readable else {
                 throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
                                  + ". Resume with the same settings, or use a new --output (these may change on resume: "
                                  + Self.adjustableOnResume.map { $0.replacingOccurrences(of: "training.", with: "") }.sorted().joined(separator: ", ") + ")")
             }
-            onEvent(.warning("resuming with changed settings: " + diffs.joined(separator: "; ")))
-            log(["event": "resume_changed", "changes": diffs])
+            // No differences: the same settings in another layout (a method's options grouped since the checkpoint).
+            if !diffs.isEmpty {
+                onEvent(.warning("resuming with changed settings: " + diffs.joined(separator: "; ")))
+                log(["event": "resume_changed", "changes": diffs])
+            }
         }
         for (p, off) in optimizer.slices {
             for (prefix, dst) in [("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off)] {
@@ -475,13 +479,20 @@ extension Trainer {
     static let adjustableOnResume: Set<String> = ["training.lr", "training.maxGradNorm", "training.weightDecay", "training.patience",
                                                   "training.evalEvery", "training.checkpointEvery", "training.logEvery"]
 
-    /// The settings that differ between two fingerprints (JSON objects), as "key: old -> new".
+    /// The settings that differ between two fingerprints (JSON objects), as "key: old -> new". A method's
+    /// options are keyed by their own names (`method_config.tinit`, whatever group holds them): they are flags,
+    /// unique within a method, so grouping them in a later version does not change a fingerprint's settings.
     static func differences(_ old: String, _ new: String) -> [String] {
         func flat(_ s: String) -> [String: String] {
             guard let o = try? JSONSerialization.jsonObject(with: Data(s.utf8)) else { return [:] }
             var out: [String: String] = [:]
             func walk(_ v: Any, _ key: String) {
-                if let d = v as? [String: Any] { for (k, x) in d { walk(x, key.isEmpty ? k : key + "." + k) } }
+                if let d = v as? [String: Any] {
+                    for (k, x) in d {
+                        let inMethod = key.hasPrefix("method_config.") && !(x is [String: Any])
+                        walk(x, key.isEmpty ? k : inMethod ? "method_config." + k : key + "." + k)
+                    }
+                }
                 else if let data = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]) {
                     out[key] = String(decoding: data, as: UTF8.self)
                 }

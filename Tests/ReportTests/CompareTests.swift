@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import FineTuning
+import Report
 
 /// The grid: which options each cell gets, the table's statistics worked by hand, and a real grid that
 /// is interrupted and continued.
@@ -53,8 +54,8 @@ import TestSupport
     /// Of several learning rates the table reports the one with the best mean dev metric, says which, and lists every rate.
     @Test func theTableReportsTheRateBestOnDev() throws {
         let d = tmp("lrs")
-        func run(_ lr: String, _ seed: Int, dev: Double, test: Double, collapse: Bool = false) throws {
-            let dir = d + "/t/lora-r8-lr\(lr)-seed\(seed)"
+        func run(_ lr: String?, _ seed: Int, dev: Double, test: Double, collapse: Bool = false) throws {
+            let dir = d + "/t/lora-r8" + (lr.map { "-lr\($0)" } ?? "") + "-seed\(seed)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var r: [String: Any] = ["dev_macro_f1": dev, "test_macro_f1": test, "test_accuracy": test]
             if collapse { r["collapse"] = ["dev": ["kind": "single_class", "finding": "one class", "message": "one class"]] }
@@ -64,8 +65,11 @@ import TestSupport
         try run("1e-3", 1, dev: 0.64, test: 0.80); try run("1e-3", 2, dev: 0.66, test: 0.82)
         try run("5e-3", 1, dev: 0.72, test: 0.60); try run("5e-3", 2, dev: 0.68, test: 0.62)
         try run("5e-2", 1, dev: 0.30, test: 0.30, collapse: true)
+        // One lucky seed does not beat two, and a cell of an earlier grid without --lrs does not compete with them.
+        try run("1e-2", 1, dev: 0.99, test: 0.99)
+        try run(nil, 1, dev: 0.99, test: 0.99); try run(nil, 2, dev: 0.99, test: 0.99)
         let t = CompareTable(cells: CompareTable.finished(in: d))
-        #expect(t.rows.count == 3 && t.chosenRows.count == 1 && t.chosenRows[0].lr == "5e-3" && t.hasLearningRates)
+        #expect(t.rows.count == 5 && t.chosenRows.count == 1 && t.chosenRows[0].lr == "5e-3" && t.hasLearningRates)
         let md = t.markdown()
         #expect(md.contains("| lora | 8 | 5e-3 | 2 | 0.6100 ± 0.0141 | 0.6100 ± 0.0141 | - |"))
         #expect(md.contains("| lora | 8 | 5e-3 ✓ | 2 | 0.7000 ± 0.0283 |") && md.contains("| lora | 8 | 1e-3 | 2 | 0.6500 ± 0.0141 |"))
@@ -170,6 +174,37 @@ import TestSupport
         #expect(t.markdown().contains("**Collapsed runs**") && t.markdown().contains("- ada r8 seed 1: the model predicts one class (x) for all 9 dev examples"))
         #expect(t.csv().split(separator: "\n")[1].hasPrefix("t,lora,8,3,0,0.72,0.02,0.63,0.03,,,,,100,0,16,0,20,10,"))
         #expect(t.csv().split(separator: "\n")[2].hasPrefix("t,ada,8,1,1,"))
+    }
+
+    /// Equal dev metrics: fewer collapsed runs win, then the lower rate; rates equal in value are one rate; a
+    /// folder whose rate is not a number is not a cell; a results.json written before --lrs still gives its order.
+    @Test func rateTiesDuplicatesAndOldTables() throws {
+        func row(_ lr: String, dev: Double, collapsed: Int) throws -> CompareTable.Row {
+            let d = tmp("tie-\(lr)-\(collapsed)")
+            var runs: [CompareTable.Cell] = []
+            for seed in 1...2 {
+                var r: [String: Any] = ["dev_macro_f1": dev, "test_macro_f1": dev]
+                if seed <= collapsed { r["collapse"] = ["dev": ["kind": "single_class", "finding": "one class", "message": "x"]] }
+                try JSONSerialization.data(withJSONObject: r).write(to: URL(fileURLWithPath: d + "/results.json"))
+                runs.append(try #require(CompareTable.Cell(cell: CompareCell(task: "t", method: "m", budget: 8, seed: UInt64(seed), lr: lr),
+                                                           directory: d)))
+                if seed < 2 { try FileManager.default.removeItem(atPath: d + "/results.json") }
+            }
+            return CompareTable.Row(task: "t", method: "m", budget: 8, lr: lr, runs: runs)
+        }
+        let rows = [try row("5e-3", dev: 0.5, collapsed: 1), try row("2e-3", dev: 0.5, collapsed: 0), try row("1e-3", dev: 0.5, collapsed: 0)]
+        #expect(CompareTable.chosenRate(among: rows, for: rows[0]) == 2)
+        #expect { try Comparison(grid: grid { $0.lrs = ["1e-3", "0.001"] }, common: []) } throws: { "\($0)".contains("listed twice") }
+        #expect(CompareCell.parse(task: "t", folder: "lora-r8-lrfast-seed1") == nil)
+        let d = tmp("oldgrid")
+        for m in ["elalora", "lora"] {
+            try FileManager.default.createDirectory(atPath: d + "/t/\(m)-r8-seed1", withIntermediateDirectories: true)
+            try #"{"test_macro_f1": 0.5}"#.write(toFile: d + "/t/\(m)-r8-seed1/results.json", atomically: true, encoding: .utf8)
+        }
+        let oldGrid = #"{"grid": {"methods": ["elalora", "lora"], "budgets": ["8"], "seeds": ["1"], "tasks": ["t"], "#
+            + #""suite": false, "quick": false, "output": "x"}, "rows": []}"#
+        try oldGrid.write(toFile: d + "/results.json", atomically: true, encoding: .utf8)
+        #expect(ComparePage.cells(in: d).map(\.cell.method) == ["elalora", "lora"])  // the grid's order, not the registry's
     }
 
     /// A real grid with --lrs on the real model: each cell trains at its rate, and the table reports one row per

@@ -108,6 +108,22 @@ import Methods
             "\($0)".contains("written by an older Rankwise") && "\($0)".contains("method_config.deltaTFraction: (none) in the checkpoint, 0.01 now")
                 && "\($0)".contains("start a new run")
         }
+        // A method's options grouped since the checkpoint (tinit in `phases`, r in `lora`) are the same settings:
+        // the run resumes without a word; a changed value is named by its option.
+        r.fingerprint = #"{"method_config":{"phases":{"tinit":3},"lora":{"r":8}},"training":{"lr":0.0005,"seed":42}}"#
+        let flatCheckpoint = #"{"method_config":{"tinit":3,"lora":{"r":8}},"training":{"lr":0.0005,"seed":42}}"#
+        #expect(Trainer.differences(flatCheckpoint, r.fingerprint).isEmpty)
+        let changed = #"{"method_config":{"phases":{"tinit":4},"lora":{"r":8}},"training":{"lr":0.0005,"seed":42}}"#
+        #expect(Trainer.differences(flatCheckpoint, changed) == ["method_config.tinit: 3 in the checkpoint, 4 now"])
+        let ck2 = try SafeTensorsFile(path: r.checkpointPath)
+        var meta2 = ck2.metadata
+        meta2["fingerprint"] = flatCheckpoint
+        try SafeTensorsWriter.write(try ck2.names.map {
+            TensorToWrite(name: $0, dtype: ck2.info($0)!.dtype, shape: ck2.info($0)!.shape, bytes: Array(try ck2.rawBytes($0)))
+        }, metadata: meta2, to: r.checkpointPath)
+        warned = ""
+        try r.loadCheckpoint()
+        #expect(warned.isEmpty, "\(warned)")
     }
 
     /// A kill left partial checkpoint files forever, and metrics.jsonl repeated the steps after the
