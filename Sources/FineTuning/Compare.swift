@@ -86,9 +86,9 @@ public struct CompareCell: Sendable, Hashable {
 }
 
 /// Runs a comparison grid cell by cell, each a `FineTuneJob` in its own folder
-/// (`OUTPUT/TASK/METHOD-rBUDGET-seedSEED`, `METHOD-rBUDGET-lrLR-seedSEED` with --lrs). A cell with `results.json` is done and skipped; a cell with a
-/// checkpoint resumes from it; so an interrupted grid continues where it stopped. Writes the table as
-/// `results.json`, `results.md` and `results.csv` after every cell.
+/// (`OUTPUT/TASK/METHOD-rBUDGET-seedSEED`, `METHOD-rBUDGET-lrLR-seedSEED` with --lrs). A cell with
+/// `results.json` is done and skipped; a cell with a checkpoint resumes from it; so an interrupted grid continues
+/// where it stopped. Writes the table as `results.json`, `results.md` and `results.csv` after every cell.
 public final class Comparison {
     public let grid: CompareOptions
     /// Training and data options for every cell (key → text), with the quick setting applied.

@@ -10,8 +10,10 @@ public enum ComparePage {
     public static func cells(in directory: String) -> [CompareTable.Cell] {
         var grid: CompareOptions? = nil
         if let d = FileManager.default.contents(atPath: directory + "/results.json"),
-           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let stored = o["grid"] as? [String: Any],
-           let defaults = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(CompareOptions())) as? [String: Any],
+           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any],
+           let stored = o["grid"] as? [String: Any],
+           let defaultGrid = try? JSONEncoder().encode(CompareOptions()),
+           let defaults = try? JSONSerialization.jsonObject(with: defaultGrid) as? [String: Any],
            let gd = try? JSONSerialization.data(withJSONObject: defaults.merging(stored) { $1 }) {
             // Over the defaults: a grid written before an option existed (such as --lrs) still gives its order.
             grid = try? JSONDecoder().decode(CompareOptions.self, from: gd)
@@ -26,7 +28,9 @@ public enum ComparePage {
 
     public static func html(directory: String) throws -> String {
         let cells = cells(in: directory)
-        guard !cells.isEmpty else { throw TrainErrorText("\(directory): no finished runs (TASK/METHOD-rBUDGET[-lrLR]-seedSEED/results.json)") }
+        guard !cells.isEmpty else {
+            throw TrainErrorText("\(directory): no finished runs (TASK/METHOD-rBUDGET[-lrLR]-seedSEED/results.json)")
+        }
         let table = CompareTable(cells: cells)
         // One colour per method, or per method and budget when the grid has several budgets.
         let severalBudgets = Set(table.rows.map(\.budget)).count > 1

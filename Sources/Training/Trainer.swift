@@ -412,7 +412,8 @@ public final class Trainer {
                                  + fixed.filter { $0.contains(": (none) in the checkpoint") }.joined(separator: "; ")
                                  + ". That run cannot continue with this version: start a new run (a new --output)")
             }
-            let readable = (try? JSONSerialization.jsonObject(with: Data((meta["fingerprint"] ?? "").utf8))) is [String: Any]
+            let stored = Data((meta["fingerprint"] ?? "").utf8)
+            let readable = (try? JSONSerialization.jsonObject(with: stored)) is [String: Any]
             guard fixed.isEmpty, readable else {
                 throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
                                  + ". Resume with the same settings, or use a new --output (these may change on resume: "
