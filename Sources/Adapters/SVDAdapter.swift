@@ -210,6 +210,13 @@ public struct SVDStartSettings: Settings, Sendable, Equatable {
     public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 
+    /// PEFT AdaLoRA's start (what the parity tests and the AdaLoRA loader build).
+    public static var peft: SVDStartSettings {
+        var settings = SVDStartSettings()
+        settings.adapterInit = SVDStart.peft.rawValue
+        return settings
+    }
+
     public static let help = [
         "adapterInit": "how the SVD adapters start: zero-b (A orthonormal rows, E = init-e, B = 0: B learns from "
             + "the first step, as in LoRA) or peft (PEFT AdaLoRA's A, B ~ N(0, 0.02), E = 0)",
@@ -223,19 +230,21 @@ public struct SVDStartSettings: Settings, Sendable, Equatable {
 
 extension SVDAdapter {
     /// Attaches SVD adapters to the linear layers `targeting` picks, with `maxRank` ranks preallocated of
-    /// which the first `initialRank` are active, started as `start` says (E = `startE` on active ranks
-    /// for `.zeroB`). Registers their parameters; returns them by module path.
+    /// which the first `initialRank` are active, started as `start` says (E = `start.initE` on active ranks
+    /// for zero-b). Registers their parameters; returns them by module path.
     public static func attach(to model: BertModel, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
-                              seed: UInt64, method: String, start: SVDStart = .peft, startE: Float = 1 / Float(3).squareRoot()) throws -> [String: SVDAdapter] {
+                              seed: UInt64, method: String, start: SVDStartSettings = .peft) throws -> [String: SVDAdapter] {
         let rMax = maxRank ?? initialRank
         guard initialRank > 0, rMax >= initialRank else { throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))") }
         guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1)") }
+        let kind = try start.kind(method: method)
+        let startE = start.initE
         guard startE.isFinite, startE > 0 else { throw ModelError("\(method): --init-e must be a positive number (got \(startE))") }
         var rng = SplitMix64(seed: seed)
         var out: [String: SVDAdapter] = [:]
         for lin in try targeting.targets(in: model, method: method, rank: rMax) {
             let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax]), e = Tensor(zeros: [rMax, 1])
-            switch start {
+            switch kind {
             case .peft:
                 for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
                 for i in 0..<b.count { b[i] = 0.02 * rng.nextNormal() }

@@ -197,7 +197,7 @@ public final class AdaLoRAMethod: SVDTuningMethod {
         try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
-                                            start: try config.start.kind(method: "AdaLoRA"), startE: config.start.initE)
+                                            start: config.start)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }

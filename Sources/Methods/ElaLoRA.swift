@@ -215,8 +215,7 @@ public final class ElaLoRAMethod: SVDTuningMethod {
         guard config.orthRegWeight >= 0 else { throw ModelError("ElaLoRA: orth_reg_weight must not be negative") }
         self.config = config; self.seed = seed
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
-                                            seed: seed, method: "ElaLoRA", start: try config.start.kind(method: "ElaLoRA"),
-                                            startE: config.start.initE).sorted { $0.key < $1.key }
+                                            seed: seed, method: "ElaLoRA", start: config.start).sorted { $0.key < $1.key }
         for (path, ad) in svdAdapters where config.maxRank > min(ad.inDim, ad.outDim) {
             throw ModelError("ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")
         }

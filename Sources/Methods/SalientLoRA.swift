@@ -323,7 +323,7 @@ public final class SalientLoRAMethod: SVDTuningMethod {
                                 ("window-end-fraction", config.windowEndFraction)], method: "SalientLoRA")
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
-                                            start: try config.start.kind(method: "SalientLoRA"), startE: config.start.initE)
+                                            start: config.start)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }
