@@ -47,7 +47,7 @@ public struct CompareOptions: Settings, Sendable, Equatable {
         }
         guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
         guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
-        for lr in lrs where !((Double(lr) ?? .nan) > 0 && Double(lr)!.isFinite) {
+        for lr in lrs where Double(lr).map({ $0 > 0 && $0.isFinite }) != true {
             throw SettingsError("--lrs: expected positive numbers, got \(lr)")
         }
         let lists = [("--methods", methods), ("--budgets", budgetValues.map(String.init)),
@@ -333,6 +333,8 @@ public struct CompareTable {
         /// The row the table reports for its task, method and budget: the only one, or of several learning
         /// rates the one with the best mean dev metric.
         public var chosen = true
+        /// The learning rate as the tables print it ("own": the method's tuned rate).
+        public var rateText: String { lr ?? "own" }
         public var regression: Bool { runs.first?.regression ?? false }
         public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
         /// The dev metric a learning rate is chosen by.
@@ -410,7 +412,10 @@ public struct CompareTable {
                 rows.append(Row(task: cell.taskName, method: cell.method, budget: cell.budget, lr: cell.lr, runs: [c]))
             }
         }
-        for i in rows.indices { rows[i].chosen = Self.chosenRate(among: rows, for: rows[i]) == i }
+        // One reported row per task, method and budget.
+        let groups = Dictionary(grouping: rows.indices) { "\(rows[$0].task)\u{0}\(rows[$0].method)\u{0}\(rows[$0].budget)" }
+        let winners = Set(groups.values.compactMap { Self.chosenRate(among: rows, rivals: $0) })
+        for i in rows.indices { rows[i].chosen = winners.contains(i) }
         self.rows = rows
     }
 
@@ -420,14 +425,12 @@ public struct CompareTable {
         ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
     ]
 
-    /// Of a task, method and budget's learning rates, the index of the row reported: the best mean dev metric
-    /// among the rows with the most finished seeds (so one lucky seed cannot beat three), ties going to fewer
-    /// collapsed runs, then to the lower rate. Rows from --lrs outrank a row at the method's own rate (a cell of
-    /// an earlier grid without --lrs in the same output), which competes only when it is alone.
-    static func chosenRate(among rows: [Row], for row: Row) -> Int? {
-        var rivals = rows.indices.filter {
-            rows[$0].task == row.task && rows[$0].method == row.method && rows[$0].budget == row.budget
-        }
+    /// Of a task, method and budget's rows (`rivals`, indices into `rows`), the one reported: the best mean dev
+    /// metric among the rows with the most finished seeds (so one lucky seed cannot beat three), ties going to
+    /// fewer collapsed runs, then to the lower rate. Rows from --lrs outrank a row at the method's own rate (a
+    /// cell of an earlier grid without --lrs in the same output), which competes only when it is alone.
+    static func chosenRate(among rows: [Row], rivals group: [Int]) -> Int? {
+        var rivals = group
         if rivals.contains(where: { rows[$0].lr != nil }) { rivals.removeAll { rows[$0].lr == nil } }
         let seeds = { (j: Int) in rows[j].stat(rows[j].devKey)?.n ?? 0 }
         let most = rivals.map(seeds).max() ?? 0
@@ -463,7 +466,7 @@ public struct CompareTable {
             out += "\n### \(task)\n\n| " + header.joined(separator: " | ") + " |\n"
             out += "|" + String(repeating: " --- |", count: header.count) + "\n"
             for r in rs {
-                let lrCell = hasLearningRates ? "\(r.lr ?? "own") | " : ""
+                let lrCell = hasLearningRates ? "\(r.rateText) | " : ""
                 out += "| \(r.method) | \(r.budget) | " + lrCell + "\(r.runs.count) | "
                     + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
                     + " | \(r.collapsedText) | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
@@ -476,7 +479,7 @@ public struct CompareTable {
                 out += "|" + String(repeating: " --- |", count: 5 + keys.count) + "\n"
                 for r in tried {
                     let means = keys.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }
-                    out += "| \(r.method) | \(r.budget) | \(r.lr ?? "own")\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
+                    out += "| \(r.method) | \(r.budget) | \(r.rateText)\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
                         + means.joined(separator: " | ") + " | \(r.collapsedText) |\n"
                 }
             }

@@ -54,7 +54,7 @@ public enum ComparePage {
             let header = ["method", "budget"] + lrColumn + ["seeds"] + metricHeaders + ["collapsed"]
                 + CompareTable.columns.map(\.1)
             body += SVG.table(header: header, rows: rows.map { r in
-                [r.method, "\(r.budget)"] + (table.hasLearningRates ? [r.lr ?? "own"] : []) + ["\(r.runs.count)"]
+                [r.method, "\(r.budget)"] + (table.hasLearningRates ? [r.rateText] : []) + ["\(r.runs.count)"]
                     + mk.map { CompareTable.fmt(r.stat($0), 4, runs: r.runs.count) }
                     + [r.collapsed.isEmpty ? "-" : "\(r.collapsed.count) of \(r.runs.count)"]
                     + CompareTable.columns.map { CompareTable.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }

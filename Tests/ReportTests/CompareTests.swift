@@ -193,7 +193,7 @@ import Report
             return CompareTable.Row(task: "t", method: "m", budget: 8, lr: lr, runs: runs)
         }
         let rows = [try row("5e-3", dev: 0.5, collapsed: 1), try row("2e-3", dev: 0.5, collapsed: 0), try row("1e-3", dev: 0.5, collapsed: 0)]
-        #expect(CompareTable.chosenRate(among: rows, for: rows[0]) == 2)
+        #expect(CompareTable.chosenRate(among: rows, rivals: Array(rows.indices)) == 2)
         #expect { try Comparison(grid: grid { $0.lrs = ["1e-3", "0.001"] }, common: []) } throws: { "\($0)".contains("listed twice") }
         #expect(CompareCell.parse(task: "t", folder: "lora-r8-lrfast-seed1") == nil)
         let d = tmp("oldgrid")
