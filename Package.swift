@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
                                               .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // Self-contained HTML pages of runs and comparisons (inline SVG, no script).
-        .target(name: "Report", dependencies: ["FineTuning", "Training", "Data", "SafeTensors"], swiftSettings: fast),
+        .target(name: "Report", dependencies: ["FineTuning", "Training", "Data", "Models", "SafeTensors"], swiftSettings: fast),
         .executableTarget(
             name: "rankwise",
             dependencies: [
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Methods", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "FineTuning", "Data", "Tokenizers", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Data", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Data", "Models", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

@@ -33,10 +33,10 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
     /// The targeted linear layers of `model`, or an error listing what could be targeted. `rank` (the
     /// most ranks an adapter will hold) is checked against every target's width before anything is
     /// allocated: a rank above min(in, out) adds nothing and a huge one would exhaust memory.
-    public func targets(in model: BertModel, method: String, rank: Int) throws -> [Linear] {
-        let found = model.linears.filter { matches($0.path) }
+    public func targets(in model: any Backbone, method: String, rank: Int) throws -> [Linear] {
+        let found = model.adaptableLinears.filter { matches($0.path) }
         guard !found.isEmpty else {
-            throw ModelError("\(method): target_modules \(targetModules) match no linear layer (available: \(Set(model.linears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
+            throw ModelError("\(method): target_modules \(targetModules) match no linear layer (available: \(Set(model.adaptableLinears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
         }
         guard rank > 0 else { throw ModelError("\(method): rank must be positive (got \(rank))") }
         if let narrow = found.min(by: { min($0.inDim, $0.outDim) < min($1.inDim, $1.outDim) }), rank > min(narrow.inDim, narrow.outDim) {
@@ -129,7 +129,7 @@ public enum LoRA {
     /// does (A: Kaiming-uniform with a = √5, i.e. U(±1/√in); B: zeros), and registers their
     /// parameters. Returns the adapters by module path. Throws if nothing matches.
     @discardableResult
-    public static func attach(to model: BertModel, config: LoRAConfig, seed: UInt64) throws -> [String: LoRAAdapter] {
+    public static func attach(to model: any Backbone, config: LoRAConfig, seed: UInt64) throws -> [String: LoRAAdapter] {
         try config.validate()
         var rng = SplitMix64(seed: seed)
         var out: [String: LoRAAdapter] = [:]

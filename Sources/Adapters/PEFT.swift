@@ -66,13 +66,13 @@ public enum PEFTFormat {
         try save(directory: directory, model: model, adapters: exported, config: cfg, extra: extra, patterns: (rank: rankPattern, alpha: alphaPattern))
     }
 
-    /// Reads a PEFT LoRA directory with per-module ranks (`rank_pattern`, `alpha_pattern`) for `encoder`'s
+    /// Reads a PEFT LoRA directory with per-module ranks (`rank_pattern`, `alpha_pattern`) for `backbone`'s
     /// linear layers: the configuration, one loaded LoRA adapter per matched module (not attached) and the
     /// classifier.
-    public static func loadKeptRanks(directory: String, encoder: BertModel) throws -> (LoRAConfig, [String: LoRAAdapter], WeightSource?) {
+    public static func loadKeptRanks(directory: String, backbone: any Backbone) throws -> (LoRAConfig, [String: LoRAAdapter], WeightSource?) {
         let (lc, rankPattern, alphaPattern) = try readConfigWithPatterns(directory: directory)
         var adapters: [String: LoRAAdapter] = [:]
-        for lin in encoder.linears where lc.matches(lin.path) {
+        for lin in backbone.adaptableLinears where lc.matches(lin.path) {
             func pattern<V>(_ p: [String: V]) -> V? { p.first { lin.path == $0.key || lin.path.hasSuffix("." + $0.key) }?.value }
             let r = pattern(rankPattern) ?? lc.r, alpha = pattern(alphaPattern) ?? lc.alpha
             adapters[lin.path] = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: LoRAConfig(r: r, alpha: alpha),
@@ -195,7 +195,7 @@ public enum PEFTFormat {
     /// (`W + scaling·B·A`), the config with labels, and the tokenizer files copied from `baseDirectory`.
     public static func merge(model: SequenceClassifier, labelNames: [String], baseDirectory: String, to out: String) throws {
         var adapters: [String: LinearAdapter] = [:]
-        for lin in model.encoder.linears { if let a = lin.adapter { adapters[lin.path] = a } }
+        for lin in model.backbone.adaptableLinears { if let a = lin.adapter { adapters[lin.path] = a } }
         if let gated = adapters.first(where: { ($0.value as? DynamicLoRAAdapter)?.gateWeight != nil }) {
             throw ModelError("merge: \(gated.key) has Dynamic LoRA's input gate, which depends on each input and cannot be folded into a weight; train with --gate false to get a mergeable adapter (the PEFT export without the gate file is the gate-off model)")
         }
@@ -209,7 +209,7 @@ public enum PEFTFormat {
         func write() throws {
             var tensors: [TensorToWrite] = []
             let adapterParams = Set(adapters.values.flatMap { $0.params.map { ObjectIdentifier($0) } })
-            for p in model.encoder.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
+            for p in model.backbone.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
                 var v = p.value.array
                 let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
                 if let ad = adapters[path] {
@@ -222,7 +222,7 @@ public enum PEFTFormat {
         tensors.append(TensorToWrite(name: "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
         tensors.append(TensorToWrite(name: "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: out + "/model.safetensors")
-        var cfg = (fm.contents(atPath: baseDirectory + "/config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) ?? model.encoder.config.json
+        var cfg = (fm.contents(atPath: baseDirectory + "/config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) ?? model.backbone.configJSON
         cfg["architectures"] = ["BertForSequenceClassification"]
         let names = model.problem == .regression ? ["LABEL_0"] : labelNames
         cfg["id2label"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) })

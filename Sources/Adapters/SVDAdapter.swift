@@ -232,7 +232,7 @@ extension SVDAdapter {
     /// Attaches SVD adapters to the linear layers `targeting` picks, with `maxRank` ranks preallocated of
     /// which the first `initialRank` are active, started as `start` says (E = `start.initE` on active ranks
     /// for zero-b). Registers their parameters; returns them by module path.
-    public static func attach(to model: BertModel, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
+    public static func attach(to model: any Backbone, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
                               seed: UInt64, method: String, start: SVDStartSettings = .peft) throws -> [String: SVDAdapter] {
         let rMax = maxRank ?? initialRank
         guard initialRank > 0, rMax >= initialRank else { throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))") }

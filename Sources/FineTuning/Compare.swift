@@ -228,8 +228,8 @@ public final class Comparison {
         for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
             let o = try options(for: c)
             do {
-                let encoder = try BertModel.load(directory: try ModelStore.resolve(o.data.model, quiet: true), withPooler: true)
-                _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, encoder: encoder, seed: c.seed)
+                let backbone = try BertModel.load(directory: try ModelStore.resolve(o.data.model, quiet: true), withPooler: true)
+                _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, backbone: backbone, seed: c.seed)
             } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }
         }
     }
@@ -312,6 +312,10 @@ public struct CompareTable {
                   let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return nil }
             self.cell = cell; self.directory = directory; results = r
             regression = r["test_pearson"] != nil || r["dev_pearson"] != nil
+        }
+        /// Block and kind of every adapted module (guessed from the paths for a run that predates the map).
+        public var modules: ModuleMap {
+            ModuleMap(stored: results["modules"], paths: (results["ranks"] as? [String: Int] ?? [:]).keys)
         }
         /// What the run's collapse check found on dev (else test), or nil for a run that did not collapse.
         public var collapse: String? {

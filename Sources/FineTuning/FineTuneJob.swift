@@ -57,9 +57,9 @@ public final class FineTuneJob {
         self.data = data
         let (modelDir, trainSet, trainTok, devTok, testTok) = (data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens)
         let maxLength = o.training.maxLength
-        let encoder = try BertModel.load(directory: modelDir, withPooler: true)
-        let (method, methodJSON) = try entry.make(options: o.methodOptions, encoder: encoder, seed: o.training.seed)
-        let model = try SequenceClassifier(encoder: encoder, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
+        let backbone = try BertModel.load(directory: modelDir, withPooler: true)
+        let (method, methodJSON) = try entry.make(options: o.methodOptions, backbone: backbone, seed: o.training.seed)
+        let model = try SequenceClassifier(backbone: backbone, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
         let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
         self.trainer = trainer
         var hashes: [String: String] = [:]
@@ -82,7 +82,7 @@ public final class FineTuneJob {
         let elapsed = Date().timeIntervalSince(start)
         try trainer.saveAdapter(d.output + "/final")
         if method.ranks.values.contains(where: { $0 != method.maxRank }) {
-            let table = rankTable(method.ranks, maxRank: method.maxRank)
+            let table = rankTable(method.ranks, maxRank: method.maxRank, modules: ModuleMap(backbone: backbone))
             print(table)
             try AtomicFile.write(table.trimmingCharacters(in: .newlines) + "\n", to: d.output + "/ranks.txt")
         }
@@ -112,7 +112,7 @@ public final class FineTuneJob {
         let trainingSeconds = elapsed - trainer.sessionEvalSeconds
         var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
                                      "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks,
-                                     "peak_rss_mib": peakRSSMiB()]
+                                     "peak_rss_mib": peakRSSMiB(), "modules": ModuleMap(backbone: backbone).json]
         if trainer.sessionTokens > 0 && trainingSeconds > 0 { record["tokens_per_s"] = Double(trainer.sessionTokens) / trainingSeconds }
         if resume { record["resumed_from_step"] = resumedFrom }
         if let c = result.test?.classification { record["test_confusion"] = c.confusion; record["label_names"] = trainSet.labelNames }
@@ -259,17 +259,20 @@ public struct FineTuneData {
     }
 }
 
-/// Final rank of every module as a table (layers as rows, module types as columns).
-public func rankTable(_ ranks: [String: Int], maxRank: Int) -> String {
-    let kinds = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"]
-    let short = ["query", "key", "value", "attn.out", "inter", "output"]
-    var layers = Set<Int>()
-    for k in ranks.keys { if let l = Int(k.split(separator: ".").dropFirst(2).first ?? "") { layers.insert(l) } }
-    var lines = ["\n== final ranks (of at most \(maxRank)); total \(ranks.values.reduce(0, +)) over \(ranks.count) modules"]
-    lines.append("layer " + short.map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
-    for l in layers.sorted() {
-        lines.append(String(l).padding(toLength: 6, withPad: " ", startingAt: 0)
-                     + kinds.map { (ranks["encoder.layer.\(l).\($0)"].map(String.init) ?? "-").padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
+/// Final rank of every module as a table (layers as rows, module kinds as columns).
+public func rankTable(_ ranks: [String: Int], maxRank: Int, modules: ModuleMap) -> String {
+    var rankAt: [Int: [String: Int]] = [:]
+    for (path, rank) in ranks {
+        guard let place = modules.place(path) else { continue }
+        rankAt[place.layer, default: [:]][place.kind] = rank
+    }
+    func cell(_ text: String) -> String { text.padding(toLength: 9, withPad: " ", startingAt: 0) }
+    let total = ranks.values.reduce(0, +)
+    var lines = ["\n== final ranks (of at most \(maxRank)); total \(total) over \(ranks.count) modules"]
+    lines.append("layer " + modules.kindOrder.map(cell).joined())
+    for layer in rankAt.keys.sorted() {
+        let cells = modules.kindOrder.map { cell(rankAt[layer]?[$0].map(String.init) ?? "-") }
+        lines.append(String(layer).padding(toLength: 6, withPad: " ", startingAt: 0) + cells.joined())
     }
     return lines.joined(separator: "\n")
 }
@@ -304,18 +307,18 @@ public struct AdapterLoader {
             throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
         }
         modelDirectory = dir
-        let encoder = try BertModel.load(directory: dir, withPooler: true)
-        let (m, loaded) = try MethodRegistry.entry(forAdapter: directory).load(directory: directory, encoder: encoder)
+        let backbone = try BertModel.load(directory: dir, withPooler: true)
+        let (m, loaded) = try MethodRegistry.entry(forAdapter: directory).load(directory: directory, backbone: backbone)
         method = m
         guard let head = loaded else { throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)") }
         var n = numLabels ?? extra?.labelNames.count ?? 0
         if extra?.problem == "regression" { n = 1 }
         if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
-        model = try SequenceClassifier(encoder: encoder, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
+        model = try SequenceClassifier(backbone: backbone, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
         labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
         tokenizer = try Tokenizer(path: dir)
         guard (extra?.maxLength ?? 128) >= 2 else { throw ModelError("\(directory)/rankwise.json: maxLength \(extra!.maxLength) must be at least 2") }
-        maxLength = min(extra?.maxLength ?? 128, encoder.config.maxPositions)
+        maxLength = min(extra?.maxLength ?? 128, backbone.maxPositions)
         // NaN or huge adapter weights would give normal-looking metrics with every prediction the same.
         let adapterParams = m.adapters.flatMap { $0.1.params } + [model.classifier.weight, model.classifier.bias!]
         if let bad = adapterParams.first(where: { p in !(0..<p.count).allSatisfy { p.value[$0].isFinite && abs(p.value[$0]) < 1e6 } }) {

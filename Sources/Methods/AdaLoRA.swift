@@ -190,13 +190,13 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     /// Made by `prepare`, once the number of steps is known.
     public private(set) var allocator: AdaLoRAAllocator?
 
-    public init(config: AdaLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: AdaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.lora.validate(method: "AdaLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
         try config.phases.validate(method: "AdaLoRA")
         try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
+        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
                                             start: config.start)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)

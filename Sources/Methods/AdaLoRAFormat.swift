@@ -83,12 +83,12 @@ public enum AdaLoRAFormat {
         return (t, initR, pattern)
     }
 
-    /// Attaches SVD adapters to `encoder` as a saved AdaLoRA-format directory describes and fills them.
+    /// Attaches SVD adapters to `backbone` as a saved AdaLoRA-format directory describes and fills them.
     /// Returns the adapters, the pattern and the classifier weights (nil when the file has none); nil
     /// when the directory is not in AdaLoRA format.
-    public static func load(directory: String, into encoder: BertModel) throws -> (adapters: [String: SVDAdapter], pattern: [String: [Bool]], head: WeightSource?)? {
+    public static func load(directory: String, into backbone: any Backbone) throws -> (adapters: [String: SVDAdapter], pattern: [String: [Bool]], head: WeightSource?)? {
         guard let (t, initR, pattern) = try readConfig(directory: directory) else { return nil }
-        let ads = try SVDAdapter.attach(to: encoder, targeting: t, initialRank: initR, seed: 0, method: "AdaLoRA")
+        let ads = try SVDAdapter.attach(to: backbone, targeting: t, initialRank: initR, seed: 0, method: "AdaLoRA")
         let head = try loadWeights(directory: directory, adapters: ads, pattern: pattern)
         return (ads, pattern, head)
     }
@@ -156,10 +156,10 @@ public final class LoadedSVDMethod: SVDTuningMethod {
     let targeting: LoRATargeting
     public let maxRank: Int
 
-    /// Loads `directory` into `encoder`; returns the method and the classifier weights.
-    public static func load(name: String, directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
+    /// Loads `directory` into `backbone`; returns the method and the classifier weights.
+    public static func load(name: String, directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
         guard let (t, initR, _) = try AdaLoRAFormat.readConfig(directory: directory),
-              let (ads, _, head) = try AdaLoRAFormat.load(directory: directory, into: encoder) else {
+              let (ads, _, head) = try AdaLoRAFormat.load(directory: directory, into: backbone) else {
             throw ModelError("\(directory)/adapter_config.json: not an AdaLoRA-format adapter (peft_type ADALORA), which \(name) saves")
         }
         return (LoadedSVDMethod(name: name, adapters: ads, targeting: t, maxRank: initR), head)

@@ -23,13 +23,13 @@ public final class DoRAMethod: TuningMethod {
     public let config: DoRAConfig
     public let doraAdapters: [(String, DoRAAdapter)]
 
-    public init(config: DoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: DoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         self.config = config
         let lc = config.loraConfig
         try lc.validate()
         var rng = SplitMix64(seed: seed)
         var out: [(String, DoRAAdapter)] = []
-        for lin in try config.lora.targets(in: encoder, method: "DoRA", rank: lc.r) {
+        for lin in try config.lora.targets(in: backbone, method: "DoRA", rank: lc.r) {
             // A and B as LoRA initialises them (B = 0, so W + s·B A = W); m = the rows' norms of W.
             let a = LoRA.initialA(r: lc.r, inDim: lin.inDim, rng: &rng)
             let m = Tensor(zeros: [lin.outDim])
@@ -40,18 +40,18 @@ public final class DoRAMethod: TuningMethod {
             }
             let ad = DoRAAdapter(path: lin.path, layer: lin, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]), magnitude: m)
             lin.adapter = ad
-            for p in ad.params { encoder.params.add(p) }
+            for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
         }
         doraAdapters = out.sorted { $0.0 < $1.0 }
     }
 
-    /// Reads a PEFT DoRA directory into `encoder`; returns the method and the classifier weights.
-    public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
+    /// Reads a PEFT DoRA directory into `backbone`; returns the method and the classifier weights.
+    public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
         let lc = try PEFTFormat.readConfig(directory: directory, dora: true)
         var c = DoRAConfig()
         c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules; c.rslora = lc.useRSLoRA
-        let m = try DoRAMethod(config: c, encoder: encoder, seed: 0)
+        let m = try DoRAMethod(config: c, backbone: backbone, seed: 0)
         let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.lora) }),
                                               magnitudes: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.magnitude) }))
         return (m, head)

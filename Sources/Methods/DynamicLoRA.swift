@@ -120,7 +120,7 @@ public final class DynamicLoRAMethod: TuningMethod {
     /// Steps between layer-weight updates, resolved by `prepare` (1 before it).
     private(set) var updateEvery = 1
 
-    public init(config: DynamicLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: DynamicLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
         self.config = config; self.seed = seed
         let (r, R) = (config.lora.r, config.allocatedRank)
@@ -128,29 +128,25 @@ public final class DynamicLoRAMethod: TuningMethod {
         let lc = LoRAConfig(r: R, alpha: config.lora.alpha * Float(R) / Float(r), dropout: config.lora.loraDropout, targetModules: config.lora.targetModules)
         var rng = SplitMix64(seed: seed)
         var out: [(String, DynamicLoRAAdapter)] = []
-        for lin in try config.lora.targets(in: encoder, method: "Dynamic LoRA", rank: R) {
+        var layerOfPath: [String: Int] = [:]
+        for lin in try config.lora.targets(in: backbone, method: "Dynamic LoRA", rank: R) {
+            layerOfPath[lin.path] = lin.layer ?? -1
             let a = Tensor(zeros: [R, lin.inDim])
             _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)  // ranks r..<R start off (zero)
             let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, R]),
-                                        gate: config.gate, gateBiasInit: config.gateBias, layout: { [unowned encoder] in encoder.layout })
+                                        gate: config.gate, gateBiasInit: config.gateBias, layout: { [unowned backbone] in backbone.layout })
             lin.adapter = ad
-            for p in ad.params { encoder.params.add(p) }
+            for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
         }
         dynamicAdapters = out.sorted { $0.0 < $1.0 }
-        let idx = dynamicAdapters.map { Self.layerIndex($0.0) }
+        let idx = dynamicAdapters.map { layerOfPath[$0.0]! }
         let ls = Array(Set(idx)).sorted()
         layers = ls
         layerOf = idx.map { ls.firstIndex(of: $0)! }
         state = DynamicLoRAState(layers: ls.count, active: dynamicAdapters.map { _ in (0..<R).map { $0 < r } },
                                  params: dynamicAdapters.flatMap(\.1.lora.params))
         state.onRestore = { [unowned self] in self.apply() }
-    }
-
-    static func layerIndex(_ path: String) -> Int {
-        let parts = path.split(separator: ".")
-        guard let i = parts.firstIndex(of: "layer"), i + 1 < parts.count, let l = Int(parts[i + 1]) else { return -1 }
-        return l
     }
 
     var rankMode: Bool { config.mode == "ranks" }
@@ -328,15 +324,15 @@ public final class DynamicLoRAMethod: TuningMethod {
     public static let gatesFile = "rankwise_gates.safetensors"
 
     /// Reads the PEFT LoRA directory (layer weights folded into B, per-module ranks) and, when present, the gates.
-    public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
-        let (lc, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, encoder: encoder)
+    public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
+        let (lc, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         let gatesPath = directory + "/" + gatesFile
         var c = DynamicLoRAConfig()
         c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules
         let most = loaded.values.map(\.r).max() ?? lc.r
         if loaded.values.contains(where: { $0.r != lc.r }) { c.mode = "ranks"; c.maxRank = max(most, lc.r) }
         c.gate = FileManager.default.fileExists(atPath: gatesPath)
-        let m = try DynamicLoRAMethod(config: c, encoder: encoder, seed: 0)
+        let m = try DynamicLoRAMethod(config: c, backbone: backbone, seed: 0)
         for (i, (path, ad)) in m.dynamicAdapters.enumerated() {
             guard let l = loaded[path] else { continue }
             let (inD, outD, R, k) = (l.a.shape[1], l.b.shape[0], ad.lora.r, l.r)

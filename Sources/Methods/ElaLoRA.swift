@@ -209,12 +209,12 @@ public final class ElaLoRAMethod: SVDTuningMethod {
     public private(set) var allocator: ElaLoRAAllocator?
     let seed: UInt64
 
-    public init(config: ElaLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: ElaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.lora.validate(method: "ElaLoRA")
         guard config.maxRank >= config.lora.r else { throw ModelError("ElaLoRA: max-rank (\(config.maxRank)) must be at least r (\(config.lora.r))") }
         guard config.orthRegWeight >= 0 else { throw ModelError("ElaLoRA: orth_reg_weight must not be negative") }
         self.config = config; self.seed = seed
-        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
+        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
                                             seed: seed, method: "ElaLoRA", start: config.start).sorted { $0.key < $1.key }
         for (path, ad) in svdAdapters where config.maxRank > min(ad.inDim, ad.outDim) {
             throw ModelError("ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")

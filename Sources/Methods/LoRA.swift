@@ -10,14 +10,14 @@ public final class LoRAMethod: TuningMethod {
     public let config: LoRAConfig
     public let loraAdapters: [(String, LoRAAdapter)]
 
-    public init(config: LoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: LoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         self.config = config
-        loraAdapters = try LoRA.attach(to: encoder, config: config, seed: seed).sorted { $0.key < $1.key }
+        loraAdapters = try LoRA.attach(to: backbone, config: config, seed: seed).sorted { $0.key < $1.key }
     }
 
-    /// Reads a PEFT LoRA directory into `encoder`; returns the method and the classifier weights.
-    public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
-        let m = try LoRAMethod(config: try PEFTFormat.readConfig(directory: directory), encoder: encoder, seed: 0)
+    /// Reads a PEFT LoRA directory into `backbone`; returns the method and the classifier weights.
+    public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
+        let m = try LoRAMethod(config: try PEFTFormat.readConfig(directory: directory), backbone: backbone, seed: 0)
         let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.loraAdapters))
         return (m, head)
     }

@@ -103,11 +103,11 @@ public enum QualityScorer {
         guard P > 0 else { return s }
         guard model.params.trainableCount > 0 else { throw ModelError("quality scores need trainable parameters (the adapter's and the head's)") }
         let savedGrads = model.params.gradBuffer?.array
-        let savedRegs = model.regularizers, savedCollector = model.encoder.perExample
+        let savedRegs = model.regularizers, savedCollector = model.backbone.perExample
         model.regularizers = []
         defer {
             model.regularizers = savedRegs
-            model.encoder.perExample = savedCollector
+            model.backbone.perExample = savedCollector
             if let g = savedGrads, let buf = model.params.gradBuffer { for i in 0..<g.count { buf[i] = g[i] } }
         }
         let chunks = stride(from: 0, to: P, by: batchSize).map { Array(indices[$0..<min(P, $0 + batchSize)]) }
@@ -127,7 +127,7 @@ public enum QualityScorer {
         } else {
             // Pass 1: each example's gradient norm, and the pool's mean gradient ḡ in the gradient buffer.
             let pe = PerExampleNorms()
-            model.encoder.perExample = pe
+            model.backbone.perExample = pe
             model.params.zeroGrad()
             for idx in chunks {
                 let out = try forward(idx)
@@ -166,7 +166,7 @@ public enum QualityScorer {
     /// `‖dl‖·√(‖h‖² + 1)` and its dot product with the pool's mean head gradient needs no backward.
     static func headScores(model: SequenceClassifier, chunks: [[Int]], forward: ([Int]) throws -> SequenceClassifier.Output,
                            record: (SequenceClassifier.Output, Int) -> Void) throws -> (norms: [Float], dots: [Float], meanNorm: Float) {
-        let H = model.encoder.config.hiddenSize, C = model.numLabels
+        let H = model.backbone.hiddenSize, C = model.numLabels
         var dl: [Float] = [], h: [Float] = []
         for idx in chunks {
             let out = try forward(idx)

@@ -315,14 +315,14 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public let regularizer: OrthogonalRegularizer
     public private(set) var allocator: SalientLoRAAllocator?
 
-    public init(config: SalientLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: SalientLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.lora.validate(method: "SalientLoRA")
         guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
         try config.phases.validate(method: "SalientLoRA")
         try RunPhases.validate([("window-start-fraction", config.windowStartFraction),
                                 ("window-end-fraction", config.windowEndFraction)], method: "SalientLoRA")
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: encoder, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
+        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
                                             start: config.start)
             .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)

@@ -63,13 +63,13 @@ public final class SoRAMethod: TuningMethod {
     public let soraAdapters: [(String, SoRAAdapter)]
     private var lastRanks: [String: Int] = [:]
 
-    public init(config: SoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: SoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
         self.config = config
         let r = config.lora.r
         var rng = SplitMix64(seed: seed)
         var out: [(String, SoRAAdapter)] = []
-        for lin in try config.lora.targets(in: encoder, method: "SoRA", rank: r) {
+        for lin in try config.lora.targets(in: backbone, method: "SoRA", rank: r) {
             // A as LoRA (Kaiming-uniform), B = 0, gates from a standard normal as the reference.
             let a = LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng)
             let g = Tensor(zeros: [r])
@@ -78,17 +78,17 @@ public final class SoRAMethod: TuningMethod {
                                               dropout: config.lora.loraDropout, a: a, b: Tensor(zeros: [lin.outDim, r]), gate: g)))
         }
         soraAdapters = out.sorted { $0.0 < $1.0 }
-        attach(encoder)
+        attach(backbone)
     }
 
-    init(config: SoRAConfig, adapters: [(String, SoRAAdapter)], encoder: BertModel) {
+    init(config: SoRAConfig, adapters: [(String, SoRAAdapter)], backbone: any Backbone) {
         self.config = config; soraAdapters = adapters.sorted { $0.0 < $1.0 }
-        attach(encoder)
+        attach(backbone)
     }
 
-    private func attach(_ encoder: BertModel) {
+    private func attach(_ backbone: any Backbone) {
         let byPath = Dictionary(uniqueKeysWithValues: soraAdapters)
-        for lin in encoder.linears { if let ad = byPath[lin.path] { lin.adapter = ad; for p in ad.params { encoder.params.add(p) } } }
+        for lin in backbone.adaptableLinears { if let ad = byPath[lin.path] { lin.adapter = ad; for p in ad.params { backbone.params.add(p) } } }
         lastRanks = ranks
     }
 
@@ -135,17 +135,17 @@ public final class SoRAMethod: TuningMethod {
                             config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout), extra: metadata)
     }
 
-    /// Reads a PEFT LoRA directory with per-module ranks (as `save` writes it) into `encoder`, each module's
+    /// Reads a PEFT LoRA directory with per-module ranks (as `save` writes it) into `backbone`, each module's
     /// ranks with gates of 1.
-    public static func load(directory: String, encoder: BertModel) throws -> (TuningMethod, WeightSource?) {
-        let (lc, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, encoder: encoder)
+    public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
+        let (lc, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         var c = SoRAConfig()
         c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? lc.r); c.lora.alpha = lc.alpha; c.lora.targetModules = lc.targetModules
         let ads = loraAdapters.map { path, l in
             (path, SoRAAdapter(path: path, inDim: l.a.shape[1], outDim: l.b.shape[0], r: l.r, scaling: l.scaling, dropout: 0,
                                a: l.a.value, b: l.b.value, gate: Tensor(shape: [l.r], values: [Float](repeating: 1, count: l.r))))
         }
-        return (SoRAMethod(config: c, adapters: ads, encoder: encoder), head)
+        return (SoRAMethod(config: c, adapters: ads, backbone: backbone), head)
     }
 }
 

@@ -82,14 +82,14 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     private var measuring = true
     private let gradScratch = Scratch()
 
-    public init(config: TsqLoRAConfig, encoder: BertModel, seed: UInt64) throws {
+    public init(config: TsqLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.quality.validate()
         guard ["module", "layer"].contains(config.sensitivityGroup) else {
             throw ModelError("TsqLoRA: sensitivity-group must be module or layer (got \(config.sensitivityGroup))")
         }
         self.config = config; self.seed = seed
-        ela = try ElaLoRAMethod(config: config.ela, encoder: encoder, seed: seed)
-        let byPath = Dictionary(uniqueKeysWithValues: encoder.layers.flatMap(\.linears).map { ($0.1.path, $0.1) })
+        ela = try ElaLoRAMethod(config: config.ela, backbone: backbone, seed: seed)
+        let byPath = Dictionary(uniqueKeysWithValues: backbone.adaptableLinears.map { ($0.path, $0) })
         linears = ela.svdAdapters.map { byPath[$0.0]! }
     }
 
@@ -179,18 +179,12 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     func groupedSensitivity() -> [Double] {
         guard let state else { return [] }
         guard config.sensitivityGroup == "layer" else { return state.sensitivity }
-        let layer = svdAdapters.map { Self.layerIndex($0.0) }
+        let layer = linears.map { $0.layer ?? -1 }
         var sum: [Int: Double] = [:], count: [Int: Int] = [:]
         for (m, l) in layer.enumerated() { sum[l, default: 0] += state.sensitivity[m]; count[l, default: 0] += 1 }
         return layer.map { sum[$0]! / Double(count[$0]!) }
     }
 
-    /// `encoder.layer.3.attention…` → 3 (-1 when the path names no layer).
-    static func layerIndex(_ path: String) -> Int {
-        let parts = path.split(separator: ".")
-        guard let i = parts.firstIndex(of: "layer"), i + 1 < parts.count, let n = Int(parts[i + 1]) else { return -1 }
-        return n
-    }
 
     /// Ranks ∝ `sensitivity` with `budget` in total, each between 1 and `maxRank`: shares above the
     /// maximum (then below 1) are fixed there and the rest shared again; fractions go by largest remainder.

@@ -73,7 +73,7 @@ public final class SentenceEmbedder {
     public func embed(_ texts: [String]) throws -> [Float] {
         if texts.isEmpty { return [] }
         let encs = texts.map { tokenizer.encode($0, maxLength: maxLength) }
-        let out = try model.forward(BertInput(packed: encs.map { $0.ids.map(Int32.init) }, typeIds: encs.map { $0.typeIds.map(Int32.init) }))
+        let out = try model.forward(TokenBatch(packed: encs.map { $0.ids.map(Int32.init) }, typeIds: encs.map { $0.typeIds.map(Int32.init) }))
         return pooling.apply(out.lastHidden, layout: out.layout, dim: out.hidden, normalize: normalize)
     }
 }

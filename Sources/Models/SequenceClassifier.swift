@@ -13,7 +13,7 @@ public protocol LossRegularizer: AnyObject {
 public final class SequenceClassifier: @unchecked Sendable {
     public enum Problem: String, Sendable, Codable { case singleLabel = "single_label_classification", regression }
 
-    public let encoder: BertModel
+    public let backbone: any Backbone
     public let classifier: Linear
     public let numLabels: Int
     public let problem: Problem
@@ -24,19 +24,19 @@ public final class SequenceClassifier: @unchecked Sendable {
     private let dpool = Scratch()
     private var last: (B: Int, training: Bool, labels: [Int32], targets: [Float])?
 
-    /// Wraps an encoder that has a pooler. The classifier comes from `head` when given (a
+    /// Wraps an backbone that has a pooler. The classifier comes from `head` when given (a
     /// `WeightSource` with `classifier.weight`/`.bias`), else it is initialised as Hugging Face does
     /// (normal(0, 0.02), zero bias).
-    public init(encoder: BertModel, numLabels: Int, problem: Problem, head: WeightSource? = nil, seed: UInt64 = 0) throws {
-        guard encoder.pooler != nil else {
-            throw ModelError("sequence classification needs the pooler (pooler.dense) but the checkpoint has none")
+    public init(backbone: any Backbone, numLabels: Int, problem: Problem, head: WeightSource? = nil, seed: UInt64 = 0) throws {
+        guard backbone.hasPooledOutput else {
+            throw ModelError("sequence classification needs one vector per sequence (BERT: pooler.dense) but the model has none")
         }
         guard numLabels >= 1, problem != .regression || numLabels == 1 else {
             throw ModelError("regression needs exactly one output (got num_labels \(numLabels))")
         }
-        self.encoder = encoder; self.numLabels = numLabels; self.problem = problem
-        dropout = encoder.config.hiddenDropout
-        let H = encoder.config.hiddenSize
+        self.backbone = backbone; self.numLabels = numLabels; self.problem = problem
+        dropout = backbone.headDropout
+        let H = backbone.hiddenSize
         let w: Tensor, b: Tensor
         if let head {
             w = try head.tensor("classifier.weight", shape: [numLabels, H])
@@ -46,11 +46,11 @@ public final class SequenceClassifier: @unchecked Sendable {
             b = Tensor(zeros: [numLabels])
         }
         let wp = Param(name: "classifier.weight", value: w), bp = Param(name: "classifier.bias", value: b)
-        encoder.params.add(wp); encoder.params.add(bp)
+        backbone.params.add(wp); backbone.params.add(bp)
         classifier = Linear(path: "classifier", weight: wp, bias: bp)
     }
 
-    public var params: ParameterSet { encoder.params }
+    public var params: ParameterSet { backbone.params }
 
     /// Result of a forward pass: logits `[batch, numLabels]` (copied) and the loss when labels were given.
     public struct Output {
@@ -61,9 +61,9 @@ public final class SequenceClassifier: @unchecked Sendable {
     }
 
     /// Runs the model. `labels` (class ids) for classification or `targets` for regression give a loss.
-    public func forward(_ input: BertInput, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false, seed: UInt64 = 0) throws -> Output {
-        let out = try encoder.forward(input, training: training, seed: seed)
-        let B = input.batch, H = encoder.config.hiddenSize, C = numLabels
+    public func forward(_ input: TokenBatch, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false, seed: UInt64 = 0) throws -> Output {
+        let out = try backbone.forward(input, training: training, seed: seed)
+        let B = input.batch, H = backbone.hiddenSize, C = numLabels
         let w = ws.get(B * H * 2 + B * C * 2)
         let drop = w, mask = w + B * H, logits = w + 2 * B * H, dlogits = logits + B * C
         if training && dropout > 0 {
@@ -100,7 +100,7 @@ public final class SequenceClassifier: @unchecked Sendable {
     /// labels. Valid until the next forward or backward.
     public func lastHead() -> (features: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int)? {
         guard let last else { return nil }
-        let B = last.B, H = encoder.config.hiddenSize, C = numLabels
+        let B = last.B, H = backbone.hiddenSize, C = numLabels
         let w = ws.get(B * H * 2 + B * C * 2)
         return (UnsafePointer(w), UnsafePointer(w + 2 * B * H + B * C), B)
     }
@@ -108,17 +108,17 @@ public final class SequenceClassifier: @unchecked Sendable {
     /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).
     public func backward(lossScale: Float = 1) throws {
         guard let last else { throw ModelError("backward called before a forward with labels") }
-        let B = last.B, H = encoder.config.hiddenSize, C = numLabels
+        let B = last.B, H = backbone.hiddenSize, C = numLabels
         let w = ws.get(B * H * 2 + B * C * 2)
         let drop = w, mask = w + B * H, dlogits = w + 2 * B * H + B * C
         if lossScale != 1 { for i in 0..<(B * C) { dlogits[i] *= lossScale } }
         let dp = dpool.get(B * H)
         classifier.backward(dy: dlogits, x: drop, dx: dp, n: B)
-        if let pe = encoder.perExample, classifier.weight.trainable {  // one row per example
+        if let pe = backbone.perExample, classifier.weight.trainable {  // one row per example
             pe.addRows(dy: dlogits, x: drop, outDim: C, inDim: H, weight: classifier.weight, bias: classifier.bias?.trainable == true ? classifier.bias : nil)
         }
         for i in 0..<(B * H) { dp[i] *= mask[i] }
-        try encoder.backward(dLastHidden: nil, dPooled: dp)
+        try backbone.backward(dLastHidden: nil, dPooled: dp)
         for r in regularizers { r.backward(scale: lossScale) }
     }
 }

@@ -58,7 +58,7 @@ public final class PerExampleNorms: @unchecked Sendable {
     private var part: [Float] = []
     public init() {}
 
-    /// Starts a batch (the encoder calls this at each forward).
+    /// Starts a batch (the backbone calls this at each forward).
     public func reset(layout: SequenceLayout) {
         self.layout = layout
         squared = [Float](repeating: 0, count: layout.count)

@@ -74,12 +74,18 @@ public enum ComparePage {
                                   xRange: (0, runs.compactMap { $0.1.lossCurve.last?.0 }.max() ?? 1))
             // Where each method put its ranks: mean final rank per module type.
             var perKind: [String: [String: Double]] = [:]
+            var kinds: [String] = []
             for r in rows {
                 var sums: [String: Double] = [:]
-                for run in r.runs { for (m, v) in (run.results["ranks"] as? [String: Int]) ?? [:] { if let p = RunReport.split(m) { sums[p.kind, default: 0] += Double(v) } } }
+                for run in r.runs {
+                    let map = run.modules
+                    if kinds.isEmpty { kinds = map.kindOrder }
+                    for (m, v) in (run.results["ranks"] as? [String: Int]) ?? [:] {
+                        if let p = map.place(m) { sums[p.kind, default: 0] += Double(v) }
+                    }
+                }
                 perKind[r.method + " r\(r.budget)"] = sums.mapValues { $0 / Double(max(1, r.runs.count)) }
             }
-            let kinds = RunReport.kinds.map(\.1)
             let names = rows.map { $0.method + " r\($0.budget)" }
             let all = perKind.values.flatMap(\.values)
             body += SVG.heatmap(rows: names, columns: kinds, values: names.map { n in kinds.map { perKind[n]?[$0] } }, lo: all.min() ?? 0, hi: all.max() ?? 1,

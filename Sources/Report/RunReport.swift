@@ -1,6 +1,7 @@
 import Data
 import FineTuning
 import Foundation
+import Models
 import SafeTensors
 
 /// One run directory as a self-contained HTML page (`rankwise report RUN_DIR`): loss and metric curves,
@@ -17,6 +18,12 @@ public enum RunReport {
         public var method: String { record["method"] as? String ?? results["method"] as? String ?? "?" }
         public var regression: Bool { (record["data"] as? [String: Any])?["regression"] as? Bool ?? false }
         public func events(_ kind: String) -> [[String: Any]] { events.filter { $0["event"] as? String == kind } }
+        /// Block and kind of every module: results.json's map, or one guessed from the module paths of an older run.
+        public var modules: ModuleMap {
+            var paths = Set((results["ranks"] as? [String: Int] ?? [:]).keys)
+            for e in events("initial_ranks") + events("ranks") { paths.formUnion((e["ranks"] as? [String: Any] ?? [:]).keys) }
+            return ModuleMap(stored: results["modules"], paths: paths)
+        }
 
         public init(directory: String) throws {
             self.directory = directory
@@ -49,29 +56,11 @@ public enum RunReport {
 
     static func num(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
 
-    /// `encoder.layer.5.attention.self.query` → (5, "query").
-    static let kinds = [("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
-                        ("attention.output.dense", "attn.out"), ("intermediate.dense", "inter"), ("output.dense", "output")]
-    static func split(_ module: String) -> (layer: Int, kind: String)? {
-        let parts = module.split(separator: ".")
-        guard let i = parts.firstIndex(of: "layer"), i + 1 < parts.count, let l = Int(parts[i + 1]) else { return nil }
-        let rest = parts[(i + 2)...].joined(separator: ".")
-        return (l, kinds.first { $0.0 == rest }?.1 ?? rest)
-    }
-    static func shortName(_ module: String) -> String { split(module).map { "L\($0.layer) \($0.kind)" } ?? module }
-    static func sortedModules(_ names: some Sequence<String>) -> [String] {
-        names.sorted { a, b in
-            let (x, y) = (split(a), split(b))
-            if let x, let y { return x.layer != y.layer ? x.layer < y.layer : (kinds.firstIndex { $0.1 == x.kind } ?? 9) < (kinds.firstIndex { $0.1 == y.kind } ?? 9) }
-            return a < b
-        }
-    }
-
     /// A per-layer x per-module-type grid of `values` (module name → value) as a labelled heatmap.
-    static func layerGrid(_ values: [String: Double], title: String, lo: Double? = nil, hi: Double? = nil) -> String {
-        let parsed = values.compactMap { k, v in split(k).map { ($0.layer, $0.kind, v) } }
+    static func layerGrid(_ values: [String: Double], modules: ModuleMap, title: String, lo: Double? = nil, hi: Double? = nil) -> String {
+        let parsed = values.compactMap { k, v in modules.place(k).map { ($0.layer, $0.kind, v) } }
         let layers = Set(parsed.map(\.0)).sorted()
-        let types = kinds.map(\.1).filter { t in parsed.contains { $0.1 == t } } + Set(parsed.map(\.1)).subtracting(kinds.map(\.1)).sorted()
+        let types = Set(parsed.map(\.1)).sorted { modules.kindRank($0) != modules.kindRank($1) ? modules.kindRank($0) < modules.kindRank($1) : $0 < $1 }
         let grid = layers.map { l in types.map { t in parsed.first { $0.0 == l && $0.1 == t }?.2 } }
         let vs = parsed.map(\.2)
         return SVG.heatmap(rows: layers.map { "layer \($0)" }, columns: types, values: grid, lo: lo ?? (vs.min() ?? 0), hi: hi ?? (vs.max() ?? 1),
@@ -149,28 +138,31 @@ public enum RunReport {
         let final = run.results["ranks"] as? [String: Int] ?? [:]
         if !final.isEmpty, let steps = num(run.results["steps"]) { snapshots.append((steps, final)) }
         if snapshots.count > 1 {
-            let modules = sortedModules(Set(snapshots.flatMap(\.1.keys)))
+            let map = run.modules
+            let modules = map.sorted(Set(snapshots.flatMap(\.1.keys)))
             // At most ~60 columns: keep evenly spaced snapshots, always the first and the last.
             let stride = max(1, (snapshots.count + 59) / 60)
             let kept = snapshots.enumerated().filter { $0.offset % stride == 0 || $0.offset == snapshots.count - 1 }.map(\.element)
             let all = kept.flatMap { $0.1.values }
             s += "<p>Rank of every adapted module over training (rows: modules; columns: rank allocations, by step).</p>"
-            s += SVG.heatmap(rows: modules.map(shortName), columns: kept.map { String(format: "%.0f", $0.0) },
+            s += SVG.heatmap(rows: modules.map(map.shortName), columns: kept.map { String(format: "%.0f", $0.0) },
                              values: modules.map { m in kept.map { $0.1[m].map(Double.init) } }, lo: Double(all.min() ?? 0), hi: Double(all.max() ?? 1),
                              title: "Rank per module over training steps", cell: (w: max(8, min(22, 900 / Double(kept.count))), h: 11), columnTitle: "step")
         } else if !final.isEmpty {
             s += "<p class=\"note\">\(SVG.escape(run.method)) keeps every module's rank fixed during training.</p>"
         }
         if !final.isEmpty {
-            s += "<div class=\"grid\">" + layerGrid(final.mapValues(Double.init), title: "Final rank per layer and module type (total \(final.values.reduce(0, +)))")
+            let map = run.modules
+            s += "<div class=\"grid\">" + layerGrid(final.mapValues(Double.init), modules: map, title: "Final rank per layer and module type (total \(final.values.reduce(0, +)))")
             var perKind: [String: Int] = [:], perLayer: [Int: Int] = [:]
-            for (m, r) in final { if let p = split(m) { perKind[p.kind, default: 0] += r; perLayer[p.layer, default: 0] += r } }
-            s += SVG.table(header: ["module type", "total rank"], rows: kinds.map(\.1).filter { perKind[$0] != nil }.map { [$0, "\(perKind[$0]!)"] })
+            for (m, r) in final { if let p = map.place(m) { perKind[p.kind, default: 0] += r; perLayer[p.layer, default: 0] += r } }
+            let kindsShown = perKind.keys.sorted { map.kindRank($0) != map.kindRank($1) ? map.kindRank($0) < map.kindRank($1) : $0 < $1 }
+            s += SVG.table(header: ["module type", "total rank"], rows: kindsShown.map { [$0, "\(perKind[$0]!)"] })
             s += SVG.table(header: ["layer", "total rank"], rows: perLayer.keys.sorted().map { ["\($0)", "\(perLayer[$0]!)"] }) + "</div>"
         }
         if let i = run.events("initial_ranks").first, let sens = i["sensitivity"] as? [String: Any] {
             s += "<p>TsqLoRA's warm-up sensitivity S = mean |W ⊙ ∂L/∂W| of each frozen weight, from which the initial ranks were set at step \(num(i["step"]).map { String(format: "%.0f", $0) } ?? "?").</p>"
-            s += layerGrid(sens.compactMapValues { num($0).map { $0 * 1e6 } }, title: "Warm-up sensitivity per layer and module type (x 1e-6)")
+            s += layerGrid(sens.compactMapValues { num($0).map { $0 * 1e6 } }, modules: run.modules, title: "Warm-up sensitivity per layer and module type (x 1e-6)")
         }
         return s
     }

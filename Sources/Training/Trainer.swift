@@ -150,7 +150,7 @@ public final class Trainer {
     /// Mean Frobenius norm of the adapters' dense updates ΔW (how far the adapted model has moved).
     func adapterDeltaNorm() -> Double {
         var total: Double = 0, count = 0
-        for lin in model.encoder.linears {
+        for lin in model.backbone.adaptableLinears {
             guard let delta = lin.adapter?.delta() else { continue }  // one module's ΔW at a time
             total += GroupNorms.squares(delta.data, delta.count).squareRoot()
             count += 1

@@ -73,7 +73,7 @@ struct BenchForward: ParsableCommand {
         let m = try BertModel.load(directory: dir, withPooler: false)
         var rng = SplitMix64(seed: 1)
         let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(m.config.vocabSize - 1000))) }
-        let input = BertInput(batch: batch, seq: seq, ids: ids)
+        let input = TokenBatch(batch: batch, seq: seq, ids: ids)
         for _ in 0..<2 { try m.forward(input) }
         func measure() throws -> Double {
             var times: [Double] = []
@@ -215,14 +215,14 @@ struct BenchTrain: ParsableCommand {
         let vocab = try BertConfig(path: dir).vocabSize
         let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(vocab - 1000))) }
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
-        let input = BertInput(batch: batch, seq: seq, ids: ids)
+        let input = TokenBatch(batch: batch, seq: seq, ids: ids)
 
         /// Builds a model with the method and returns a closure running one full training step on a batch.
         func makeStep(_ e: MethodEntry, _ values: [String: String], classes: Int = 3, data methodData: TokenizedSet? = nil) throws
-            -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void) {
+            -> (SequenceClassifier, TuningMethod, (TokenBatch, [Int32]) throws -> Void) {
             let enc = try BertModel.load(directory: dir, withPooler: true)
-            let (m, _) = try e.make(options: values, encoder: enc, seed: 1)
-            let model = try SequenceClassifier(encoder: enc, numLabels: classes, problem: .singleLabel, seed: 2)
+            let (m, _) = try e.make(options: values, backbone: enc, seed: 1)
+            let model = try SequenceClassifier(backbone: enc, numLabels: classes, problem: .singleLabel, seed: 2)
             model.params.setTrainable(m.isTrainable)
             model.regularizers = m.regularizers
             let total = 1_000_000
@@ -314,7 +314,7 @@ extension BenchTrain {
     /// padded batches (the old default order), each timed over `iters` steps, best of two rounds;
     /// the PyTorch peer runs the same random batches padded per batch.
     func runOnData(_ data: String, dir: String, entry: MethodEntry, overrides: [String: String], info: BLAS.Info,
-                   makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (SequenceClassifier, TuningMethod, (BertInput, [Int32]) throws -> Void)) throws {
+                   makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (SequenceClassifier, TuningMethod, (TokenBatch, [Int32]) throws -> Void)) throws {
         var spec = DataSpec()
         spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
         spec.pairColumn = ModelStore.pairColumn(forData: data, given: nil)

@@ -100,11 +100,11 @@ import SafeTensors
             ads[lin.path] = ad
         }
         #expect(ads.count == 18)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: ModelTestHead(file: weights))
+        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: ModelTestHead(file: weights))
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
-        let padded = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+        let padded = TokenBatch(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                                typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
         let out = try model.forward(packed ? padded.unpadded() : padded, labels: try ex.ints("labels").map(Int32.init))
         let lerr = zip(out.logits, try ex.floats("logits")).map { abs($0 - $1) }.max()!

@@ -16,10 +16,10 @@ import RankwiseCore
         var rng = SplitMix64(seed: 8)
         for ad in ads.values { for i in 0..<ad.b.count { ad.b.value[i] = 0.3 * rng.nextNormal() } }  // B = 0 would hide A's gradient
         let n = problem == .regression ? 1 : 3
-        let m = try SequenceClassifier(encoder: enc, numLabels: n, problem: problem, seed: 1)
+        let m = try SequenceClassifier(backbone: enc, numLabels: n, problem: problem, seed: 1)
         for i in 0..<m.classifier.weight.count { m.classifier.weight.value[i] = 0.5 * rng.nextNormal() }
         m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
-        let input = BertInput(batch: 3, seq: 4, ids: [1, 5, 6, 2, 1, 7, 2, 0, 1, 9, 9, 2], mask: [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1])
+        let input = TokenBatch(batch: 3, seq: 4, ids: [1, 5, 6, 2, 1, 7, 2, 0, 1, 9, 9, 2], mask: [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1])
         let labels: [Int32] = [0, 2, 1], targets: [Float] = [0.5, -1, 2]
         func loss() throws -> Double {
             Double(try m.forward(input, labels: problem == .singleLabel ? labels : nil, targets: problem == .regression ? targets : nil,

@@ -30,11 +30,11 @@ import SafeTensors
             _ = ad.b.value.buffer.update(from: b)
         }
         let head = ModelTestHead(file: weights)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
-        let padded = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+        let padded = TokenBatch(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                                typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
         let input = packed ? padded.unpadded() : padded
         let labels = try ex.ints("labels").map(Int32.init)
@@ -82,10 +82,10 @@ struct ModelTestHead: WeightSource {
         let enc = try BertModel.load(directory: dir, withPooler: true)
         let ads = try LoRA.attach(to: enc, config: cfg, seed: 0)
         let head = try PEFTFormat.loadWeights(directory: fx, adapters: ads)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
-        let out = try model.forward(BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+        let out = try model.forward(TokenBatch(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                                               typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init)))
         let err = zip(out.logits, try ex.floats("logits")).map { abs($0 - $1) }.max()!
         #expect(err < 1e-4, "imported adapter logits differ by \(err)")
@@ -98,15 +98,15 @@ struct ModelTestHead: WeightSource {
         let ads = try LoRA.attach(to: enc, config: lc, seed: 2)
         var rng = SplitMix64(seed: 5)
         for ad in ads.values { for i in 0..<ad.b.count { ad.b.value[i] = rng.nextNormal() } }
-        let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-rt-\(getpid())").path
         try PEFTFormat.save(directory: dir, model: m, adapters: ads, config: lc,
                             extra: .init(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 8, baseModel: "x", method: "lora"))
-        let input = BertInput(batch: 1, seq: 4, ids: [1, 5, 6, 2])
+        let input = TokenBatch(batch: 1, seq: 4, ids: [1, 5, 6, 2])
         let want = try m.forward(input).logits
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         let ads2 = try LoRA.attach(to: enc2, config: try PEFTFormat.readConfig(directory: dir), seed: 99)
-        let m2 = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: try PEFTFormat.loadWeights(directory: dir, adapters: ads2))
+        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: try PEFTFormat.loadWeights(directory: dir, adapters: ads2))
         #expect(try m2.forward(input).logits == want)
         #expect(PEFTFormat.readExtra(directory: dir)?.labelNames == ["a", "b"])
     }

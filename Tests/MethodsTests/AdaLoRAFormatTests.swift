@@ -16,7 +16,7 @@ import SafeTensors
         let ads = try SVDAdapter.attach(to: enc, targeting: c.lora, initialRank: c.initR, seed: seed, method: "AdaLoRA")
         var rng = SplitMix64(seed: seed)
         for ad in ads.values { for i in 0..<ad.rMax { ad.e.value[i] = rng.nextNormal() } }
-        let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         return (m, ads, c)
     }
 
@@ -50,16 +50,16 @@ import SafeTensors
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
         #expect(f.info("base_model.model.bert.encoder.layer.0.attention.self.value.lora_A")?.shape == [0, 8])
         #expect(f.info("base_model.model.bert.encoder.layer.0.attention.self.query.lora_B")?.shape == [8, 2])
-        let input = BertInput(batch: 1, seq: 4, ids: [1, 5, 6, 2])
+        let input = TokenBatch(batch: 1, seq: 4, ids: [1, 5, 6, 2])
         let before = try m.forward(input).logits
         // A fresh model with different random adapters: only the file can make it right.
-        let cfg = m.encoder.config
+        let cfg = (m.backbone as! BertModel).config
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         let ads2 = try SVDAdapter.attach(to: enc2, targeting: c.lora, initialRank: c.initR, seed: 99, method: "AdaLoRA")
         let (_, _, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
         #expect(pattern == keep)
         let head = try AdaLoRAFormat.loadWeights(directory: dir, adapters: ads2, pattern: pattern)
-        let m2 = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: head)
+        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
         let after = try m2.forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-6 }, "\(before) vs \(after)")
         #expect(ads2["encoder.layer.0.attention.self.value"]!.rank == 0)

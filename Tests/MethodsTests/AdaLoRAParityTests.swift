@@ -27,12 +27,12 @@ import SafeTensors
             }
         }
         let head = PEFTTestHead(file: w)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         model.regularizers = [OrthogonalRegularizer(adapters: adapters.values.sorted { $0.path < $1.path }, weight: 0.1)]
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
-        let input = BertInput(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
+        let input = TokenBatch(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
                               typeIds: try ex.ints("token_type_ids").map(Int32.init), mask: try ex.ints("attention_mask").map(Float.init))
         let out = try model.forward(packed ? input.unpadded() : input, labels: try ex.ints("labels").map(Int32.init))
         let lerr = zip(out.logits, try ex.floats("logits")).map { abs($0 - $1) }.max()!

@@ -45,8 +45,8 @@ import Tokenizers
     func build(_ c: String, _ s: Slice, seed: UInt64 = 5) throws -> (SequenceClassifier, TuningMethod) {
         let enc = try BertModel.load(directory: s.model, withPooler: true)
         let (e, options) = try parse(c)
-        let (m, _) = try e.make(options: options, encoder: enc, seed: seed)
-        return (try SequenceClassifier(encoder: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
+        let (m, _) = try e.make(options: options, backbone: enc, seed: seed)
+        return (try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
     }
 
     func dir(_ name: String) -> String {
@@ -82,9 +82,9 @@ import Tokenizers
         let saved = dir("\(name)-saved")
         try method.save(directory: saved, model: model, metadata: meta)
         let enc2 = try BertModel.load(directory: s.model, withPooler: true)
-        let (loaded, head) = try MethodRegistry.entry(forAdapter: saved).load(directory: saved, encoder: enc2)
+        let (loaded, head) = try MethodRegistry.entry(forAdapter: saved).load(directory: saved, backbone: enc2)
         #expect(loaded.ranks == method.ranks, "\(name): ranks after loading")
-        let m2 = try SequenceClassifier(encoder: enc2, numLabels: 3, problem: .singleLabel, head: head)
+        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 3, problem: .singleLabel, head: head)
         #expect(maxDiff(logits, try m2.forward(probe).logits) < 1e-5, "\(name): logits after save + load")
 
         // 3. Merge into the base weights: the same logits from a plain model. Only an adapter whose output
@@ -98,7 +98,7 @@ import Tokenizers
         if !refused {
             let plain = try BertModel.load(directory: merged, withPooler: true)
             let mf = try SafeTensorsFile(path: merged + "/model.safetensors")
-            let m3 = try SequenceClassifier(encoder: plain, numLabels: 3, problem: .singleLabel, head: FileHead(file: mf))
+            let m3 = try SequenceClassifier(backbone: plain, numLabels: 3, problem: .singleLabel, head: FileHead(file: mf))
             #expect(maxDiff(logits, try m3.forward(probe).logits) < 1e-4, "\(name): logits of the merged model")
         }
 

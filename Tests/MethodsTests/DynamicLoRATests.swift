@@ -67,7 +67,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = DynamicLoRAConfig()
         c.lora.r = 2; c.lora.targetModules = ["query"]; c.updateEvery = 2; c.temperature = 1; c.importanceBeta = 0.5
-        let m = try DynamicLoRAMethod(config: c, encoder: enc, seed: 3)
+        let m = try DynamicLoRAMethod(config: c, backbone: enc, seed: 3)
         try m.prepare(totalSteps: 10)
         enc.params.setTrainable { $0.contains("lora_") }
         for (_, ad) in m.dynamicAdapters { for p in ad.lora.params { for k in 0..<p.count { p.value[k] = 0.1; p.grad![k] = 0.1 } } }
@@ -84,7 +84,7 @@ import SafeTensors
         let expected = DynamicLoRAMethod.weights(importance: m.state.importance, temperature: 1)
         #expect(top.layerWeight == expected[1] && top.layerWeight > 1)
         // Export: B times the layer weight; the gates in their own file; a resumed state hands its weights over.
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let (loaded, dir) = try saveAndLoad(m, model, cfg, name: "scale")
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
         let b = try f.floats("base_model.model.bert.\(m.dynamicAdapters.first { $0.0.contains("layer.1") }!.0).lora_B.weight")
@@ -134,7 +134,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = DynamicLoRAConfig()
         c.lora.r = 2; c.lora.targetModules = ["query", "value"]; c.mode = "ranks"; c.maxRank = 4; c.movesPerRound = 3; c.gate = false
-        let m = try DynamicLoRAMethod(config: c, encoder: enc, seed: 3)
+        let m = try DynamicLoRAMethod(config: c, backbone: enc, seed: 3)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }
         var rng = SplitMix64(seed: 9)
@@ -150,7 +150,7 @@ import SafeTensors
         m.state.sensitivity.update(m.state.params)
         m.state.weights = [0.5, 1.5]  // targets: 2 and 6 of 8 ranks
         let scores = m.dynamicAdapters.map { m.state.sensitivity.rankScores(a: $0.1.lora.a, b: $0.1.lora.b) }
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let moved = m.moveRanks(step: 50, optimizer: AdamW(params: enc.params))
         #expect(moved.count == 2, "\(moved)")  // 4 -> 2 in layer 0, 4 -> 6 in layer 1
         #expect(m.layerRanks == [2, 6] && m.ranks.values.reduce(0, +) == 8 && m.ranks.values.allSatisfy { $0 >= 1 })
@@ -187,17 +187,17 @@ import SafeTensors
         #expect(try f.floats("base_model.model.bert.\(q1.0).lora_A.weight").count == m.ranks[q1.0]! * 8)
     }
 
-    /// Saves `m` with `model`, loads the directory into a fresh encoder and expects the same logits on a
+    /// Saves `m` with `model`, loads the directory into a fresh backbone and expects the same logits on a
     /// probe; returns the loaded method and the directory.
     func saveAndLoad(_ m: DynamicLoRAMethod, _ model: SequenceClassifier, _ cfg: BertConfig, name: String) throws -> (TuningMethod, String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-dynamic-\(name)-\(getpid())").path
         try? FileManager.default.removeItem(atPath: dir)
         try m.save(directory: dir, model: model, metadata: AdapterMetadata(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 16, baseModel: "x", method: "dynamic"))
-        let input = BertInput(batch: 1, seq: 4, ids: [2, 5, 7, 3])
+        let input = TokenBatch(batch: 1, seq: 4, ids: [2, 5, 7, 3])
         let before = try model.forward(input).logits
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
-        let (loaded, head) = try DynamicLoRAMethod.load(directory: dir, encoder: enc2)
-        let after = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: head).forward(input).logits
+        let (loaded, head) = try DynamicLoRAMethod.load(directory: dir, backbone: enc2)
+        let after = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head).forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 }, "\(name): \(before) vs \(after)")
         return (loaded, dir)
     }

@@ -9,14 +9,14 @@ import SafeTensors
 
 /// ElaLoRA's prune-and-grow round on small cases worked by hand.
 @Suite struct ElaLoRATests {
-    /// Two modules (query, value) of an 8-wide encoder, rank 2 each, at most 4, with AdamW over them.
+    /// Two modules (query, value) of an 8-wide backbone, rank 2 each, at most 4, with AdamW over them.
     func setup(k: Int = 2, b: Int = 1, maxRank: Int = 4, start: SVDStart = .peft) throws -> (ElaLoRAMethod, ElaLoRAAllocator, AdamW, BertModel) {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
         c.lora.r = 2; c.maxRank = maxRank; c.offersPerModule = k; c.ranksPerRound = b; c.lora.targetModules = ["query", "value"]
         c.phases.tinit = 0; c.phases.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.start.adapterInit = start.rawValue
-        let m = try ElaLoRAMethod(config: c, encoder: enc, seed: 7)
+        let m = try ElaLoRAMethod(config: c, backbone: enc, seed: 7)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }
         return (m, m.allocator!, AdamW(params: enc.params), enc)
@@ -108,7 +108,7 @@ import SafeTensors
         let (_, al, opt, enc) = try setup(k: 1, b: 1)
         var rng = SplitMix64(seed: 4)
         for (_, ad) in al.adapters { for j in 0..<ad.rMax where ad.active[j] { ad.e.value[j] = rng.nextNormal() } }
-        let input = BertInput(batch: 2, seq: 4, ids: [1, 5, 6, 2, 1, 9, 8, 2])
+        let input = TokenBatch(batch: 2, seq: 4, ids: [1, 5, 6, 2, 1, 9, 8, 2])
         let before = try { let o = try enc.forward(input); return Array(UnsafeBufferPointer(start: o.lastHidden, count: o.batch * o.seq * o.hidden)) }()
         al.grow(al.adapters[0].1, 2, module: 0, step: 1, optimizer: opt)
         al.grow(al.adapters[1].1, 3, module: 1, step: 1, optimizer: opt)
@@ -122,7 +122,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
         c.lora.r = 2; c.maxRank = 4; c.ranksPerRound = 4; c.phases.tinit = 10; c.phases.tfinal = 10; c.deltaT = 5
-        let m = try ElaLoRAMethod(config: c, encoder: enc, seed: 1)
+        let m = try ElaLoRAMethod(config: c, backbone: enc, seed: 1)
         try m.prepare(totalSteps: 120)  // rounds over steps 10..110: p = (s - 10) / 100
         let al = m.allocator!
         #expect(al.roundSize(at: 10) == 4)
@@ -131,7 +131,7 @@ import SafeTensors
         #expect(al.roundSize(at: 110) == 0)
         #expect(!al.isRound(10) && al.isRound(15) && !al.isRound(16) && al.isRound(110) && !al.isRound(115))
         c.phases.tinit = 60; c.phases.tfinal = 60
-        let m2 = try ElaLoRAMethod(config: c, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
+        let m2 = try ElaLoRAMethod(config: c, backbone: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
         #expect(throws: ModelError.self) { try m2.prepare(totalSteps: 120) }
     }
 

@@ -42,14 +42,14 @@ import Adapters
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         var e = ElaLoRAConfig()
         e.lora.r = 2; e.maxRank = 4; e.lora.targetModules = ["query"]
-        let ela = try ElaLoRAMethod(config: e, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
+        let ela = try ElaLoRAMethod(config: e, backbone: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
         try ela.prepare(totalSteps: 63)
         #expect(ints(ela.allocator!.tinit, ela.allocator!.tfinal, ela.allocator!.deltaT) == [6, 12, 1])
         try ela.prepare(totalSteps: 958)
         #expect(ela.allocator!.deltaT == 9)
         var d = DynamicLoRAConfig()
         d.lora.r = 2; d.lora.targetModules = ["query"]
-        let dyn = try DynamicLoRAMethod(config: d, encoder: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
+        let dyn = try DynamicLoRAMethod(config: d, backbone: try BertModel(config: cfg, weights: RandomWeights(seed: 1)), seed: 1)
         try dyn.prepare(totalSteps: 2000)
         #expect(dyn.updateEvery == 20 && dyn.summary.contains("every 20 steps"))
     }

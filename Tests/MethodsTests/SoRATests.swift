@@ -55,7 +55,7 @@ import SafeTensors
         #expect(g.grad!.array == [0.5, -0.5, 0, 0.5])
     }
 
-    /// A tiny encoder: the proximal step soft-thresholds every gate by ξ of the step's stage, logs a
+    /// A tiny backbone: the proximal step soft-thresholds every gate by ξ of the step's stage, logs a
     /// change of ranks, and the PEFT export (gate folded, zero ranks dropped) gives the same outputs.
     @Test func proximalStepAndExport() throws {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
@@ -63,7 +63,7 @@ import SafeTensors
         var c = SoRAConfig()
         c.lora.r = 3; c.lora.targetModules = ["query", "value"]; c.lora.loraDropout = 0
         c.schedule = "linear"; c.threshold = 0.1; c.maxThreshold = 0.3; c.stages = 3
-        let m = try SoRAMethod(config: c, encoder: enc, seed: 5)
+        let m = try SoRAMethod(config: c, backbone: enc, seed: 5)
         enc.params.setTrainable { $0.contains("lora_") }
         let q = m.soraAdapters.first { $0.0.hasSuffix("query") }!.1
         q.gate.value[0] = 0.25; q.gate.value[1] = -0.05; q.gate.value[2] = -1
@@ -77,8 +77,8 @@ import SafeTensors
         #expect(logged.count == 1 && logged[0]["event"] as? String == "ranks")
         #expect(abs(m.threshold(step: 10, totalSteps: 30) - 0.2) < 1e-6 && abs(m.threshold(step: 29, totalSteps: 30) - 0.3) < 1e-6)
         // The export (PEFT LoRA, rank_pattern) reads back to the same model output.
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 3)
-        let input = BertInput(batch: 2, seq: 4, ids: [2, 5, 7, 3, 2, 9, 4, 3])
+        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let input = TokenBatch(batch: 2, seq: 4, ids: [2, 5, 7, 3, 2, 9, 4, 3])
         let before = try model.forward(input).logits
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-sora-\(getpid())").path
         try? FileManager.default.removeItem(atPath: dir)
@@ -86,9 +86,9 @@ import SafeTensors
         let cfgJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))) as! [String: Any]
         #expect((cfgJSON["rank_pattern"] as! [String: Int])["encoder.layer.0.attention.self.query"] == 2)
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
-        let (loaded, head) = try SoRAMethod.load(directory: dir, encoder: enc2)
+        let (loaded, head) = try SoRAMethod.load(directory: dir, backbone: enc2)
         #expect(loaded.ranks == m.ranks)
-        let model2 = try SequenceClassifier(encoder: enc2, numLabels: 2, problem: .singleLabel, head: head)
+        let model2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
         let after = try model2.forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 }, "\(before) vs \(after)")
     }

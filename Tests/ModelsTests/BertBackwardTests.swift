@@ -8,10 +8,10 @@ import RankwiseCore
     static let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, hiddenAct: "gelu",
                                 layerNormEps: 1e-12, vocabSize: 20, maxPositions: 10, typeVocabSize: 2,
                                 hiddenDropout: 0.2, attentionDropout: 0.2)
-    var input = BertInput(batch: 2, seq: 5, ids: [1, 4, 7, 3, 0, 1, 9, 9, 12, 2], typeIds: [0, 0, 1, 1, 0, 0, 0, 1, 1, 1],
+    var input = TokenBatch(batch: 2, seq: 5, ids: [1, 4, 7, 3, 0, 1, 9, 9, 12, 2], typeIds: [0, 0, 1, 1, 0, 0, 0, 1, 1, 1],
                           mask: [1, 1, 1, 1, 0, 1, 1, 1, 1, 1])
     /// The same two sequences unpadded.
-    static let packed = BertInput(packed: [[1, 4, 7, 3], [1, 9, 9, 12, 2]], typeIds: [[0, 0, 1, 1], [0, 0, 1, 1, 1]])
+    static let packed = TokenBatch(packed: [[1, 4, 7, 3], [1, 9, 9, 12, 2]], typeIds: [[0, 0, 1, 1], [0, 0, 1, 1, 1]])
 
     /// L = Σ wL ⊙ lastHidden + Σ wP ⊙ pooled (fixed random weights), in Double.
     func loss(_ m: BertModel, training: Bool, wL: [Float], wP: [Float]) throws -> Double {

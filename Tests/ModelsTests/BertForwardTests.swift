@@ -14,7 +14,7 @@ import SafeTensors
         let types = try f.ints("token_type_ids").map(Int32.init)
         let mask = try f.ints("attention_mask").map(Float.init)
         let shape = f.info("input_ids")!.shape
-        let out = try model.forward(BertInput(batch: shape[0], seq: shape[1], ids: ids, typeIds: types, mask: mask))
+        let out = try model.forward(TokenBatch(batch: shape[0], seq: shape[1], ids: ids, typeIds: types, mask: mask))
         let H = model.config.hiddenSize
         let n = shape[0] * shape[1] * H
         let lastRef = try f.floats("last_hidden_state")
@@ -32,7 +32,7 @@ import SafeTensors
 
         // The unpadded path: real tokens only, each sentence attending over its own.
         let rows = (0..<shape[0]).map { b in (0..<shape[1]).filter { mask[b * shape[1] + $0] != 0 }.map { b * shape[1] + $0 } }
-        let packed = try model.forward(BertInput(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { types[$0] } }))
+        let packed = try model.forward(TokenBatch(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { types[$0] } }))
         var uErr: Float = 0
         for (r, i) in rows.joined().enumerated() { for j in 0..<H { uErr = max(uErr, abs(packed.lastHidden[r * H + j] - lastRef[i * H + j])) } }
         #expect(uErr < 1e-4, "unpadded last_hidden_state max abs error \(uErr)")
@@ -61,9 +61,9 @@ import SafeTensors
     @Test func badInputsAreClearErrors() throws {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 10, maxPositions: 6)
         let m = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
-        #expect(throws: ModelError.self) { try m.forward(BertInput(batch: 1, seq: 2, ids: [1, 10])) }
-        #expect(throws: ModelError.self) { try m.forward(BertInput(batch: 1, seq: 7, ids: [Int32](repeating: 1, count: 7))) }
-        #expect(throws: ModelError.self) { try m.forward(BertInput(batch: 2, seq: 2, ids: [1, 2, 3])) }
+        #expect(throws: ModelError.self) { try m.forward(TokenBatch(batch: 1, seq: 2, ids: [1, 10])) }
+        #expect(throws: ModelError.self) { try m.forward(TokenBatch(batch: 1, seq: 7, ids: [Int32](repeating: 1, count: 7))) }
+        #expect(throws: ModelError.self) { try m.forward(TokenBatch(batch: 2, seq: 2, ids: [1, 2, 3])) }
         do {
             _ = try BertConfig(json: ["hidden_size": 8, "num_attention_heads": 3, "num_hidden_layers": 1, "intermediate_size": 4, "vocab_size": 5])
             Issue.record("hidden not divisible by heads was accepted")

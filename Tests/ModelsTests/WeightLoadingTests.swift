@@ -26,7 +26,7 @@ func writeTinyModel(prefix: String, dropKey: String? = nil, reshapeKey: String? 
         let a = try BertModel.load(directory: try writeTinyModel(prefix: ""))
         let b = try BertModel.load(directory: try writeTinyModel(prefix: "bert."))
         #expect(a.pooler != nil && b.pooler != nil)
-        let input = BertInput(batch: 1, seq: 4, ids: [1, 5, 7, 2])
+        let input = TokenBatch(batch: 1, seq: 4, ids: [1, 5, 7, 2])
         let ya = try a.forward(input).lastHidden
         let va = (0..<32).map { ya[$0] }
         let yb = try b.forward(input).lastHidden

@@ -1,5 +1,6 @@
-import Foundation
 import FineTuning
+import Foundation
+import Models
 import Testing
 @testable import Report
 
@@ -83,8 +84,26 @@ import Testing
         let hm = SVG.heatmap(rows: ["a", "b"], columns: ["x"], values: [[1], [nil]], lo: 0, hi: 2, title: "t", labels: true)
         #expect(hm.components(separatedBy: "<rect").count == 2)  // one cell drawn, the empty one left out
         #expect(SVG.lineChart([], title: "empty", x: "x", y: "y").contains("no data"))
-        #expect(RunReport.split("encoder.layer.11.attention.output.dense")! == (11, "attn.out"))
-        #expect(RunReport.sortedModules(["encoder.layer.1.output.dense", "encoder.layer.0.intermediate.dense", "encoder.layer.0.attention.self.query"])
-                == ["encoder.layer.0.attention.self.query", "encoder.layer.0.intermediate.dense", "encoder.layer.1.output.dense"])
+    }
+
+    /// The backbone places its modules when it builds them; runs store that map and reports read it back.
+    @Test func moduleMapFromTheBackboneAndBack() throws {
+        let config = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 30, maxPositions: 12)
+        let backbone = try BertModel(config: config, weights: RandomWeights(seed: 3), withPooler: true)
+        let map = ModuleMap(backbone: backbone)
+        #expect(map.place("encoder.layer.1.attention.output.dense")! == (1, "attn.out"))
+        #expect(map.place("pooler.dense") == nil)
+        #expect(map.kindOrder == ["query", "key", "value", "attn.out", "inter", "output"])
+        let paths = ["encoder.layer.1.output.dense", "encoder.layer.0.intermediate.dense", "encoder.layer.0.attention.self.query", "other"]
+        #expect(map.sorted(paths) == ["encoder.layer.0.attention.self.query", "encoder.layer.0.intermediate.dense",
+                                      "encoder.layer.1.output.dense", "other"])
+        #expect(map.shortName("encoder.layer.0.intermediate.dense") == "L0 inter")
+        let stored = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: map.json))
+        #expect(ModuleMap(json: stored) == map)
+        #expect(ModuleMap(json: ["kinds": 3]) == nil)
+        // An older run's results.json has no map: block and kind are read from the paths.
+        let guessed = ModuleMap(guessingFrom: ["model.layers.3.self_attn.q_proj", "lm_head"])
+        #expect(guessed.place("model.layers.3.self_attn.q_proj")! == (3, "self_attn.q_proj"))
+        #expect(guessed.place("lm_head") == nil)
     }
 }

@@ -15,7 +15,7 @@ func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
     } else {
         _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
     }
-    let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 4)
+    let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 4)
     model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
     var rng = SplitMix64(seed: 8)
     for p in model.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
@@ -27,7 +27,7 @@ func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
 @Suite struct PerExampleNormTests {
     @Test(arguments: [false, true]) func batchedNormsEqualOneByOne(svd: Bool) throws {
         let model = try tinyAdaptedClassifier(svd: svd)
-        let enc = model.encoder
+        let enc = model.backbone
         let data = tinyTask(n: 4, seed: 6)
         let idx = [0, 1, 2, 3]
         // Batched: one forward and backward of the mean loss, norms collected on the way.

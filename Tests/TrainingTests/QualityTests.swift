@@ -128,8 +128,8 @@ import RankwiseCore
     @Test func warmUpSensitivityIsMeanAbsWeightTimesItsGradient() throws {
         let enc = try tinyEncoder(seed: 5)
         var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.lora.loraDropout = 0
-        let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 2)
+        let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
         model.params.setTrainable(method.isTrainable)
         _ = method.makeSampler(count: 8, batchSize: 4, seed: 3)
         try method.prepare(totalSteps: 20)
@@ -171,7 +171,7 @@ import RankwiseCore
     @Test func thePoolRotatesThroughEveryExample() throws {
         let enc = try tinyEncoder(seed: 5)
         var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.quality.poolSize = 7
-        let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
+        let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
         _ = method.makeSampler(count: 21, batchSize: 4, seed: 3)
         let pools = (1...3).map { method.pool(refresh: $0) }
         #expect(pools.allSatisfy { $0.count == 7 })
@@ -184,8 +184,8 @@ import RankwiseCore
         let enc = try tinyEncoder(seed: 6)
         var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.phases.tinit = 4; cfg.ela.phases.tfinal = 4; cfg.ela.deltaT = 2
         cfg.quality.scoring = scoring; cfg.quality.refreshEvery = 3; cfg.quality.poolSize = 12
-        let method = try TsqLoRAMethod(config: cfg, encoder: enc, seed: 1)
-        let model = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 2)
+        let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
+        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
         var tc = TrainConfig(); tc.epochs = 4; tc.batchSize = 8; tc.lr = 1e-2; tc.warmupRatio = 0; tc.checkpointEvery = 0
         let t = try Trainer(model: model, method: method, config: tc, train: tinyTask(n: 40, seed: 3), dev: nil, labelNames: ["no", "yes"],
                             outputDir: tmpDir("tsqlora-\(scoring)"))

@@ -30,8 +30,8 @@ func tinyEncoder(seed: UInt64 = 1) throws -> BertModel {
 /// A tiny classifier with LoRA (r 4) attached, and the method.
 func tinyModel(seed: UInt64 = 1) throws -> (SequenceClassifier, TuningMethod) {
     let enc = try tinyEncoder(seed: seed)
-    let method = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), encoder: enc, seed: seed)
-    let m = try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: seed)
+    let method = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), backbone: enc, seed: seed)
+    let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: seed)
     return (m, method)
 }
 

@@ -18,8 +18,8 @@ final class LossWeightedLoRA: TuningMethod {
     /// Test switch: a restore that forgets, to show that the resume test can fail.
     var forgetOnRestore = false
 
-    init(encoder: BertModel, count: Int, interval: Int, seed: UInt64) throws {
-        lora = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), encoder: encoder, seed: seed)
+    init(backbone: any Backbone, count: Int, interval: Int, seed: UInt64) throws {
+        lora = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), backbone: backbone, seed: seed)
         self.count = count; self.interval = interval
         lossAverage = [Float](repeating: 1, count: count)
     }
@@ -60,8 +60,8 @@ final class LossWeightedLoRA: TuningMethod {
 
     func make() throws -> (SequenceClassifier, LossWeightedLoRA) {
         let enc = try tinyEncoder(seed: 2)
-        let method = try LossWeightedLoRA(encoder: enc, count: Self.train.count, interval: 3, seed: 2)
-        return (try SequenceClassifier(encoder: enc, numLabels: 2, problem: .singleLabel, seed: 2), method)
+        let method = try LossWeightedLoRA(backbone: enc, count: Self.train.count, interval: 3, seed: 2)
+        return (try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2), method)
     }
 
     func trainer(_ m: SequenceClassifier, _ method: TuningMethod, _ dir: String) throws -> Trainer {

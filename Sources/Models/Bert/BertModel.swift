@@ -2,101 +2,6 @@ import Foundation
 import RankwiseCore
 import SafeTensors
 
-/// A batch of token ids for the encoder: padded (`[batch, seq]` row-major, a mask marking real
-/// tokens) or packed (the sequences' tokens back to back, no padding; see `SequenceLayout`).
-public struct BertInput: Sendable {
-    /// Sequences in the batch.
-    public var batch: Int
-    /// Padded: tokens per row. Packed: the longest sequence.
-    public var seq: Int
-    /// `[layout.tokens]`
-    public var ids: [Int32]
-    public var typeIds: [Int32]
-    /// `[layout.tokens]`: 1 for real tokens, 0 for padding (all 1 when packed).
-    public var mask: [Float]
-    public var layout: SequenceLayout
-
-    /// A padded batch.
-    public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
-        self.batch = batch; self.seq = seq; self.ids = ids
-        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
-        self.mask = mask ?? [Float](repeating: 1, count: ids.count)
-        layout = .padded(batch: batch, seq: seq, mask: self.mask)
-    }
-
-    /// A packed batch: no padding, each sequence attends over its own tokens only.
-    public init(packed ids: [[Int32]], typeIds: [[Int32]]? = nil) {
-        layout = .packed(lengths: ids.map(\.count))
-        batch = ids.count; seq = layout.maxLength
-        self.ids = ids.flatMap { $0 }
-        self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
-        mask = [Float](repeating: 1, count: self.ids.count)
-    }
-
-    /// The same sequences without their padding (a packed batch stays as it is).
-    public func unpadded() -> BertInput {
-        if layout.isPacked { return self }
-        let rows = (0..<batch).map { b in (0..<seq).filter { mask[b * seq + $0] != 0 }.map { b * seq + $0 } }
-        return BertInput(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { typeIds[$0] } })
-    }
-}
-
-/// Something added to a linear layer's output: LoRA, SVD-form adapters. `forward` adds its
-/// contribution to `y`; `backward` adds its input gradient to `dx` and accumulates its own parameter
-/// gradients. It keeps whatever it needs between the two calls.
-public protocol LinearAdapter: AnyObject {
-    /// The adapter's parameters (registered in the model's parameter set).
-    var params: [Param] { get }
-    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64)
-    func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int)
-    /// The dense weight update `[out, in]` this adapter is equivalent to (for merging).
-    func delta() -> Tensor
-    /// When set, `backward` adds each example's squared gradient norm of the adapter's parameters.
-    var perExample: PerExampleNorms? { get set }
-}
-
-/// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.
-public final class Linear {
-    /// The module path in Hugging Face naming, e.g. `encoder.layer.0.attention.self.query`.
-    public let path: String
-    public let weight: Param
-    public let bias: Param?
-    public var adapter: LinearAdapter?
-    /// When set, `backward` calls it with `(dy, x, n)`: the weight's gradient is `dyᵀ x`, which a method
-    /// can measure for a frozen weight without storing it (TsqLoRA's sensitivity warm-up).
-    public var weightGradientObserver: ((UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void)?
-    public var inDim: Int { weight.shape[1] }
-    public var outDim: Int { weight.shape[0] }
-
-    public init(path: String, weight: Param, bias: Param?) { self.path = path; self.weight = weight; self.bias = bias }
-
-    /// True when this layer or its adapter has a trainable parameter.
-    public var hasTrainable: Bool {
-        weight.trainable || (bias?.trainable ?? false) || (adapter?.params.contains { $0.trainable } ?? false)
-    }
-
-    @inline(__always)
-    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0) {
-        Ops.linearForward(x: x, w: weight.value.data, b: bias?.value.data, y: y, n: n, inDim: inDim, outDim: outDim)
-        adapter?.forward(x: x, y: y, n: n, training: training, seed: seed)
-    }
-
-    /// Writes (or accumulates) `dx` when given; accumulates weight and bias gradients when trainable.
-    @inline(__always)
-    public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
-        Ops.linearBackward(dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
-                           n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
-        weightGradientObserver?(dy, x, n)
-        adapter?.backward(dy: dy, x: x, dx: dx, n: n)
-    }
-}
-
-/// A layer norm's parameters.
-public struct LayerNormParams {
-    public let gamma: Param
-    public let beta: Param
-}
-
 /// One transformer block's parameters (Hugging Face names under `encoder.layer.N.`).
 public struct BertLayerParams {
     public let query, key, value, attnOut, intermediate, output: Linear
@@ -109,7 +14,7 @@ public struct BertLayerParams {
 
 /// The BERT encoder (embeddings, N transformer blocks, optional tanh pooler) with a hand-written
 /// backward pass in the style of llm.c: `forward` stores what `backward` needs in one workspace.
-public final class BertModel: @unchecked Sendable {
+public final class BertModel: Backbone, @unchecked Sendable {
     public let config: BertConfig
     public let params = ParameterSet()
     public let wordEmb, posEmb, typeEmb: Param
@@ -139,8 +44,8 @@ public final class BertModel: @unchecked Sendable {
             ps.add(x)
             return x
         }
-        func lin(_ name: String, _ out: Int, _ inn: Int) throws -> Linear {
-            Linear(path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]))
+        func lin(_ name: String, _ out: Int, _ inn: Int, layer: Int? = nil, kind: String? = nil) throws -> Linear {
+            Linear(path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]), layer: layer, kind: kind)
         }
         func ln(_ name: String) throws -> LayerNormParams {
             LayerNormParams(gamma: try p(name + ".weight", [H]), beta: try p(name + ".bias", [H]))
@@ -152,10 +57,13 @@ public final class BertModel: @unchecked Sendable {
         var ls: [BertLayerParams] = []
         for l in 0..<config.numLayers {
             let pre = "encoder.layer.\(l)."
+            func block(_ module: Int, _ out: Int, _ inn: Int) throws -> Linear {
+                let (name, kind) = Self.modules[module]
+                return try lin(pre + name, out, inn, layer: l, kind: kind)
+            }
             ls.append(BertLayerParams(
-                query: try lin(pre + "attention.self.query", H, H), key: try lin(pre + "attention.self.key", H, H),
-                value: try lin(pre + "attention.self.value", H, H), attnOut: try lin(pre + "attention.output.dense", H, H),
-                intermediate: try lin(pre + "intermediate.dense", I, H), output: try lin(pre + "output.dense", H, I),
+                query: try block(0, H, H), key: try block(1, H, H), value: try block(2, H, H), attnOut: try block(3, H, H),
+                intermediate: try block(4, I, H), output: try block(5, H, I),
                 ln1: try ln(pre + "attention.output.LayerNorm"), ln2: try ln(pre + "output.LayerNorm")))
         }
         layers = ls
@@ -165,6 +73,25 @@ public final class BertModel: @unchecked Sendable {
 
     /// Every linear layer of the encoder (not the pooler), in order.
     public var linears: [Linear] { layers.flatMap { $0.linears.map(\.1) } }
+
+    /// Each block's linear layers: path below `encoder.layer.N.` and the kind label tables show.
+    static let modules = [("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
+                          ("attention.output.dense", "attn.out"), ("intermediate.dense", "inter"), ("output.dense", "output")]
+
+    // MARK: Backbone
+
+    public var hiddenSize: Int { config.hiddenSize }
+    public var maxPositions: Int { config.maxPositions }
+    public var layerCount: Int { config.numLayers }
+    public var hasPooledOutput: Bool { pooler != nil }
+    public var headDropout: Float { config.hiddenDropout }
+    public var adaptableLinears: [Linear] { linears }
+    public var moduleKinds: [String] { Self.modules.map(\.1) }
+    /// PEFT's default for BERT names the attention projections only; Rankwise adapts every block linear, as the papers do.
+    public var defaultTargetModules: [String] { ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"] }
+    public var isCausal: Bool { false }
+    public var huggingFace: HuggingFaceNames { HuggingFaceNames(prefix: "bert.", classStem: "Bert", modelType: "bert") }
+    public var configJSON: [String: Any] { config.json }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     public static func load(directory: String, withPooler: Bool? = nil) throws -> BertModel {
@@ -235,19 +162,8 @@ public final class BertModel: @unchecked Sendable {
 
     // MARK: Forward
 
-    /// The outputs of the last forward pass; the pointers stay valid until the next forward.
-    public struct Output {
-        public let batch: Int, seq: Int, hidden: Int
-        /// Where each sequence's rows are in `lastHidden`.
-        public let layout: SequenceLayout
-        /// `[layout.tokens, hidden]` (`[batch, seq, hidden]` when padded)
-        public let lastHidden: UnsafeMutablePointer<Float>
-        /// `[batch, hidden]` (tanh pooler on the first token), nil without a pooler.
-        public let pooled: UnsafeMutablePointer<Float>?
-    }
-
     /// Checks ids, type ids, mask length and sequence length; the error names the row and position.
-    public func validate(_ input: BertInput) throws {
+    public func validate(_ input: TokenBatch) throws {
         let n = input.layout.tokens, lay = input.layout
         guard input.ids.count == n, input.typeIds.count == n, input.mask.count == n, lay.count == input.batch else {
             throw ModelError("input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, expected \(n) tokens of \(input.batch) sequences")
@@ -271,7 +187,7 @@ public final class BertModel: @unchecked Sendable {
     /// Runs the encoder. With `training`, dropout is applied with masks drawn from `seed`, and
     /// everything backward needs is kept.
     @discardableResult
-    public func forward(_ input: BertInput, training: Bool = false, seed: UInt64 = 0) throws -> Output {
+    public func forward(_ input: TokenBatch, training: Bool, seed: UInt64) throws -> BackboneOutput {
         try validate(input)
         layout = input.layout
         perExample?.reset(layout: input.layout)
@@ -350,7 +266,7 @@ public final class BertModel: @unchecked Sendable {
             pooled = out
         }
         state = s
-        return Output(batch: B, seq: input.seq, hidden: H, layout: s.layout, lastHidden: x, pooled: pooled)
+        return BackboneOutput(batch: B, seq: input.seq, hidden: H, layout: s.layout, lastHidden: x, pooled: pooled)
     }
 
     private func activationForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
@@ -376,7 +292,7 @@ public final class BertModel: @unchecked Sendable {
     /// gradient with respect to the summed input embeddings (word + position + type), which is the
     /// gradient with respect to `inputs_embeds`; otherwise back-propagation stops below the lowest
     /// trainable parameter.
-    public func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>? = nil) throws {
+    public func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?) throws {
         guard let s = state else { throw ModelError("backward called before forward") }
         let w = ws.get(s.total)
         let N = s.N, H = config.hiddenSize, I = config.intermediateSize, B = s.B

@@ -1,0 +1,41 @@
+import Foundation
+import RankwiseCore
+
+/// A batch of token ids for a backbone: padded (`[batch, seq]` row-major, a mask marking real
+/// tokens) or packed (the sequences' tokens back to back, no padding; see `SequenceLayout`).
+public struct TokenBatch: Sendable {
+    /// Sequences in the batch.
+    public var batch: Int
+    /// Padded: tokens per row. Packed: the longest sequence.
+    public var seq: Int
+    /// `[layout.tokens]`
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+    /// `[layout.tokens]`: 1 for real tokens, 0 for padding (all 1 when packed).
+    public var mask: [Float]
+    public var layout: SequenceLayout
+
+    /// A padded batch.
+    public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
+        self.batch = batch; self.seq = seq; self.ids = ids
+        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
+        self.mask = mask ?? [Float](repeating: 1, count: ids.count)
+        layout = .padded(batch: batch, seq: seq, mask: self.mask)
+    }
+
+    /// A packed batch: no padding, each sequence attends over its own tokens only.
+    public init(packed ids: [[Int32]], typeIds: [[Int32]]? = nil) {
+        layout = .packed(lengths: ids.map(\.count))
+        batch = ids.count; seq = layout.maxLength
+        self.ids = ids.flatMap { $0 }
+        self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
+        mask = [Float](repeating: 1, count: self.ids.count)
+    }
+
+    /// The same sequences without their padding (a packed batch stays as it is).
+    public func unpadded() -> TokenBatch {
+        if layout.isPacked { return self }
+        let rows = (0..<batch).map { b in (0..<seq).filter { mask[b * seq + $0] != 0 }.map { b * seq + $0 } }
+        return TokenBatch(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { typeIds[$0] } })
+    }
+}
