@@ -64,52 +64,95 @@ public struct SequenceLayout: Sendable, Equatable {
 /// Multi-head scaled dot-product attention over the sequences of a `SequenceLayout`, on
 /// `[tokens, heads·headDim]` activations without permuting: each head is a strided view (leading
 /// dimension = hidden size) handed to BLAS, and each sequence attends only within its own rows.
+///
+/// Keys and values may have fewer heads than queries (grouped-query attention): `kvHeads` divides
+/// `heads`, K and V are `[tokens, kvHeads·headDim]`, and query head `h` reads key/value head
+/// `h / (heads / kvHeads)`. With `causal`, a token attends to itself and the tokens before it only.
 public enum Attention {
     /// Per sequence and head: `probs = softmax(scale · Q Kᵀ + mask)`, `ctx = probs · V`.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layout: SequenceLayout,
         probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
+        kvHeads: Int? = nil, causal: Bool = false,
         dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? = nil
     ) {
-        let h = heads * headDim
+        let queryWidth = heads * headDim
+        let kvHeadCount = kvHeads ?? heads
+        precondition(kvHeadCount > 0 && heads % kvHeadCount == 0, "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
+        let kvWidth = kvHeadCount * headDim
+        let group = heads / kvHeadCount
         let scale = 1 / Float(headDim).squareRoot()
         layout.keyMask.withOptionalPointer { keyMask in
             layout.forEachHead(heads: heads, headDim: headDim) { b, L, off, po, bh in
+                let kvOffset = layout.starts[b] * kvWidth + (bh % heads) / group * headDim
                 let p = probs + po
-                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: h, b: k + off, ldb: h, c: p, ldc: L)
-                Ops.softmaxRows(p, rows: L, d: L, keyMask: keyMask.map { $0 + layout.starts[b] })
+                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: queryWidth,
+                           b: k + kvOffset, ldb: kvWidth, c: p, ldc: L)
+                let sequenceMask = keyMask.map { $0 + layout.starts[b] }
+                if causal {
+                    causalSoftmax(p, length: L, keyMask: sequenceMask)
+                } else {
+                    Ops.softmaxRows(p, rows: L, d: L, keyMask: sequenceMask)
+                }
                 var used = UnsafePointer(p)
                 if let dropout {
                     Ops.dropoutForward(x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
                                        seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
                     used = UnsafePointer(dropout.dropped + po)
                 }
-                BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + off, ldb: h, c: ctx + off, ldc: h)
+                BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + kvOffset, ldb: kvWidth, c: ctx + off, ldc: queryWidth)
             }
         }
     }
 
-    /// Backward (with the same dropout mask and dropped probabilities as forward, if any): writes `dq`,
-    /// `dk`, `dv` (`[tokens, H]`) from `dctx`; `scratch` holds `layout.probCount(heads:)` floats.
+    /// Row `i` of the `length x length` scores becomes a softmax over keys `0...i`; the keys after it get 0.
+    static func causalSoftmax(_ scores: UnsafeMutablePointer<Float>, length: Int, keyMask: UnsafePointer<Float>?) {
+        for row in 0..<length {
+            let rowStart = scores + row * length
+            Ops.softmaxRows(rowStart, rows: 1, d: row + 1, keyMask: keyMask)
+            (rowStart + row + 1).update(repeating: 0, count: length - row - 1)
+        }
+    }
+
+    /// Backward (with the same dropout mask and dropped probabilities as forward, if any): writes `dq`
+    /// (`[tokens, heads·headDim]`), `dk` and `dv` (`[tokens, kvHeads·headDim]`) from `dctx`; `scratch` holds
+    /// `layout.probCount(heads:)` floats. The query heads of a group add their parts to the group's `dk` and `dv`.
     public static func backward(
         dctx: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
         dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, layout: SequenceLayout, heads: Int, headDim: Int,
-        dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
+        kvHeads: Int? = nil, dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
     ) {
-        let h = heads * headDim
+        let queryWidth = heads * headDim
+        let kvHeadCount = kvHeads ?? heads
+        precondition(kvHeadCount > 0 && heads % kvHeadCount == 0, "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
+        let kvWidth = kvHeadCount * headDim
+        let group = heads / kvHeadCount
         let scale = 1 / Float(headDim).squareRoot()
         let used = dropout?.dropped ?? probs
-        layout.forEachHead(heads: heads, headDim: headDim) { _, L, off, po, _ in
-            let p = used + po, dp = scratch + po
-            // dP = dctx · Vᵀ ; dV = Pᵀ · dctx
-            BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: h, b: v + off, ldb: h, c: dp, ldc: L)
-            BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: h, c: dv + off, ldc: h)
-            if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
-            Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
-            // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
-            BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + off, ldb: h, c: dq + off, ldc: h)
-            BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: h, c: dk + off, ldc: h)
+        // One task per (sequence, key/value head): the group's query heads run in turn, so no two tasks write
+        // the same rows of dk and dv.
+        layout.forEachHead(heads: kvHeadCount, headDim: headDim) { b, L, kvOffset, _, _ in
+            let kvHead = (kvOffset - layout.starts[b] * kvWidth) / headDim
+            for member in 0..<group {
+                let head = kvHead * group + member
+                let off = layout.starts[b] * queryWidth + head * headDim
+                let po = layout.probOffset(b, head: head, heads: heads)
+                let p = used + po, dp = scratch + po
+                let accumulate: Float = member == 0 ? 0 : 1
+                // dP = dctx · Vᵀ ; dV (+)= Pᵀ · dctx
+                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: queryWidth, b: v + kvOffset, ldb: kvWidth,
+                           c: dp, ldc: L)
+                BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: queryWidth,
+                           beta: accumulate, c: dv + kvOffset, ldc: kvWidth)
+                if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
+                Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
+                // dQ = scale · dS · K ; dK (+)= scale · dSᵀ · Q
+                BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + kvOffset, ldb: kvWidth,
+                           c: dq + off, ldc: queryWidth)
+                BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: queryWidth,
+                           beta: accumulate, c: dk + kvOffset, ldc: kvWidth)
+            }
         }
     }
 }

@@ -196,6 +196,88 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         }
     }
 
+    /// Attention written out in Double, one (sequence, query head) at a time: what the grouped and causal
+    /// kernels must compute. Returns the context `[tokens, heads·headDim]`.
+    static func naiveAttention(q: [Float], k: [Float], v: [Float], layout: SequenceLayout, heads: Int, kvHeads: Int,
+                               headDim: Int, causal: Bool) -> [Double] {
+        let queryWidth = heads * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads
+        var ctx = [Double](repeating: 0, count: layout.tokens * queryWidth)
+        for b in 0..<layout.count {
+            let start = layout.starts[b], length = layout.lengths[b]
+            for head in 0..<heads {
+                let kvHead = head / group
+                for i in 0..<length {
+                    var scores: [Double] = []
+                    var visible: [Int] = []
+                    for j in 0..<length where (!causal || j <= i) && (layout.keyMask?[start + j] ?? 1) != 0 {
+                        var dotProduct = 0.0
+                        for d in 0..<headDim {
+                            dotProduct += Double(q[(start + i) * queryWidth + head * headDim + d])
+                                * Double(k[(start + j) * kvWidth + kvHead * headDim + d])
+                        }
+                        scores.append(dotProduct / Double(headDim).squareRoot())
+                        visible.append(j)
+                    }
+                    let top = scores.max() ?? 0
+                    let weights = scores.map { exp($0 - top) }
+                    let total = weights.reduce(0, +)
+                    for (n, j) in visible.enumerated() {
+                        for d in 0..<headDim {
+                            ctx[(start + i) * queryWidth + head * headDim + d] += weights[n] / total
+                                * Double(v[(start + j) * kvWidth + kvHead * headDim + d])
+                        }
+                    }
+                }
+            }
+        }
+        return ctx
+    }
+
+    /// Grouped key/value heads (6 query heads over 2 key/value heads) and the causal mask, padded and packed:
+    /// the kernel's output equals the naive one, and its gradients the naive one's central differences.
+    @Test(arguments: [false, true]) func groupedCausalAttentionMatchesNaive(packed: Bool) {
+        var fd = FD()
+        let heads = 6, kvHeads = 2, headDim = 3
+        let layout: SequenceLayout = packed ? .packed(lengths: [4, 1, 6]) : .padded(batch: 2, seq: 5, mask: [1, 1, 1, 0, 0, 1, 1, 1, 1, 1])
+        let N = layout.tokens, P = layout.probCount(heads: heads)
+        let queryWidth = heads * headDim, kvWidth = kvHeads * headDim
+        var q = fd.randn(N * queryWidth), k = fd.randn(N * kvWidth), v = fd.randn(N * kvWidth)
+        let weights = fd.randn(N * queryWidth)
+        var realRows: [Int] = []
+        for b in 0..<layout.count {
+            for t in 0..<layout.lengths[b] where (layout.keyMask?[layout.starts[b] + t] ?? 1) != 0 { realRows.append(layout.starts[b] + t) }
+        }
+        for causal in [true, false] {
+            var probs = [Float](repeating: 0, count: P), ctx = [Float](repeating: 0, count: N * queryWidth)
+            Attention.forward(q: q, k: k, v: v, layout: layout, probs: &probs, ctx: &ctx, heads: heads, headDim: headDim,
+                              kvHeads: kvHeads, causal: causal)
+            let expected = Self.naiveAttention(q: q, k: k, v: v, layout: layout, heads: heads, kvHeads: kvHeads,
+                                               headDim: headDim, causal: causal)
+            var worst = 0.0
+            for row in realRows { for j in 0..<queryWidth { worst = max(worst, abs(Double(ctx[row * queryWidth + j]) - expected[row * queryWidth + j])) } }
+            #expect(worst < 1e-5, "grouped attention (causal \(causal), packed \(packed)) differs from naive by \(worst)")
+            if causal, packed {  // the first token of a sequence sees only itself
+                for j in 0..<headDim { #expect(abs(ctx[j] - v[j]) < 1e-6) }
+            }
+            // Loss over real query rows only (a padded row's output is never used).
+            var rowWeights = [Float](repeating: 0, count: N * queryWidth)
+            for row in realRows { for j in 0..<queryWidth { rowWeights[row * queryWidth + j] = weights[row * queryWidth + j] } }
+            func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
+                let out = Self.naiveAttention(q: q, k: k, v: v, layout: layout, heads: heads, kvHeads: kvHeads,
+                                              headDim: headDim, causal: causal)
+                return zip(rowWeights, out).reduce(0) { $0 + Double($1.0) * $1.1 }
+            }
+            var dq = [Float](repeating: 0, count: N * queryWidth), dk = [Float](repeating: 7, count: N * kvWidth), dv = dk
+            var scratch = [Float](repeating: 0, count: P)
+            Attention.backward(dctx: rowWeights, q: q, k: k, v: v, probs: probs, dq: &dq, dk: &dk, dv: &dv, scratch: &scratch,
+                               layout: layout, heads: heads, headDim: headDim, kvHeads: kvHeads)
+            let name = "grouped attention (causal \(causal), packed \(packed))"
+            FD.check(name + " dq", x: &q, grad: dq, eps: 1e-2, tol: 2e-3, samples: 200) { loss($0, k, v) }
+            FD.check(name + " dk", x: &k, grad: dk, eps: 1e-2, tol: 2e-3, samples: 200) { loss(q, $0, v) }
+            FD.check(name + " dv", x: &v, grad: dv, eps: 1e-2, tol: 2e-3, samples: 200) { loss(q, k, $0) }
+        }
+    }
+
     /// Packed attention gives the padded result on the real tokens: a sequence sees only its own.
     @Test func packedAttentionEqualsPaddedOnRealTokens() {
         var fd = FD()
