@@ -11,6 +11,9 @@ import RankwiseCore
 /// The gate reads the adapter's own input x' (after its dropout, like A), so its logit is one more row of
 /// A: `[A; v] x'` costs one rank more than LoRA. The mean runs over the sequence's real tokens (the
 /// model's layout); `v` starts at 0 and `c` at `gateBias`, so g starts at sigmoid(c) ≈ 1.
+///
+/// On a causal backbone a token must not see the tokens after it, so the gate is per token there: token t
+/// of sequence e gets `g_t = sigmoid(v · mean_{t' ≤ t} x'_t' + c)`, the mean over the real tokens so far.
 public final class DynamicLoRAAdapter: LinearAdapter {
     public let lora: LoRAAdapter
     /// The layer weight (mean 1 over layers); not a parameter.
@@ -19,6 +22,8 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public let gateWeight: Param?, gateBias: Param?
     let inDim: Int, outDim: Int
     let layout: () -> SequenceLayout?
+    /// The gate reads the tokens so far (a causal backbone) instead of the whole sequence.
+    public let causal: Bool
     public var params: [Param] { lora.params + [gateWeight, gateBias].compactMap { $0 } }
     public var perExample: PerExampleNorms?
     // Saved between forward and backward: [A; v] and x'[A; v]ᵀ [n, r+1], f·u [n, r], each sequence's gate [B],
@@ -29,8 +34,9 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     let inputDropout: InputDropout
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor, gate: Bool, gateBiasInit: Float,
-                layout: @escaping () -> SequenceLayout?) {
+                causal: Bool = false, layout: @escaping () -> SequenceLayout?) {
         self.inDim = inDim; self.outDim = outDim; self.layout = layout
+        self.causal = causal
         lora = LoRAAdapter(path: path, inDim: inDim, outDim: outDim, config: config, a: a, b: b)
         inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         gateWeight = gate ? Param(name: path + ".lora_gate.weight", value: Tensor(zeros: [inDim])) : nil
@@ -72,6 +78,12 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         av.update(from: lora.a.value.data, count: r * inDim)
         if let gw = gateWeight { (av + r * inDim).update(from: gw.value.data, count: inDim) }
         BLAS.sgemm(transB: true, m: n, n: k, k: inDim, a: src, lda: inDim, b: av, ldb: inDim, c: uv, ldc: k)
+        if causal, gateBias != nil {
+            causalGateForward(uv: uv, uf: uf, n: n)
+            BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r,
+                       beta: 1, c: y, ldc: outDim)
+            return
+        }
         let g = gBuf.get(sequenceCount)
         let share = gateBias == nil ? nil : tokenShares(n: n)
         for e in 0..<sequenceCount {
@@ -91,13 +103,33 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let r = lora.r, k = rows
         let av = avBuf.get(k * inDim), uv = uvBuf.get(n * k), uf = ufBuf.get(n * r), du = duBuf.get(n * r), duv = duvBuf.get(n * k)
-        let g = gBuf.get(sequenceCount), share = shareBuf.get(n)
+        let g = gBuf.get(causal && gateBias != nil ? n : sequenceCount), share = shareBuf.get(n)
         let src = inputDropout.saved(x, n: n)
         if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
             BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
         }
         if let pe = perExample, lora.b.grad != nil { pe.addLinear(dy: dy, x: uf, outDim: outDim, inDim: r, scale: lora.scaling, param: lora.b) }
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: lora.scaling, a: dy, lda: outDim, b: lora.b.value.data, ldb: r, c: du, ldc: r)  // d(f u) = s · dy B
+        if causal, gateBias != nil {
+            causalGateBackward(uv: uv, du: du, duv: duv, n: n)
+        } else {
+            sequenceGateBackward(uv: uv, du: du, duv: duv, g: g, share: share, n: n)
+        }
+        // [dA; dv] += [du, w]ᵀ x', one product; then dx += mask ⊙ ([du, w] [A; v]).
+        if lora.a.grad != nil || gateWeight?.grad != nil {
+            let grad = gradBuf.get(k * inDim)
+            BLAS.sgemm(transA: true, m: k, n: inDim, k: n, a: duv, lda: k, b: src, ldb: inDim, c: grad, ldc: inDim)
+            if let gA = lora.a.grad { for i in 0..<(r * inDim) { gA[i] += grad[i] } }
+            if let gv = gateWeight?.grad { for i in 0..<inDim { gv[i] += grad[r * inDim + i] } }
+        }
+        if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
+        if let dx { inputDropout.addInputGradient(du: duv, a: av, n: n, r: k, dx: dx) }
+    }
+
+    /// The whole-sequence gate's backward: fills `duv` (`[du, dz_e / T_e]` per token) and the gate bias's gradient.
+    private func sequenceGateBackward(uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
+                                      g: UnsafePointer<Float>, share: UnsafePointer<Float>, n: Int) {
+        let r = lora.r, k = rows
         // [du, dz_e / T_e]: du = f · d(f u) for A, and for v every real token t of sequence e gets
         // dz_e / T_e, with dL/dg_e = w · Σ_t d(f u)_t · u_t and dz_e = dg_e · g_e (1 − g_e).
         for e in 0..<sequenceCount {
@@ -112,15 +144,65 @@ public final class DynamicLoRAAdapter: LinearAdapter {
             }
             for t in start..<(start + count) { for j in 0..<r { du[t * r + j] *= f; duv[t * k + j] = du[t * r + j] } }
         }
-        // [dA; dv] += [du, w]ᵀ x', one product; then dx += mask ⊙ ([du, w] [A; v]).
-        if lora.a.grad != nil || gateWeight?.grad != nil {
-            let grad = gradBuf.get(k * inDim)
-            BLAS.sgemm(transA: true, m: k, n: inDim, k: n, a: duv, lda: k, b: src, ldb: inDim, c: grad, ldc: inDim)
-            if let gA = lora.a.grad { for i in 0..<(r * inDim) { gA[i] += grad[i] } }
-            if let gv = gateWeight?.grad { for i in 0..<inDim { gv[i] += grad[r * inDim + i] } }
+    }
+
+    /// Whether row `t` is a real token (not padding) of the saved layout.
+    private func isReal(_ t: Int) -> Bool { (savedLayout?.keyMask?[t] ?? 1) > 0 }
+
+    /// The per-token causal gate: `g_t = sigmoid(c + S_t / C_t)` with `S_t` the sum of `(x' v)` and `C_t` the
+    /// count over the real tokens up to t of its sequence; writes `uf = w g_t u` and keeps `g_t` in `gBuf`.
+    private func causalGateForward(uv: UnsafePointer<Float>, uf: UnsafeMutablePointer<Float>, n: Int) {
+        let r = lora.r, k = rows
+        let gate = gBuf.get(n)
+        let bias = gateBias!.value[0]
+        for e in 0..<sequenceCount {
+            let (start, count) = sequence(e, n: n)
+            var sum: Float = 0
+            var real: Float = 0
+            for t in start..<(start + count) {
+                if isReal(t) {
+                    sum += uv[t * k + r]
+                    real += 1
+                }
+                let z = bias + sum / max(real, 1)
+                gate[t] = 1 / (1 + exp(-z))
+                let scale = layerWeight * gate[t]
+                for j in 0..<r { uf[t * r + j] = scale * uv[t * k + j] }
+            }
         }
-        if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
-        if let dx { inputDropout.addInputGradient(du: duv, a: av, n: n, r: k, dx: dx) }
+    }
+
+    /// The causal gate's backward: `dz_t = w g_t (1 − g_t) Σ_j d(f u)_tj u_tj`, and a real token t' gets
+    /// `Σ_{t ≥ t'} dz_t / C_t` in the gate's column of `duv` (a reverse running sum); `du` becomes `w g_t d(f u)`.
+    private func causalGateBackward(uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
+                                    n: Int) {
+        let r = lora.r, k = rows
+        let gate = gBuf.get(n)
+        var biasGradient: Float = 0
+        for e in 0..<sequenceCount {
+            let (start, count) = sequence(e, n: n)
+            var realSoFar = [Float](repeating: 0, count: count)
+            var real: Float = 0
+            for t in start..<(start + count) {
+                if isReal(t) { real += 1 }
+                realSoFar[t - start] = max(real, 1)
+            }
+            var carried: Float = 0
+            for t in stride(from: start + count - 1, through: start, by: -1) {
+                var dg: Float = 0
+                for j in 0..<r { dg += du[t * r + j] * uv[t * k + j] }
+                let dz = layerWeight * dg * gate[t] * (1 - gate[t])
+                biasGradient += dz
+                carried += dz / realSoFar[t - start]
+                duv[t * k + r] = isReal(t) ? carried : 0
+                let scale = layerWeight * gate[t]
+                for j in 0..<r {
+                    du[t * r + j] *= scale
+                    duv[t * k + j] = du[t * r + j]
+                }
+            }
+        }
+        if let biasGrad = gateBias!.grad { biasGrad[0] += biasGradient }
     }
 
     /// The dense update `w · s · B A` (the gate is not part of it: a gated adapter does not merge).

@@ -3,37 +3,37 @@ import Models
 import RankwiseCore
 import SafeTensors
 
-/// Hugging Face PEFT's on-disk adapter format for LoRA on `BertForSequenceClassification`
-/// (`adapter_config.json` + `adapter_model.safetensors`), plus `rankwise.json` for label names.
+/// Hugging Face PEFT's on-disk adapter format for LoRA (`adapter_config.json` + `adapter_model.safetensors`),
+/// plus `rankwise.json` for label names; tensor names come from the backbone and the head (`PEFTNames`).
 public enum PEFTFormat {
     public typealias Extra = AdapterMetadata
-
-    static let modelPrefix = "base_model.model."
-    static let encoderPrefix = "base_model.model.bert."
 
     /// Writes the adapter directory. Every file is written atomically.
     /// `magnitudes` (DoRA's `lora_magnitude_vector` per module path) makes it a DoRA adapter (`use_dora`).
     /// `patterns`: PEFT's per-module `rank_pattern` and `alpha_pattern` (module path → r, alpha).
-    public static func save(directory: String, model: SequenceClassifier, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra,
+    public static func save(directory: String, model: TaskModel, adapters: [String: LoRAAdapter], config: LoRAConfig, extra: Extra,
                             magnitudes: [String: Param] = [:], patterns: (rank: [String: Int], alpha: [String: Float])? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
+        let prefix = PEFTNames.backbonePrefix(model.backbone)
         for (path, ad) in adapters {
-            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A.weight", shape: ad.a.shape, floats: ad.a.value.array))
-            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_B.weight", shape: ad.b.shape, floats: ad.b.value.array))
-            if let m = magnitudes[path] { tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_magnitude_vector", shape: m.shape, floats: m.value.array)) }
+            tensors.append(TensorToWrite(name: prefix + path + ".lora_A.weight", shape: ad.a.shape, floats: ad.a.value.array))
+            tensors.append(TensorToWrite(name: prefix + path + ".lora_B.weight", shape: ad.b.shape, floats: ad.b.value.array))
+            if let m = magnitudes[path] {
+                tensors.append(TensorToWrite(name: prefix + path + ".lora_magnitude_vector", shape: m.shape, floats: m.value.array))
+            }
         }
-        tensors.append(TensorToWrite(name: modelPrefix + "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
-        tensors.append(TensorToWrite(name: modelPrefix + "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
+        tensors += PEFTNames.headTensors(model)
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
-        let cfg: [String: Any] = [
-            "peft_type": "LORA", "task_type": "SEQ_CLS", "r": config.r, "lora_alpha": Double(config.alpha),
+        var cfg: [String: Any] = [
+            "peft_type": "LORA", "r": config.r, "lora_alpha": Double(config.alpha),
             "lora_dropout": Double(config.dropout), "target_modules": config.targetModules, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_rslora": config.useRSLoRA,
-            "use_dora": !magnitudes.isEmpty, "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel,
+            "use_dora": !magnitudes.isEmpty,
             "rank_pattern": patterns?.rank ?? [:], "alpha_pattern": (patterns?.alpha ?? [:]).mapValues { Double($0) }, "layers_to_transform": NSNull(),
             "layers_pattern": NSNull(), "revision": NSNull(), "lora_bias": false,
         ]
+        cfg.merge(PEFTNames.configBase(model: model, baseModel: extra.baseModel)) { $1 }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: directory + "/adapter_config.json")
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
@@ -49,7 +49,7 @@ public enum PEFTFormat {
     /// Saves modules of different ranks as PEFT LoRA (SoRA, Dynamic LoRA's rank mode): each module's kept
     /// ranks, `rank_pattern` and `alpha_pattern` keeping its scale; a module with no rank left is left out
     /// of `target_modules`.
-    public static func save(directory: String, model: SequenceClassifier, keptRanks: [String: KeptRanks], config: LoRAConfig, extra: Extra) throws {
+    public static func save(directory: String, model: TaskModel, keptRanks: [String: KeptRanks], config: LoRAConfig, extra: Extra) throws {
         var exported: [String: LoRAAdapter] = [:], rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:]
         for (path, m) in keptRanks where !m.kept.isEmpty {
             let (inD, outD, R, k) = (m.a.shape[1], m.b.shape[0], m.a.shape[0], m.kept.count)
@@ -140,12 +140,10 @@ public enum PEFTFormat {
         let f: SafeTensorsFile
         do { f = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
         func find(_ path: String, _ which: String) throws -> [Float] {
-            var cands: [String] = []
-            for pre in [encoderPrefix, modelPrefix, "bert.", ""] {
-                let stem: String = pre + path + "." + which
-                cands.append(stem + ".weight"); cands.append(stem + ".default.weight")
+            let stem = path + "." + which
+            guard let name = PEFTNames.find([stem + ".weight", stem + ".default.weight"], in: f) else {
+                throw ModelError("\(file): no \(which) for \(path)")
             }
-            guard let name = cands.first(where: f.contains) else { throw ModelError("\(file): no \(which) for \(path)") }
             return try f.floats(name)
         }
         for (path, ad) in adapters {
@@ -156,7 +154,8 @@ public enum PEFTFormat {
             _ = ad.a.value.buffer.update(from: a)
             _ = ad.b.value.buffer.update(from: b)
             if let m = magnitudes[path] {
-                guard let name = [encoderPrefix, modelPrefix, "bert.", ""].flatMap({ [$0 + path + ".lora_magnitude_vector", $0 + path + ".lora_magnitude_vector.weight"] }).first(where: f.contains) else {
+                let stem = path + ".lora_magnitude_vector"
+                guard let name = PEFTNames.find([stem, stem + ".weight"], in: f) else {
                     throw ModelError("\(file): no lora_magnitude_vector for \(path)")
                 }
                 let v = try f.floats(name)
@@ -166,34 +165,19 @@ public enum PEFTFormat {
                 _ = m.value.buffer.update(from: v)
             }
         }
-        let used = Set(adapters.keys)
         for name in f.names where name.contains("lora_") {
-            let path = name.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: modelPrefix, with: "")
-                .components(separatedBy: ".lora_").first ?? ""
-            if !used.contains(path) { throw ModelError("\(file): tensor \(name) targets \(path), which the model does not adapt") }
+            let target = name.components(separatedBy: ".lora_").first ?? ""
+            if PEFTNames.modulePath(of: target, among: adapters.keys) == nil {
+                let shown = target.hasPrefix(PEFTNames.modelPrefix) ? String(target.dropFirst(PEFTNames.modelPrefix.count)) : target
+                throw ModelError("\(file): tensor \(name) targets \(shown), which the model does not adapt")
+            }
         }
-        if f.contains(modelPrefix + "classifier.weight") { return PrefixedWeights(file: f, prefix: modelPrefix) }
-        if f.contains(modelPrefix + "classifier.modules_to_save.default.weight") { return PrefixedWeights(file: f, prefix: modelPrefix, infix: "modules_to_save.default.") }
-        return nil
+        return PEFTNames.headWeights(in: f)
     }
 
-    /// Classifier weights inside an adapter file.
-    struct PrefixedWeights: WeightSource {
-        let file: SafeTensorsFile
-        let prefix: String
-        var infix = ""
-        func key(_ name: String) -> String { prefix + name.replacingOccurrences(of: "classifier.", with: "classifier." + infix) }
-        func has(_ name: String) -> Bool { file.contains(key(name)) }
-        func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-            guard let i = file.info(key(name)) else { throw ModelError("\(file.path): missing \(key(name))") }
-            guard i.shape == shape else { throw ModelError("\(file.path): \(key(name)) has shape \(i.shape), expected \(shape)") }
-            return Tensor(shape: shape, values: try file.floats(key(name)))
-        }
-    }
-
-    /// Writes a full `BertForSequenceClassification` directory with LoRA merged into the weights
+    /// Writes a full Hugging Face model directory (`BertForSequenceClassification` for BERT) with LoRA merged into the weights
     /// (`W + scaling·B·A`), the config with labels, and the tokenizer files copied from `baseDirectory`.
-    public static func merge(model: SequenceClassifier, labelNames: [String], baseDirectory: String, to out: String) throws {
+    public static func merge(model: TaskModel, labelNames: [String], baseDirectory: String, to out: String) throws {
         var adapters: [String: LinearAdapter] = [:]
         for lin in model.backbone.adaptableLinears { if let a = lin.adapter { adapters[lin.path] = a } }
         if let gated = adapters.first(where: { ($0.value as? DynamicLoRAAdapter)?.gateWeight != nil }) {
@@ -208,8 +192,8 @@ public enum PEFTFormat {
         }
         func write() throws {
             var tensors: [TensorToWrite] = []
-            let adapterParams = Set(adapters.values.flatMap { $0.params.map { ObjectIdentifier($0) } })
-            for p in model.backbone.params.all where !adapterParams.contains(ObjectIdentifier(p)) && !p.name.hasPrefix("classifier.") {
+            let skipped = Set((adapters.values.flatMap(\.params) + model.head.params).map { ObjectIdentifier($0) })
+            for p in model.backbone.params.all where !skipped.contains(ObjectIdentifier(p)) {
                 var v = p.value.array
                 let path = p.name.hasSuffix(".weight") ? String(p.name.dropLast(7)) : ""
                 if let ad = adapters[path] {
@@ -217,17 +201,16 @@ public enum PEFTFormat {
                     for i in 0..<v.count { v[i] += d[i] }
                 }
                 guard v.allSatisfy(\.isFinite) else { throw ModelError("merge: \(p.name) would hold non-finite values; the adapter is broken") }
-                tensors.append(TensorToWrite(name: "bert." + p.name, shape: p.shape, floats: v))
+                tensors.append(TensorToWrite(name: model.backbone.huggingFace.prefix + p.name, shape: p.shape, floats: v))
         }
-        tensors.append(TensorToWrite(name: "classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
-        tensors.append(TensorToWrite(name: "classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
+        tensors += model.head.params.map { TensorToWrite(name: $0.name, shape: $0.shape, floats: $0.value.array) }
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: out + "/model.safetensors")
         var cfg = (fm.contents(atPath: baseDirectory + "/config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) ?? model.backbone.configJSON
-        cfg["architectures"] = ["BertForSequenceClassification"]
-        let names = model.problem == .regression ? ["LABEL_0"] : labelNames
+        cfg["architectures"] = [model.backbone.huggingFace.classStem + model.head.names.classSuffix]
+        let names = labelNames.count == model.head.outputs ? labelNames : (0..<model.head.outputs).map { "LABEL_\($0)" }
         cfg["id2label"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) })
         cfg["label2id"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-        cfg["problem_type"] = model.problem.rawValue
+        cfg["problem_type"] = model.head.names.problemType
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: out + "/config.json")
         for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] where fm.fileExists(atPath: baseDirectory + "/" + f) {
             try? fm.removeItem(atPath: out + "/" + f)

@@ -228,7 +228,7 @@ public final class Comparison {
         for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
             let o = try options(for: c)
             do {
-                let backbone = try BertModel.load(directory: try ModelStore.resolve(o.data.model, quiet: true), withPooler: true)
+                let backbone = try BackboneFamilies.load(directory: try ModelStore.resolve(o.data.model, quiet: true), pooled: true)
                 _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, backbone: backbone, seed: c.seed)
             } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }
         }
@@ -259,12 +259,19 @@ public final class Comparison {
     /// A cell is done when its results.json reads back.
     func isDone(_ c: CompareCell) -> Bool { CompareTable.Cell(cell: c, directory: directory(c)) != nil }
 
+    /// Whether any cell of any grid in the output has started (its run.json exists).
+    func anyCellStarted() -> Bool {
+        let paths = (try? FileManager.default.subpathsOfDirectory(atPath: grid.output)) ?? []
+        return paths.contains { $0.hasSuffix("/run.json") }
+    }
+
     /// The options every cell shares are kept in OUTPUT/options.json: a later command into the same output
-    /// may add methods, budgets, seeds or tasks, but not change them, or its table would mix settings.
+    /// may add methods, budgets, seeds or tasks, but not change them, or its table would mix settings. Until a
+    /// cell has started (a first command that stopped on a bad option), the options may change.
     func checkSameOptions() throws {
         let path = grid.output + "/options.json"
         let now = Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        if let d = FileManager.default.contents(atPath: path) {
+        if let d = FileManager.default.contents(atPath: path), anyCellStarted() {
             guard let before = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else { throw TrainError("\(path): not a JSON object of options; remove it to start this grid over") }
             if before != now {
                 let keys = Set(before.keys).union(now.keys).sorted().filter { before[$0] != now[$0] }
@@ -317,6 +324,11 @@ public struct CompareTable {
         public var modules: ModuleMap {
             ModuleMap(stored: results["modules"], paths: (results["ranks"] as? [String: Int] ?? [:]).keys)
         }
+        /// The head's primary metric: results.json's `primary_metric` (runs before it existed: pearson for
+        /// regression, else macro-F1).
+        public var primaryMetric: String {
+            results["primary_metric"] as? String ?? (regression ? "pearson" : "macro_f1")
+        }
         /// What the run's collapse check found on dev (else test), or nil for a run that did not collapse.
         public var collapse: String? {
             guard let c = results["collapse"] as? [String: Any] else { return nil }
@@ -340,9 +352,11 @@ public struct CompareTable {
         /// The learning rate as the tables print it ("own": the method's tuned rate).
         public var rateText: String { lr ?? "own" }
         public var regression: Bool { runs.first?.regression ?? false }
+        /// The head's primary metric (`macro_f1`, `pearson`), as the runs recorded it.
+        public var primaryMetric: String { runs.first?.primaryMetric ?? "macro_f1" }
         public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
         /// The dev metric a learning rate is chosen by.
-        public var devKey: String { regression ? "dev_pearson" : "dev_macro_f1" }
+        public var devKey: String { "dev_" + primaryMetric }
         /// The runs whose model collapsed (one class, majority level, constant).
         public var collapsed: [Cell] { runs.filter { $0.collapse != nil } }
         /// "-", or how many runs collapsed and their seeds.

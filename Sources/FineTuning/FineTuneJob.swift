@@ -51,21 +51,22 @@ public final class FineTuneJob {
     public func run() throws -> FineTuneResult {
         var o = options
         let entry = try MethodRegistry.entry(o.method)
+        try entry.check(options: o.methodOptions)  // a bad method option stops the run before the data is read
         let data = try FineTuneData.load(options: o, print: print)
         o.data = data.dataOptions  // suite names resolved to their files
         let d = o.data
         self.data = data
         let (modelDir, trainSet, trainTok, devTok, testTok) = (data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens)
         let maxLength = o.training.maxLength
-        let backbone = try BertModel.load(directory: modelDir, withPooler: true)
+        let backbone = try BackboneFamilies.load(directory: modelDir, pooled: true)
         let (method, methodJSON) = try entry.make(options: o.methodOptions, backbone: backbone, seed: o.training.seed)
-        let model = try SequenceClassifier(backbone: backbone, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
+        let model = try TaskModel(backbone: backbone, numLabels: trainSet.numLabels, problem: d.regression ? .regression : .singleLabel, seed: o.training.seed &+ 1)
         let trainer = try Trainer(model: model, method: method, config: o.training, train: trainTok, dev: devTok, labelNames: trainSet.labelNames, outputDir: d.output)
         self.trainer = trainer
         var hashes: [String: String] = [:]
         for case let p? in [d.train, d.dev, d.test] { hashes[p] = try Self.contentHash(try ModelStore.resolveData(p)) }
         trainer.fingerprint = o.fingerprint(methodConfigJSON: methodJSON, dataHashes: hashes)
-        trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.problem.rawValue, maxLength: maxLength,
+        trainer.adapterMetadata = AdapterMetadata(labelNames: trainSet.labelNames, problem: model.head.names.problemType, maxLength: maxLength,
                                                   baseModel: (modelDir as NSString).standardizingPath, method: method.name)
         print(String(format: "model: %@ (%.1fM parameters), %@ on %d modules (%@), %d steps: %d trainable parameters (%.2f%%)",
                      modelDir, Double(model.params.totalCount) / 1e6, method.name, method.adapters.count, method.summary, trainer.totalSteps,
@@ -112,7 +113,8 @@ public final class FineTuneJob {
         let trainingSeconds = elapsed - trainer.sessionEvalSeconds
         var record: [String: Any] = ["steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
                                      "trainable_parameters": model.params.trainableCount, "method": method.name, "ranks": method.ranks,
-                                     "peak_rss_mib": peakRSSMiB(), "modules": ModuleMap(backbone: backbone).json]
+                                     "peak_rss_mib": peakRSSMiB(), "modules": ModuleMap(backbone: backbone).json,
+                                     "primary_metric": model.head.primaryMetric]
         if trainer.sessionTokens > 0 && trainingSeconds > 0 { record["tokens_per_s"] = Double(trainer.sessionTokens) / trainingSeconds }
         if resume { record["resumed_from_step"] = resumedFrom }
         if let c = result.test?.classification { record["test_confusion"] = c.confusion; record["label_names"] = trainSet.labelNames }
@@ -280,9 +282,11 @@ public func rankTable(_ ranks: [String: Int], maxRank: Int, modules: ModuleMap) 
 /// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json), whichever
 /// registered method saved it.
 public struct AdapterLoader {
-    public let model: SequenceClassifier
+    public let model: TaskModel
     public let method: TuningMethod
     public let labelNames: [String]
+    /// True when the adapter's head predicts one value (rankwise.json's problem `regression`).
+    public let regression: Bool
     public let tokenizer: Tokenizer
     public let modelDirectory: String
     public let maxLength: Int
@@ -307,20 +311,21 @@ public struct AdapterLoader {
             throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
         }
         modelDirectory = dir
-        let backbone = try BertModel.load(directory: dir, withPooler: true)
+        let backbone = try BackboneFamilies.load(directory: dir, pooled: true)
         let (m, loaded) = try MethodRegistry.entry(forAdapter: directory).load(directory: directory, backbone: backbone)
         method = m
         guard let head = loaded else { throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)") }
         var n = numLabels ?? extra?.labelNames.count ?? 0
-        if extra?.problem == "regression" { n = 1 }
+        regression = extra?.problem == TaskModel.Problem.regression.rawValue
+        if regression { n = 1 }
         if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
-        model = try SequenceClassifier(backbone: backbone, numLabels: n, problem: extra?.problem == "regression" ? .regression : .singleLabel, head: head)
+        model = try TaskModel(backbone: backbone, numLabels: n, problem: regression ? .regression : .singleLabel, head: head)
         labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
         tokenizer = try Tokenizer(path: dir)
         guard (extra?.maxLength ?? 128) >= 2 else { throw ModelError("\(directory)/rankwise.json: maxLength \(extra!.maxLength) must be at least 2") }
         maxLength = min(extra?.maxLength ?? 128, backbone.maxPositions)
         // NaN or huge adapter weights would give normal-looking metrics with every prediction the same.
-        let adapterParams = m.adapters.flatMap { $0.1.params } + [model.classifier.weight, model.classifier.bias!]
+        let adapterParams = m.adapters.flatMap { $0.1.params } + model.head.params
         if let bad = adapterParams.first(where: { p in !(0..<p.count).allSatisfy { p.value[$0].isFinite && abs(p.value[$0]) < 1e6 } }) {
             throw ModelError("\(directory)/adapter_model.safetensors: \(bad.name) holds non-finite or huge (> 1e6) values; the adapter is broken")
         }

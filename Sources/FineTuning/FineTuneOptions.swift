@@ -141,7 +141,13 @@ public struct FineTuneOptions: Sendable {
             case .scalar(let s) where s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string):
                 throw SettingsError("\(line(n)): \(key) has no value (leave the key out for its default)")
             case .scalar(let s): return s.style == .plain ? Bool.construct(from: s).map { $0 ? "true" : "false" } ?? s.string : s.string
-            case .sequence(let q): return try q.map { try value($0, of: key) }.joined(separator: ",")
+            case .sequence(let q):
+                return try q.map { item in
+                    guard case .scalar = item else {
+                        throw SettingsError("\(line(item)): \(key) holds a list or mapping inside its list; an option takes a value or a flat list")
+                    }
+                    return try value(item, of: key)
+                }.joined(separator: ",")
             default: throw SettingsError("\(line(n)): the value of \(key) is a mapping; an option takes a value or a list")
             }
         }
@@ -152,9 +158,35 @@ public struct FineTuneOptions: Sendable {
             let norm = SettingsTable.normalise(name.string)
             if let first = seen[norm] { throw SettingsError("\(line(k)): \(name.string) is already set (as \(first))") }
             seen[norm] = name.string
-            out.append((name.string, try value(v, of: name.string)))
+            let text = try value(v, of: name.string)
+            // A value of the wrong type is an error here, where its line is known (unknown names are `from`'s to report).
+            if let info = optionInfo(norm, method: methodName(map)), info.parse(text) == nil {
+                throw SettingsError("\(line(v)): --\(info.key): expected \(info.typeName), got \"\(text)\"")
+            }
+            out.append((name.string, text))
         }
         return out.sorted { $0.key < $1.key }
+    }
+
+    /// The option `key` (normalised) names: a data or training option, else one of `method` (or of the first
+    /// registered method that has it); nil for an unknown name.
+    static func optionInfo(_ key: String, method: String?) -> SettingInfo? {
+        func find(_ table: [SettingInfo]) -> SettingInfo? { table.first { $0.key == key || $0.aliases.contains(key) } }
+        if let info = find(SettingsTable.options(of: DataOptions.self)) ?? find(SettingsTable.options(of: TrainConfig.self)) {
+            return info
+        }
+        let owner = method.flatMap { try? MethodRegistry.entry($0) }.flatMap { $0.hasOption(key) ? $0 : nil }
+            ?? MethodRegistry.all.first { $0.hasOption(key) }
+        return owner.flatMap { find($0.options) }
+    }
+
+    /// The `method` a YAML mapping names, if any.
+    static func methodName(_ map: Node.Mapping) -> String? {
+        for (key, value) in map {
+            guard case .scalar(let name) = key, SettingsTable.normalise(name.string) == "method", case .scalar(let v) = value else { continue }
+            return v.string
+        }
+        return nil
     }
 
     /// Key/value pairs of a YAML or JSON mapping file, as `from` takes them.

@@ -56,7 +56,7 @@ public final class QualityAudit {
 
     public func run() throws -> Result {
         try quality.validate()
-        let model: SequenceClassifier
+        let model: TaskModel
         let data: FineTuneData
         if let adapter {
             let l = try AdapterLoader(directory: adapter, modelDirectory: try ModelStore.resolve(options.data.model))
@@ -65,7 +65,7 @@ public final class QualityAudit {
                 throw TrainError("\(adapter) was trained with labels \(l.labelNames), the data has \(data.train.labelNames)")
             }
             model = l.model
-            model.params.setTrainable(l.method.isTrainable)  // gradients of the adapter and the head
+            model.setTrainable(adapted: l.method.isTrainable)  // gradients of the adapter and the head
         } else {
             print("== fine-tuning first (\(options.method), \(options.training.epochs) epoch(s)): scores are taken from the model at the end")
             let job = FineTuneJob(options: options)

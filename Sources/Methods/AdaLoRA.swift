@@ -37,6 +37,21 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
     public static let aliases = ["target-r": "r"]
 
     public var targetR: Int { lora.r }
+
+    /// Errors for options no run could use, before anything is built; the schedule is checked against the
+    /// run's own steps when they are known (`prepare`).
+    public func validate() throws {
+        try lora.validate(method: "AdaLoRA")
+        try phases.validate(method: "AdaLoRA")
+        try RunPhases.validate([("delta-t-fraction", deltaTFraction)], method: "AdaLoRA")
+        guard orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
+        _ = try start.kind(method: "AdaLoRA")
+        func bad(_ m: String) -> ModelError { ModelError("AdaLoRA: " + m) }
+        guard initR > 0 else { throw bad("init_r must be positive (got \(initR))") }
+        guard targetR >= 0 && targetR <= initR else { throw bad("target_r (\(targetR)) must be between 0 and init_r (\(initR))") }
+        guard (deltaT ?? 1) > 0 else { throw bad("delta-t must be positive (got \(deltaT ?? 0))") }
+        guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
+    }
 }
 
 /// AdaLoRA's schedule resolved for a run of `totalStep` optimizer steps.
@@ -191,10 +206,7 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     public private(set) var allocator: AdaLoRAAllocator?
 
     public init(config: AdaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
-        try config.lora.validate(method: "AdaLoRA")
-        guard config.orthRegWeight >= 0 else { throw ModelError("AdaLoRA: orth_reg_weight must not be negative") }
-        try config.phases.validate(method: "AdaLoRA")
-        try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "AdaLoRA")
+        try config.validate()
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
                                             start: config.start)
@@ -218,7 +230,7 @@ public final class AdaLoRAMethod: SVDTuningMethod {
 
     public var checkpointStates: [String: CheckpointState] { allocator.map { ["adalora": $0] } ?? [:] }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         let s = allocator?.config
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters,
                                pattern: allocator?.patternForSaving ?? svdPattern, targeting: config.lora, initR: config.initR,

@@ -7,8 +7,6 @@ import Training
 
 /// PEFT's on-disk AdaLoRA format: tensors sliced to the kept ranks, `rank_pattern` in the config.
 public enum AdaLoRAFormat {
-    static let encoderPrefix = "base_model.model.bert."
-
     /// Writes any SVD-form adapters (AdaLoRA, SalientLoRA, ElaLoRA) in PEFT's AdaLoRA format, as PEFT's
     /// `save_pretrained` does: `adapter_config.json` (peft_type ADALORA, `rank_pattern`) and
     /// `adapter_model.safetensors` with A/E/B sliced to each module's kept ranks (modules pruned to
@@ -16,11 +14,12 @@ public enum AdaLoRAFormat {
     /// `init_r` rows with the pattern); PEFT scales by `alpha / (init_r + 1e-5)`, so adapters whose own
     /// `ranknum` differs have E rescaled to give the same output. `schedule` adds the method's
     /// schedule fields (tinit, tfinal, …) to the config for the record.
-    public static func save(directory: String, model: SequenceClassifier, adapters: [(String, SVDAdapter)], pattern: [String: [Bool]],
+    public static func save(directory: String, model: TaskModel, adapters: [(String, SVDAdapter)], pattern: [String: [Bool]],
                             targeting t: LoRATargeting, initR: Int, schedule: [String: Any], extra: AdapterMetadata) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [TensorToWrite] = []
         var rp: [String: [Bool]] = [:]
+        let prefix = PEFTNames.backbonePrefix(model.backbone)
         for (path, ad) in adapters {
             let keep = pattern[path] ?? [Bool](repeating: true, count: ad.rMax)
             precondition(keep.count == initR && ad.rMax == initR, "AdaLoRA format: \(path) has \(ad.rMax) ranks, init_r is \(initR)")
@@ -32,21 +31,22 @@ public enum AdaLoRAFormat {
                 e.append(Float(initR) == ad.ranknum ? ad.e.value[j] : ad.e.value[j] * ((Float(initR) + 1e-5) / (ad.ranknum + 1e-5)))
             }
             for o in 0..<ad.outDim { for (c, j) in idx.enumerated() { b[o * r + c] = ad.b.value[o * ad.rMax + j] } }
-            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_A", shape: [r, ad.inDim], floats: a))
-            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_E", shape: [r, 1], floats: e))
-            tensors.append(TensorToWrite(name: encoderPrefix + path + ".lora_B", shape: [ad.outDim, r], floats: b))
-            rp["bert." + path + ".lora_E"] = keep  // PEFT keys rank_pattern by the wrapped model's names
+            tensors.append(TensorToWrite(name: prefix + path + ".lora_A", shape: [r, ad.inDim], floats: a))
+            tensors.append(TensorToWrite(name: prefix + path + ".lora_E", shape: [r, 1], floats: e))
+            tensors.append(TensorToWrite(name: prefix + path + ".lora_B", shape: [ad.outDim, r], floats: b))
+            // PEFT keys rank_pattern by the wrapped model's names
+            rp[model.backbone.huggingFace.prefix + path + ".lora_E"] = keep
         }
-        tensors.append(TensorToWrite(name: "base_model.model.classifier.weight", shape: model.classifier.weight.shape, floats: model.classifier.weight.value.array))
-        tensors.append(TensorToWrite(name: "base_model.model.classifier.bias", shape: model.classifier.bias!.shape, floats: model.classifier.bias!.value.array))
+        tensors += PEFTNames.headTensors(model)
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
         var cfg: [String: Any] = [
-            "peft_type": "ADALORA", "task_type": "SEQ_CLS", "r": 8, "init_r": initR, "target_r": t.r, "lora_alpha": Double(t.alpha),
+            "peft_type": "ADALORA", "r": 8, "init_r": initR, "target_r": t.r, "lora_alpha": Double(t.alpha),
             "lora_dropout": Double(t.loraDropout), "target_modules": t.targetModules, "total_step": 1, "tinit": 0, "tfinal": 0,
             "rank_pattern": rp, "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true,
-            "modules_to_save": ["classifier", "score"], "base_model_name_or_path": extra.baseModel, "use_dora": false, "use_rslora": false,
+            "use_dora": false, "use_rslora": false,
             "alpha_pattern": [String: Any](), "layers_to_transform": NSNull(), "layers_pattern": NSNull(), "revision": NSNull(),
         ]
+        cfg.merge(PEFTNames.configBase(model: model, baseModel: extra.baseModel)) { $1 }
         cfg.merge(schedule) { $1 }
         try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: directory + "/adapter_config.json")
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -54,7 +54,8 @@ public enum AdaLoRAFormat {
     }
 
     /// Reads an AdaLoRA adapter directory's config: targeting, init_r and the rank pattern (nil when
-    /// the directory is not AdaLoRA).
+    /// the directory is not AdaLoRA). The pattern's keys are the saved module names without `base_model.model.`,
+    /// `.lora_E` and `.default` (`bert.encoder.layer.0…`); `loadWeights` matches them to the adapted modules.
     public static func readConfig(directory: String) throws -> (targeting: LoRATargeting, initR: Int, pattern: [String: [Bool]])? {
         let file = directory + "/adapter_config.json"
         guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
@@ -71,8 +72,8 @@ public enum AdaLoRAFormat {
         if let rp = o["rank_pattern"] as? [String: Any] {
             for (k, v) in rp {
                 guard let flags = v as? [Any] else { throw ModelError("\(file): rank_pattern[\(k)] is not a list") }
-                var path = k.replacingOccurrences(of: encoderPrefix, with: "").replacingOccurrences(of: ".lora_E", with: "").replacingOccurrences(of: ".default", with: "")
-                if path.hasPrefix("bert.") { path.removeFirst(5) }
+                var path = k.replacingOccurrences(of: ".lora_E", with: "").replacingOccurrences(of: ".default", with: "")
+                if path.hasPrefix(PEFTNames.modelPrefix) { path.removeFirst(PEFTNames.modelPrefix.count) }
                 pattern[path] = try flags.map { x in
                     if let b = x as? Bool { return b }
                     if let n = x as? NSNumber, n.doubleValue == 0 || n.doubleValue == 1 { return n.doubleValue == 1 }
@@ -97,19 +98,24 @@ public enum AdaLoRAFormat {
     /// the others stay inactive with E = 0. Returns the classifier as a weight source.
     public static func loadWeights(directory: String, adapters: [String: SVDAdapter], pattern: [String: [Bool]]) throws -> WeightSource? {
         let file = directory + "/adapter_model.safetensors"
-        if let unknown = pattern.keys.sorted().first(where: { adapters[$0] == nil }) {
-            throw ModelError("\(directory)/adapter_config.json: rank_pattern names \(unknown), which target_modules does not adapt")
+        var patternByPath: [String: [Bool]] = [:]
+        for (saved, flags) in pattern.sorted(by: { $0.key < $1.key }) {
+            guard let path = PEFTNames.modulePath(of: saved, among: adapters.keys) else {
+                throw ModelError("\(directory)/adapter_config.json: rank_pattern names \(saved), which target_modules does not adapt")
+            }
+            patternByPath[path] = flags
         }
         let f: SafeTensorsFile
         do { f = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
         for (path, ad) in adapters {
-            let keep = pattern[path] ?? [Bool](repeating: true, count: ad.rMax)
+            let keep = patternByPath[path] ?? [Bool](repeating: true, count: ad.rMax)
             guard keep.count == ad.rMax else { throw ModelError("\(file): rank_pattern for \(path) has \(keep.count) entries, init_r is \(ad.rMax)") }
             let idx = keep.indices.filter { keep[$0] }
             let r = idx.count
             func get(_ k: String, _ shape: [Int]) throws -> [Float] {
-                let name = [encoderPrefix + path + "." + k, encoderPrefix + path + "." + k + ".default"].first(where: f.contains)
-                guard let name else { throw ModelError("\(file): missing \(encoderPrefix + path).\(k)") }
+                guard let name = PEFTNames.find([path + "." + k, path + "." + k + ".default"], in: f) else {
+                    throw ModelError("\(file): missing \(path).\(k)")
+                }
                 guard f.info(name)!.shape == shape else { throw ModelError("\(file): \(name) has shape \(f.info(name)!.shape), expected \(shape) from rank_pattern") }
                 return try f.floats(name)
             }
@@ -122,18 +128,7 @@ public enum AdaLoRAFormat {
             }
             ad.active = keep
         }
-        if f.contains("base_model.model.classifier.weight") { return ClassifierWeights(file: f) }
-        return nil
-    }
-
-    struct ClassifierWeights: WeightSource {
-        let file: SafeTensorsFile
-        func has(_ name: String) -> Bool { file.contains("base_model.model." + name) }
-        func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-            let k = "base_model.model." + name
-            guard let i = file.info(k), i.shape == shape else { throw ModelError("\(file.path): \(k) missing or not of shape \(shape)") }
-            return Tensor(shape: shape, values: try file.floats(k))
-        }
+        return PEFTNames.headWeights(in: f)
     }
 }
 
@@ -169,7 +164,7 @@ public final class LoadedSVDMethod: SVDTuningMethod {
         self.name = name; svdAdapters = adapters.sorted { $0.key < $1.key }; self.targeting = targeting; self.maxRank = maxRank
     }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: targeting,
                                initR: maxRank, schedule: [:], extra: metadata)
     }

@@ -10,6 +10,7 @@ public struct DoRAConfig: Settings, Sendable, Equatable {
     public var rslora = false
     public init() {}
     public static let help = ["rslora": "rsLoRA scaling alpha/sqrt(r) instead of alpha/r"]
+    public func validate() throws { try loraConfig.validate() }
     var loraConfig: LoRAConfig {
         LoRAConfig(r: lora.r, alpha: lora.alpha, dropout: lora.loraDropout, targetModules: lora.targetModules, useRSLoRA: rslora)
     }
@@ -59,7 +60,7 @@ public final class DoRAMethod: TuningMethod {
 
     public var adapters: [(String, LinearAdapter)] { doraAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         try PEFTFormat.save(directory: directory, model: model, adapters: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.lora) }),
                             config: config.loraConfig, extra: metadata,
                             magnitudes: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.magnitude) }))

@@ -5,6 +5,14 @@ import RankwiseCore
 import SafeTensors
 import Training
 
+/// What Dynamic LoRA does with the layer weights.
+public enum DynamicLoRAMode: String, SettingChoice, Sendable {
+    /// Multiply each layer's adapter output by its weight.
+    case scale
+    /// Move ranks between layers in proportion to the weights (ElaLoRA's prune and grow).
+    case ranks
+}
+
 /// Dynamic LoRA's options. No code or equations of the paper (Liao et al. 2025, arXiv 2501.14859) are
 /// public; what follows is our reading of its abstract, every choice an option.
 public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
@@ -24,7 +32,7 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     /// `scale`: each layer's adapters' output is multiplied by the layer's weight. `ranks`: the weights
     /// set each layer's share of the rank budget and ranks move there, ElaLoRA's way (lowest-scoring rank
     /// pruned in a layer above its share, a new rank grown in one below it).
-    public var mode = "scale"
+    public var mode = DynamicLoRAMode.scale
     /// `ranks` mode: ranks preallocated per module, the most a module can grow to.
     public var maxRank = 16
     /// `ranks` mode: ranks moved (pruned in one layer, grown in another) at most per update.
@@ -57,18 +65,21 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
         guard (updateEvery ?? 1) >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
         try RunPhases.validate([("update-every-fraction", updateEveryFraction)], method: "Dynamic LoRA")
         try phases.validate(method: "Dynamic LoRA")
-        guard mode == "scale" || mode == "ranks" else { throw SettingsError("Dynamic LoRA: --mode must be scale or ranks (got \(mode))") }
-        if mode == "ranks" {
+        // The rank options are checked in either mode: a value that could never work is an error even where it is unused.
+        guard maxRank >= 1 else { throw SettingsError("Dynamic LoRA: --max-rank must be at least 1 (got \(maxRank))") }
+        guard movesPerRound >= 1 else {
+            throw SettingsError("Dynamic LoRA: --moves-per-round must be at least 1 (got \(movesPerRound)): with 0 no rank ever moves")
+        }
+        if mode == .ranks {
             guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
             guard lora.r >= 2, maxRank > lora.r else {
                 throw SettingsError("Dynamic LoRA: --mode ranks needs r >= 2 and --max-rank above r (got r \(lora.r), max-rank \(maxRank)): every module keeps at least one rank, so at r = 1 or max-rank = r no rank can move")
             }
-            guard movesPerRound >= 0 else { throw SettingsError("Dynamic LoRA: --moves-per-round must not be negative") }
         }
     }
 
     /// Ranks each adapter holds room for.
-    var allocatedRank: Int { mode == "ranks" ? maxRank : lora.r }
+    var allocatedRank: Int { mode == .ranks ? maxRank : lora.r }
 }
 
 /// Each layer's smoothed importance, the weights in use and, in `ranks` mode, which ranks are active and
@@ -134,7 +145,8 @@ public final class DynamicLoRAMethod: TuningMethod {
             let a = Tensor(zeros: [R, lin.inDim])
             _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)  // ranks r..<R start off (zero)
             let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, R]),
-                                        gate: config.gate, gateBiasInit: config.gateBias, layout: { [unowned backbone] in backbone.layout })
+                                        gate: config.gate, gateBiasInit: config.gateBias, causal: backbone.isCausal,
+                                        layout: { [unowned backbone] in backbone.layout })
             lin.adapter = ad
             for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
@@ -149,7 +161,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         state.onRestore = { [unowned self] in self.apply() }
     }
 
-    var rankMode: Bool { config.mode == "ranks" }
+    var rankMode: Bool { config.mode == .ranks }
     public var adapters: [(String, LinearAdapter)] { dynamicAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
     public var checkpointStates: [String: CheckpointState] { ["dynamic": state] }
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: zip(dynamicAdapters, state.active).map { ($0.0.0, $0.1.filter { $0 }.count) }) }
@@ -303,7 +315,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         state.sensitivity.resetRank(a: ad.a, b: ad.b, j)
     }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         var modules: [String: PEFTFormat.KeptRanks] = [:], gates: [TensorToWrite] = []
         for ((path, ad), act) in zip(dynamicAdapters, state.active) {
             let b = Tensor(zeros: ad.lora.b.shape)
@@ -330,7 +342,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         var c = DynamicLoRAConfig()
         c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules
         let most = loaded.values.map(\.r).max() ?? lc.r
-        if loaded.values.contains(where: { $0.r != lc.r }) { c.mode = "ranks"; c.maxRank = max(most, lc.r) }
+        if loaded.values.contains(where: { $0.r != lc.r }) { c.mode = .ranks; c.maxRank = max(most, lc.r) }
         c.gate = FileManager.default.fileExists(atPath: gatesPath)
         let m = try DynamicLoRAMethod(config: c, backbone: backbone, seed: 0)
         for (i, (path, ad)) in m.dynamicAdapters.enumerated() {

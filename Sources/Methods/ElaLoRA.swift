@@ -59,6 +59,24 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
         "orthRegWeight": "weight of the orthogonal regulariser (active ranks)",
     ]
     public static let aliases = ["k": "offersPerModule", "b": "ranksPerRound"]
+
+    /// Errors for options that cannot work, before anything is built (the schedule is checked against the
+    /// run's steps when it is known).
+    public func validate(method: String = "ElaLoRA") throws {
+        try lora.validate(method: method)
+        guard maxRank >= lora.r else { throw ModelError("\(method): max-rank (\(maxRank)) must be at least r (\(lora.r))") }
+        guard orthRegWeight >= 0 else { throw ModelError("\(method): orth_reg_weight must not be negative") }
+        try phases.validate(method: method)
+        try RunPhases.validate([("delta-t-fraction", deltaTFraction)], method: method)
+        guard (deltaT ?? 1) > 0 else { throw ModelError("\(method): delta-t must be positive") }
+        guard offersPerModule > 0, ranksPerRound >= 0 else {
+            throw ModelError("\(method): need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0")
+        }
+        guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else { throw ModelError("\(method): beta1 and beta2 must be in (0, 1)") }
+        _ = try start.kind(method: method)
+    }
+
+    public func validate() throws { try validate(method: "ElaLoRA") }
 }
 
 /// ElaLoRA's prune-and-grow rounds over SVD adapters. `step(_:)` is called after each optimizer step.
@@ -210,9 +228,7 @@ public final class ElaLoRAMethod: SVDTuningMethod {
     let seed: UInt64
 
     public init(config: ElaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
-        try config.lora.validate(method: "ElaLoRA")
-        guard config.maxRank >= config.lora.r else { throw ModelError("ElaLoRA: max-rank (\(config.maxRank)) must be at least r (\(config.lora.r))") }
-        guard config.orthRegWeight >= 0 else { throw ModelError("ElaLoRA: orth_reg_weight must not be negative") }
+        try config.validate()
         self.config = config; self.seed = seed
         svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
                                             seed: seed, method: "ElaLoRA", start: config.start).sorted { $0.key < $1.key }
@@ -236,7 +252,7 @@ public final class ElaLoRAMethod: SVDTuningMethod {
 
     public var checkpointStates: [String: CheckpointState] { allocator.map { ["elalora": $0] } ?? [:] }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
                                initR: config.maxRank, schedule: ["tinit": allocator?.tinit ?? 0, "tfinal": allocator?.tfinal ?? 0,
                                                                 "deltaT": allocator?.deltaT ?? 1, "total_step": allocator?.totalStep ?? 1,

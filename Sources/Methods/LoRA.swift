@@ -24,7 +24,7 @@ public final class LoRAMethod: TuningMethod {
 
     public var adapters: [(String, LinearAdapter)] { loraAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         try PEFTFormat.save(directory: directory, model: model, adapters: Dictionary(uniqueKeysWithValues: loraAdapters), config: config, extra: metadata)
     }
 

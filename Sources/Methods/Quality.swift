@@ -95,7 +95,7 @@ public struct QualityScores: Sendable {
 /// model's gradient buffer and restores it, so it may run between a step's update and its zeroing.
 public enum QualityScorer {
     /// Scores `indices` of `data`. `learningRate` is η of the loss reduction; `batchSize` bounds each pass.
-    public static func score(model: SequenceClassifier, data: TokenizedSet, indices: [Int], config: QualityConfig,
+    public static func score(model: TaskModel, data: TokenizedSet, indices: [Int], config: QualityConfig,
                              learningRate: Float, batchSize: Int = 32) throws -> QualityScores {
         let P = indices.count
         var s = QualityScores()
@@ -111,11 +111,10 @@ public enum QualityScorer {
             if let g = savedGrads, let buf = model.params.gradBuffer { for i in 0..<g.count { buf[i] = g[i] } }
         }
         let chunks = stride(from: 0, to: P, by: batchSize).map { Array(indices[$0..<min(P, $0 + batchSize)]) }
-        func forward(_ idx: [Int]) throws -> SequenceClassifier.Output {
-            let (input, labels, targets, _) = data.batch(idx, packed: true)
-            return try model.forward(input, labels: data.regression ? nil : labels, targets: data.regression ? targets : nil)
+        func forward(_ idx: [Int]) throws -> TaskModel.Output {
+            try model.forward(data.batch(idx, packed: true))
         }
-        func record(_ out: SequenceClassifier.Output, _ n: Int) {
+        func record(_ out: TaskModel.Output, _ n: Int) {
             s.loss += out.exampleLosses
             let C = model.numLabels
             for b in 0..<n { s.predicted.append((0..<C).max { out.logits[b * C + $0] < out.logits[b * C + $1] } ?? 0) }
@@ -164,8 +163,8 @@ public enum QualityScorer {
     /// Gradients restricted to the classifier head, from one forward pass: the example's gradient is
     /// `dl ⊗ [h, 1]` (dl the loss gradient of its logits, h the head's input), so its norm is
     /// `‖dl‖·√(‖h‖² + 1)` and its dot product with the pool's mean head gradient needs no backward.
-    static func headScores(model: SequenceClassifier, chunks: [[Int]], forward: ([Int]) throws -> SequenceClassifier.Output,
-                           record: (SequenceClassifier.Output, Int) -> Void) throws -> (norms: [Float], dots: [Float], meanNorm: Float) {
+    static func headScores(model: TaskModel, chunks: [[Int]], forward: ([Int]) throws -> TaskModel.Output,
+                           record: (TaskModel.Output, Int) -> Void) throws -> (norms: [Float], dots: [Float], meanNorm: Float) {
         let H = model.backbone.hiddenSize, C = model.numLabels
         var dl: [Float] = [], h: [Float] = []
         for idx in chunks {
@@ -201,8 +200,8 @@ public enum QualityScorer {
 
     /// dL exactly: per example, its gradient alone, a step θ − η g on the trainable parameters, a
     /// forward, and the parameters put back.
-    static func exactReductions(model: SequenceClassifier, data: TokenizedSet, indices: [Int], losses: [Float], learningRate: Float,
-                                forward: ([Int]) throws -> SequenceClassifier.Output) throws -> [Float] {
+    static func exactReductions(model: TaskModel, data: TokenizedSet, indices: [Int], losses: [Float], learningRate: Float,
+                                forward: ([Int]) throws -> TaskModel.Output) throws -> [Float] {
         let trainable = model.params.trainable
         var out: [Float] = []
         for (k, i) in indices.enumerated() {

@@ -4,6 +4,20 @@ import Models
 import RankwiseCore
 import Training
 
+/// A method's options: declared once (`Settings`) and checked as a whole before anything is built or loaded.
+public protocol MethodSettings: Settings {
+    func validate() throws
+}
+
+extension LoRAConfig: MethodSettings {}
+extension DoRAConfig: MethodSettings {}
+extension SoRAConfig: MethodSettings {}
+extension DynamicLoRAConfig: MethodSettings {}
+extension AdaLoRAConfig: MethodSettings {}
+extension SalientLoRAConfig: MethodSettings {}
+extension ElaLoRAConfig: MethodSettings {}
+extension TsqLoRAConfig: MethodSettings {}
+
 /// A registered method: its name, a one-line description, its options (declared once, by its
 /// `Settings` type) and how to create it or load a saved adapter. Commands and the fine-tuning job
 /// only go through this table, so a new method is one file plus one line in `MethodRegistry.all`.
@@ -20,10 +34,11 @@ public struct MethodEntry: @unchecked Sendable {
     /// for a rank budget: the average final rank per module. A method without its own gets `--r BUDGET`.
     public let budgetOptions: @Sendable (Int) -> [String: String]
     let create: ([String: String], any Backbone, UInt64) throws -> (TuningMethod, String)
+    let check: ([String: String]) throws -> Void
     /// (method name, adapter directory, backbone) → the loaded method and the classifier weights.
     let loader: (String, String, any Backbone) throws -> (TuningMethod, WeightSource?)
 
-    public init<C: Settings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
+    public init<C: MethodSettings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
                              budgetOptions: (@Sendable (Int) -> [String: String])? = nil,
                              make: @escaping (C, any Backbone, UInt64) throws -> TuningMethod,
                              load: @escaping (_ name: String, _ directory: String, _ backbone: any Backbone) throws -> (TuningMethod, WeightSource?)) {
@@ -36,7 +51,14 @@ public struct MethodEntry: @unchecked Sendable {
             let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
             return (try make(c, backbone, seed), String(decoding: try enc.encode(c), as: UTF8.self))
         }
+        check = { values in try SettingsTable.decode(C.self, values: values).validate() }
         loader = load
+    }
+
+    /// Decodes and validates `values` (option key → text) without a model: the errors a run would stop on,
+    /// given before its data is loaded.
+    public func check(options values: [String: String]) throws {
+        try check(values)
     }
 
     /// Attaches the method to `backbone` with `values` (option key → text) over its defaults. Returns the

@@ -46,6 +46,25 @@ public struct SalientLoRAConfig: Settings, Sendable, Equatable {
     ]
     public static let aliases = ["target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
                                  "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval"]
+
+    /// Errors for options no run could use, before anything is built; the schedule is checked against the
+    /// run's own steps when they are known (`prepare`).
+    public func validate() throws {
+        try lora.validate(method: "SalientLoRA")
+        try phases.validate(method: "SalientLoRA")
+        try RunPhases.validate([("window-start-fraction", windowStartFraction), ("window-end-fraction", windowEndFraction)],
+                               method: "SalientLoRA")
+        guard orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
+        _ = try start.kind(method: "SalientLoRA")
+        func bad(_ m: String) -> ModelError { ModelError("SalientLoRA: " + m) }
+        guard initR > 0, lora.r >= 0, lora.r <= initR else { throw bad("need 0 <= target_r (\(lora.r)) <= init_r (\(initR))") }
+        guard (windowStart ?? 2) > 1, (windowEnd ?? Int.max) >= (windowStart ?? 0) else {
+            throw bad("need 1 < window-start Ti (\(windowStart ?? 0)) <= window-end Tf (\(windowEnd ?? 0))")
+        }
+        guard recordInterval > 0 else { throw bad("record-interval must be positive") }
+        guard magnitudeWeight >= 0 && magnitudeWeight <= 1 else { throw bad("magnitude-weight (lambda) must be in [0, 1]") }
+        guard correlationThreshold >= -1 && correlationThreshold <= 1 else { throw bad("correlation-threshold (beta) must be in [-1, 1]") }
+    }
 }
 
 /// SalientLoRA's settings resolved for a run of `totalStep` steps (the paper's symbols).
@@ -316,11 +335,7 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public private(set) var allocator: SalientLoRAAllocator?
 
     public init(config: SalientLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
-        try config.lora.validate(method: "SalientLoRA")
-        guard config.orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
-        try config.phases.validate(method: "SalientLoRA")
-        try RunPhases.validate([("window-start-fraction", config.windowStartFraction),
-                                ("window-end-fraction", config.windowEndFraction)], method: "SalientLoRA")
+        try config.validate()
         self.config = config
         svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
                                             start: config.start)
@@ -345,7 +360,7 @@ public final class SalientLoRAMethod: SVDTuningMethod {
 
     public var checkpointStates: [String: CheckpointState] { allocator.map { ["salientlora": $0] } ?? [:] }
 
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         let s = allocator?.config
         try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
                                initR: config.initR, schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "total_step": s?.totalStep ?? 1,

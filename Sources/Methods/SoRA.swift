@@ -125,7 +125,7 @@ public final class SoRAMethod: TuningMethod {
     /// PEFT's LoRA format: per module only the ranks whose gate is not zero, the gate folded into B, the
     /// ranks in `rank_pattern` and `alpha_pattern` keeping each module's scale; modules with no rank left
     /// are left out of `target_modules`.
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         var modules: [String: PEFTFormat.KeptRanks] = [:]
         for (path, ad) in soraAdapters {
             let (bg, kept) = ad.folded()

@@ -29,6 +29,13 @@ public struct TsqLoRAConfig: Settings, Sendable, Equatable {
     public static let help = [
         "sensitivityGroup": "module (each adapted matrix gets ranks by its own sensitivity) or layer (the paper's wording: every matrix of a layer by the layer's mean)",
     ]
+
+    public func validate() throws {
+        try quality.validate()
+        guard ["module", "layer"].contains(sensitivityGroup) else {
+            throw ModelError("TsqLoRA: sensitivity-group must be module or layer (got \(sensitivityGroup))")
+        }
+    }
 }
 
 /// TsqLoRA's own state in checkpoints: the warm-up sensitivity and the latest scores of every example.
@@ -83,10 +90,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     private let gradScratch = Scratch()
 
     public init(config: TsqLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
-        try config.quality.validate()
-        guard ["module", "layer"].contains(config.sensitivityGroup) else {
-            throw ModelError("TsqLoRA: sensitivity-group must be module or layer (got \(config.sensitivityGroup))")
-        }
+        try config.validate()
         self.config = config; self.seed = seed
         ela = try ElaLoRAMethod(config: config.ela, backbone: backbone, seed: seed)
         let byPath = Dictionary(uniqueKeysWithValues: backbone.adaptableLinears.map { ($0.path, $0) })
@@ -232,7 +236,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     }
 
     /// The adapter in PEFT's AdaLoRA format, plus `quality.csv`: every training example's latest scores.
-    public func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws {
+    public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         try ela.save(directory: directory, model: model, metadata: metadata)
         guard let state, let sampler else { return }
         var csv = "example,scored_at_step,quality,grad_norm,reduction,alignment,loss,probability\n"

@@ -47,7 +47,7 @@ public enum Pooling: String, Sendable, CaseIterable {
 
 /// Sentence embeddings from a model directory: tokenizer + encoder + pooling.
 public final class SentenceEmbedder {
-    public let model: BertModel
+    public let model: any Backbone
     public let tokenizer: Tokenizer
     public let maxLength: Int
     public let pooling: Pooling
@@ -56,15 +56,15 @@ public final class SentenceEmbedder {
     /// `maxLength` defaults to sentence-transformers' `max_seq_length` when the directory has
     /// `sentence_bert_config.json`, else to the model's position limit.
     public init(directory: String, pooling: Pooling = .mean, normalize: Bool = true, maxLength requested: Int? = nil) throws {
-        model = try BertModel.load(directory: directory, withPooler: false)
+        model = try BackboneFamilies.load(directory: directory, pooled: false)
         do { tokenizer = try Tokenizer(path: directory) } catch { throw ModelError("\(error)") }
-        var ml = model.config.maxPositions
+        var ml = model.maxPositions
         let sbert = (directory as NSString).appendingPathComponent("sentence_bert_config.json")
         if let d = FileManager.default.contents(atPath: sbert),
            let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let m = (o["max_seq_length"] as? NSNumber)?.intValue {
             ml = min(ml, m)
         }
-        maxLength = min(requested ?? ml, model.config.maxPositions)
+        maxLength = min(requested ?? ml, model.maxPositions)
         self.pooling = pooling
         self.normalize = normalize
     }

@@ -56,6 +56,15 @@ extension Optional: SettingValue where Wrapped: SettingValue {
     public static var typeName: String { Wrapped.typeName }
 }
 
+/// An option with a fixed set of values, declared as a `String`-backed enum: it parses from the same text
+/// (`scale`, `ranks`) and encodes to it, so files and fingerprints read as they did when the option was text.
+public protocol SettingChoice: SettingValue, CaseIterable, Codable, RawRepresentable where RawValue == String {}
+
+extension SettingChoice {
+    public static func parse(_ t: String) -> Any? { Self(rawValue: t) == nil ? nil : t }
+    public static var typeName: String { "one of " + allCases.map(\.rawValue).joined(separator: ", ") }
+}
+
 /// One option of a `Settings` type.
 public struct SettingInfo: @unchecked Sendable {
     /// Property path inside the settings value, e.g. `["lora", "r"]`.
@@ -69,7 +78,8 @@ public struct SettingInfo: @unchecked Sendable {
     public let typeName: String
     /// A Boolean option: a bare `--flag` sets it.
     public let isFlag: Bool
-    let parse: (String) -> Any?
+    /// The option's value as JSON, or nil when `text` is not one of its type.
+    public let parse: (String) -> Any?
 }
 
 public struct SettingsError: Error, CustomStringConvertible {
@@ -118,7 +128,8 @@ public enum SettingsTable {
             guard let st = vt as? SettingValue.Type else { preconditionFailure("\(type).\(label): \(vt) is not a SettingValue") }
             let key = kebab(label)
             let aliases = aliasMap.filter { $0.value == label }.map(\.key).sorted()
-            let text = (child.value as? [String])?.joined(separator: ",") ?? describe(child.value)
+            let choice = (child.value as? any RawRepresentable)?.rawValue as? String
+            let text = (child.value as? [String])?.joined(separator: ",") ?? choice ?? describe(child.value)
             out.append(SettingInfo(path: path + [label], key: key, aliases: aliases, help: helpMap[label] ?? "",
                                    defaultText: text, typeName: st.typeName, isFlag: vt == Bool.self,
                                    parse: { st.parse($0) }))
@@ -172,7 +183,9 @@ public enum SettingsTable {
     /// Help lines: `--key VALUE   help (default: …)`.
     public static func helpLines(_ table: [SettingInfo], indent: String = "  ") -> [String] {
         table.map { o in
-            let name = "--" + o.key + (o.isFlag ? "" : " <\(o.typeName == "comma-separated list" ? "a,b,…" : o.typeName == "text" ? "text" : "n")>")
+            let placeholder = o.typeName == "comma-separated list" ? "a,b,…"
+                : o.typeName == "text" || o.typeName.hasPrefix("one of ") ? "text" : "n"
+            let name = "--" + o.key + (o.isFlag ? "" : " <\(placeholder)>")
             let pad = name.count < 30 ? String(repeating: " ", count: 30 - name.count) : " "
             let alias = o.aliases.isEmpty ? "" : " (also --" + o.aliases.joined(separator: ", --") + ")"
             let dflt = o.help.contains("[none") ? "" : " [default: \(o.defaultText)]"

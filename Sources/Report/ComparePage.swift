@@ -65,7 +65,7 @@ public enum ComparePage {
                     + collapsed.map { SVG.escape("\($0.cell.method) r\($0.cell.budget) seed \($0.cell.seed): \($0.collapse ?? "")") }.joined(separator: "<br>") + "</div>"
             }
             let runs = rows.flatMap(\.runs).compactMap { c in (try? RunReport.Run(directory: c.directory)).map { (series(c), $0) } }
-            let metric = rows[0].regression ? "pearson" : "macro_f1"
+            let metric = rows[0].primaryMetric
             body += "<div class=\"grid\">"
             body += SVG.lineChart(runs.map { SVG.Series(name: $0.0, points: $0.1.lossCurve, color: color($0.0), width: 1.2) },
                                   title: "\(task): training loss, every run", x: "step", y: "loss")

@@ -39,10 +39,10 @@ public struct TokenizedSet: Sendable {
 
     /// A batch of the given example indices: packed (no padding, variable-length attention) or
     /// padded to the longest.
-    public func batch(_ idx: [Int], packed: Bool = false, padId: Int32 = 0) -> (TokenBatch, [Int32], [Float], realTokens: Int) {
+    public func batch(_ idx: [Int], packed: Bool = false, padId: Int32 = 0) -> LabelledBatch {
         if packed {
             let input = TokenBatch(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
-            return (input, idx.map { labels[$0] }, idx.map { targets[$0] }, input.ids.count)
+            return LabelledBatch(tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: input.ids.count)
         }
         let T = idx.map { ids[$0].count }.max() ?? 0
         var bid = [Int32](repeating: padId, count: idx.count * T), bt = [Int32](repeating: 0, count: idx.count * T)
@@ -52,7 +52,8 @@ public struct TokenizedSet: Sendable {
             for (j, t) in ids[i].enumerated() { bid[r * T + j] = t; bt[r * T + j] = types[i][j]; mask[r * T + j] = 1 }
             real += ids[i].count
         }
-        return (TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask), idx.map { labels[$0] }, idx.map { targets[$0] }, real)
+        let input = TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask)
+        return LabelledBatch(tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: real)
     }
 }
 

@@ -51,13 +51,13 @@ public struct StepContext {
     /// Writes one JSON object to `metrics.jsonl`.
     public let log: ([String: Any]) -> Void
     /// The model being trained and its training set (a method that scores examples runs them through it).
-    public let model: SequenceClassifier?
+    public let model: TaskModel?
     public let data: TokenizedSet?
     /// The learning rate of this step's update.
     public let learningRate: Float
 
     public init(step: Int, totalSteps: Int, epoch: Int, optimizer: AdamW, sampler: Sampler, examples: [Int] = [], exampleLosses: [Float] = [],
-                model: SequenceClassifier? = nil, data: TokenizedSet? = nil, learningRate: Float = 0, log: @escaping ([String: Any]) -> Void = { _ in }) {
+                model: TaskModel? = nil, data: TokenizedSet? = nil, learningRate: Float = 0, log: @escaping ([String: Any]) -> Void = { _ in }) {
         self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.optimizer = optimizer; self.sampler = sampler
         self.examples = examples; self.exampleLosses = exampleLosses; self.model = model; self.data = data; self.learningRate = learningRate
         self.log = log
@@ -82,7 +82,7 @@ public protocol TuningMethod: AnyObject {
     var adapters: [(String, LinearAdapter)] { get }
     /// Learns the number of optimizer steps of the run; throws when the method's schedule cannot work.
     func prepare(totalSteps: Int) throws
-    /// Whether a parameter of the model trains (default: adapter parameters and the classifier).
+    /// Whether a parameter of the backbone trains besides the head's, which always do (default: adapter parameters).
     func isTrainable(_ name: String) -> Bool
     /// Terms the method adds to the loss.
     var regularizers: [LossRegularizer] { get }
@@ -93,7 +93,7 @@ public protocol TuningMethod: AnyObject {
     /// Named states the checkpoint must hold.
     var checkpointStates: [String: CheckpointState] { get }
     /// Writes the adapter and the classifier (PEFT format where PEFT can express the method).
-    func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws
+    func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws
     /// Current rank of every adapted module, and the largest rank a module may have.
     var ranks: [String: Int] { get }
     var maxRank: Int { get }
@@ -103,7 +103,7 @@ public protocol TuningMethod: AnyObject {
 
 extension TuningMethod {
     public func prepare(totalSteps: Int) throws {}
-    public func isTrainable(_ name: String) -> Bool { name.contains("lora_") || name.hasPrefix("classifier.") }
+    public func isTrainable(_ name: String) -> Bool { name.contains("lora_") }
     public var regularizers: [LossRegularizer] { [] }
     public func makeSampler(count: Int, batchSize: Int, seed: UInt64) -> Sampler? { nil }
     public func beforeOptimizerStep(_ context: StepContext) throws {}

@@ -79,12 +79,12 @@ public struct TrainError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Trains a `SequenceClassifier` with a tuning method attached. The trainer knows nothing about the
+/// Trains a `TaskModel` with a tuning method attached. The trainer knows nothing about the
 /// method beyond `TuningMethod`'s hooks; batches come from a `Sampler` (the method's own, or the
 /// config's), and every checkpoint holds parameters, AdamW moments, the loop position and every
 /// named state of the method and the sampler.
 public final class Trainer {
-    public let model: SequenceClassifier
+    public let model: TaskModel
     public let method: TuningMethod
     public let sampler: Sampler
     public let config: TrainConfig
@@ -114,16 +114,17 @@ public final class Trainer {
     var evalsSinceBest = 0
     private var metricsFile: FileHandle?
 
-    public var metricName: String { train.regression ? "pearson" : "macro_f1" }
+    /// The dev metric that picks the best checkpoint: the head's primary metric.
+    public var metricName: String { model.head.primaryMetric }
     public var checkpointPath: String { outputDir + "/checkpoint.safetensors" }
 
     /// Sets the trainable parameters the method names, adds its regularisers to the model, picks the
     /// sampler and tells the method the number of steps (`prepare`).
-    public init(model: SequenceClassifier, method: TuningMethod, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?,
+    public init(model: TaskModel, method: TuningMethod, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?,
                 labelNames: [String], outputDir: String) throws {
         try config.validate()
         guard train.count > 0 else { throw TrainError("the training set is empty") }
-        model.params.setTrainable(method.isTrainable)
+        model.setTrainable(adapted: method.isTrainable)
         model.regularizers = method.regularizers
         guard model.params.trainableCount > 0 else { throw TrainError("no trainable parameters") }
         self.model = model; self.method = method; self.config = config; self.train = train; self.dev = dev
@@ -200,9 +201,10 @@ public final class Trainer {
                 var examples: [Int] = [], losses: [Float] = []
                 for k in 0..<groupSize {
                     let idx = sampler.batch(epoch: epoch, index: batchInEpoch + k)
-                    let (input, labels, targets, real) = train.batch(idx, packed: !config.padded)
+                    let labelled = train.batch(idx, packed: !config.padded)
+                    let real = labelled.realTokens
                     let seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step * 64 + k)
-                    let out = try model.forward(input, labels: train.regression ? nil : labels, targets: train.regression ? targets : nil, training: true, seed: seed)
+                    let out = try model.forward(labelled, training: true, seed: seed)
                     let loss = out.loss!
                     guard loss.isFinite else {
                         log(["event": "nan", "step": step + 1, "loss": "\(loss)"])
@@ -532,7 +534,7 @@ public enum Evaluator {
     }
 
     /// Runs `set` through `model` in batches sorted by length (packed unless `padded`).
-    public static func evaluate(_ model: SequenceClassifier, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true, padded: Bool = false) throws -> Result {
+    public static func evaluate(_ model: TaskModel, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true, padded: Bool = false) throws -> Result {
         let order = set.ids.indices.sorted { set.ids[$0].count < set.ids[$1].count }
         let C = model.numLabels
         var preds = [Int](repeating: 0, count: set.count), probs = [[Float]](repeating: [], count: set.count), vals = [Float](repeating: 0, count: set.count)
@@ -540,8 +542,8 @@ public enum Evaluator {
         var lossSum: Double = 0
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
-            let (input, labels, targets, _) = set.batch(idx, packed: !padded)
-            let out = try model.forward(input, labels: withLabels && !set.regression ? labels : nil, targets: withLabels && set.regression ? targets : nil)
+            let labelled = set.batch(idx, packed: !padded)
+            let out = withLabels ? try model.forward(labelled) : try model.forward(labelled.tokens)
             if let l = out.loss { lossSum += Double(l) * Double(idx.count) }
             for (r, i) in idx.enumerated() {
                 let row = Array(out.logits[(r * C)..<((r + 1) * C)])

@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
             var spec = DataSpec()
             spec.textColumn = textColumn; spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)
             spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
-            spec.regression = l.model.problem == .regression
+            spec.regression = l.regression
             // A suite name alone means its test part here (training data is what train reads by that name).
             var data = self.data
             if DataSuite.dataSet(data) != nil { data += ":test"; print("evaluating on \(data)") }
@@ -75,13 +75,13 @@ struct Predict: ParsableCommand {
                 pairs = texts.map { _ in nil }
             }
             let ds = Dataset(examples: zip(texts, pairs).enumerated().map { Example(text: $1.0, pair: $1.1, label: 0, target: 0, line: $0 + 1) },
-                             labelNames: l.labelNames, regression: l.model.problem == .regression)
+                             labelNames: l.labelNames, regression: l.regression)
             let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
             let r = try Evaluator.evaluate(l.model, set, withLabels: false)
             var out = ""
             for i in 0..<texts.count {
                 var obj: [String: Any] = ["index": i, "text": texts[i]]
-                if l.model.problem == .regression { obj["value"] = Double(r.values[i]) } else {
+                if l.regression { obj["value"] = Double(r.values[i]) } else {
                     obj["label"] = l.labelNames[r.predictions[i]]
                     obj["probabilities"] = Dictionary(uniqueKeysWithValues: zip(l.labelNames, r.probabilities[i].map(Double.init)))
                     obj["logits"] = r.logits[i].map(Double.init)

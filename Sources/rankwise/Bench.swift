@@ -70,9 +70,8 @@ struct BenchForward: ParsableCommand {
         let dir: String
         do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
         let info = try BLAS.load()
-        let m = try BertModel.load(directory: dir, withPooler: false)
-        var rng = SplitMix64(seed: 1)
-        let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(m.config.vocabSize - 1000))) }
+        let m = try BackboneFamilies.load(directory: dir, pooled: false)
+        let ids = try randomTokenIds(modelDirectory: dir, vocabularySize: m.vocabularySize, batch: batch, seq: seq)
         let input = TokenBatch(batch: batch, seq: seq, ids: ids)
         for _ in 0..<2 { try m.forward(input) }
         func measure() throws -> Double {
@@ -212,18 +211,18 @@ struct BenchTrain: ParsableCommand {
         if json != nil && data == nil { fail("--json needs --data (it records the real-batch measurement)") }
         let info = try BLAS.load()
         var rng = SplitMix64(seed: 1)
-        let vocab = try BertConfig(path: dir).vocabSize
-        let ids = (0..<(batch * seq)).map { i in i % seq == 0 ? Int32(101) : Int32(1000 + Int(rng.next() % UInt64(vocab - 1000))) }
+        let vocab = try BackboneFamilies.load(directory: dir, pooled: false).vocabularySize
+        let ids = try randomTokenIds(modelDirectory: dir, vocabularySize: vocab, batch: batch, seq: seq)
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
         let input = TokenBatch(batch: batch, seq: seq, ids: ids)
 
         /// Builds a model with the method and returns a closure running one full training step on a batch.
         func makeStep(_ e: MethodEntry, _ values: [String: String], classes: Int = 3, data methodData: TokenizedSet? = nil) throws
-            -> (SequenceClassifier, TuningMethod, (TokenBatch, [Int32]) throws -> Void) {
-            let enc = try BertModel.load(directory: dir, withPooler: true)
+            -> (TaskModel, TuningMethod, (TokenBatch, [Int32]) throws -> Void) {
+            let enc = try BackboneFamilies.load(directory: dir, pooled: true)
             let (m, _) = try e.make(options: values, backbone: enc, seed: 1)
-            let model = try SequenceClassifier(backbone: enc, numLabels: classes, problem: .singleLabel, seed: 2)
-            model.params.setTrainable(m.isTrainable)
+            let model = try TaskModel(backbone: enc, numLabels: classes, problem: .singleLabel, seed: 2)
+            model.setTrainable(adapted: m.isTrainable)
             model.regularizers = m.regularizers
             let total = 1_000_000
             let opt = AdamW(params: model.params)
@@ -314,7 +313,7 @@ extension BenchTrain {
     /// padded batches (the old default order), each timed over `iters` steps, best of two rounds;
     /// the PyTorch peer runs the same random batches padded per batch.
     func runOnData(_ data: String, dir: String, entry: MethodEntry, overrides: [String: String], info: BLAS.Info,
-                   makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (SequenceClassifier, TuningMethod, (TokenBatch, [Int32]) throws -> Void)) throws {
+                   makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (TaskModel, TuningMethod, (TokenBatch, [Int32]) throws -> Void)) throws {
         var spec = DataSpec()
         spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
         spec.pairColumn = ModelStore.pairColumn(forData: data, given: nil)
@@ -339,14 +338,15 @@ extension BenchTrain {
             var real = 0, computed = 0
             let t0 = DispatchTime.now().uptimeNanoseconds
             for idx in batches {
-                let (input, labels, _, n) = set.batch(idx, packed: packed)
+                let labelled = set.batch(idx, packed: packed)
+                let input = labelled.tokens, labels = labelled.labels, n = labelled.realTokens
                 try step(input, labels)
                 real += n; computed += input.ids.count
             }
             let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             return (Double(real) / secs, 1 - Double(real) / Double(computed))
         }
-        for idx in randomBatches.prefix(2) { let (input, labels, _, _) = set.batch(idx, packed: true); try step(input, labels) }
+        for idx in randomBatches.prefix(2) { let labelled = set.batch(idx, packed: true); try step(labelled.tokens, labelled.labels) }
         var best: [String: (tokensPerSecond: Double, padding: Double)] = [:]
         let orders: [(String, [[Int]], Bool)] = [("random, unpadded", randomBatches, true), ("random, padded", randomBatches, false),
                                                  ("bucketed, padded", bucketedBatches, false)]
@@ -395,5 +395,15 @@ extension BenchTrain {
         record["peer_tokens_per_s"] = theirs; record["peer_peak_rss_mib"] = pmem; record["peer_method"] = entry.peftAnalogue
         record["peer_torch"] = peer["torch"] ?? "?"; record["peer_threads"] = peerThreads
         writeJSON()
+    }
+}
+
+/// A random batch of `batch` sequences of `seq` token ids (seeded): each starts with the tokenizer's first special
+/// token (BERT's [CLS]), the rest drawn above id 1000 (clear of special and unused ids).
+func randomTokenIds(modelDirectory: String, vocabularySize: Int, batch: Int, seq: Int) throws -> [Int32] {
+    let first = Int32(try Tokenizer(path: modelDirectory).encode("").ids.first ?? 0)
+    var rng = SplitMix64(seed: 1)
+    return (0..<(batch * seq)).map { i in
+        i % seq == 0 ? first : Int32(1000 + Int(rng.next() % UInt64(vocabularySize - 1000)))
     }
 }

@@ -100,7 +100,7 @@ import SafeTensors
             ads[lin.path] = ad
         }
         #expect(ads.count == 18)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: ModelTestHead(file: weights))
+        let model = try TaskModel(backbone: enc, numLabels: 3, problem: .singleLabel, head: ModelTestHead(file: weights))
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape

@@ -6,8 +6,8 @@ import RankwiseCore
 
 /// Finite differences through LoRA (with its dropout), the classifier dropout and both losses.
 @Suite struct LoRAGradTests {
-    @Test(arguments: [SequenceClassifier.Problem.singleLabel, .regression])
-    func loraAndHeadGradientsMatchFiniteDifferences(problem: SequenceClassifier.Problem) throws {
+    @Test(arguments: [TaskModel.Problem.singleLabel, .regression])
+    func loraAndHeadGradientsMatchFiniteDifferences(problem: TaskModel.Problem) throws {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 20, maxPositions: 10,
                              hiddenDropout: 0.1, attentionDropout: 0.1)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 2, std: 0.3), withPooler: true)
@@ -16,8 +16,8 @@ import RankwiseCore
         var rng = SplitMix64(seed: 8)
         for ad in ads.values { for i in 0..<ad.b.count { ad.b.value[i] = 0.3 * rng.nextNormal() } }  // B = 0 would hide A's gradient
         let n = problem == .regression ? 1 : 3
-        let m = try SequenceClassifier(backbone: enc, numLabels: n, problem: problem, seed: 1)
-        for i in 0..<m.classifier.weight.count { m.classifier.weight.value[i] = 0.5 * rng.nextNormal() }
+        let m = try TaskModel(backbone: enc, numLabels: n, problem: problem, seed: 1)
+        for i in 0..<m.params["classifier.weight"]!.count { m.params["classifier.weight"]!.value[i] = 0.5 * rng.nextNormal() }
         m.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let input = TokenBatch(batch: 3, seq: 4, ids: [1, 5, 6, 2, 1, 7, 2, 0, 1, 9, 9, 2], mask: [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1])
         let labels: [Int32] = [0, 2, 1], targets: [Float] = [0.5, -1, 2]

@@ -30,7 +30,7 @@ import SafeTensors
             _ = ad.b.value.buffer.update(from: b)
         }
         let head = ModelTestHead(file: weights)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try TaskModel(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
@@ -82,7 +82,7 @@ struct ModelTestHead: WeightSource {
         let enc = try BertModel.load(directory: dir, withPooler: true)
         let ads = try LoRA.attach(to: enc, config: cfg, seed: 0)
         let head = try PEFTFormat.loadWeights(directory: fx, adapters: ads)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try TaskModel(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")
         let shape = ex.info("input_ids")!.shape
         let out = try model.forward(TokenBatch(batch: shape[0], seq: shape[1], ids: try ex.ints("input_ids").map(Int32.init),
@@ -98,7 +98,7 @@ struct ModelTestHead: WeightSource {
         let ads = try LoRA.attach(to: enc, config: lc, seed: 2)
         var rng = SplitMix64(seed: 5)
         for ad in ads.values { for i in 0..<ad.b.count { ad.b.value[i] = rng.nextNormal() } }
-        let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let m = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-rt-\(getpid())").path
         try PEFTFormat.save(directory: dir, model: m, adapters: ads, config: lc,
                             extra: .init(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 8, baseModel: "x", method: "lora"))
@@ -106,7 +106,7 @@ struct ModelTestHead: WeightSource {
         let want = try m.forward(input).logits
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         let ads2 = try LoRA.attach(to: enc2, config: try PEFTFormat.readConfig(directory: dir), seed: 99)
-        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: try PEFTFormat.loadWeights(directory: dir, adapters: ads2))
+        let m2 = try TaskModel(backbone: enc2, numLabels: 2, problem: .singleLabel, head: try PEFTFormat.loadWeights(directory: dir, adapters: ads2))
         #expect(try m2.forward(input).logits == want)
         #expect(PEFTFormat.readExtra(directory: dir)?.labelNames == ["a", "b"])
     }

@@ -8,7 +8,7 @@ import SafeTensors
 
 /// Saving and loading SVD-form adapters in PEFT's AdaLoRA format.
 @Suite struct AdaLoRAFormatTests {
-    func tiny(seed: UInt64) throws -> (SequenceClassifier, [String: SVDAdapter], AdaLoRAConfig) {
+    func tiny(seed: UInt64) throws -> (TaskModel, [String: SVDAdapter], AdaLoRAConfig) {
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 1, intermediateSize: 16, vocabSize: 20, maxPositions: 8)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         var c = AdaLoRAConfig()
@@ -16,7 +16,7 @@ import SafeTensors
         let ads = try SVDAdapter.attach(to: enc, targeting: c.lora, initialRank: c.initR, seed: seed, method: "AdaLoRA")
         var rng = SplitMix64(seed: seed)
         for ad in ads.values { for i in 0..<ad.rMax { ad.e.value[i] = rng.nextNormal() } }
-        let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let m = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         return (m, ads, c)
     }
 
@@ -57,9 +57,10 @@ import SafeTensors
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1), withPooler: true)
         let ads2 = try SVDAdapter.attach(to: enc2, targeting: c.lora, initialRank: c.initR, seed: 99, method: "AdaLoRA")
         let (_, _, pattern) = try AdaLoRAFormat.readConfig(directory: dir)!
-        #expect(pattern == keep)
+        // PEFT keys rank_pattern by the wrapped model's module names: the backbone's prefix, then the path.
+        #expect(pattern == Dictionary(uniqueKeysWithValues: keep.map { ("bert." + $0.key, $0.value) }))
         let head = try AdaLoRAFormat.loadWeights(directory: dir, adapters: ads2, pattern: pattern)
-        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
+        let m2 = try TaskModel(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
         let after = try m2.forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-6 }, "\(before) vs \(after)")
         #expect(ads2["encoder.layer.0.attention.self.value"]!.rank == 0)

@@ -27,7 +27,7 @@ import SafeTensors
             }
         }
         let head = PEFTTestHead(file: w)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
+        let model = try TaskModel(backbone: enc, numLabels: 3, problem: .singleLabel, head: head)
         model.regularizers = [OrthogonalRegularizer(adapters: adapters.values.sorted { $0.path < $1.path }, weight: 0.1)]
         model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
         let ex = try SafeTensorsFile(path: fx + "/expected.safetensors")

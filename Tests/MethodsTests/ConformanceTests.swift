@@ -42,11 +42,11 @@ import Tokenizers
         return (try MethodRegistry.entry(words[0]), options)
     }
 
-    func build(_ c: String, _ s: Slice, seed: UInt64 = 5) throws -> (SequenceClassifier, TuningMethod) {
+    func build(_ c: String, _ s: Slice, seed: UInt64 = 5) throws -> (TaskModel, TuningMethod) {
         let enc = try BertModel.load(directory: s.model, withPooler: true)
         let (e, options) = try parse(c)
         let (m, _) = try e.make(options: options, backbone: enc, seed: seed)
-        return (try SequenceClassifier(backbone: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
+        return (try TaskModel(backbone: enc, numLabels: 3, problem: .singleLabel, seed: seed &+ 1), m)
     }
 
     func dir(_ name: String) -> String {
@@ -77,14 +77,14 @@ import Tokenizers
         #expect(after < before, "\(name): training loss \(before) -> \(after)")
 
         // 2. Save, then load into a fresh model: the same logits.
-        let probe = s.probe.batch(Array(0..<min(24, s.probe.count))).0
+        let probe = s.probe.batch(Array(0..<min(24, s.probe.count))).tokens
         let logits = try model.forward(probe).logits
         let saved = dir("\(name)-saved")
         try method.save(directory: saved, model: model, metadata: meta)
         let enc2 = try BertModel.load(directory: s.model, withPooler: true)
         let (loaded, head) = try MethodRegistry.entry(forAdapter: saved).load(directory: saved, backbone: enc2)
         #expect(loaded.ranks == method.ranks, "\(name): ranks after loading")
-        let m2 = try SequenceClassifier(backbone: enc2, numLabels: 3, problem: .singleLabel, head: head)
+        let m2 = try TaskModel(backbone: enc2, numLabels: 3, problem: .singleLabel, head: head)
         #expect(maxDiff(logits, try m2.forward(probe).logits) < 1e-5, "\(name): logits after save + load")
 
         // 3. Merge into the base weights: the same logits from a plain model. Only an adapter whose output
@@ -98,7 +98,7 @@ import Tokenizers
         if !refused {
             let plain = try BertModel.load(directory: merged, withPooler: true)
             let mf = try SafeTensorsFile(path: merged + "/model.safetensors")
-            let m3 = try SequenceClassifier(backbone: plain, numLabels: 3, problem: .singleLabel, head: FileHead(file: mf))
+            let m3 = try TaskModel(backbone: plain, numLabels: 3, problem: .singleLabel, head: FileHead(file: mf))
             #expect(maxDiff(logits, try m3.forward(probe).logits) < 1e-4, "\(name): logits of the merged model")
         }
 
@@ -130,7 +130,7 @@ import Tokenizers
         guard let s = Self.slice else { return }
         try BLAS.load()
         let (model, method) = try build(name, s)
-        model.params.setTrainable(method.isTrainable)
+        model.setTrainable(adapted: method.isTrainable)
         model.regularizers = method.regularizers
         var rng = SplitMix64(seed: 17)
         for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
@@ -138,7 +138,8 @@ import Tokenizers
         #expect(Set(idx.map { s.train.ids[$0].count }).count > 5, "the batch mixes lengths")
         func run(packed: Bool) throws -> (Float, [Float], [String: [Float]]) {
             model.params.zeroGrad()
-            let (input, labels, _, _) = s.train.batch(idx, packed: packed)
+            let labelled = s.train.batch(idx, packed: packed)
+            let input = labelled.tokens, labels = labelled.labels
             let out = try model.forward(input, labels: labels)
             try model.backward()
             return (out.loss!, out.logits, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))

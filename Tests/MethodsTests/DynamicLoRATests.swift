@@ -10,6 +10,24 @@ import SafeTensors
 /// Dynamic LoRA (our reading): the layer weights worked by hand, the per-sequence input gate against
 /// finite differences, the weights applied and logged, and the export (weights folded into B, gates aside).
 @Suite struct DynamicLoRATests {
+    /// `--mode` parses from its text into the enum and says what it accepts; the rank options are checked in
+    /// either mode (they were ignored in scale mode, and `--moves-per-round 0` passed though nothing could move).
+    @Test func modeAndRankOptionsAreChecked() throws {
+        let entry = try MethodRegistry.entry("dynamic")
+        #expect(try SettingsTable.decode(DynamicLoRAConfig.self, values: ["mode": "ranks"]).mode == .ranks)
+        #expect(entry.options.first { $0.key == "mode" }?.defaultText == "scale")
+        #expect { try SettingsTable.decode(DynamicLoRAConfig.self, values: ["mode": "rank"]) } throws: {
+            "\($0)".contains("--mode: expected one of scale, ranks")
+        }
+        for (values, says) in [(["moves-per-round": "0"], "--moves-per-round must be at least 1"),
+                               (["moves-per-round": "0", "mode": "ranks"], "--moves-per-round must be at least 1"),
+                               (["max-rank": "0"], "--max-rank must be at least 1"),
+                               (["tinit-fraction": "2"], "tinit-fraction")] {
+            #expect { try SettingsTable.decode(DynamicLoRAConfig.self, values: values).validate() } throws: { "\($0)".contains(says) }
+        }
+        try SettingsTable.decode(DynamicLoRAConfig.self, values: ["r": "32"]).validate()  // scale mode: max-rank 16 below r is fine
+    }
+
     /// I = [1, 3]: mean 2, z = [0.5, 1.5], softmax = [1, e] / (1 + e), times 2 layers = [0.5379, 1.4621].
     @Test func layerWeightsByHand() {
         let w = DynamicLoRAMethod.weights(importance: [1, 3], temperature: 1)
@@ -23,15 +41,18 @@ import SafeTensors
 
     /// Two sequences (2 and 3 rows, packed) through a gated adapter with layer weight 1.5: the gate's
     /// parameters, A, B and the input get the gradients of Σ c ⊙ y (central differences; the mean input
-    /// of each sequence feeds its gate, so dx has a term from every row of the sequence).
-    @Test func gateGradientsMatchFiniteDifferences() throws {
+    /// of each sequence feeds its gate, so dx has a term from every row of the sequence). The causal gate
+    /// (a causal backbone: the mean over the tokens so far) gets the same check, and a token's output must
+    /// not move when a later token's input does.
+    @Test(arguments: [false, true]) func gateGradientsMatchFiniteDifferences(causal: Bool) throws {
         var rng = SplitMix64(seed: 11)
         func rand(_ n: Int) -> [Float] { (0..<n).map { _ in rng.nextFloat() - 0.5 } }
         let (inD, outD, n) = (4, 3, 5)
         let cfg = LoRAConfig(r: 2, alpha: 4, dropout: 0, targetModules: ["l"])
         let layout = SequenceLayout.packed(lengths: [2, 3])
         let ad = DynamicLoRAAdapter(path: "l", inDim: inD, outDim: outD, config: cfg, a: Tensor(shape: [2, inD], values: rand(2 * inD)),
-                                    b: Tensor(shape: [outD, 2], values: rand(outD * 2)), gate: true, gateBiasInit: 0.3, layout: { layout })
+                                    b: Tensor(shape: [outD, 2], values: rand(outD * 2)), gate: true, gateBiasInit: 0.3, causal: causal,
+                                    layout: { layout })
         ad.layerWeight = 1.5
         for (i, v) in rand(inD).enumerated() { ad.gateWeight!.value[i] = 2 * v }
         let ps = ParameterSet()
@@ -60,6 +81,17 @@ import SafeTensors
             xu[i] += h; xd[i] -= h
             #expect(abs((loss(xu) - loss(xd)) / (2 * h) - dx[i]) < 2e-3, "dx[\(i)]")
         }
+        // Row 3 is the second token of the second sequence: rows 2 and 3 must not see row 4 when causal.
+        func output(_ xs: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: n * outD)
+            ad.forward(x: xs, y: &y, n: n, training: false, seed: 0)
+            return y
+        }
+        var later = x
+        for j in 0..<inD { later[4 * inD + j] += 1 }
+        let (before, after) = (output(x), output(later))
+        let earlierRowsMoved = (2 * outD..<4 * outD).contains { abs(before[$0] - after[$0]) > 1e-7 }
+        #expect(earlierRowsMoved == !causal, "causal \(causal): an earlier token's output moved with a later token")
     }
 
     @Test func weightsAreAppliedLoggedAndExported() throws {
@@ -84,7 +116,7 @@ import SafeTensors
         let expected = DynamicLoRAMethod.weights(importance: m.state.importance, temperature: 1)
         #expect(top.layerWeight == expected[1] && top.layerWeight > 1)
         // Export: B times the layer weight; the gates in their own file; a resumed state hands its weights over.
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let (loaded, dir) = try saveAndLoad(m, model, cfg, name: "scale")
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
         let b = try f.floats("base_model.model.bert.\(m.dynamicAdapters.first { $0.0.contains("layer.1") }!.0).lora_B.weight")
@@ -133,7 +165,7 @@ import SafeTensors
         let cfg = BertConfig(hiddenSize: 8, numHeads: 2, numLayers: 2, intermediateSize: 16, vocabSize: 30, maxPositions: 16)
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = DynamicLoRAConfig()
-        c.lora.r = 2; c.lora.targetModules = ["query", "value"]; c.mode = "ranks"; c.maxRank = 4; c.movesPerRound = 3; c.gate = false
+        c.lora.r = 2; c.lora.targetModules = ["query", "value"]; c.mode = .ranks; c.maxRank = 4; c.movesPerRound = 3; c.gate = false
         let m = try DynamicLoRAMethod(config: c, backbone: enc, seed: 3)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }
@@ -150,7 +182,7 @@ import SafeTensors
         m.state.sensitivity.update(m.state.params)
         m.state.weights = [0.5, 1.5]  // targets: 2 and 6 of 8 ranks
         let scores = m.dynamicAdapters.map { m.state.sensitivity.rankScores(a: $0.1.lora.a, b: $0.1.lora.b) }
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let moved = m.moveRanks(step: 50, optimizer: AdamW(params: enc.params))
         #expect(moved.count == 2, "\(moved)")  // 4 -> 2 in layer 0, 4 -> 6 in layer 1
         #expect(m.layerRanks == [2, 6] && m.ranks.values.reduce(0, +) == 8 && m.ranks.values.allSatisfy { $0 >= 1 })
@@ -189,7 +221,7 @@ import SafeTensors
 
     /// Saves `m` with `model`, loads the directory into a fresh backbone and expects the same logits on a
     /// probe; returns the loaded method and the directory.
-    func saveAndLoad(_ m: DynamicLoRAMethod, _ model: SequenceClassifier, _ cfg: BertConfig, name: String) throws -> (TuningMethod, String) {
+    func saveAndLoad(_ m: DynamicLoRAMethod, _ model: TaskModel, _ cfg: BertConfig, name: String) throws -> (TuningMethod, String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-dynamic-\(name)-\(getpid())").path
         try? FileManager.default.removeItem(atPath: dir)
         try m.save(directory: dir, model: model, metadata: AdapterMetadata(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 16, baseModel: "x", method: "dynamic"))
@@ -197,7 +229,7 @@ import SafeTensors
         let before = try model.forward(input).logits
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         let (loaded, head) = try DynamicLoRAMethod.load(directory: dir, backbone: enc2)
-        let after = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head).forward(input).logits
+        let after = try TaskModel(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head).forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 }, "\(name): \(before) vs \(after)")
         return (loaded, dir)
     }

@@ -74,7 +74,7 @@ import TestSupport
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-broken-\(getpid())").path
         let enc = try BertModel.load(directory: dir, withPooler: true)
         let method = try LoRAMethod(config: LoRAConfig(r: 2), backbone: enc, seed: 1)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 1)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 1)
         let meta = AdapterMetadata(labelNames: ["a", "b"], problem: "single_label_classification", maxLength: 32, baseModel: dir, method: "lora")
         try method.save(directory: tmp + "/ok", model: model, metadata: meta)
         _ = try AdapterLoader(directory: tmp + "/ok")

@@ -77,7 +77,7 @@ import SafeTensors
         #expect(logged.count == 1 && logged[0]["event"] as? String == "ranks")
         #expect(abs(m.threshold(step: 10, totalSteps: 30) - 0.2) < 1e-6 && abs(m.threshold(step: 29, totalSteps: 30) - 0.3) < 1e-6)
         // The export (PEFT LoRA, rank_pattern) reads back to the same model output.
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 3)
         let input = TokenBatch(batch: 2, seq: 4, ids: [2, 5, 7, 3, 2, 9, 4, 3])
         let before = try model.forward(input).logits
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-sora-\(getpid())").path
@@ -88,7 +88,7 @@ import SafeTensors
         let enc2 = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         let (loaded, head) = try SoRAMethod.load(directory: dir, backbone: enc2)
         #expect(loaded.ranks == m.ranks)
-        let model2 = try SequenceClassifier(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
+        let model2 = try TaskModel(backbone: enc2, numLabels: 2, problem: .singleLabel, head: head)
         let after = try model2.forward(input).logits
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 }, "\(before) vs \(after)")
     }

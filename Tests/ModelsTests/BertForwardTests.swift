@@ -48,7 +48,7 @@ import SafeTensors
         guard let dir = Fixtures.modelDir() else { return }
         let e = try SentenceEmbedder(directory: dir)
         let v = try e.embed(["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."])
-        let H = e.model.config.hiddenSize
+        let H = e.model.hiddenSize
         func cos(_ a: Int, _ b: Int) -> Float { (0..<H).reduce(0) { $0 + v[a * H + $1] * v[b * H + $1] } }
         #expect(abs(cos(0, 0) - 1) < 1e-5)
         #expect(cos(0, 1) > cos(0, 2) + 0.3, "related sentences must be closer: \(cos(0, 1)) vs \(cos(0, 2))")

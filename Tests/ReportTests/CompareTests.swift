@@ -143,6 +143,9 @@ import Report
         let g = grid { $0.output = d }
         try Comparison(grid: g, common: [("epochs", "1")]).checkSameOptions()
         try Comparison(grid: g, common: [("epochs", "1")]).checkSameOptions()  // the same options continue
+        // Once a cell has started (its run.json), other options would mix settings in one table.
+        try FileManager.default.createDirectory(atPath: d + "/data/lora-r2-seed1", withIntermediateDirectories: true)
+        try "{}".write(toFile: d + "/data/lora-r2-seed1/run.json", atomically: true, encoding: .utf8)
         #expect { try Comparison(grid: g, common: [("epochs", "2"), ("lr", "1e-2")]).checkSameOptions() } throws: {
             "\($0)".contains("--epochs: 1 then, 2 now; --lr: not given then, 1e-2 now")
         }
@@ -235,6 +238,24 @@ import Report
 
     /// A real grid on the real model: a grid stopped after its first cell continues with the rest,
     /// leaving the finished cell alone, and the tables hold every cell.
+    /// A first command that stops on a bad training option before any cell starts does not lock the output:
+    /// the same command with the option fixed runs (it was refused as "other options" before).
+    @Test func aGridThatStoppedBeforeAnyCellTakesNewOptions() throws {
+        guard Fixtures.modelDir() != nil else { return }
+        let d = tmp("relock")
+        let rows = (0..<24).map { i in "\(["good fun day", "awful sad mess"][i % 2]) number \(i),\(["pos", "neg"][i % 2])" }
+        try ("text,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: d + "/data.csv", atomically: true, encoding: .utf8)
+        let g = grid { $0.tasks = [d + "/data.csv"]; $0.methods = ["elalora"]; $0.budgets = ["2"]; $0.seeds = ["1"]; $0.output = d + "/out" }
+        let base: [(key: String, value: String)] = [("batch-size", "8"), ("model", Fixtures.modelDir()!), ("tinit", "5")]
+        // A warm-up of 5 steps in a run of 3 passes the preflight (which knows no step counts) and stops the first cell.
+        #expect { try Comparison(grid: g, common: base + [("epochs", "1")]).run() } throws: { "\($0)".contains("must be below the total steps") }
+        #expect(FileManager.default.fileExists(atPath: d + "/out/options.json"))  // the case that used to lock the output
+        let table = try Comparison(grid: g, common: base + [("epochs", "4")]).run()
+        #expect(table.rows.count == 1 && table.rows[0].runs.count == 1)
+        // Once a cell has run, other options are refused as before.
+        #expect { try Comparison(grid: g, common: base + [("epochs", "3")]).run() } throws: { "\($0)".contains("other options") }
+    }
+
     @Test func anInterruptedGridContinues() throws {
         guard Fixtures.modelDir() != nil else { return }
         let d = tmp("grid")

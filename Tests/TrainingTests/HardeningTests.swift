@@ -78,7 +78,7 @@ import Methods
     @Test func divergenceRightAfterACheckpointKeepsTheOneBefore() throws {
         let dir = tmpDir("diverge")
         let t = try smallRun(dir)
-        t.afterStep.append { step in if step == 6 { for i in 0..<t.model.classifier.weight.count { t.model.classifier.weight.value[i] = .greatestFiniteMagnitude } } }
+        t.afterStep.append { step in if step == 6 { for i in 0..<t.model.params["classifier.weight"]!.count { t.model.params["classifier.weight"]!.value[i] = .greatestFiniteMagnitude } } }
         #expect { try t.run() } throws: { "\($0)".contains("at step 7") && "\($0)".contains("(step 3)") }
         let ck = try SafeTensorsFile(path: t.checkpointPath)
         #expect(ck.metadata["step"] == "3")

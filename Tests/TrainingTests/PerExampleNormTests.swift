@@ -7,7 +7,7 @@ import RankwiseCore
 
 /// A tiny classifier with LoRA or SVD adapters (rank 3, no dropout), adapter and head trainable and
 /// perturbed so that every gradient is non-trivial.
-func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
+func tinyAdaptedClassifier(svd: Bool) throws -> TaskModel {
     let enc = try tinyEncoder(seed: 3)
     if svd {
         var t = LoRATargeting(); t.r = 3; t.loraDropout = 0
@@ -15,7 +15,7 @@ func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
     } else {
         _ = try LoRA.attach(to: enc, config: LoRAConfig(r: 3, dropout: 0), seed: 2)
     }
-    let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 4)
+    let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 4)
     model.params.setTrainable { $0.contains("lora_") || $0.hasPrefix("classifier.") }
     var rng = SplitMix64(seed: 8)
     for p in model.params.trainable { for i in 0..<p.count { p.value[i] += 0.3 * rng.nextNormal() } }
@@ -33,7 +33,8 @@ func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
         // Batched: one forward and backward of the mean loss, norms collected on the way.
         let norms = PerExampleNorms()
         enc.perExample = norms
-        let (input, labels, _, _) = data.batch(idx, packed: true)
+        let labelled = data.batch(idx, packed: true)
+        let input = labelled.tokens, labels = labelled.labels
         #expect(Set(input.layout.lengths).count > 1, "mixed lengths")
         model.params.zeroGrad()
         _ = try model.forward(input, labels: labels)
@@ -43,7 +44,8 @@ func tinyAdaptedClassifier(svd: Bool) throws -> SequenceClassifier {
         enc.perExample = nil
         for (k, i) in idx.enumerated() {
             model.params.zeroGrad()
-            let (one, l, _, _) = data.batch([i], packed: true)
+            let labelled = data.batch([i], packed: true)
+            let one = labelled.tokens, l = labelled.labels
             _ = try model.forward(one, labels: l)
             try model.backward()
             let exact = model.params.trainable.reduce(Float(0)) { acc, p in acc + p.grad!.array.reduce(0) { $0 + $1 * $1 } }.squareRoot()

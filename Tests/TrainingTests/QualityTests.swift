@@ -9,15 +9,16 @@ import RankwiseCore
 /// TsqLoRA's mathematics on small cases: quality components against per-example gradients computed
 /// one by one, the sampling probabilities, the rank initialisation and the frozen-weight sensitivity.
 @Suite struct QualityTests {
-    func model(svd: Bool) throws -> SequenceClassifier { try tinyAdaptedClassifier(svd: svd) }
+    func model(svd: Bool) throws -> TaskModel { try tinyAdaptedClassifier(svd: svd) }
 
     /// Each example's gradient alone (eval mode), as one flat vector over the trainable parameters
     /// (`only`: restricted to parameters whose names start with it).
-    func gradients(_ m: SequenceClassifier, _ data: TokenizedSet, _ idx: [Int], only: String? = nil) throws -> (grads: [[Float]], losses: [Float]) {
+    func gradients(_ m: TaskModel, _ data: TokenizedSet, _ idx: [Int], only: String? = nil) throws -> (grads: [[Float]], losses: [Float]) {
         var grads: [[Float]] = [], losses: [Float] = []
         for i in idx {
             m.params.zeroGrad()
-            let (x, l, _, _) = data.batch([i], packed: true)
+            let labelled = data.batch([i], packed: true)
+            let x = labelled.tokens, l = labelled.labels
             losses.append(try m.forward(x, labels: l).exampleLosses[0])
             try m.backward()
             grads.append(m.params.trainable.filter { only == nil || $0.name.hasPrefix(only!) }.flatMap(\.grad!.array))
@@ -79,7 +80,8 @@ import RankwiseCore
             let saved = model.params.trainable.map(\.value.array)
             var off = 0
             for p in model.params.trainable { for j in 0..<p.count { p.value[j] -= lr * g[0][off + j] }; off += p.count }
-            let (x, l, _, _) = data.batch([i], packed: true)
+            let labelled = data.batch([i], packed: true)
+            let x = labelled.tokens, l = labelled.labels
             let after = try model.forward(x, labels: l).exampleLosses[0]
             for (p, v) in zip(model.params.trainable, saved) { for j in 0..<p.count { p.value[j] = v[j] } }
             #expect(abs(s.reduction[k] - (losses[0] - after)) <= 1e-5, "example \(i)")
@@ -129,18 +131,19 @@ import RankwiseCore
         let enc = try tinyEncoder(seed: 5)
         var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.lora.loraDropout = 0
         let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
-        model.params.setTrainable(method.isTrainable)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
+        model.setTrainable(adapted: method.isTrainable)
         _ = method.makeSampler(count: 8, batchSize: 4, seed: 3)
         try method.prepare(totalSteps: 20)
         let data = tinyTask(n: 8, seed: 4)
-        let (x, l, _, _) = data.batch([0, 1, 2, 3], packed: true)
+        let labelled = data.batch([0, 1, 2, 3], packed: true)
+        let x = labelled.tokens, l = labelled.labels
         _ = try model.forward(x, labels: l)
         try model.backward()
         let measured = method.state!.sensitivity
         // The same batch with the frozen weights made trainable: their gradients directly.
         let paths = method.svdAdapters.map { $0.0 + ".weight" }
-        model.params.setTrainable { method.isTrainable($0) || paths.contains($0) }
+        model.setTrainable { method.isTrainable($0) || paths.contains($0) }
         _ = try model.forward(x, labels: l)
         try model.backward()
         for (m, path) in paths.enumerated() {
@@ -185,7 +188,7 @@ import RankwiseCore
         var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.phases.tinit = 4; cfg.ela.phases.tfinal = 4; cfg.ela.deltaT = 2
         cfg.quality.scoring = scoring; cfg.quality.refreshEvery = 3; cfg.quality.poolSize = 12
         let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
-        let model = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
+        let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
         var tc = TrainConfig(); tc.epochs = 4; tc.batchSize = 8; tc.lr = 1e-2; tc.warmupRatio = 0; tc.checkpointEvery = 0
         let t = try Trainer(model: model, method: method, config: tc, train: tinyTask(n: 40, seed: 3), dev: nil, labelNames: ["no", "yes"],
                             outputDir: tmpDir("tsqlora-\(scoring)"))

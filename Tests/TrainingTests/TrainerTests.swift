@@ -28,10 +28,10 @@ func tinyEncoder(seed: UInt64 = 1) throws -> BertModel {
 }
 
 /// A tiny classifier with LoRA (r 4) attached, and the method.
-func tinyModel(seed: UInt64 = 1) throws -> (SequenceClassifier, TuningMethod) {
+func tinyModel(seed: UInt64 = 1) throws -> (TaskModel, TuningMethod) {
     let enc = try tinyEncoder(seed: seed)
     let method = try LoRAMethod(config: LoRAConfig(r: 4, alpha: 8, dropout: 0.1), backbone: enc, seed: seed)
-    let m = try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: seed)
+    let m = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: seed)
     return (m, method)
 }
 
@@ -87,7 +87,7 @@ func tmpDir(_ name: String) -> String {
         cfg.epochs = 5; cfg.batchSize = 8; cfg.checkpointEvery = 2
         let (m, method) = try tinyModel()
         let t = try Trainer(model: m, method: method, config: cfg, train: tinyTask(n: 80, seed: 5), dev: nil, labelNames: ["no", "yes"], outputDir: tmpDir("nan"))
-        t.afterStep.append { step in if step == 5 { m.classifier.weight.value[0] = .nan } }
+        t.afterStep.append { step in if step == 5 { m.params["classifier.weight"]!.value[0] = .nan } }
         do { try t.run(); Issue.record("a NaN loss did not stop training") }
         catch {
             #expect("\(error)".contains("loss is nan at step 6"), "\(error)")

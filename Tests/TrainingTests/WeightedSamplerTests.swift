@@ -43,7 +43,7 @@ final class LossWeightedLoRA: TuningMethod {
     }
     var checkpointStates: [String: CheckpointState] { ["loss": State(self)] }
 
-    func save(directory: String, model: SequenceClassifier, metadata: AdapterMetadata) throws { try lora.save(directory: directory, model: model, metadata: metadata) }
+    func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws { try lora.save(directory: directory, model: model, metadata: metadata) }
     var ranks: [String: Int] { lora.ranks }
     var maxRank: Int { lora.maxRank }
     var summary: String { "loss-weighted " + lora.summary }
@@ -58,13 +58,13 @@ final class LossWeightedLoRA: TuningMethod {
         return c
     }
 
-    func make() throws -> (SequenceClassifier, LossWeightedLoRA) {
+    func make() throws -> (TaskModel, LossWeightedLoRA) {
         let enc = try tinyEncoder(seed: 2)
         let method = try LossWeightedLoRA(backbone: enc, count: Self.train.count, interval: 3, seed: 2)
-        return (try SequenceClassifier(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2), method)
+        return (try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2), method)
     }
 
-    func trainer(_ m: SequenceClassifier, _ method: TuningMethod, _ dir: String) throws -> Trainer {
+    func trainer(_ m: TaskModel, _ method: TuningMethod, _ dir: String) throws -> Trainer {
         try Trainer(model: m, method: method, config: Self.config, train: Self.train, dev: nil, labelNames: ["no", "yes"], outputDir: dir)
     }
 

@@ -82,6 +82,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
 
     public var hiddenSize: Int { config.hiddenSize }
     public var maxPositions: Int { config.maxPositions }
+    public var vocabularySize: Int { config.vocabSize }
     public var layerCount: Int { config.numLayers }
     public var hasPooledOutput: Bool { pooler != nil }
     public var headDropout: Float { config.hiddenDropout }
@@ -93,6 +94,20 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public var huggingFace: HuggingFaceNames { HuggingFaceNames(prefix: "bert.", classStem: "Bert", modelType: "bert") }
     public var configJSON: [String: Any] { config.json }
 
+    /// The BERT family: BERT and the encoders that share its layout.
+    public static let family = BackboneFamily(name: "bert", modelTypes: ["bert"]) { directory, pooled in
+        try BertModel.load(directory: directory, withPooler: pooled)
+    }
+
+    /// The prefix of a BERT checkpoint's tensors (`bert.` in a `BertForSequenceClassification` file, none in a `BertModel` one).
+    static func weightPrefix(in file: SafeTensorsFile) throws -> String {
+        let probe = "embeddings.word_embeddings.weight"
+        guard let prefix = ["", "bert.", "model.", "encoder.", "roberta."].first(where: { file.contains($0 + probe) }) else {
+            throw ModelError("\(file.path): no tensor \"\(probe)\" (with or without a \"bert.\" prefix): not a BERT checkpoint?")
+        }
+        return prefix
+    }
+
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     public static func load(directory: String, withPooler: Bool? = nil) throws -> BertModel {
         let config = try BertConfig(path: directory)
@@ -102,7 +117,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
         }
         let st: SafeTensorsFile
         do { st = try SafeTensorsFile(path: file) } catch { throw ModelError("\(error)") }
-        return try BertModel(config: config, weights: try SafeTensorsWeights(file: st), withPooler: withPooler)
+        let weights = SafeTensorsWeights(file: st, prefix: try weightPrefix(in: st))
+        return try BertModel(config: config, weights: weights, withPooler: withPooler)
     }
 
     // MARK: Workspace

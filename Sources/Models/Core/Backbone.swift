@@ -51,6 +51,8 @@ public protocol Backbone: AnyObject {
     var hiddenSize: Int { get }
     /// The longest sequence the position encoding allows.
     var maxPositions: Int { get }
+    /// Token ids run from 0 to this count (exclusive).
+    var vocabularySize: Int { get }
     /// Number of transformer blocks.
     var layerCount: Int { get }
     /// True when `forward` returns one vector per sequence (`pooled`), which a classification head reads.

@@ -63,19 +63,15 @@ public protocol WeightSource {
     func has(_ name: String) -> Bool
 }
 
-/// Weights from a safetensors file, with or without a model prefix (`bert.`). F32 tensors are used in
-/// place from the memory map; F16/BF16 are converted.
+/// Weights from a safetensors file, each name after `prefix` (a family's loader knows its checkpoints'
+/// prefixes). F32 tensors are used in place from the memory map; F16/BF16 are converted.
 public final class SafeTensorsWeights: WeightSource {
     public let file: SafeTensorsFile
     public let prefix: String
 
-    public init(file: SafeTensorsFile, probe: String = "embeddings.word_embeddings.weight") throws {
+    public init(file: SafeTensorsFile, prefix: String) {
         self.file = file
-        if file.contains(probe) { prefix = "" }
-        else if let p = ["bert.", "model.", "encoder.", "roberta."].first(where: { file.contains($0 + probe) }) { prefix = p }
-        else {
-            throw ModelError("\(file.path): no tensor \"\(probe)\" (with or without a \"bert.\" prefix): not a BERT checkpoint?")
-        }
+        self.prefix = prefix
     }
 
     public func has(_ name: String) -> Bool { file.contains(prefix + name) }

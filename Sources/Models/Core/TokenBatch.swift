@@ -1,6 +1,23 @@
 import Foundation
 import RankwiseCore
 
+/// A token batch and what each example is trained toward: a class id (classification) or a value (regression).
+/// The task head reads the one it learns.
+public struct LabelledBatch: Sendable {
+    public var tokens: TokenBatch
+    public var labels: [Int32]
+    public var targets: [Float]
+    /// Tokens that are not padding.
+    public var realTokens: Int
+
+    public init(tokens: TokenBatch, labels: [Int32], targets: [Float], realTokens: Int) {
+        self.tokens = tokens
+        self.labels = labels
+        self.targets = targets
+        self.realTokens = realTokens
+    }
+}
+
 /// A batch of token ids for a backbone: padded (`[batch, seq]` row-major, a mask marking real
 /// tokens) or packed (the sequences' tokens back to back, no padding; see `SequenceLayout`).
 public struct TokenBatch: Sendable {

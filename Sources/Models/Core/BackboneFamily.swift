@@ -1,0 +1,43 @@
+import Foundation
+
+/// A model family Rankwise loads: the config.json `model_type`s it reads and how it builds a backbone from a
+/// model directory. A new family is one folder under `Sources/Models` and one line in `BackboneFamilies.all`.
+public struct BackboneFamily: Sendable {
+    public let name: String
+    /// config.json `model_type` values of this family.
+    public let modelTypes: [String]
+    /// Builds the backbone from a model directory. `pooled`: true when a head needs one vector per sequence
+    /// (an error if the checkpoint cannot give it), false to skip it, nil to load it when present.
+    public let load: @Sendable (_ directory: String, _ pooled: Bool?) throws -> any Backbone
+
+    public init(name: String, modelTypes: [String], load: @escaping @Sendable (String, Bool?) throws -> any Backbone) {
+        self.name = name
+        self.modelTypes = modelTypes
+        self.load = load
+    }
+}
+
+public enum BackboneFamilies {
+    /// Every family, the first the one a config.json without `model_type` is read as.
+    public static let all: [BackboneFamily] = [BertModel.family]
+
+    /// The family of a model directory, from its config.json's `model_type`.
+    public static func family(of directory: String) throws -> BackboneFamily {
+        let file = (directory as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: file) else { throw ModelError("\(file): cannot read config.json") }
+        guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError("\(file): not a JSON object")
+        }
+        guard let modelType = config["model_type"] as? String else { return all[0] }
+        guard let family = all.first(where: { $0.modelTypes.contains(modelType) }) else {
+            let known = all.flatMap(\.modelTypes).joined(separator: ", ")
+            throw ModelError("\(file): model_type \"\(modelType)\" is not a family Rankwise loads (\(known))")
+        }
+        return family
+    }
+
+    /// Loads the backbone of a model directory, whichever family it is.
+    public static func load(directory: String, pooled: Bool? = nil) throws -> any Backbone {
+        try family(of: directory).load(directory, pooled)
+    }
+}

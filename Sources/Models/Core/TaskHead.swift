@@ -1,0 +1,55 @@
+import Foundation
+import RankwiseCore
+
+/// How a task's model is named in Hugging Face and PEFT files.
+public struct HeadNames: Sendable, Equatable {
+    /// PEFT `task_type` (`SEQ_CLS`).
+    public let peftTaskType: String
+    /// PEFT `modules_to_save`: the head's module names (Hugging Face calls BERT's `classifier`, LLaMA's `score`).
+    public let modulesToSave: [String]
+    /// The model class after the backbone's stem: `Bert` + `ForSequenceClassification`.
+    public let classSuffix: String
+    /// config.json `problem_type`, also rankwise.json's `problem`.
+    public let problemType: String
+
+    public init(peftTaskType: String, modulesToSave: [String], classSuffix: String, problemType: String) {
+        self.peftTaskType = peftTaskType
+        self.modulesToSave = modulesToSave
+        self.classSuffix = classSuffix
+        self.problemType = problemType
+    }
+}
+
+/// What a head's forward gives: its outputs per example, and with targets the batch loss (the mean over
+/// examples) and each example's loss.
+public struct HeadOutput {
+    /// `[batch, outputs]`
+    public var logits: [Float]
+    public var loss: Float?
+    /// Each example's loss; empty without targets. The batch loss is their mean, so an example's weight is
+    /// 1 / batch (a token-level head would carry its per-example token counts here instead).
+    public var exampleLosses: [Float]
+}
+
+/// The task on top of a backbone: its parameters, its loss with per-example losses and the gradient back into
+/// the backbone, its primary metric and what the adapter formats need to name it. The model being trained is
+/// a backbone plus a head (`TaskModel`).
+public protocol TaskHead: AnyObject {
+    /// The head's parameters (Hugging Face names, e.g. `classifier.weight`), registered in the backbone's set.
+    var params: [Param] { get }
+    /// Outputs per example (classes, or 1 for regression).
+    var outputs: Int { get }
+    /// The metric that chooses the best checkpoint and the learning rate: `macro_f1`, `pearson`.
+    var primaryMetric: String { get }
+    var names: HeadNames { get }
+    /// Runs the head on the backbone's output; with `classes` or `values` (one per example) it also computes
+    /// the loss and keeps its gradient for `backward`.
+    func forward(_ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64) throws -> HeadOutput
+    /// Back-propagates the last forward's loss (times `lossScale`) into the head's parameters and returns the
+    /// gradients of the backbone's outputs; adds the head's rows to `perExample` when given.
+    func backward(lossScale: Float, perExample: PerExampleNorms?) throws
+        -> (dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?)
+    /// For a linear head: its input `[batch, in]` and the loss gradient of its outputs `[batch, outputs]` in the
+    /// last forward with targets, from which an example's head gradient is `dOutputs ⊗ [features, 1]`.
+    func lastLinearGradient() -> (features: UnsafePointer<Float>, dOutputs: UnsafePointer<Float>, batch: Int)?
+}
