@@ -28,14 +28,20 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public var perExample: PerExampleNorms?
     // Saved between forward and backward: [A; v] and x'[A; v]ᵀ [n, r+1], f·u [n, r], each sequence's gate [B],
     // each token's share of its sequence's mean [n] (1 / T_e for a real token, 0 for padding).
-    private let avBuf = Scratch(), uvBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), duvBuf = Scratch(), gBuf = Scratch(), gradBuf = Scratch()
+    private let avBuf = Scratch(), uvBuf = Scratch(), ufBuf = Scratch(), duBuf = Scratch(), duvBuf = Scratch(),
+        gBuf = Scratch(), gradBuf = Scratch()
     private let shareBuf = Scratch()
     private var savedLayout: SequenceLayout?
     let inputDropout: InputDropout
 
-    public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor, gate: Bool, gateBiasInit: Float,
-                causal: Bool = false, layout: @escaping () -> SequenceLayout?) {
-        self.inDim = inDim; self.outDim = outDim; self.layout = layout
+    public init(
+        path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor, gate: Bool,
+        gateBiasInit: Float,
+        causal: Bool = false, layout: @escaping () -> SequenceLayout?
+    ) {
+        self.inDim = inDim
+        self.outDim = outDim
+        self.layout = layout
         self.causal = causal
         lora = LoRAAdapter(path: path, inDim: inDim, outDim: outDim, config: config, a: a, b: b)
         inputDropout = InputDropout(p: config.dropout, inDim: inDim)
@@ -53,11 +59,15 @@ public final class DynamicLoRAAdapter: LinearAdapter {
 
     /// Each token's share of its sequence's mean: 1 / T_e for the T_e real tokens of sequence e, 0 for padding.
     func tokenShares(n: Int) -> UnsafeMutablePointer<Float> {
-        let share = shareBuf.get(n), mask = savedLayout?.keyMask
+        let share = shareBuf.get(n)
+        let mask = savedLayout?.keyMask
         for e in 0..<sequenceCount {
             let (start, count) = sequence(e, n: n)
             var real = count
-            if let mask { real = 0; for t in start..<(start + count) where mask[t] > 0 { real += 1 } }
+            if let mask {
+                real = 0
+                for t in start..<(start + count) where mask[t] > 0 { real += 1 }
+            }
             let w = 1 / Float(max(1, real))
             for t in start..<(start + count) { share[t] = mask.map { $0[t] > 0 ? w : 0 } ?? w }
         }
@@ -72,16 +82,20 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         savedLayout = layout()
         if let l = savedLayout, l.tokens != n { savedLayout = nil }
-        let r = lora.r, k = rows
+        let r = lora.r
+        let k = rows
         let src = inputDropout.forward(x, n: n, training: training, seed: seed)
-        let av = avBuf.get(k * inDim), uv = uvBuf.get(n * k), uf = ufBuf.get(n * r)
+        let av = avBuf.get(k * inDim)
+        let uv = uvBuf.get(n * k)
+        let uf = ufBuf.get(n * r)
         av.update(from: lora.a.value.data, count: r * inDim)
         if let gw = gateWeight { (av + r * inDim).update(from: gw.value.data, count: inDim) }
         BLAS.sgemm(transB: true, m: n, n: k, k: inDim, a: src, lda: inDim, b: av, ldb: inDim, c: uv, ldc: k)
         if causal, gateBias != nil {
             causalGateForward(uv: uv, uf: uf, n: n)
-            BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r,
-                       beta: 1, c: y, ldc: outDim)
+            BLAS.sgemm(
+                transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r,
+                beta: 1, c: y, ldc: outDim)
             return
         }
         let g = gBuf.get(sequenceCount)
@@ -97,19 +111,33 @@ public final class DynamicLoRAAdapter: LinearAdapter {
             let f = layerWeight * g[e]
             for t in start..<(start + count) { for j in 0..<r { uf[t * r + j] = f * uv[t * k + j] } }
         }
-        BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
+        BLAS.sgemm(
+            transB: true, m: n, n: outDim, k: r, alpha: lora.scaling, a: uf, lda: r, b: lora.b.value.data, ldb: r,
+            beta: 1, c: y, ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
-        let r = lora.r, k = rows
-        let av = avBuf.get(k * inDim), uv = uvBuf.get(n * k), uf = ufBuf.get(n * r), du = duBuf.get(n * r), duv = duvBuf.get(n * k)
-        let g = gBuf.get(causal && gateBias != nil ? n : sequenceCount), share = shareBuf.get(n)
+        let r = lora.r
+        let k = rows
+        let av = avBuf.get(k * inDim)
+        let uv = uvBuf.get(n * k)
+        let uf = ufBuf.get(n * r)
+        let du = duBuf.get(n * r)
+        let duv = duvBuf.get(n * k)
+        let g = gBuf.get(causal && gateBias != nil ? n : sequenceCount)
+        let share = shareBuf.get(n)
         let src = inputDropout.saved(x, n: n)
         if let gB = lora.b.grad {  // dB += s · dyᵀ (f u)
-            BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1, c: gB.data, ldc: r)
+            BLAS.sgemm(
+                transA: true, m: outDim, n: r, k: n, alpha: lora.scaling, a: dy, lda: outDim, b: uf, ldb: r, beta: 1,
+                c: gB.data, ldc: r)
         }
-        if let pe = perExample, lora.b.grad != nil { pe.addLinear(dy: dy, x: uf, outDim: outDim, inDim: r, scale: lora.scaling, param: lora.b) }
-        BLAS.sgemm(m: n, n: r, k: outDim, alpha: lora.scaling, a: dy, lda: outDim, b: lora.b.value.data, ldb: r, c: du, ldc: r)  // d(f u) = s · dy B
+        if let pe = perExample, lora.b.grad != nil {
+            pe.addLinear(dy: dy, x: uf, outDim: outDim, inDim: r, scale: lora.scaling, param: lora.b)
+        }
+        BLAS.sgemm(
+            // d(f u) = s · dy B
+            m: n, n: r, k: outDim, alpha: lora.scaling, a: dy, lda: outDim, b: lora.b.value.data, ldb: r, c: du, ldc: r)
         if causal, gateBias != nil {
             causalGateBackward(uv: uv, du: du, duv: duv, n: n)
         } else {
@@ -122,14 +150,19 @@ public final class DynamicLoRAAdapter: LinearAdapter {
             if let gA = lora.a.grad { for i in 0..<(r * inDim) { gA[i] += grad[i] } }
             if let gv = gateWeight?.grad { for i in 0..<inDim { gv[i] += grad[r * inDim + i] } }
         }
-        if let pe = perExample, lora.a.grad != nil { pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a) }
+        if let pe = perExample, lora.a.grad != nil {
+            pe.addLinear(dy: du, x: src, outDim: r, inDim: inDim, param: lora.a)
+        }
         if let dx { inputDropout.addInputGradient(du: duv, a: av, n: n, r: k, dx: dx) }
     }
 
     /// The whole-sequence gate's backward: fills `duv` (`[du, dz_e / T_e]` per token) and the gate bias's gradient.
-    private func sequenceGateBackward(uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
-                                      g: UnsafePointer<Float>, share: UnsafePointer<Float>, n: Int) {
-        let r = lora.r, k = rows
+    private func sequenceGateBackward(
+        uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
+        g: UnsafePointer<Float>, share: UnsafePointer<Float>, n: Int
+    ) {
+        let r = lora.r
+        let k = rows
         // [du, dz_e / T_e]: du = f · d(f u) for A, and for v every real token t of sequence e gets
         // dz_e / T_e, with dL/dg_e = w · Σ_t d(f u)_t · u_t and dz_e = dg_e · g_e (1 − g_e).
         for e in 0..<sequenceCount {
@@ -142,7 +175,12 @@ public final class DynamicLoRAAdapter: LinearAdapter {
                 for t in start..<(start + count) { duv[t * k + r] = dz * share[t] }
                 if let gbg = gb.grad { gbg[0] += dz }
             }
-            for t in start..<(start + count) { for j in 0..<r { du[t * r + j] *= f; duv[t * k + j] = du[t * r + j] } }
+            for t in start..<(start + count) {
+                for j in 0..<r {
+                    du[t * r + j] *= f
+                    duv[t * k + j] = du[t * r + j]
+                }
+            }
         }
     }
 
@@ -152,7 +190,8 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     /// The per-token causal gate: `g_t = sigmoid(c + S_t / C_t)` with `S_t` the sum of `(x' v)` and `C_t` the
     /// count over the real tokens up to t of its sequence; writes `uf = w g_t u` and keeps `g_t` in `gBuf`.
     private func causalGateForward(uv: UnsafePointer<Float>, uf: UnsafeMutablePointer<Float>, n: Int) {
-        let r = lora.r, k = rows
+        let r = lora.r
+        let k = rows
         let gate = gBuf.get(n)
         let bias = gateBias!.value[0]
         for e in 0..<sequenceCount {
@@ -174,9 +213,12 @@ public final class DynamicLoRAAdapter: LinearAdapter {
 
     /// The causal gate's backward: `dz_t = w g_t (1 − g_t) Σ_j d(f u)_tj u_tj`, and a real token t' gets
     /// `Σ_{t ≥ t'} dz_t / C_t` in the gate's column of `duv` (a reverse running sum); `du` becomes `w g_t d(f u)`.
-    private func causalGateBackward(uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
-                                    n: Int) {
-        let r = lora.r, k = rows
+    private func causalGateBackward(
+        uv: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>, duv: UnsafeMutablePointer<Float>,
+        n: Int
+    ) {
+        let r = lora.r
+        let k = rows
         let gate = gBuf.get(n)
         var biasGradient: Float = 0
         for e in 0..<sequenceCount {

@@ -9,7 +9,9 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
     public var alpha: Float = 16
     public var loraDropout: Float = 0.05
     /// PEFT `target_modules`: a module is adapted when its path equals an entry or ends with "." + entry.
-    public var targetModules = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    public var targetModules = [
+        "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense",
+    ]
     public init() {}
 
     public static let help = [
@@ -26,7 +28,9 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
 
     public func validate(method: String = "LoRA") throws {
         guard r > 0 else { throw ModelError("\(method): r must be positive (got \(r))") }
-        guard loraDropout >= 0 && loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1) (got \(loraDropout))") }
+        guard loraDropout >= 0 && loraDropout < 1 else {
+            throw ModelError("\(method): lora_dropout must be in [0, 1) (got \(loraDropout))")
+        }
         guard !targetModules.isEmpty else { throw ModelError("\(method): target_modules is empty") }
     }
 
@@ -36,11 +40,22 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
     public func targets(in model: any Backbone, method: String, rank: Int) throws -> [Linear] {
         let found = model.adaptableLinears.filter { matches($0.path) }
         guard !found.isEmpty else {
-            throw ModelError("\(method): target_modules \(targetModules) match no linear layer (available: \(Set(model.adaptableLinears.map { $0.path.split(separator: ".").suffix(2).joined(separator: ".") }).sorted().joined(separator: ", ")))")
+            let shortPaths = model.adaptableLinears.map {
+                $0.path.split(separator: ".").suffix(2).joined(separator: ".")
+            }
+            let available = Set(shortPaths)
+            throw ModelError(
+                "\(method): target_modules \(targetModules) match no linear layer (available: "
+                    + "\(available.sorted().joined(separator: ", ")))")
         }
         guard rank > 0 else { throw ModelError("\(method): rank must be positive (got \(rank))") }
-        if let narrow = found.min(by: { min($0.inDim, $0.outDim) < min($1.inDim, $1.outDim) }), rank > min(narrow.inDim, narrow.outDim) {
-            throw ModelError("\(method): rank \(rank) exceeds the width of \(narrow.path) (\(narrow.outDim) x \(narrow.inDim)); use at most \(min(narrow.inDim, narrow.outDim))")
+        if let narrow = found.min(by: { min($0.inDim, $0.outDim) < min($1.inDim, $1.outDim) }),
+            rank > min(narrow.inDim, narrow.outDim)
+        {
+            throw ModelError(
+                "\(method): rank \(rank) exceeds the width of \(narrow.path) (\(narrow.outDim) x \(narrow.inDim)); "
+                    + "use at most \(min(narrow.inDim, narrow.outDim))"
+            )
         }
         return found
     }
@@ -54,9 +69,15 @@ public struct LoRAConfig: Settings, Sendable, Equatable {
     public init() {}
     public static let help = ["rslora": "rsLoRA scaling alpha/sqrt(r) instead of alpha/r"]
 
-    public init(r: Int = 8, alpha: Float = 16, dropout: Float = 0.05,
-                targetModules: [String] = LoRATargeting().targetModules, useRSLoRA: Bool = false) {
-        lora.r = r; lora.alpha = alpha; lora.loraDropout = dropout; lora.targetModules = targetModules; rslora = useRSLoRA
+    public init(
+        r: Int = 8, alpha: Float = 16, dropout: Float = 0.05,
+        targetModules: [String] = LoRATargeting().targetModules, useRSLoRA: Bool = false
+    ) {
+        lora.r = r
+        lora.alpha = alpha
+        lora.loraDropout = dropout
+        lora.targetModules = targetModules
+        rslora = useRSLoRA
     }
 
     public var r: Int { lora.r }
@@ -84,8 +105,11 @@ public final class LoRAAdapter: LinearAdapter {
     public var perExample: PerExampleNorms?
 
     public init(path: String, inDim: Int, outDim: Int, config: LoRAConfig, a: Tensor, b: Tensor) {
-        self.inDim = inDim; self.outDim = outDim; r = config.r
-        scaling = config.scaling; dropout = config.dropout
+        self.inDim = inDim
+        self.outDim = outDim
+        r = config.r
+        scaling = config.scaling
+        dropout = config.dropout
         inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         self.a = Param(name: path + ".lora_A.weight", value: a)
         self.b = Param(name: path + ".lora_B.weight", value: b)
@@ -95,19 +119,25 @@ public final class LoRAAdapter: LinearAdapter {
         let u = uBuf.get(n * r)
         let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
-        BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: scaling, a: u, lda: r, b: b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
+        BLAS.sgemm(
+            transB: true, m: n, n: outDim, k: r, alpha: scaling, a: u, lda: r, b: b.value.data, ldb: r, beta: 1, c: y,
+            ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
-        let u = uBuf.get(n * r), du = duBuf.get(n * r)
+        let u = uBuf.get(n * r)
+        let du = duBuf.get(n * r)
         let src = inputDropout.saved(x, n: n)
         if let gb = b.grad {  // dB += scaling · dyᵀ u
-            BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: u, ldb: r, beta: 1, c: gb.data, ldc: r)
+            BLAS.sgemm(
+                transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: u, ldb: r, beta: 1,
+                c: gb.data, ldc: r)
         }
         // du = scaling · dy B
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: scaling, a: dy, lda: outDim, b: b.value.data, ldb: r, c: du, ldc: r)
         if let ga = a.grad {  // dA += duᵀ dropout(x)
-            BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
+            BLAS.sgemm(
+                transA: true, m: r, n: inDim, k: n, a: du, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
         }
         if let pe = perExample {
             if b.grad != nil { pe.addLinear(dy: dy, x: u, outDim: outDim, inDim: r, scale: scaling, param: b) }
@@ -119,7 +149,9 @@ public final class LoRAAdapter: LinearAdapter {
     /// The dense update `scaling · B A` `[out, in]`, for merging.
     public func delta() -> Tensor {
         let d = Tensor(zeros: [outDim, inDim])
-        BLAS.sgemm(m: outDim, n: inDim, k: r, alpha: scaling, a: b.value.data, lda: r, b: a.value.data, ldb: inDim, c: d.data, ldc: inDim)
+        BLAS.sgemm(
+            m: outDim, n: inDim, k: r, alpha: scaling, a: b.value.data, lda: r, b: a.value.data, ldb: inDim, c: d.data,
+            ldc: inDim)
         return d
     }
 }
@@ -129,13 +161,16 @@ public enum LoRA {
     /// does (A: Kaiming-uniform with a = √5, i.e. U(±1/√in); B: zeros), and registers their
     /// parameters. Returns the adapters by module path. Throws if nothing matches.
     @discardableResult
-    public static func attach(to model: any Backbone, config: LoRAConfig, seed: UInt64) throws -> [String: LoRAAdapter] {
+    public static func attach(to model: any Backbone, config: LoRAConfig, seed: UInt64) throws -> [String: LoRAAdapter]
+    {
         try config.validate()
         var rng = SplitMix64(seed: seed)
         var out: [String: LoRAAdapter] = [:]
         for lin in try config.lora.targets(in: model, method: "LoRA", rank: config.r) {
-            let ad = LoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: config, a: initialA(r: config.r, inDim: lin.inDim, rng: &rng),
-                                 b: Tensor(zeros: [lin.outDim, config.r]))
+            let ad = LoRAAdapter(
+                path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: config,
+                a: initialA(r: config.r, inDim: lin.inDim, rng: &rng),
+                b: Tensor(zeros: [lin.outDim, config.r]))
             lin.adapter = ad
             for p in ad.params { model.params.add(p) }
             out[lin.path] = ad

@@ -21,8 +21,10 @@ public enum PEFTNames {
 
     /// The config entries every adapter of `model` shares: task type, modules to save, base model.
     public static func configBase(model: TaskModel, baseModel: String) -> [String: Any] {
-        ["task_type": model.head.names.peftTaskType, "modules_to_save": model.head.names.modulesToSave,
-         "base_model_name_or_path": baseModel]
+        [
+            "task_type": model.head.names.peftTaskType, "modules_to_save": model.head.names.modulesToSave,
+            "base_model_name_or_path": baseModel,
+        ]
     }
 
     /// The tensor of `file` named `stem` (a module path and a suffix) under any prefix: PEFT and other tools
@@ -64,7 +66,9 @@ public enum PEFTNames {
 
         func tensor(_ name: String, shape: [Int]) throws -> Tensor {
             guard let info = file.info(key(name)) else { throw ModelError("\(file.path): missing \(key(name))") }
-            guard info.shape == shape else { throw ModelError("\(file.path): \(key(name)) has shape \(info.shape), expected \(shape)") }
+            guard info.shape == shape else {
+                throw ModelError("\(file.path): \(key(name)) has shape \(info.shape), expected \(shape)")
+            }
             return Tensor(shape: shape, values: try file.floats(key(name)))
         }
     }

@@ -26,9 +26,14 @@ public final class SVDAdapter: LinearAdapter {
     let inputDropout: InputDropout
     public var perExample: PerExampleNorms?
 
-    public init(path: String, inDim: Int, outDim: Int, rMax: Int, initialRank: Int, alpha: Float, dropout: Float,
-                a: Tensor, e: Tensor, b: Tensor) {
-        self.path = path; self.inDim = inDim; self.outDim = outDim; self.rMax = rMax
+    public init(
+        path: String, inDim: Int, outDim: Int, rMax: Int, initialRank: Int, alpha: Float, dropout: Float,
+        a: Tensor, e: Tensor, b: Tensor
+    ) {
+        self.path = path
+        self.inDim = inDim
+        self.outDim = outDim
+        self.rMax = rMax
         scaling = alpha > 0 ? alpha : Float(initialRank)
         ranknum = Float(initialRank)
         self.dropout = dropout
@@ -41,19 +46,28 @@ public final class SVDAdapter: LinearAdapter {
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         let r = rMax
-        let u = uBuf.get(n * r), v = vBuf.get(n * r)
+        let u = uBuf.get(n * r)
+        let v = vBuf.get(n * r)
         let src = inputDropout.forward(x, n: n, training: training, seed: seed)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { v[i * r + j] = u[i * r + j] * ev[j] } }
-        BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: scale, a: v, lda: r, b: b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
+        BLAS.sgemm(
+            transB: true, m: n, n: outDim, k: r, alpha: scale, a: v, lda: r, b: b.value.data, ldb: r, beta: 1, c: y,
+            ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
         let r = rMax
-        let u = uBuf.get(n * r), v = vBuf.get(n * r), dv = dvBuf.get(n * r)
+        let u = uBuf.get(n * r)
+        let v = vBuf.get(n * r)
+        let dv = dvBuf.get(n * r)
         let src = inputDropout.saved(x, n: n)
-        if let gb = b.grad { BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scale, a: dy, lda: outDim, b: v, ldb: r, beta: 1, c: gb.data, ldc: r) }
+        if let gb = b.grad {
+            BLAS.sgemm(
+                transA: true, m: outDim, n: r, k: n, alpha: scale, a: dy, lda: outDim, b: v, ldb: r, beta: 1,
+                c: gb.data, ldc: r)
+        }
         BLAS.sgemm(m: n, n: r, k: outDim, alpha: scale, a: dy, lda: outDim, b: b.value.data, ldb: r, c: dv, ldc: r)
         if let ge = e.grad {
             for i in 0..<n { for j in 0..<r { ge[j] += dv[i * r + j] * u[i * r + j] } }
@@ -64,7 +78,10 @@ public final class SVDAdapter: LinearAdapter {
         }
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { dv[i * r + j] *= ev[j] } }  // now du
-        if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dv, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
+        if let ga = a.grad {
+            BLAS.sgemm(
+                transA: true, m: r, n: inDim, k: n, a: dv, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
+        }
         if let pe = perExample, a.grad != nil { pe.addLinear(dy: dv, x: src, outDim: r, inDim: inDim, param: a) }
         if let dx { inputDropout.addInputGradient(du: dv, a: a.value.data, n: n, r: r, dx: dx) }
     }
@@ -75,7 +92,9 @@ public final class SVDAdapter: LinearAdapter {
         let ae = Tensor(zeros: [r, inDim])
         for j in 0..<r { for k in 0..<inDim { ae[j * inDim + k] = a.value[j * inDim + k] * e.value[j] } }
         let d = Tensor(zeros: [outDim, inDim])
-        BLAS.sgemm(m: outDim, n: inDim, k: r, alpha: scale, a: b.value.data, lda: r, b: ae.data, ldb: inDim, c: d.data, ldc: inDim)
+        BLAS.sgemm(
+            m: outDim, n: inDim, k: r, alpha: scale, a: b.value.data, lda: r, b: ae.data, ldb: inDim, c: d.data,
+            ldc: inDim)
         return d
     }
 
@@ -100,27 +119,39 @@ public final class OrthogonalRegularizer: LossRegularizer {
     private let gatherA = Scratch(), gatherB = Scratch(), gradA = Scratch(), gradB = Scratch()
 
     public init(adapters: [SVDAdapter], weight: Float, activeOnly: Bool = false) {
-        self.adapters = adapters; self.weight = weight; self.activeOnly = activeOnly
+        self.adapters = adapters
+        self.weight = weight
+        self.activeOnly = activeOnly
     }
 
     /// ‖A Aᵀ − I‖ + ‖Bᵀ B − I‖ of one adapter, accumulating `scale ·` their gradients when `withGrad`.
     func terms(_ ad: SVDAdapter, withGrad: Bool, scale: Float) -> (Float, Float) {
-        let ga = withGrad ? ad.a.grad?.data : nil, gb = withGrad ? ad.b.grad?.data : nil
+        let ga = withGrad ? ad.a.grad?.data : nil
+        let gb = withGrad ? ad.b.grad?.data : nil
         guard activeOnly, ad.rank < ad.rMax else {
-            return (Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: ga, scale: scale),
-                    Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: gb, scale: scale))
+            return (
+                Self.rowGram(ad.a.value.data, r: ad.rMax, d: ad.inDim, grad: ga, scale: scale),
+                Self.colGram(ad.b.value.data, rows: ad.outDim, r: ad.rMax, grad: gb, scale: scale)
+            )
         }
         // Gather the active rows of A and columns of B, and scatter their gradients back.
-        let idx = (0..<ad.rMax).filter { ad.active[$0] }, k = idx.count, R = ad.rMax
-        let a = gatherA.get(k * ad.inDim), b = gatherB.get(ad.outDim * k)
-        let da = gradA.get(k * ad.inDim), db = gradB.get(ad.outDim * k)
+        let idx = (0..<ad.rMax).filter { ad.active[$0] }
+        let k = idx.count
+        let R = ad.rMax
+        let a = gatherA.get(k * ad.inDim)
+        let b = gatherB.get(ad.outDim * k)
+        let da = gradA.get(k * ad.inDim)
+        let db = gradB.get(ad.outDim * k)
         for (c, j) in idx.enumerated() {
             (a + c * ad.inDim).update(from: ad.a.value.data + j * ad.inDim, count: ad.inDim)
             for o in 0..<ad.outDim { b[o * k + c] = ad.b.value[o * R + j] }
         }
-        da.update(repeating: 0, count: k * ad.inDim); db.update(repeating: 0, count: ad.outDim * k)
-        let t = (Self.rowGram(a, r: k, d: ad.inDim, grad: ga == nil ? nil : da, scale: scale),
-                 Self.colGram(b, rows: ad.outDim, r: k, grad: gb == nil ? nil : db, scale: scale))
+        da.update(repeating: 0, count: k * ad.inDim)
+        db.update(repeating: 0, count: ad.outDim * k)
+        let t = (
+            Self.rowGram(a, r: k, d: ad.inDim, grad: ga == nil ? nil : da, scale: scale),
+            Self.colGram(b, rows: ad.outDim, r: k, grad: gb == nil ? nil : db, scale: scale)
+        )
         for (c, j) in idx.enumerated() {
             if let ga { for i in 0..<ad.inDim { ga[j * ad.inDim + i] += da[c * ad.inDim + i] } }
             if let gb { for o in 0..<ad.outDim { gb[o * R + j] += db[o * k + c] } }
@@ -130,7 +161,9 @@ public final class OrthogonalRegularizer: LossRegularizer {
 
     /// ‖G − I‖_F for G = M Mᵀ (rows of M) with M `[r, d]`, and optionally accumulates
     /// `scale · 2 (G − I) M / ‖G − I‖_F` into `grad`.
-    static func rowGram(_ m: UnsafePointer<Float>, r: Int, d: Int, grad: UnsafeMutablePointer<Float>?, scale: Float) -> Float {
+    static func rowGram(
+        _ m: UnsafePointer<Float>, r: Int, d: Int, grad: UnsafeMutablePointer<Float>?, scale: Float
+    ) -> Float {
         guard r > 0 else { return 0 }
         let g = Tensor(zeros: [r, r])
         BLAS.sgemm(transB: true, m: r, n: r, k: d, a: m, lda: d, b: m, ldb: d, c: g.data, ldc: r)
@@ -139,13 +172,16 @@ public final class OrthogonalRegularizer: LossRegularizer {
         for i in 0..<(r * r) { s += Double(g[i]) * Double(g[i]) }
         let norm = Float(s.squareRoot())
         if let grad, norm > 0 {
-            BLAS.sgemm(m: r, n: d, k: r, alpha: 2 * scale / norm, a: g.data, lda: r, b: m, ldb: d, beta: 1, c: grad, ldc: d)
+            BLAS.sgemm(
+                m: r, n: d, k: r, alpha: 2 * scale / norm, a: g.data, lda: r, b: m, ldb: d, beta: 1, c: grad, ldc: d)
         }
         return norm
     }
 
     /// ‖Bᵀ B − I‖_F for B `[out, r]` (columns), with gradient `scale · 2 B (G − I) / ‖·‖`.
-    static func colGram(_ m: UnsafePointer<Float>, rows: Int, r: Int, grad: UnsafeMutablePointer<Float>?, scale: Float) -> Float {
+    static func colGram(
+        _ m: UnsafePointer<Float>, rows: Int, r: Int, grad: UnsafeMutablePointer<Float>?, scale: Float
+    ) -> Float {
         guard r > 0 else { return 0 }
         let g = Tensor(zeros: [r, r])
         BLAS.sgemm(transA: true, m: r, n: r, k: rows, a: m, lda: r, b: m, ldb: r, c: g.data, ldc: r)
@@ -154,7 +190,8 @@ public final class OrthogonalRegularizer: LossRegularizer {
         for i in 0..<(r * r) { s += Double(g[i]) * Double(g[i]) }
         let norm = Float(s.squareRoot())
         if let grad, norm > 0 {
-            BLAS.sgemm(m: rows, n: r, k: r, alpha: 2 * scale / norm, a: m, lda: r, b: g.data, ldb: r, beta: 1, c: grad, ldc: r)
+            BLAS.sgemm(
+                m: rows, n: r, k: r, alpha: 2 * scale / norm, a: m, lda: r, b: g.data, ldb: r, beta: 1, c: grad, ldc: r)
         }
         return norm
     }
@@ -167,7 +204,11 @@ public final class OrthogonalRegularizer: LossRegularizer {
 
     func total() -> Float {
         var total: Float = 0
-        for ad in adapters { let (a, b) = terms(ad, withGrad: false, scale: 0); total += a; total += b }
+        for ad in adapters {
+            let (a, b) = terms(ad, withGrad: false, scale: 0)
+            total += a
+            total += b
+        }
         return total
     }
 
@@ -197,7 +238,10 @@ public enum SVDStart: String, Sendable, CaseIterable {
     /// The start named `name`, or an error naming the option and the choices.
     public static func named(_ name: String, method: String) throws -> SVDStart {
         guard let s = SVDStart(rawValue: name) else {
-            throw ModelError("\(method): --adapter-init must be one of \(allCases.map(\.rawValue).joined(separator: ", ")) (got \(name))")
+            throw ModelError(
+                "\(method): --adapter-init must be one of \(allCases.map(\.rawValue).joined(separator: ", ")) (got "
+                    + "\(name))"
+            )
         }
         return s
     }
@@ -232,18 +276,28 @@ extension SVDAdapter {
     /// Attaches SVD adapters to the linear layers `targeting` picks, with `maxRank` ranks preallocated of
     /// which the first `initialRank` are active, started as `start` says (E = `start.initE` on active ranks
     /// for zero-b). Registers their parameters; returns them by module path.
-    public static func attach(to model: any Backbone, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
-                              seed: UInt64, method: String, start: SVDStartSettings = .peft) throws -> [String: SVDAdapter] {
+    public static func attach(
+        to model: any Backbone, targeting: LoRATargeting, initialRank: Int, maxRank: Int? = nil,
+        seed: UInt64, method: String, start: SVDStartSettings = .peft
+    ) throws -> [String: SVDAdapter] {
         let rMax = maxRank ?? initialRank
-        guard initialRank > 0, rMax >= initialRank else { throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))") }
-        guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else { throw ModelError("\(method): lora_dropout must be in [0, 1)") }
+        guard initialRank > 0, rMax >= initialRank else {
+            throw ModelError("\(method): need 0 < initial rank (\(initialRank)) <= maximum rank (\(rMax))")
+        }
+        guard targeting.loraDropout >= 0 && targeting.loraDropout < 1 else {
+            throw ModelError("\(method): lora_dropout must be in [0, 1)")
+        }
         let kind = try start.kind(method: method)
         let startE = start.initE
-        guard startE.isFinite, startE > 0 else { throw ModelError("\(method): --init-e must be a positive number (got \(startE))") }
+        guard startE.isFinite, startE > 0 else {
+            throw ModelError("\(method): --init-e must be a positive number (got \(startE))")
+        }
         var rng = SplitMix64(seed: seed)
         var out: [String: SVDAdapter] = [:]
         for lin in try targeting.targets(in: model, method: method, rank: rMax) {
-            let a = Tensor(zeros: [rMax, lin.inDim]), b = Tensor(zeros: [lin.outDim, rMax]), e = Tensor(zeros: [rMax, 1])
+            let a = Tensor(zeros: [rMax, lin.inDim])
+            let b = Tensor(zeros: [lin.outDim, rMax])
+            let e = Tensor(zeros: [rMax, 1])
             switch kind {
             case .peft:
                 for i in 0..<a.count { a[i] = 0.02 * rng.nextNormal() }
@@ -253,8 +307,9 @@ extension SVDAdapter {
                 orthonormaliseRows(a.data, rows: rMax, columns: lin.inDim)
                 for j in 0..<initialRank { e[j] = startE }
             }
-            let ad = SVDAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, rMax: rMax, initialRank: initialRank,
-                                alpha: targeting.alpha, dropout: targeting.loraDropout, a: a, e: e, b: b)
+            let ad = SVDAdapter(
+                path: lin.path, inDim: lin.inDim, outDim: lin.outDim, rMax: rMax, initialRank: initialRank,
+                alpha: targeting.alpha, dropout: targeting.loraDropout, a: a, e: e, b: b)
             lin.adapter = ad
             for p in ad.params { model.params.add(p) }
             out[lin.path] = ad

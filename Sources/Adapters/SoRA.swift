@@ -18,8 +18,15 @@ public final class SoRAAdapter: LinearAdapter {
     private let uBuf = Scratch(), ugBuf = Scratch(), dugBuf = Scratch()
     let inputDropout: InputDropout
 
-    public init(path: String, inDim: Int, outDim: Int, r: Int, scaling: Float, dropout: Float, a: Tensor, b: Tensor, gate: Tensor) {
-        self.inDim = inDim; self.outDim = outDim; self.r = r; self.scaling = scaling; self.dropout = dropout
+    public init(
+        path: String, inDim: Int, outDim: Int, r: Int, scaling: Float, dropout: Float, a: Tensor, b: Tensor,
+        gate: Tensor
+    ) {
+        self.inDim = inDim
+        self.outDim = outDim
+        self.r = r
+        self.scaling = scaling
+        self.dropout = dropout
         inputDropout = InputDropout(p: dropout, inDim: inDim)
         self.a = Param(name: path + ".lora_A.weight", value: a)
         self.b = Param(name: path + ".lora_B.weight", value: b)
@@ -31,26 +38,37 @@ public final class SoRAAdapter: LinearAdapter {
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
         let src = inputDropout.forward(x, n: n, training: training, seed: seed)
-        let u = uBuf.get(n * r), ug = ugBuf.get(n * r)
+        let u = uBuf.get(n * r)
+        let ug = ugBuf.get(n * r)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         for t in 0..<n { for k in 0..<r { ug[t * r + k] = u[t * r + k] * gate.value[k] } }
-        BLAS.sgemm(transB: true, m: n, n: outDim, k: r, alpha: scaling, a: ug, lda: r, b: b.value.data, ldb: r, beta: 1, c: y, ldc: outDim)
+        BLAS.sgemm(
+            transB: true, m: n, n: outDim, k: r, alpha: scaling, a: ug, lda: r, b: b.value.data, ldb: r, beta: 1, c: y,
+            ldc: outDim)
     }
 
     public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int) {
-        let u = uBuf.get(n * r), ug = ugBuf.get(n * r), dug = dugBuf.get(n * r)
+        let u = uBuf.get(n * r)
+        let ug = ugBuf.get(n * r)
+        let dug = dugBuf.get(n * r)
         let src = inputDropout.saved(x, n: n)
         if let gb = b.grad {  // dB += s · dyᵀ (u ⊙ g)
-            BLAS.sgemm(transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: ug, ldb: r, beta: 1, c: gb.data, ldc: r)
+            BLAS.sgemm(
+                transA: true, m: outDim, n: r, k: n, alpha: scaling, a: dy, lda: outDim, b: ug, ldb: r, beta: 1,
+                c: gb.data, ldc: r)
         }
-        BLAS.sgemm(m: n, n: r, k: outDim, alpha: scaling, a: dy, lda: outDim, b: b.value.data, ldb: r, c: dug, ldc: r)  // d(u ⊙ g) = s · dy B
+        // d(u ⊙ g) = s · dy B
+        BLAS.sgemm(m: n, n: r, k: outDim, alpha: scaling, a: dy, lda: outDim, b: b.value.data, ldb: r, c: dug, ldc: r)
         if let gg = gate.grad { for t in 0..<n { for k in 0..<r { gg[k] += dug[t * r + k] * u[t * r + k] } } }
         if let pe = perExample {
             if b.grad != nil { pe.addLinear(dy: dy, x: ug, outDim: outDim, inDim: r, scale: scaling, param: b) }
             if gate.grad != nil { pe.addVector(dug, u, d: r, param: gate) }
         }
         for t in 0..<n { for k in 0..<r { dug[t * r + k] *= gate.value[k] } }  // du = d(u ⊙ g) ⊙ g
-        if let ga = a.grad { BLAS.sgemm(transA: true, m: r, n: inDim, k: n, a: dug, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim) }
+        if let ga = a.grad {
+            BLAS.sgemm(
+                transA: true, m: r, n: inDim, k: n, a: dug, lda: r, b: src, ldb: inDim, beta: 1, c: ga.data, ldc: inDim)
+        }
         if let pe = perExample, a.grad != nil { pe.addLinear(dy: dug, x: src, outDim: r, inDim: inDim, param: a) }
         if let dx { inputDropout.addInputGradient(du: dug, a: a.value.data, n: n, r: r, dx: dx) }
     }
@@ -59,7 +77,9 @@ public final class SoRAAdapter: LinearAdapter {
     public func delta() -> Tensor {
         let (bg, _) = folded()
         let d = Tensor(zeros: [outDim, inDim])
-        BLAS.sgemm(m: outDim, n: inDim, k: r, alpha: scaling, a: bg.data, lda: r, b: a.value.data, ldb: inDim, c: d.data, ldc: inDim)
+        BLAS.sgemm(
+            m: outDim, n: inDim, k: r, alpha: scaling, a: bg.data, lda: r, b: a.value.data, ldb: inDim, c: d.data,
+            ldc: inDim)
         return d
     }
 

@@ -13,7 +13,11 @@ public struct Example: Sendable, Equatable {
     public var line: Int
 
     public init(text: String, pair: String? = nil, label: Int = -1, target: Float = 0, line: Int = 0) {
-        self.text = text; self.pair = pair; self.label = label; self.target = target; self.line = line
+        self.text = text
+        self.pair = pair
+        self.label = label
+        self.target = target
+        self.line = line
     }
 }
 
@@ -45,24 +49,55 @@ public struct LoadReport: Sendable {
     enum Kind { case utf8, empty, missing }
     mutating func note(_ kind: Kind, _ line: Int) {
         switch kind {
-        case .utf8: invalidUTF8Count += 1; if invalidUTF8.count < Self.keep { invalidUTF8.append(line) }
-        case .empty: emptyTextCount += 1; if emptyText.count < Self.keep { emptyText.append(line) }
-        case .missing: missingLabelCount += 1; if missingLabel.count < Self.keep { missingLabel.append(line) }
+        case .utf8:
+            invalidUTF8Count += 1
+            if invalidUTF8.count < Self.keep { invalidUTF8.append(line) }
+        case .empty:
+            emptyTextCount += 1
+            if emptyText.count < Self.keep { emptyText.append(line) }
+        case .missing:
+            missingLabelCount += 1
+            if missingLabel.count < Self.keep { missingLabel.append(line) }
         }
     }
 
     /// Human-readable lines (empty when there were no problems).
     public var problems: [String] {
         var out: [String] = []
-        func lines(_ l: [Int], _ n: Int) -> String { "line" + (l.count > 1 ? "s " : " ") + l.map(String.init).joined(separator: ", ") + (n > l.count ? ", ..." : "") }
-        if invalidUTF8Count > 0 { out.append("\(invalidUTF8Count) rows with invalid UTF-8 (replaced with U+FFFD; \(lines(invalidUTF8, invalidUTF8Count)))") }
-        if malformedCount > 0 { out.append("\(malformedCount) malformed rows skipped (" + malformed.map { "line \($0.0): \($0.1)" }.joined(separator: "; ") + (malformedCount > malformed.count ? "; ..." : "") + ")") }
-        if emptyTextCount > 0 { out.append("\(emptyTextCount) rows with empty text skipped (\(lines(emptyText, emptyTextCount)))") }
-        if missingLabelCount > 0 { out.append("\(missingLabelCount) rows with a missing label skipped (\(lines(missingLabel, missingLabelCount)))") }
-        if unknownLabelCount > 0 { out.append("\(unknownLabelCount) rows with an unknown label skipped (" + unknownLabel.map { "line \($0.0): \"\($0.1)\"" }.joined(separator: ", ") + (unknownLabelCount > unknownLabel.count ? ", ..." : "") + ")") }
+        func lines(_ l: [Int], _ n: Int) -> String {
+            "line" + (l.count > 1 ? "s " : " ") + l.map(String.init).joined(separator: ", ")
+                + (n > l.count ? ", ..." : "")
+        }
+        if invalidUTF8Count > 0 {
+            out.append(
+                "\(invalidUTF8Count) rows with invalid UTF-8 (replaced with U+FFFD; "
+                    + "\(lines(invalidUTF8, invalidUTF8Count)))"
+            )
+        }
+        if malformedCount > 0 {
+            out.append(
+                "\(malformedCount) malformed rows skipped ("
+                    + malformed.map { "line \($0.0): \($0.1)" }.joined(separator: "; ")
+                    + (malformedCount > malformed.count ? "; ..." : "") + ")")
+        }
+        if emptyTextCount > 0 {
+            out.append("\(emptyTextCount) rows with empty text skipped (\(lines(emptyText, emptyTextCount)))")
+        }
+        if missingLabelCount > 0 {
+            out.append(
+                "\(missingLabelCount) rows with a missing label skipped (\(lines(missingLabel, missingLabelCount)))")
+        }
+        if unknownLabelCount > 0 {
+            out.append(
+                "\(unknownLabelCount) rows with an unknown label skipped ("
+                    + unknownLabel.map { "line \($0.0): \"\($0.1)\"" }.joined(separator: ", ")
+                    + (unknownLabelCount > unknownLabel.count ? ", ..." : "") + ")")
+        }
         if duplicates > 0 {
-            out.append("\(duplicates) duplicate texts" + (conflictingDuplicates > 0 ? " (\(conflictingDuplicates) with a different label)" : "")
-                       + (duplicatesDropped > 0 ? ", \(duplicatesDropped) dropped" : ", kept (use --dedup to drop)"))
+            out.append(
+                "\(duplicates) duplicate texts"
+                    + (conflictingDuplicates > 0 ? " (\(conflictingDuplicates) with a different label)" : "")
+                    + (duplicatesDropped > 0 ? ", \(duplicatesDropped) dropped" : ", kept (use --dedup to drop)"))
         }
         return out
     }
@@ -93,9 +128,10 @@ public struct Dataset: Sendable {
         return flipped
     }
 
-
     public init(examples: [Example], labelNames: [String], regression: Bool) {
-        self.examples = examples; self.labelNames = labelNames; self.regression = regression
+        self.examples = examples
+        self.labelNames = labelNames
+        self.regression = regression
     }
 
     /// Loads a CSV/TSV/JSONL file. `labelNames` fixes the label map (for dev/test files: the
@@ -106,17 +142,27 @@ public struct Dataset: Sendable {
         report.records = records.count + malformed.count
         report.malformedCount = malformed.count
         report.malformed = Array(malformed.prefix(LoadReport.keep))
-        for col in [spec.textColumn, spec.labelColumn] + (spec.pairColumn.map { [$0] } ?? []) where !columns.contains(col) {
-            throw DataError("\(path): no column \"\(col)\" (columns: \(columns.joined(separator: ", "))); choose with --text-column / --label-column / --pair-column")
+        for col in [spec.textColumn, spec.labelColumn] + (spec.pairColumn.map { [$0] } ?? [])
+        where !columns.contains(col) {
+            throw DataError(
+                "\(path): no column \"\(col)\" (columns: \(columns.joined(separator: ", "))); choose with "
+                    + "--text-column / --label-column / --pair-column"
+            )
         }
         // Label map
         var names = labelNames ?? spec.labels
         if names == nil && !spec.regression {
             var seen = Set<String>()
-            for r in records { if let l = r.fields[spec.labelColumn]?.trimmingCharacters(in: .whitespaces), !l.isEmpty { seen.insert(l) } }
+            for r in records {
+                if let l = r.fields[spec.labelColumn]?.trimmingCharacters(in: .whitespaces), !l.isEmpty {
+                    seen.insert(l)
+                }
+            }
             if !seen.isEmpty && seen.allSatisfy({ Int($0) != nil && Int($0)! >= 0 }) {
                 let mx = seen.map { Int($0)! }.max()!
-                guard mx < 10_000 else { throw DataError("\(path): integer labels go up to \(mx); use --regression for numeric targets") }
+                guard mx < 10_000 else {
+                    throw DataError("\(path): integer labels go up to \(mx); use --regression for numeric targets")
+                }
                 names = (0...mx).map(String.init)
             } else {
                 names = seen.sorted()
@@ -128,17 +174,24 @@ public struct Dataset: Sendable {
         for r in records {
             for col in [spec.textColumn, spec.labelColumn] + (spec.pairColumn.map { [$0] } ?? []) {
                 guard let v = r.fields[col], v.contains("\u{0}") else { continue }
-                throw DataError(v.hasPrefix("\u{0}a") ? "\(path): line \(r.line): column \"\(col)\" holds \(v.dropFirst()), not a string or number"
-                                                     : "\(path): line \(r.line): column \"\(col)\" contains a NUL byte")
+                throw DataError(
+                    v.hasPrefix("\u{0}a")
+                        ? "\(path): line \(r.line): column \"\(col)\" holds \(v.dropFirst()), not a string or number"
+                        : "\(path): line \(r.line): column \"\(col)\" contains a NUL byte")
             }
             if r.hadInvalidUTF8 { report.note(.utf8, r.line) }
             let text = r.fields[spec.textColumn] ?? ""
             if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                report.note(.empty, r.line); continue
+                report.note(.empty, r.line)
+                continue
             }
             let raw = (r.fields[spec.labelColumn] ?? "").trimmingCharacters(in: .whitespaces)
-            if raw.isEmpty { report.note(.missing, r.line); continue }
-            var ex = Example(text: text, pair: spec.pairColumn.flatMap { r.fields[$0] }, label: -1, target: 0, line: r.line)
+            if raw.isEmpty {
+                report.note(.missing, r.line)
+                continue
+            }
+            var ex = Example(
+                text: text, pair: spec.pairColumn.flatMap { r.fields[$0] }, label: -1, target: 0, line: r.line)
             if spec.regression {
                 guard let v = Float(raw), v.isFinite else {
                     report.unknownLabelCount += 1
@@ -158,16 +211,26 @@ public struct Dataset: Sendable {
             if let prev = firstLabel[key] {
                 report.duplicates += 1
                 if prev != ex.label { report.conflictingDuplicates += 1 }
-                if spec.dropDuplicates { report.duplicatesDropped += 1; continue }
+                if spec.dropDuplicates {
+                    report.duplicatesDropped += 1
+                    continue
+                }
             } else {
                 firstLabel[key] = ex.label
             }
             out.append(ex)
         }
         report.kept = out.count
-        guard !records.isEmpty || !malformed.isEmpty else { throw DataError("\(path): no data rows (only a header, or empty)") }
-        guard !out.isEmpty else { throw DataError("\(path): no usable rows (\(report.problems.joined(separator: "; ")))") }
-        return (Dataset(examples: out, labelNames: spec.regression ? [] : (names ?? []), regression: spec.regression), report)
+        guard !records.isEmpty || !malformed.isEmpty else {
+            throw DataError("\(path): no data rows (only a header, or empty)")
+        }
+        guard !out.isEmpty else {
+            throw DataError("\(path): no usable rows (\(report.problems.joined(separator: "; ")))")
+        }
+        return (
+            Dataset(examples: out, labelNames: spec.regression ? [] : (names ?? []), regression: spec.regression),
+            report
+        )
     }
 
     /// A deterministic seeded split into train/dev/test. Identical texts stay in the same part, so
@@ -182,7 +245,8 @@ public struct Dataset: Sendable {
         }
         var rng = SplitMix64(seed: seed)
         rng.shuffle(&order)
-        let nDev = Int((Double(order.count) * dev).rounded()), nTest = Int((Double(order.count) * test).rounded())
+        let nDev = Int((Double(order.count) * dev).rounded())
+        let nTest = Int((Double(order.count) * test).rounded())
         func take(_ keys: ArraySlice<String>) -> Dataset {
             let idx = keys.flatMap { groups[$0]! }  // shuffled order: any prefix is a random sample
             return Dataset(examples: idx.map { examples[$0] }, labelNames: labelNames, regression: regression)
@@ -197,4 +261,3 @@ public struct Dataset: Sendable {
         return c
     }
 }
-

@@ -19,19 +19,23 @@ public struct CompareOptions: Settings, Sendable, Equatable {
     public init() {}
 
     public static let help = [
-        "methods": "registered methods to compare (each at its own tuned options for the budget: see `rankwise methods`)",
+        "methods":
+            "registered methods to compare (each at its own tuned options for the budget: see `rankwise methods`)",
         "budgets": "rank budgets: the average final rank per adapted module (LoRA's r)",
         "seeds": "training seeds; every cell runs once per seed",
         "lrs": "learning rates to try for every task, method and budget; each row then reports the rate with the best "
             + "mean dev metric over the seeds, as the papers choose a rate per task [none: each method's tuned rate]",
-        "tasks": "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files [none: give --tasks or --suite]",
+        "tasks":
+            "data sets: suite names (`rankwise fetch-data`) or CSV/TSV/JSONL files [none: give --tasks or --suite]",
         "suite": "every suite data set (tweets, snli, sms-spam, trec, bbc-news, vader-tweets)",
         "quick": "quick setting unless given: 2,000 training and 1,000 dev/test examples per task, 1 epoch, 64 tokens",
         "output": "output directory: one folder per task, one per cell, the tables",
     ]
 
     /// The quick setting's training options (used only where the user gave none).
-    public static let quickOptions = ["max-train-examples": "2000", "max-eval-examples": "1000", "epochs": "1", "max-length": "64"]
+    public static let quickOptions = [
+        "max-train-examples": "2000", "max-eval-examples": "1000", "epochs": "1", "max-length": "64",
+    ]
 
     public var budgetValues: [Int] { budgets.compactMap { Int($0) } }
     public var seedValues: [UInt64] { seeds.compactMap { UInt64($0) } }
@@ -42,23 +46,35 @@ public struct CompareOptions: Settings, Sendable, Equatable {
     public func validate() throws {
         guard !methods.isEmpty else { throw SettingsError("--methods: give at least one method") }
         for m in methods { _ = try MethodRegistry.entry(m) }
-        guard budgetValues.count == budgets.count, budgetValues.allSatisfy({ (1...1024).contains($0) }), !budgets.isEmpty else {
+        guard budgetValues.count == budgets.count, budgetValues.allSatisfy({ (1...1024).contains($0) }),
+            !budgets.isEmpty
+        else {
             throw SettingsError("--budgets: expected integers from 1 to 1024, got \(budgets.joined(separator: ","))")
         }
-        guard seedValues.count == seeds.count, !seeds.isEmpty else { throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))") }
+        guard seedValues.count == seeds.count, !seeds.isEmpty else {
+            throw SettingsError("--seeds: expected non-negative integers, got \(seeds.joined(separator: ","))")
+        }
         guard !taskList.isEmpty else { throw SettingsError("give --tasks (suite names or files) or --suite") }
         for lr in lrs where Double(lr).map({ $0 > 0 && $0.isFinite }) != true {
             throw SettingsError("--lrs: expected positive numbers, got \(lr)")
         }
-        let lists = [("--methods", methods), ("--budgets", budgetValues.map(String.init)),
-                     ("--seeds", seedValues.map(String.init)), ("--lrs", lrs.map { "\(Double($0) ?? .nan)" })]
+        let lists = [
+            ("--methods", methods), ("--budgets", budgetValues.map(String.init)),
+            ("--seeds", seedValues.map(String.init)), ("--lrs", lrs.map { "\(Double($0) ?? .nan)" }),
+        ]
         for (name, list) in lists {
-            if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) { throw SettingsError("\(name): \(d) is listed twice") }
+            if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) {
+                throw SettingsError("\(name): \(d) is listed twice")
+            }
         }
         for (i, t) in taskList.enumerated() {
             if let j = taskList[..<i].firstIndex(where: { Comparison.taskName($0) == Comparison.taskName(t) }) {
-                throw SettingsError(taskList[j] == t ? "--tasks: \(t) is listed twice"
-                    : "--tasks: \(taskList[j]) and \(t) would share the folder \(Comparison.taskName(t)); rename one of the files")
+                throw SettingsError(
+                    taskList[j] == t
+                        ? "--tasks: \(t) is listed twice"
+                        : "--tasks: \(taskList[j]) and \(t) would share the folder \(Comparison.taskName(t)); rename "
+                            + "one of the files"
+                )
             }
         }
     }
@@ -70,7 +86,11 @@ public struct CompareCell: Sendable, Hashable {
     /// The learning rate from --lrs, or nil for the method's own.
     public var lr: String?
     public init(task: String, method: String, budget: Int, seed: UInt64, lr: String? = nil) {
-        self.task = task; self.method = method; self.budget = budget; self.seed = seed; self.lr = lr
+        self.task = task
+        self.method = method
+        self.budget = budget
+        self.seed = seed
+        self.lr = lr
     }
     /// The folder name of the task (a file's base name without extension).
     public var taskName: String { Comparison.taskName(task) }
@@ -80,7 +100,8 @@ public struct CompareCell: Sendable, Hashable {
     /// The cell a run folder's name stands for (nil for another folder).
     public static func parse(task: String, folder: String) -> CompareCell? {
         guard let m = folder.wholeMatch(of: #/(.+?)-r([0-9]+)(?:-lr([^/]+))?-seed([0-9]+)/#),
-              let budget = Int(m.2), let seed = UInt64(m.4), m.3.map({ Double($0) != nil }) ?? true else { return nil }
+            let budget = Int(m.2), let seed = UInt64(m.4), m.3.map({ Double($0) != nil }) ?? true
+        else { return nil }
         return CompareCell(task: task, method: String(m.1), budget: budget, seed: seed, lr: m.3.map(String.init))
     }
 }
@@ -94,7 +115,8 @@ public final class Comparison {
     /// Training and data options for every cell (key → text), with the quick setting applied.
     public let common: [(key: String, value: String)]
     public var print: (String) -> Void = { Swift.print($0) }
-    /// Before each cell: the cell, its position (from 0), the number of cells, and the estimated seconds left in the grid (nil until one cell ran).
+    /// Before each cell: the cell, its position (from 0), the number of cells, and the estimated seconds left in the
+    /// grid (nil until one cell ran).
     public var onCell: (CompareCell, Int, Int, Double?) -> Void = { _, _, _, _ in }
     public var onEvent: (TrainEvent, Trainer) -> Void = { _, _ in }
     /// After each cell that ran: the cell, its result and its wall seconds.
@@ -114,18 +136,29 @@ public final class Comparison {
             throw SettingsError("--lr and --lrs: give one (--lrs tries each rate and keeps the best on dev)")
         }
         for (k, _) in values where Self.gridKeys.contains(k) {
-            throw SettingsError("--\(k) is set by the grid: use " + ["train": "--tasks", "method": "--methods", "seed": "--seeds", "output": "--output", "r": "--budgets"][k]!)
+            throw SettingsError(
+                "--\(k) is set by the grid: use " + [
+                    "train": "--tasks", "method": "--methods", "seed": "--seeds", "output": "--output",
+                    "r": "--budgets",
+                ][k]!)
         }
         let entries = try grid.methods.map { try MethodRegistry.entry($0) }
         for (k, _) in values where Self.isMethodOnly(k) && !entries.contains(where: { $0.hasOption(k) }) {
-            throw SettingsError("--\(k) is an option of \(MethodRegistry.all.filter { $0.hasOption(k) }.map(\.name).joined(separator: ", ")), none of the methods compared (\(grid.methods.joined(separator: ", ")))")
+            throw SettingsError(
+                "--\(k) is an option of "
+                    + "\(MethodRegistry.all.filter { $0.hasOption(k) }.map(\.name).joined(separator: ", ")), none of "
+                    + "the methods compared (\(grid.methods.joined(separator: ", ")))"
+            )
         }
         var v = values
         if grid.quick {
             let given = Set(values.map { SettingsTable.normalise($0.key) })
-            for (k, x) in CompareOptions.quickOptions.sorted(by: { $0.key < $1.key }) where !given.contains(k) { v.append((k, x)) }
+            for (k, x) in CompareOptions.quickOptions.sorted(by: { $0.key < $1.key }) where !given.contains(k) {
+                v.append((k, x))
+            }
         }
-        self.grid = grid; common = v
+        self.grid = grid
+        common = v
         // Every cell's options must parse before the first one runs.
         for c in cells { _ = try options(for: c) }
     }
@@ -149,7 +182,9 @@ public final class Comparison {
         let entry = try MethodRegistry.entry(c.method)
         var values: [(key: String, value: String)] = [("method", c.method)]
         let given = Set(common.map { SettingsTable.normalise($0.key) })
-        for (k, v) in entry.budgetOptions(c.budget).sorted(by: { $0.key < $1.key }) where !given.contains(k) { values.append((k, v)) }
+        for (k, v) in entry.budgetOptions(c.budget).sorted(by: { $0.key < $1.key }) where !given.contains(k) {
+            values.append((k, v))
+        }
         values += common.filter { k, _ in
             // Method options the user gave apply only to the methods that have them.
             let n = SettingsTable.normalise(k)
@@ -158,22 +193,29 @@ public final class Comparison {
         values += [("train", c.task), ("seed", "\(c.seed)"), ("output", directory(c))]
         if let lr = c.lr { values.append(("lr", lr)) }
         if ModelStore.knownData.contains(where: { $0.alias == c.task }) == false && DataSuite.dataSet(c.task) == nil
-            && !FileManager.default.fileExists(atPath: c.task) {
-            throw SettingsError("--tasks: \(c.task) is neither a file nor a known data set (\(DataSuite.names.joined(separator: ", ")))")
+            && !FileManager.default.fileExists(atPath: c.task)
+        {
+            throw SettingsError(
+                "--tasks: \(c.task) is neither a file nor a known data set (\(DataSuite.names.joined(separator: ", ")))"
+            )
         }
         return try FineTuneOptions.from(values)
     }
 
     /// The canonical name of an option given in any spelling or alias (unknown names are returned as given).
     static func canonical(_ key: String) -> String {
-        let tables = [SettingsTable.options(of: DataOptions.self), SettingsTable.options(of: TrainConfig.self)] + MethodRegistry.all.map(\.options)
+        let tables =
+            [SettingsTable.options(of: DataOptions.self), SettingsTable.options(of: TrainConfig.self)]
+            + MethodRegistry.all.map(\.options)
         for t in tables { if let o = t.first(where: { $0.key == key || $0.aliases.contains(key) }) { return o.key } }
         return key
     }
 
     static func isMethodOnly(_ key: String) -> Bool {
-        let data = SettingsTable.options(of: DataOptions.self), train = SettingsTable.options(of: TrainConfig.self)
-        return !(data + train).contains { $0.key == key || $0.aliases.contains(key) } && MethodRegistry.all.contains { $0.hasOption(key) }
+        let data = SettingsTable.options(of: DataOptions.self)
+        let train = SettingsTable.options(of: TrainConfig.self)
+        return !(data + train).contains { $0.key == key || $0.aliases.contains(key) }
+            && MethodRegistry.all.contains { $0.hasOption(key) }
     }
 
     /// A task's folder name: a suite name as is, a file's name without its data extension (.csv, .tsv, .jsonl …).
@@ -181,7 +223,8 @@ public final class Comparison {
         if DataSuite.names.contains(task) { return task }
         let base = (task as NSString).lastPathComponent
         let ext = (base as NSString).pathExtension.lowercased()
-        return ["csv", "tsv", "tab", "jsonl", "ndjson", "json", "txt"].contains(ext) ? (base as NSString).deletingPathExtension : base
+        return ["csv", "tsv", "tab", "jsonl", "ndjson", "json", "txt"].contains(ext)
+            ? (base as NSString).deletingPathExtension : base
     }
 
     /// Runs every cell not yet done, then writes the tables. Returns the table.
@@ -222,13 +265,16 @@ public final class Comparison {
     func preflight(_ pending: [CompareCell]) throws {
         for task in pending.map(\.task).uniqued() {
             let c = pending.first { $0.task == task }!
-            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch { throw TrainError("task \(task): \(error)") }
+            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch {
+                throw TrainError("task \(task): \(error)")
+            }
         }
         var built = Set<String>()
         for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
             let o = try options(for: c)
             do {
-                let backbone = try BackboneFamilies.load(directory: try ModelStore.resolve(o.data.model, quiet: true), pooled: true)
+                let backbone = try BackboneFamilies.load(
+                    directory: try ModelStore.resolve(o.data.model, quiet: true), pooled: true)
                 _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, backbone: backbone, seed: c.seed)
             } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }
         }
@@ -240,20 +286,35 @@ public final class Comparison {
         let path = grid.output + "/data.json"
         var known: [String: String] = [:]
         if let d = FileManager.default.contents(atPath: path) {
-            guard let k = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else { throw TrainError("\(path): not a JSON object of content hashes; remove it to start this grid over") }
+            guard let k = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else {
+                throw TrainError("\(path): not a JSON object of content hashes; remove it to start this grid over")
+            }
             known = k
         }
         var changed = false
         for task in grid.taskList {
             let d = try DataSuite.resolve(try options(for: cells.first { $0.task == task }!).data, quiet: true)
-            let hash = try [d.train, d.dev, d.test].compactMap { $0 }.map { try FineTuneJob.contentHash(try ModelStore.resolveData($0, quiet: true)) }.joined(separator: "+")
+            let hash = try [d.train, d.dev, d.test].compactMap { $0 }.map {
+                try FineTuneJob.contentHash(try ModelStore.resolveData($0, quiet: true))
+            }.joined(separator: "+")
             let name = Comparison.taskName(task)
             if let h = known[name], h != hash {
-                throw TrainError("\(grid.output): the data of task \(name) (\(task)) is not the data its cells ran on; use another --output")
+                throw TrainError(
+                    "\(grid.output): the data of task \(name) (\(task)) is not the data its cells ran on; use another "
+                        + "--output"
+                )
             }
-            if known[name] == nil { known[name] = hash; changed = true }
+            if known[name] == nil {
+                known[name] = hash
+                changed = true
+            }
         }
-        if changed { try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: known, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: path) }
+        if changed {
+            try AtomicFile.write(
+                String(
+                    decoding: try JSONSerialization.data(
+                        withJSONObject: known, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: path)
+        }
     }
 
     /// A cell is done when its results.json reads back.
@@ -272,14 +333,22 @@ public final class Comparison {
         let path = grid.output + "/options.json"
         let now = Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         if let d = FileManager.default.contents(atPath: path), anyCellStarted() {
-            guard let before = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else { throw TrainError("\(path): not a JSON object of options; remove it to start this grid over") }
+            guard let before = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else {
+                throw TrainError("\(path): not a JSON object of options; remove it to start this grid over")
+            }
             if before != now {
                 let keys = Set(before.keys).union(now.keys).sorted().filter { before[$0] != now[$0] }
-                throw TrainError("\(grid.output) holds cells run with other options (" + keys.map { "--\($0): \(before[$0] ?? "not given") then, \(now[$0] ?? "not given") now" }.joined(separator: "; ")
-                                 + "); give the same options to continue it, or another --output")
+                throw TrainError(
+                    "\(grid.output) holds cells run with other options ("
+                        + keys.map { "--\($0): \(before[$0] ?? "not given") then, \(now[$0] ?? "not given") now" }
+                        .joined(separator: "; ")
+                        + "); give the same options to continue it, or another --output")
             }
         } else {
-            try AtomicFile.write(String(decoding: try JSONSerialization.data(withJSONObject: now, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self), to: path)
+            try AtomicFile.write(
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: now, options: [.prettyPrinted, .sortedKeys]),
+                    as: UTF8.self), to: path)
         }
     }
 
@@ -299,7 +368,8 @@ public final class Comparison {
     public func writeTables() throws -> CompareTable {
         let t = CompareTable(cells: CompareTable.finished(in: grid.output, first: grid))
         try AtomicFile.write(t.json(grid: grid, common: common), to: grid.output + "/results.json")
-        try AtomicFile.write(t.markdown() + CompareTable.speedMarkdown(directory: grid.output), to: grid.output + "/results.md")
+        try AtomicFile.write(
+            t.markdown() + CompareTable.speedMarkdown(directory: grid.output), to: grid.output + "/results.md")
         try AtomicFile.write(t.csv(), to: grid.output + "/results.csv")
         return t
     }
@@ -316,8 +386,11 @@ public struct CompareTable {
 
         public init?(cell: CompareCell, directory: String) {
             guard let d = FileManager.default.contents(atPath: directory + "/results.json"),
-                  let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return nil }
-            self.cell = cell; self.directory = directory; results = r
+                let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+            else { return nil }
+            self.cell = cell
+            self.directory = directory
+            results = r
             regression = r["test_pearson"] != nil || r["dev_pearson"] != nil
         }
         /// Block and kind of every adapted module (guessed from the paths for a run that predates the map).
@@ -332,11 +405,13 @@ public struct CompareTable {
         /// What the run's collapse check found on dev (else test), or nil for a run that did not collapse.
         public var collapse: String? {
             guard let c = results["collapse"] as? [String: Any] else { return nil }
-            return ["dev", "test"].lazy.compactMap { (c[$0] as? [String: Any])?["finding"] as? String }.first ?? "collapsed"
+            return ["dev", "test"].lazy.compactMap { (c[$0] as? [String: Any])?["finding"] as? String }.first
+                ?? "collapsed"
         }
         public func value(_ k: String) -> Double? {
             if k == "final_rank" { return (results["ranks"] as? [String: Int]).map { Double($0.values.reduce(0, +)) } }
-            if k == "train_seconds" && results["resumed_from_step"] != nil { return nil }  // the last session's seconds only
+            // the last session's seconds only
+            if k == "train_seconds" && results["resumed_from_step"] != nil { return nil }
             return (results[k] as? NSNumber)?.doubleValue
         }
     }
@@ -354,7 +429,9 @@ public struct CompareTable {
         public var regression: Bool { runs.first?.regression ?? false }
         /// The head's primary metric (`macro_f1`, `pearson`), as the runs recorded it.
         public var primaryMetric: String { runs.first?.primaryMetric ?? "macro_f1" }
-        public var metricKeys: [String] { regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"] }
+        public var metricKeys: [String] {
+            regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
+        }
         /// The dev metric a learning rate is chosen by.
         public var devKey: String { "dev_" + primaryMetric }
         /// The runs whose model collapsed (one class, majority level, constant).
@@ -362,14 +439,17 @@ public struct CompareTable {
         /// "-", or how many runs collapsed and their seeds.
         public var collapsedText: String {
             let c = collapsed
-            return c.isEmpty ? "-" : "**\(c.count) of \(runs.count)** (seed \(c.map { String($0.cell.seed) }.joined(separator: ", ")))"
+            return c.isEmpty
+                ? "-"
+                : "**\(c.count) of \(runs.count)** (seed \(c.map { String($0.cell.seed) }.joined(separator: ", ")))"
         }
         /// Mean and sample standard deviation (0 for one run) of `key` over the runs that have it.
         public func stat(_ key: String) -> (mean: Double, sd: Double, n: Int)? {
             let xs = runs.compactMap { $0.value(key) }.filter(\.isFinite)
             guard !xs.isEmpty else { return nil }
             let m = xs.reduce(0, +) / Double(xs.count)
-            let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+            let sd =
+                xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
             return (m, sd, xs.count)
         }
     }
@@ -395,26 +475,37 @@ public struct CompareTable {
         }
         // The grid's tasks and methods in its order, then the others: suite tasks in the suite's order and
         // methods in the registry's (`rankwise methods`), anything else last, alphabetically.
-        let tasks = (grid?.taskList ?? []).map(Comparison.taskName), methods = grid?.methods ?? []
+        let tasks = (grid?.taskList ?? []).map(Comparison.taskName)
+        let methods = grid?.methods ?? []
         func rank(_ x: String, _ first: [String], _ then: [String]) -> Int {
             first.firstIndex(of: x) ?? first.count + (then.firstIndex(of: x) ?? then.count)
         }
-        func key(_ c: Cell) -> Int { rank(c.cell.task, tasks, DataSuite.names) * 1000 + rank(c.cell.method, methods, MethodRegistry.names) }
+        func key(_ c: Cell) -> Int {
+            rank(c.cell.task, tasks, DataSuite.names) * 1000 + rank(c.cell.method, methods, MethodRegistry.names)
+        }
         return out.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
     }
 
-    /// The speed next to PyTorch + PEFT recorded in `directory/speed.json` (by `rankwise compare --peer-python`), as Markdown.
+    /// The speed next to PyTorch + PEFT recorded in `directory/speed.json` (by `rankwise compare --peer-python`), as
+    /// Markdown.
     public static func speedMarkdown(directory: String) -> String {
         guard let d = FileManager.default.contents(atPath: directory + "/speed.json"),
-              let rows = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]], !rows.isEmpty else { return "" }
-        var md = "\n### Speed next to PyTorch + PEFT (training steps on the same random batches of each task, the same thread count, measured in the same run)\n\n"
-            + "| task | method | batch | threads | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak MiB | PEFT peak MiB | memory ratio |\n"
+            let rows = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]], !rows.isEmpty
+        else { return "" }
+        var md =
+            "\n### Speed next to PyTorch + PEFT (training steps on the same random batches of each task, the same "
+            + "thread count, measured in the same run)\n\n"
+            + "| task | method | batch | threads | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak "
+            + "MiB | PEFT peak MiB | memory ratio |\n"
             + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         for o in rows {
             let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
-            md += String(format: "| %@ | %@ | %.0f | %.0f | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", o["task"] as? String ?? "?", o["method"] as? String ?? "?",
-                         n("batch"), n("peer_threads"), n("tokens_per_s"), n("peer_tokens_per_s"), n("tokens_per_s") / n("peer_tokens_per_s"),
-                         n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
+            md += String(
+                format: "| %@ | %@ | %.0f | %.0f | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n",
+                o["task"] as? String ?? "?", o["method"] as? String ?? "?",
+                n("batch"), n("peer_threads"), n("tokens_per_s"), n("peer_tokens_per_s"),
+                n("tokens_per_s") / n("peer_tokens_per_s"),
+                n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
         }
         return md
     }
@@ -423,7 +514,9 @@ public struct CompareTable {
         var rows: [Row] = []
         for c in cells {
             let cell = c.cell
-            let sameRow = { (r: Row) in r.task == cell.taskName && r.method == cell.method && r.budget == cell.budget && r.lr == cell.lr }
+            let sameRow = { (r: Row) in
+                r.task == cell.taskName && r.method == cell.method && r.budget == cell.budget && r.lr == cell.lr
+            }
             if let i = rows.firstIndex(where: sameRow) {
                 rows[i].runs.append(c)
             } else {
@@ -431,7 +524,9 @@ public struct CompareTable {
             }
         }
         // One reported row per task, method and budget.
-        let groups = Dictionary(grouping: rows.indices) { "\(rows[$0].task)\u{0}\(rows[$0].method)\u{0}\(rows[$0].budget)" }
+        let groups = Dictionary(grouping: rows.indices) {
+            "\(rows[$0].task)\u{0}\(rows[$0].method)\u{0}\(rows[$0].budget)"
+        }
         let winners = Set(groups.values.compactMap { Self.chosenRate(among: rows, rivals: $0) })
         for i in rows.indices { rows[i].chosen = winners.contains(i) }
         self.rows = rows
@@ -439,7 +534,8 @@ public struct CompareTable {
 
     /// Columns after task, method, budget and seeds: (key in results.json, header, digits).
     public static let columns: [(String, String, Int)] = [
-        ("trainable_parameters", "trainable params", 0), ("final_rank", "final rank total", 0), ("train_seconds", "train s", 0),
+        ("trainable_parameters", "trainable params", 0), ("final_rank", "final rank total", 0),
+        ("train_seconds", "train s", 0),
         ("tokens_per_s", "tokens/s", 0), ("peak_rss_mib", "peak MiB", 0),
     ]
 
@@ -465,46 +561,59 @@ public struct CompareTable {
         guard let s else { return "-" }
         let of = s.n < runs ? " (\(s.n) runs)" : ""
         if digits == 0 { return String(format: "%.0f", s.mean) + of }
-        return (s.n > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)) + of
+        return
+            (s.n > 1
+            ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)) + of
     }
 
     public func markdown() -> String {
-        var out = "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other columns: means"
+        var out =
+            "Test metrics: mean ± sample standard deviation over seeds (the best dev checkpoint of each run). Other "
+            + "columns: means"
             + " (train seconds leave out runs resumed from a checkpoint, which count only their last session).\n"
         if hasLearningRates {
-            out += "Each method's learning rate is the one of --lrs with the best mean dev metric on the task;"
+            out +=
+                "Each method's learning rate is the one of --lrs with the best mean dev metric on the task;"
                 + " every rate tried is listed below the table.\n"
         }
         let lrColumn = hasLearningRates ? ["lr"] : []
         for task in rows.map(\.task).uniqued() {
             let rs = chosenRows.filter { $0.task == task }
             let mk = rs[0].metricKeys
-            let header = ["method", "budget"] + lrColumn + ["seeds"] + mk.map(Self.header) + ["collapsed"]
+            let header =
+                ["method", "budget"] + lrColumn + ["seeds"] + mk.map(Self.header) + ["collapsed"]
                 + Self.columns.map(\.1)
             out += "\n### \(task)\n\n| " + header.joined(separator: " | ") + " |\n"
             out += "|" + String(repeating: " --- |", count: header.count) + "\n"
             for r in rs {
                 let lrCell = hasLearningRates ? "\(r.rateText) | " : ""
-                out += "| \(r.method) | \(r.budget) | " + lrCell + "\(r.runs.count) | "
+                out +=
+                    "| \(r.method) | \(r.budget) | " + lrCell + "\(r.runs.count) | "
                     + mk.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }.joined(separator: " | ")
-                    + " | \(r.collapsedText) | " + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ") + " |\n"
+                    + " | \(r.collapsedText) | "
+                    + Self.columns.map { Self.fmt(r.stat($0.0), $0.2, runs: r.runs.count) }.joined(separator: " | ")
+                    + " |\n"
             }
             let tried = rows.filter { $0.task == task }
             if tried.count > rs.count {
                 let keys = [rs[0].devKey] + mk
-                out += "\nEvery learning rate tried (✓: reported above):\n\n| method | budget | lr | seeds | "
+                out +=
+                    "\nEvery learning rate tried (✓: reported above):\n\n| method | budget | lr | seeds | "
                     + keys.map(Self.header).joined(separator: " | ") + " | collapsed |\n"
                 out += "|" + String(repeating: " --- |", count: 5 + keys.count) + "\n"
                 for r in tried {
                     let means = keys.map { Self.fmt(r.stat($0), 4, runs: r.runs.count) }
-                    out += "| \(r.method) | \(r.budget) | \(r.rateText)\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
+                    out +=
+                        "| \(r.method) | \(r.budget) | \(r.rateText)\(r.chosen ? " ✓" : "") | \(r.runs.count) | "
                         + means.joined(separator: " | ") + " | \(r.collapsedText) |\n"
                 }
             }
             let collapsed = rs.flatMap(\.collapsed)
             if !collapsed.isEmpty {
                 out += "\n**Collapsed runs** (the model stopped telling examples apart; \(Collapse.fixes)):\n\n"
-                for c in collapsed { out += "- \(c.cell.method) r\(c.cell.budget) seed \(c.cell.seed): \(c.collapse ?? "")\n" }
+                for c in collapsed {
+                    out += "- \(c.cell.method) r\(c.cell.budget) seed \(c.cell.seed): \(c.collapse ?? "")\n"
+                }
             }
         }
         return out
@@ -519,38 +628,58 @@ public struct CompareTable {
 
     /// Every row; `lr` empty for a method's own rate, `chosen` 1 for the rows the table reports.
     public func csv() -> String {
-        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
+        let keys =
+            ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
             + ["dev_macro_f1", "dev_pearson"]
         let statColumns = keys.flatMap { [$0 + "_mean", $0 + "_sd"] }
         var out = "task,method,budget,seeds,collapsed," + statColumns.joined(separator: ",") + ",lr,chosen\n"
         for r in rows {
-            out += "\(r.task),\(r.method),\(r.budget),\(r.runs.count),\(r.collapsed.count)," + keys.flatMap { k -> [String] in
-                guard let s = r.stat(k) else { return ["", ""] }
-                return [String(format: "%.6g", s.mean), String(format: "%.6g", s.sd)]
-            }.joined(separator: ",") + ",\(r.lr ?? ""),\(r.chosen ? 1 : 0)\n"
+            out +=
+                "\(r.task),\(r.method),\(r.budget),\(r.runs.count),\(r.collapsed.count),"
+                + keys.flatMap { k -> [String] in
+                    guard let s = r.stat(k) else { return ["", ""] }
+                    return [String(format: "%.6g", s.mean), String(format: "%.6g", s.sd)]
+                }.joined(separator: ",") + ",\(r.lr ?? ""),\(r.chosen ? 1 : 0)\n"
         }
         return out
     }
 
     public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
-        let keys = ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1", "dev_pearson"] + Self.columns.map(\.0)
+        let keys =
+            [
+                "test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1",
+                "dev_pearson",
+            ] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = ["task": r.task, "method": r.method, "budget": r.budget,
-                                    "lr": r.lr ?? NSNull(), "chosen": r.chosen,
-                                    "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
-                                    "runs": r.runs.map { ($0.directory as NSString).lastPathComponent },
-                                    "collapsed": r.collapsed.map { ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""] }]
+            var o: [String: Any] = [
+                "task": r.task, "method": r.method, "budget": r.budget,
+                "lr": r.lr ?? NSNull(), "chosen": r.chosen,
+                "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
+                "runs": r.runs.map { ($0.directory as NSString).lastPathComponent },
+                "collapsed": r.collapsed.map {
+                    ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""]
+                },
+            ]
             for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
             return o
         }
-        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
         let gridJSON = try JSONSerialization.jsonObject(with: enc.encode(grid))
-        let obj: [String: Any] = ["grid": gridJSON, "common_options": Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }), "rows": rowsJSON]
-        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self) + "\n"
+        let obj: [String: Any] = [
+            "grid": gridJSON, "common_options": Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }),
+            "rows": rowsJSON,
+        ]
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]),
+            as: UTF8.self) + "\n"
     }
 }
 
 extension Array where Element: Hashable {
     /// The elements in order, each once.
-    public func uniqued() -> [Element] { var seen = Set<Element>(); return filter { seen.insert($0).inserted } }
+    public func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
 }

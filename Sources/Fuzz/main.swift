@@ -49,7 +49,10 @@ let targets: [Target] = [
     },
     Target(name: "csv", fileName: nil) { path, _ in
         var spec = DataSpec()
-        if path.hasSuffix(".tsv") { spec.textColumn = "sentence1"; spec.pairColumn = "sentence2" }
+        if path.hasSuffix(".tsv") {
+            spec.textColumn = "sentence1"
+            spec.pairColumn = "sentence2"
+        }
         _ = try Dataset.load(path: path, spec: spec)
     },
 ]
@@ -58,15 +61,19 @@ let targets: [Target] = [
 
 var rng = SplitMix64(seed: 1)
 func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(max(n, 1))) }
-let tokens: [[UInt8]] = ["0", "-1", "1e309", "nan", "9223372036854775807", "18446744073709551616", "2147483648", "4294967296", "1e10",
-                         "\"", "\\", "[", "{", "]", "}", ",", ":", "null", "true", "\"\"", "&a", "*a", "- ", "\n", "\r\n", "\t",
-                         "\u{0}", "\u{FEFF}", "\"F64\"", "\"I64\"", "[1000000000,1000000000]", "%", "\u{1F600}", "##", "[UNK]"].map { Array($0.utf8) }
+let tokens: [[UInt8]] = [
+    "0", "-1", "1e309", "nan", "9223372036854775807", "18446744073709551616", "2147483648", "4294967296", "1e10",
+    "\"", "\\", "[", "{", "]", "}", ",", ":", "null", "true", "\"\"", "&a", "*a", "- ", "\n", "\r\n", "\t",
+    "\u{0}", "\u{FEFF}", "\"F64\"", "\"I64\"", "[1000000000,1000000000]", "%", "\u{1F600}", "##", "[UNK]",
+].map { Array($0.utf8) }
 
 func mutate(_ input: [UInt8], other: [UInt8]) -> [UInt8] {
     var b = input
     for _ in 0...pick(4) {
         switch pick(9) {
-        case 0 where !b.isEmpty: let i = pick(b.count); b[i] ^= UInt8(1 << pick(8))
+        case 0 where !b.isEmpty:
+            let i = pick(b.count)
+            b[i] ^= UInt8(1 << pick(8))
         case 1 where !b.isEmpty: b[pick(b.count)] = UInt8(pick(256))
         case 2 where !b.isEmpty: b.remove(at: pick(b.count))
         case 3: b.insert(UInt8(pick(256)), at: pick(b.count + 1))
@@ -77,10 +84,12 @@ func mutate(_ input: [UInt8], other: [UInt8]) -> [UInt8] {
             while j < b.count, (48...57).contains(b[j]) || b[j] == 45 { j += 1 }
             b.replaceSubrange(i..<j, with: tokens[pick(9)])
         case 6 where b.count > 1:  // duplicate a chunk
-            let i = pick(b.count), n = 1 + pick(min(64, b.count - i))
+            let i = pick(b.count)
+            let n = 1 + pick(min(64, b.count - i))
             b.insert(contentsOf: b[i..<(i + n)], at: pick(b.count + 1))
         case 7 where !other.isEmpty:  // splice with another seed
-            let i = pick(b.count + 1), j = pick(other.count)
+            let i = pick(b.count + 1)
+            let j = pick(other.count)
             b = Array(b[..<i]) + Array(other[j...])
         case 8 where !b.isEmpty: b.removeSubrange(pick(b.count)...)
         default: break
@@ -91,8 +100,11 @@ func mutate(_ input: [UInt8], other: [UInt8]) -> [UInt8] {
 
 // MARK: Driver
 
-var seconds = 10.0, seed: UInt64 = 1
-var corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/Tests/FuzzCorpus"
+var seconds = 10.0
+var seed: UInt64 = 1
+var corpus =
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .path + "/Tests/FuzzCorpus"
 var work = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-fuzz-\(getpid())").path
 var chosen: [String] = []
 var args = CommandLine.arguments.dropFirst()
@@ -102,9 +114,17 @@ while let a = args.popFirst() {
     case "--seed": seed = UInt64(args.popFirst() ?? "") ?? seed
     case "--corpus": corpus = args.popFirst() ?? corpus
     case "--work": work = args.popFirst() ?? work
-    case "-h", "--help": print("usage: rankwise-fuzz [--seconds N] [--seed S] [--corpus DIR] [--work DIR] [target ...]; targets: \(targets.map(\.name).joined(separator: " "))"); exit(0)
+    case "-h", "--help":
+        print(
+            "usage: rankwise-fuzz [--seconds N] [--seed S] [--corpus DIR] [--work DIR] [target ...]; targets: "
+                + "\(targets.map(\.name).joined(separator: " "))"
+        )
+        exit(0)
     default:
-        guard targets.contains(where: { $0.name == a }) else { FileHandle.standardError.write(Data("rankwise-fuzz: unknown target \(a)\n".utf8)); exit(2) }
+        guard targets.contains(where: { $0.name == a }) else {
+            FileHandle.standardError.write(Data("rankwise-fuzz: unknown target \(a)\n".utf8))
+            exit(2)
+        }
         chosen.append(a)
     }
 }
@@ -116,39 +136,62 @@ setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
 nonisolated(unsafe) var progress = 0
 nonisolated(unsafe) var currentInput = ""
 Thread.detachNewThread {
-    var last = -1, still = 0
+    var last = -1
+    var still = 0
     while true {
         sleep(1)
-        if progress == last { still += 1 } else { still = 0; last = progress }
-        if still >= 10 { FileHandle.standardError.write(Data("rankwise-fuzz: HANG (no progress for 10 s) on \(currentInput)\n".utf8)); exit(3) }
+        if progress == last {
+            still += 1
+        } else {
+            still = 0
+            last = progress
+        }
+        if still >= 10 {
+            FileHandle.standardError.write(Data("rankwise-fuzz: HANG (no progress for 10 s) on \(currentInput)\n".utf8))
+            exit(3)
+        }
     }
 }
 
 let fm = FileManager.default
 var totalRuns = 0
 for t in targets where chosen.isEmpty || chosen.contains(t.name) {
-    let seedFiles = ((try? fm.contentsOfDirectory(atPath: corpus + "/" + t.name)) ?? []).sorted().map { corpus + "/" + t.name + "/" + $0 }
-    guard !seedFiles.isEmpty else { FileHandle.standardError.write(Data("rankwise-fuzz: no seed corpus for \(t.name) in \(corpus)\n".utf8)); exit(2) }
+    let seedFiles = ((try? fm.contentsOfDirectory(atPath: corpus + "/" + t.name)) ?? []).sorted().map {
+        corpus + "/" + t.name + "/" + $0
+    }
+    guard !seedFiles.isEmpty else {
+        FileHandle.standardError.write(Data("rankwise-fuzz: no seed corpus for \(t.name) in \(corpus)\n".utf8))
+        exit(2)
+    }
     let seeds = seedFiles.map { [UInt8](fm.contents(atPath: $0) ?? Data()) }
     let dir = work + "/" + t.name
     try? fm.removeItem(atPath: dir)
     try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    var runs = 0, errors = 0
+    var runs = 0
+    var errors = 0
     let start = Date()
     func feed(_ bytes: [UInt8], name: String) {
         let path = dir + "/" + name
         fm.createFile(atPath: path, contents: Data(bytes))
         currentInput = path  // left in place if this input crashes the process
         do { try t.run(path, dir) } catch { errors += 1 }
-        runs += 1; progress += 1
+        runs += 1
+        progress += 1
     }
-    for (i, s) in seeds.enumerated() { feed(s, name: t.fileName ?? (seedFiles[i] as NSString).lastPathComponent) }  // replay
+    // replay
+    for (i, s) in seeds.enumerated() { feed(s, name: t.fileName ?? (seedFiles[i] as NSString).lastPathComponent) }
     while Date().timeIntervalSince(start) < seconds {
         let k = pick(seeds.count)
-        feed(mutate(seeds[k], other: seeds[pick(seeds.count)]), name: t.fileName ?? (seedFiles[k] as NSString).lastPathComponent)
+        feed(
+            mutate(seeds[k], other: seeds[pick(seeds.count)]),
+            name: t.fileName ?? (seedFiles[k] as NSString).lastPathComponent)
     }
     totalRuns += runs
-    print(t.name.padding(toLength: 15, withPad: " ", startingAt: 0) + String(format: "%7d inputs (%d seeds), %d rejected with an error, 0 crashes, 0 hangs, %.0f s", runs, seeds.count, errors, Date().timeIntervalSince(start)))
+    print(
+        t.name.padding(toLength: 15, withPad: " ", startingAt: 0)
+            + String(
+                format: "%7d inputs (%d seeds), %d rejected with an error, 0 crashes, 0 hangs, %.0f s", runs,
+                seeds.count, errors, Date().timeIntervalSince(start)))
 }
 try? fm.removeItem(atPath: work)
 print("rankwise-fuzz: \(totalRuns) inputs, no crash and no hang (seed \(seed))")

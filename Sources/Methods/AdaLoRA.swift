@@ -28,8 +28,10 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
         "initR": "initial rank of every module",
         "tinit": RunPhases.stepHelp("warm-up before pruning starts", fractionFlag: "tinit-fraction"),
         "tfinal": RunPhases.stepHelp("final phase with a fixed rank pattern", fractionFlag: "tfinal-fraction"),
-        "deltaT": RunPhases.stepHelp("interval between budget updates (PEFT's default is 1)", fractionFlag: "delta-t-fraction") + ", at least 1",
-        "deltaTFraction": "interval between budget updates as a fraction of the run's steps (when --delta-t is not given)",
+        "deltaT": RunPhases.stepHelp(
+            "interval between budget updates (PEFT's default is 1)", fractionFlag: "delta-t-fraction") + ", at least 1",
+        "deltaTFraction":
+            "interval between budget updates as a fraction of the run's steps (when --delta-t is not given)",
         "beta1": "EMA factor of the sensitivity |p*g|",
         "beta2": "EMA factor of the sensitivity's uncertainty",
         "orthRegWeight": "weight of the orthogonal regulariser",
@@ -48,7 +50,9 @@ public struct AdaLoRAConfig: Settings, Sendable, Equatable {
         _ = try start.kind(method: "AdaLoRA")
         func bad(_ m: String) -> ModelError { ModelError("AdaLoRA: " + m) }
         guard initR > 0 else { throw bad("init_r must be positive (got \(initR))") }
-        guard targetR >= 0 && targetR <= initR else { throw bad("target_r (\(targetR)) must be between 0 and init_r (\(initR))") }
+        guard targetR >= 0 && targetR <= initR else {
+            throw bad("target_r (\(targetR)) must be between 0 and init_r (\(initR))")
+        }
         guard (deltaT ?? 1) > 0 else { throw bad("delta-t must be positive (got \(deltaT ?? 0))") }
         guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
     }
@@ -60,21 +64,29 @@ public struct AdaLoRASchedule: Sendable, Equatable {
     public var beta1: Float, beta2: Float
 
     public init(_ c: AdaLoRAConfig, totalStep: Int) {
-        initR = c.initR; targetR = c.targetR; self.totalStep = totalStep
+        initR = c.initR
+        targetR = c.targetR
+        self.totalStep = totalStep
         (tinit, tfinal) = c.phases.steps(of: totalStep)
         deltaT = RunPhases.steps(c.deltaT, fraction: c.deltaTFraction, of: totalStep, minimum: 1)
-        beta1 = c.beta1; beta2 = c.beta2
+        beta1 = c.beta1
+        beta2 = c.beta2
     }
 
     /// Rejects schedules that cannot work, before any training happens.
     public func validate() throws {
         func bad(_ m: String) -> ModelError { ModelError("AdaLoRA: " + m) }
         guard initR > 0 else { throw bad("init_r must be positive (got \(initR))") }
-        guard targetR >= 0 && targetR <= initR else { throw bad("target_r (\(targetR)) must be between 0 and init_r (\(initR))") }
+        guard targetR >= 0 && targetR <= initR else {
+            throw bad("target_r (\(targetR)) must be between 0 and init_r (\(initR))")
+        }
         guard totalStep > 0 else { throw bad("total_step must be positive (got \(totalStep))") }
         guard tinit >= 0, tfinal >= 0 else { throw bad("tinit and tfinal must not be negative") }
         guard tinit + tfinal < totalStep else {
-            throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be left for allocating ranks")
+            throw bad(
+                "tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be "
+                    + "left for allocating ranks"
+            )
         }
         guard deltaT > 0 else { throw bad("deltaT must be positive (got \(deltaT))") }
         guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
@@ -170,7 +182,8 @@ public final class AdaLoRAAllocator: CheckpointState {
 
     /// The rank pattern to save: the last mask, or every rank kept when no allocation happened yet.
     public var patternForSaving: [String: [Bool]] {
-        rankPattern ?? Dictionary(uniqueKeysWithValues: adapters.map { ($0.0, [Bool](repeating: true, count: $0.1.rMax)) })
+        rankPattern
+            ?? Dictionary(uniqueKeysWithValues: adapters.map { ($0.0, [Bool](repeating: true, count: $0.1.rMax)) })
     }
 
     // MARK: CheckpointState
@@ -179,7 +192,9 @@ public final class AdaLoRAAllocator: CheckpointState {
         var t = sensitivity.checkpointTensors(adapters.flatMap(\.1.params), prefix: "adalora.")
         for (path, _) in adapters {
             if let keep = rankPattern?[path] {
-                t.append(TensorToWrite(name: "adalora.pattern." + path, shape: [keep.count], floats: keep.map { $0 ? 1 : 0 }))
+                t.append(
+                    TensorToWrite(name: "adalora.pattern." + path, shape: [keep.count], floats: keep.map { $0 ? 1 : 0 })
+                )
             }
         }
         return t
@@ -208,9 +223,11 @@ public final class AdaLoRAMethod: SVDTuningMethod {
     public init(config: AdaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
-                                            start: config.start)
-            .sorted { $0.key < $1.key }
+        svdAdapters = try SVDAdapter.attach(
+            to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "AdaLoRA",
+            start: config.start
+        )
+        .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }
 
@@ -224,7 +241,9 @@ public final class AdaLoRAMethod: SVDTuningMethod {
 
     public func afterOptimizerStep(_ ctx: StepContext) throws {
         guard let allocator else { return }
-        allocator.onAllocate = { _, budget, ranks in ctx.log(["event": "ranks", "step": ctx.step, "budget": budget, "ranks": ranks]) }
+        allocator.onAllocate = { _, budget, ranks in
+            ctx.log(["event": "ranks", "step": ctx.step, "budget": budget, "ranks": ranks])
+        }
         allocator.step(ctx.step - 1)  // PEFT's update_and_allocate takes the 0-based global_step
     }
 
@@ -232,16 +251,23 @@ public final class AdaLoRAMethod: SVDTuningMethod {
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         let s = allocator?.config
-        try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters,
-                               pattern: allocator?.patternForSaving ?? svdPattern, targeting: config.lora, initR: config.initR,
-                               schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "deltaT": s?.deltaT ?? 1, "total_step": s?.totalStep ?? 1,
-                                          "beta1": Double(config.beta1), "beta2": Double(config.beta2), "orth_reg_weight": Double(config.orthRegWeight)],
-                               extra: metadata)
+        try AdaLoRAFormat.save(
+            directory: directory, model: model, adapters: svdAdapters,
+            pattern: allocator?.patternForSaving ?? svdPattern, targeting: config.lora, initR: config.initR,
+            schedule: [
+                "tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "deltaT": s?.deltaT ?? 1,
+                "total_step": s?.totalStep ?? 1,
+                "beta1": Double(config.beta1), "beta2": Double(config.beta2),
+                "orth_reg_weight": Double(config.orthRegWeight),
+            ],
+            extra: metadata)
     }
 
     public var maxRank: Int { config.initR }
     public var summary: String {
         let s = allocator?.config
-        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), deltaT \(s?.deltaT ?? 0), orth_reg_weight \(config.orthRegWeight)"
+        return
+            "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), deltaT "
+            + "\(s?.deltaT ?? 0), orth_reg_weight \(config.orthRegWeight)"
     }
 }

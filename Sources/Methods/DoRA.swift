@@ -12,7 +12,9 @@ public struct DoRAConfig: Settings, Sendable, Equatable {
     public static let help = ["rslora": "rsLoRA scaling alpha/sqrt(r) instead of alpha/r"]
     public func validate() throws { try loraConfig.validate() }
     var loraConfig: LoRAConfig {
-        LoRAConfig(r: lora.r, alpha: lora.alpha, dropout: lora.loraDropout, targetModules: lora.targetModules, useRSLoRA: rslora)
+        LoRAConfig(
+            r: lora.r, alpha: lora.alpha, dropout: lora.loraDropout, targetModules: lora.targetModules,
+            useRSLoRA: rslora)
     }
 }
 
@@ -36,10 +38,14 @@ public final class DoRAMethod: TuningMethod {
             let m = Tensor(zeros: [lin.outDim])
             for o in 0..<lin.outDim {
                 var s: Float = 0
-                for i in 0..<lin.inDim { let w = lin.weight.value[o * lin.inDim + i]; s += w * w }
+                for i in 0..<lin.inDim {
+                    let w = lin.weight.value[o * lin.inDim + i]
+                    s += w * w
+                }
                 m[o] = s.squareRoot()
             }
-            let ad = DoRAAdapter(path: lin.path, layer: lin, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]), magnitude: m)
+            let ad = DoRAAdapter(
+                path: lin.path, layer: lin, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]), magnitude: m)
             lin.adapter = ad
             for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
@@ -51,22 +57,31 @@ public final class DoRAMethod: TuningMethod {
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
         let lc = try PEFTFormat.readConfig(directory: directory, dora: true)
         var c = DoRAConfig()
-        c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules; c.rslora = lc.useRSLoRA
+        c.lora.r = lc.r
+        c.lora.alpha = lc.alpha
+        c.lora.loraDropout = lc.dropout
+        c.lora.targetModules = lc.targetModules
+        c.rslora = lc.useRSLoRA
         let m = try DoRAMethod(config: c, backbone: backbone, seed: 0)
-        let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.lora) }),
-                                              magnitudes: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.magnitude) }))
+        let head = try PEFTFormat.loadWeights(
+            directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.lora) }),
+            magnitudes: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.magnitude) }))
         return (m, head)
     }
 
     public var adapters: [(String, LinearAdapter)] { doraAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
-        try PEFTFormat.save(directory: directory, model: model, adapters: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.lora) }),
-                            config: config.loraConfig, extra: metadata,
-                            magnitudes: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.magnitude) }))
+        try PEFTFormat.save(
+            directory: directory, model: model,
+            adapters: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.lora) }),
+            config: config.loraConfig, extra: metadata,
+            magnitudes: Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, $0.1.magnitude) }))
     }
 
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: doraAdapters.map { ($0.0, config.lora.r) }) }
     public var maxRank: Int { config.lora.r }
-    public var summary: String { "DoRA r \(config.lora.r), alpha \(config.lora.alpha)" + (config.rslora ? ", rsLoRA" : "") }
+    public var summary: String {
+        "DoRA r \(config.lora.r), alpha \(config.lora.alpha)" + (config.rslora ? ", rsLoRA" : "")
+    }
 }

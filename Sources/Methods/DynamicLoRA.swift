@@ -25,7 +25,8 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     /// an explicit count, or (the default) a fraction of the run.
     public var updateEvery: Int? = nil
     public var updateEveryFraction = 0.01
-    /// The per-sequence input gate sigmoid(v · mean_t x'_t + c) on every adapter (x' the adapter input after its dropout).
+    /// The per-sequence input gate sigmoid(v · mean_t x'_t + c) on every adapter (x' the adapter input after its
+    /// dropout).
     public var gate = true
     /// c at the start (v = 0): the gate starts at sigmoid(c).
     public var gateBias: Float = 4
@@ -45,11 +46,18 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
     public static let help = [
         "temperature": "softmax temperature of the layer weights (importance divided by its mean); large: all near 1",
         "importanceBeta": "EMA factor of each layer's importance, sum of |p * grad| over its adapter parameters",
-        "updateEvery": RunPhases.stepHelp("interval between updates of the layer weights", fractionFlag: "update-every-fraction") + ", at least 1",
-        "updateEveryFraction": "interval between updates of the layer weights as a fraction of the run's steps (when --update-every is not given)",
-        "gate": "input gate sigmoid(v . mean_t x' + c) on the adapter input x' (after its dropout) multiplying each adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
+        "updateEvery": RunPhases.stepHelp(
+            "interval between updates of the layer weights", fractionFlag: "update-every-fraction") + ", at least 1",
+        "updateEveryFraction":
+            "interval between updates of the layer weights as a fraction of the run's steps (when --update-every is "
+            + "not given)",
+        "gate":
+            "input gate sigmoid(v . mean_t x' + c) on the adapter input x' (after its dropout) multiplying each "
+            + "adapter's output (PEFT cannot express it: kept in rankwise_gates.safetensors)",
         "gateBias": "the gate's initial bias c (v starts at 0): the gate starts at sigmoid(c)",
-        "mode": "scale: multiply each layer's adapter output by its weight; ranks: move ranks between layers in proportion to the weights (ElaLoRA's prune and grow)",
+        "mode":
+            "scale: multiply each layer's adapter output by its weight; ranks: move ranks between layers in "
+            + "proportion to the weights (ElaLoRA's prune and grow)",
         "maxRank": "ranks mode: ranks preallocated per module (the most a module can hold)",
         "movesPerRound": "ranks mode: ranks moved between layers at most per update",
         "tinit": "ranks mode: " + RunPhases.stepHelp("warm-up before ranks move", fractionFlag: "tinit-fraction"),
@@ -60,20 +68,32 @@ public struct DynamicLoRAConfig: Settings, Sendable, Equatable {
 
     public func validate() throws {
         try lora.validate(method: "Dynamic LoRA")
-        guard temperature > 0, temperature.isFinite else { throw SettingsError("Dynamic LoRA: --temperature must be positive") }
-        guard importanceBeta >= 0, importanceBeta < 1 else { throw SettingsError("Dynamic LoRA: --importance-beta must be in [0, 1)") }
+        guard temperature > 0, temperature.isFinite else {
+            throw SettingsError("Dynamic LoRA: --temperature must be positive")
+        }
+        guard importanceBeta >= 0, importanceBeta < 1 else {
+            throw SettingsError("Dynamic LoRA: --importance-beta must be in [0, 1)")
+        }
         guard (updateEvery ?? 1) >= 1 else { throw SettingsError("Dynamic LoRA: --update-every must be at least 1") }
         try RunPhases.validate([("update-every-fraction", updateEveryFraction)], method: "Dynamic LoRA")
         try phases.validate(method: "Dynamic LoRA")
-        // The rank options are checked in either mode: a value that could never work is an error even where it is unused.
+        // The rank options are checked in either mode: a value that could never work is an error even where it is
+        // unused.
         guard maxRank >= 1 else { throw SettingsError("Dynamic LoRA: --max-rank must be at least 1 (got \(maxRank))") }
         guard movesPerRound >= 1 else {
-            throw SettingsError("Dynamic LoRA: --moves-per-round must be at least 1 (got \(movesPerRound)): with 0 no rank ever moves")
+            throw SettingsError(
+                "Dynamic LoRA: --moves-per-round must be at least 1 (got \(movesPerRound)): with 0 no rank ever moves")
         }
         if mode == .ranks {
-            guard maxRank >= lora.r else { throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))") }
+            guard maxRank >= lora.r else {
+                throw SettingsError("Dynamic LoRA: --max-rank (\(maxRank)) must be at least r (\(lora.r))")
+            }
             guard lora.r >= 2, maxRank > lora.r else {
-                throw SettingsError("Dynamic LoRA: --mode ranks needs r >= 2 and --max-rank above r (got r \(lora.r), max-rank \(maxRank)): every module keeps at least one rank, so at r = 1 or max-rank = r no rank can move")
+                throw SettingsError(
+                    "Dynamic LoRA: --mode ranks needs r >= 2 and --max-rank above r (got r \(lora.r), max-rank "
+                        + "\(maxRank)): every module keeps at least one rank, so at r = 1 or max-rank = r no rank can "
+                        + "move"
+                )
             }
         }
     }
@@ -93,17 +113,25 @@ public final class DynamicLoRAState: CheckpointState {
     /// Called after a restore (the method hands the restored weights to its adapters).
     var onRestore: () -> Void = {}
     init(layers: Int, active: [[Bool]], params: [Param]) {
-        importance = [Double](repeating: 0, count: layers); weights = [Float](repeating: 1, count: layers)
-        self.active = active; self.params = params
+        importance = [Double](repeating: 0, count: layers)
+        weights = [Float](repeating: 1, count: layers)
+        self.active = active
+        self.params = params
     }
     public func checkpointTensors() -> [TensorToWrite] {
-        [TensorToWrite(name: "importance", shape: [importance.count], int64s: importance.map { Int64(bitPattern: $0.bitPattern) }),
-         TensorToWrite(name: "weights", shape: [weights.count], floats: weights),
-         TensorToWrite(name: "active", shape: [active.joined().count], floats: active.joined().map { $0 ? 1 : 0 })]
+        [
+            TensorToWrite(
+                name: "importance", shape: [importance.count],
+                int64s: importance.map { Int64(bitPattern: $0.bitPattern) }),
+            TensorToWrite(name: "weights", shape: [weights.count], floats: weights),
+            TensorToWrite(name: "active", shape: [active.joined().count], floats: active.joined().map { $0 ? 1 : 0 }),
+        ]
             + sensitivity.checkpointTensors(params, prefix: "")
     }
     public func restore(from f: CheckpointSection) throws {
-        importance = try f.ints("importance", count: importance.count).map { Double(bitPattern: UInt64(bitPattern: $0)) }
+        importance = try f.ints("importance", count: importance.count).map {
+            Double(bitPattern: UInt64(bitPattern: $0))
+        }
         weights = try f.floats("weights", count: weights.count)
         var flags = try f.floats("active", count: active.joined().count)[...]
         active = active.map { a in a.map { _ in flags.popFirst()! != 0 } }
@@ -133,20 +161,26 @@ public final class DynamicLoRAMethod: TuningMethod {
 
     public init(config: DynamicLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
-        self.config = config; self.seed = seed
+        self.config = config
+        self.seed = seed
         let (r, R) = (config.lora.r, config.allocatedRank)
         // R ranks allocated, the scale alpha / r of the r ranks a module starts with.
-        let lc = LoRAConfig(r: R, alpha: config.lora.alpha * Float(R) / Float(r), dropout: config.lora.loraDropout, targetModules: config.lora.targetModules)
+        let lc = LoRAConfig(
+            r: R, alpha: config.lora.alpha * Float(R) / Float(r), dropout: config.lora.loraDropout,
+            targetModules: config.lora.targetModules)
         var rng = SplitMix64(seed: seed)
         var out: [(String, DynamicLoRAAdapter)] = []
         var layerOfPath: [String: Int] = [:]
         for lin in try config.lora.targets(in: backbone, method: "Dynamic LoRA", rank: R) {
             layerOfPath[lin.path] = lin.layer ?? -1
             let a = Tensor(zeros: [R, lin.inDim])
-            _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)  // ranks r..<R start off (zero)
-            let ad = DynamicLoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a, b: Tensor(zeros: [lin.outDim, R]),
-                                        gate: config.gate, gateBiasInit: config.gateBias, causal: backbone.isCausal,
-                                        layout: { [unowned backbone] in backbone.layout })
+            // ranks r..<R start off (zero)
+            _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)
+            let ad = DynamicLoRAAdapter(
+                path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a,
+                b: Tensor(zeros: [lin.outDim, R]),
+                gate: config.gate, gateBiasInit: config.gateBias, causal: backbone.isCausal,
+                layout: { [unowned backbone] in backbone.layout })
             lin.adapter = ad
             for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
@@ -156,28 +190,38 @@ public final class DynamicLoRAMethod: TuningMethod {
         let ls = Array(Set(idx)).sorted()
         layers = ls
         layerOf = idx.map { ls.firstIndex(of: $0)! }
-        state = DynamicLoRAState(layers: ls.count, active: dynamicAdapters.map { _ in (0..<R).map { $0 < r } },
-                                 params: dynamicAdapters.flatMap(\.1.lora.params))
+        state = DynamicLoRAState(
+            layers: ls.count, active: dynamicAdapters.map { _ in (0..<R).map { $0 < r } },
+            params: dynamicAdapters.flatMap(\.1.lora.params))
         state.onRestore = { [unowned self] in self.apply() }
     }
 
     var rankMode: Bool { config.mode == .ranks }
     public var adapters: [(String, LinearAdapter)] { dynamicAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
     public var checkpointStates: [String: CheckpointState] { ["dynamic": state] }
-    public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: zip(dynamicAdapters, state.active).map { ($0.0.0, $0.1.filter { $0 }.count) }) }
+    public var ranks: [String: Int] {
+        Dictionary(uniqueKeysWithValues: zip(dynamicAdapters, state.active).map { ($0.0.0, $0.1.filter { $0 }.count) })
+    }
     public var maxRank: Int { config.allocatedRank }
     public var summary: String {
         "Dynamic LoRA r \(config.lora.r), layer weights every \(updateEvery) steps (temperature \(config.temperature)) "
-            + (rankMode ? "moving ranks (max \(config.maxRank), \(config.movesPerRound) per update, tinit \(tinit), tfinal \(tfinal))" : "scaling the layers")
+            + (rankMode
+                ? "moving ranks (max \(config.maxRank), \(config.movesPerRound) per update, tinit \(tinit), tfinal "
+                    + "\(tfinal))"
+                : "scaling the layers")
             + (config.gate ? ", input gates" : "")
     }
 
     public func prepare(totalSteps: Int) throws {
         (tinit, tfinal) = config.phases.steps(of: totalSteps)
-        updateEvery = RunPhases.steps(config.updateEvery, fraction: config.updateEveryFraction, of: totalSteps, minimum: 1)
+        updateEvery = RunPhases.steps(
+            config.updateEvery, fraction: config.updateEveryFraction, of: totalSteps, minimum: 1)
         // Ranks move at the weight updates (multiples of update-every) after tinit and up to totalSteps − tfinal.
         if rankMode && (totalSteps - tfinal) / updateEvery <= tinit / updateEvery {
-            throw ModelError("Dynamic LoRA: no weight update (every \(updateEvery) steps) falls after tinit (\(tinit)) and before the last tfinal (\(tfinal)) of \(totalSteps) steps: ranks would never move")
+            throw ModelError(
+                "Dynamic LoRA: no weight update (every \(updateEvery) steps) falls after tinit (\(tinit)) and before "
+                    + "the last tfinal (\(tfinal)) of \(totalSteps) steps: ranks would never move"
+            )
         }
     }
 
@@ -197,21 +241,33 @@ public final class DynamicLoRAMethod: TuningMethod {
     /// (found by bisection: the sum grows with λ), rounded by largest remainder within the bounds.
     public static func layerTargets(weights: [Float], modules: [Int], r: Int, maxRank: Int) -> [Int] {
         let total = modules.reduce(0, +) * r
-        let lo = modules.map { Double($0) }, hi = modules.map { Double($0 * maxRank) }
+        let lo = modules.map { Double($0) }
+        let hi = modules.map { Double($0 * maxRank) }
         // A tiny floor on every weight, so a budget the others cannot hold still reaches zero-weight layers.
         let top = Double(weights.map { max(0, $0) }.max() ?? 0)
         let mass = zip(modules, weights).map { Double($0) * (Double(max(0, $1)) + 1e-9 * max(top, 1)) }
-        func shares(_ lambda: Double) -> [Double] { (0..<mass.count).map { min(hi[$0], max(lo[$0], lambda * mass[$0])) } }
+        func shares(_ lambda: Double) -> [Double] {
+            (0..<mass.count).map { min(hi[$0], max(lo[$0], lambda * mass[$0])) }
+        }
         var (a, b) = (0.0, 1.0)
         while shares(b).reduce(0, +) < Double(total) && b < 1e30 { b *= 2 }
-        for _ in 0..<200 { let m = (a + b) / 2; if shares(m).reduce(0, +) < Double(total) { a = m } else { b = m } }
+        for _ in 0..<200 {
+            let m = (a + b) / 2
+            if shares(m).reduce(0, +) < Double(total) { a = m } else { b = m }
+        }
         let share = shares(b)
         var t = share.map { Int($0.rounded(.down)) }
         let frac = (0..<t.count).map { share[$0] - Double(t[$0]) }
         let order = (0..<t.count).sorted { frac[$0] > frac[$1] || (frac[$0] == frac[$1] && $0 < $1) }
         var left = total - t.reduce(0, +)
-        while left > 0, let l = order.first(where: { Double(t[$0]) < hi[$0] }) { t[l] += 1; left -= 1 }
-        while left < 0, let l = order.last(where: { Double(t[$0]) > lo[$0] }) { t[l] -= 1; left += 1 }
+        while left > 0, let l = order.first(where: { Double(t[$0]) < hi[$0] }) {
+            t[l] += 1
+            left -= 1
+        }
+        while left < 0, let l = order.last(where: { Double(t[$0]) > lo[$0] }) {
+            t[l] -= 1
+            left += 1
+        }
         return t
     }
 
@@ -234,19 +290,25 @@ public final class DynamicLoRAMethod: TuningMethod {
         guard context.step % updateEvery == 0 else { return }
         state.weights = Self.weights(importance: state.importance, temperature: config.temperature)
         apply()
-        context.log(["event": "layer_weights", "step": context.step, "layers": layers, "weights": state.weights.map(Double.init),
-                     "importance": state.importance])
+        context.log([
+            "event": "layer_weights", "step": context.step, "layers": layers, "weights": state.weights.map(Double.init),
+            "importance": state.importance,
+        ])
         guard rounds, context.step > tinit else { return }
         let moved = moveRanks(step: context.step, optimizer: context.optimizer)
         if !moved.isEmpty {
             let now = ranks
-            context.log(["event": "ranks", "step": context.step, "budget": now.values.reduce(0, +), "ranks": now,
-                         "pruned": moved.map(\.pruned), "grown": moved.map(\.grown)])
+            context.log([
+                "event": "ranks", "step": context.step, "budget": now.values.reduce(0, +), "ranks": now,
+                "pruned": moved.map(\.pruned), "grown": moved.map(\.grown),
+            ])
         }
     }
 
     /// In `scale` mode every adapter takes its layer's weight; in `ranks` mode the weights only set budgets.
-    func apply() { for (i, (_, ad)) in dynamicAdapters.enumerated() { ad.layerWeight = rankMode ? 1 : state.weights[layerOf[i]] } }
+    func apply() {
+        for (i, (_, ad)) in dynamicAdapters.enumerated() { ad.layerWeight = rankMode ? 1 : state.weights[layerOf[i]] }
+    }
 
     /// Ranks each layer holds now.
     var layerRanks: [Int] {
@@ -264,18 +326,24 @@ public final class DynamicLoRAMethod: TuningMethod {
     /// start with fresh optimizer moments and sensitivity.
     func moveRanks(step: Int, optimizer: AdamW?) -> [(pruned: String, grown: String)] {
         let modules = (0..<layers.count).map { l in layerOf.filter { $0 == l }.count }
-        let target = Self.layerTargets(weights: state.weights, modules: modules, r: config.lora.r, maxRank: config.maxRank)
+        let target = Self.layerTargets(
+            weights: state.weights, modules: modules, r: config.lora.r, maxRank: config.maxRank)
         var held = layerRanks
         var scores = dynamicAdapters.map { state.sensitivity.rankScores(a: $0.1.lora.a, b: $0.1.lora.b) }
         var moved: [(pruned: String, grown: String)] = []
         while moved.count < config.movesPerRound {
             let over = Set((0..<layers.count).filter { held[$0] > target[$0] })
             let deficit = (0..<layers.count).map { target[$0] - held[$0] }
-            guard let under = deficit.indices.filter({ deficit[$0] > 0 }).min(by: { deficit[$0] > deficit[$1] || (deficit[$0] == deficit[$1] && $0 < $1) })
+            guard
+                let under = deficit.indices.filter({ deficit[$0] > 0 }).min(by: {
+                    deficit[$0] > deficit[$1] || (deficit[$0] == deficit[$1] && $0 < $1)
+                })
             else { break }
             var worst: (score: Float, m: Int, j: Int)?
             for (m, act) in state.active.enumerated() where over.contains(layerOf[m]) && act.filter({ $0 }).count > 1 {
-                for j in act.indices where act[j] && (worst == nil || (scores[m][j], m, j) < worst!) { worst = (scores[m][j], m, j) }
+                for j in act.indices where act[j] && (worst == nil || (scores[m][j], m, j) < worst!) {
+                    worst = (scores[m][j], m, j)
+                }
             }
             func mean(_ m: Int) -> Float {
                 let js = state.active[m].indices.filter { state.active[m][$0] }
@@ -283,13 +351,17 @@ public final class DynamicLoRAMethod: TuningMethod {
             }
             let roomy = (0..<dynamicAdapters.count).filter { layerOf[$0] == under && state.active[$0].contains(false) }
             let means = roomy.map(mean)
-            guard let worst, let pick = means.indices.min(by: { means[$0] > means[$1] || (means[$0] == means[$1] && $0 < $1) }) else { break }
+            guard let worst,
+                let pick = means.indices.min(by: { means[$0] > means[$1] || (means[$0] == means[$1] && $0 < $1) })
+            else { break }
             let grow = roomy[pick]
             setRank(worst.m, worst.j, on: false, step: step, optimizer: optimizer)
             let j = state.active[grow].firstIndex(of: false)!
             setRank(grow, j, on: true, step: step, optimizer: optimizer)
-            scores[worst.m][worst.j] = 0; scores[grow][j] = 0
-            held[layerOf[worst.m]] -= 1; held[under] += 1
+            scores[worst.m][worst.j] = 0
+            scores[grow][j] = 0
+            held[layerOf[worst.m]] -= 1
+            held[under] += 1
             moved.append(("\(dynamicAdapters[worst.m].0)#\(worst.j)", "\(dynamicAdapters[grow].0)#\(j)"))
         }
         return moved
@@ -299,13 +371,19 @@ public final class DynamicLoRAMethod: TuningMethod {
     func setRank(_ m: Int, _ j: Int, on: Bool, step: Int, optimizer: AdamW?) {
         let ad = dynamicAdapters[m].1.lora
         let (inD, outD, R) = (ad.a.shape[1], ad.b.shape[0], ad.r)
-        let a = ad.a.value, b = ad.b.value
+        let a = ad.a.value
+        let b = ad.b.value
         for o in 0..<outD { b[o * R + j] = 0 }
         if on {
             let others = state.active[m].indices.filter { state.active[m][$0] }
-            let norm = others.map { o in (0..<inD).map { a[o * inD + $0] * a[o * inD + $0] }.reduce(0, +).squareRoot() }.reduce(0, +) / Float(max(1, others.count))
-            var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(m) &* 4099 &+ UInt64(j))
-            ElaLoRAAllocator.orthonormal(count: inD, set: { a[j * inD + $0] = norm * $1 }, others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
+            let norm =
+                others.map { o in (0..<inD).map { a[o * inD + $0] * a[o * inD + $0] }.reduce(0, +).squareRoot() }
+                .reduce(0, +) / Float(max(1, others.count))
+            var rng = SplitMix64(
+                seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(m) &* 4099 &+ UInt64(j))
+            ElaLoRAAllocator.orthonormal(
+                count: inD, set: { a[j * inD + $0] = norm * $1 }, others: others.map { o in { a[o * inD + $0] } },
+                rng: &rng)
         } else {
             for i in 0..<inD { a[j * inD + i] = 0 }
         }
@@ -316,20 +394,28 @@ public final class DynamicLoRAMethod: TuningMethod {
     }
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
-        var modules: [String: PEFTFormat.KeptRanks] = [:], gates: [TensorToWrite] = []
+        var modules: [String: PEFTFormat.KeptRanks] = [:]
+        var gates: [TensorToWrite] = []
         for ((path, ad), act) in zip(dynamicAdapters, state.active) {
             let b = Tensor(zeros: ad.lora.b.shape)
             for k in 0..<b.count { b[k] = ad.lora.b.value[k] * ad.layerWeight }
-            modules[path] = PEFTFormat.KeptRanks(a: ad.lora.a.value, b: b, kept: act.indices.filter { act[$0] }, scaling: ad.lora.scaling)
+            modules[path] = PEFTFormat.KeptRanks(
+                a: ad.lora.a.value, b: b, kept: act.indices.filter { act[$0] }, scaling: ad.lora.scaling)
             if let w = ad.gateWeight, let c = ad.gateBias {
                 gates.append(TensorToWrite(name: w.name, shape: w.shape, floats: w.value.array))
                 gates.append(TensorToWrite(name: c.name, shape: c.shape, floats: c.value.array))
             }
         }
-        try PEFTFormat.save(directory: directory, model: model, keptRanks: modules,
-                            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout), extra: metadata)
+        try PEFTFormat.save(
+            directory: directory, model: model, keptRanks: modules,
+            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout),
+            extra: metadata)
         let gatesFile = directory + "/" + Self.gatesFile
-        if gates.isEmpty { try? FileManager.default.removeItem(atPath: gatesFile) } else { try SafeTensorsWriter.write(gates, metadata: ["format": "pt"], to: gatesFile) }
+        if gates.isEmpty {
+            try? FileManager.default.removeItem(atPath: gatesFile)
+        } else {
+            try SafeTensorsWriter.write(gates, metadata: ["format": "pt"], to: gatesFile)
+        }
     }
 
     /// The extra tensor file of the input gates next to a PEFT export.
@@ -340,16 +426,25 @@ public final class DynamicLoRAMethod: TuningMethod {
         let (lc, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         let gatesPath = directory + "/" + gatesFile
         var c = DynamicLoRAConfig()
-        c.lora.r = lc.r; c.lora.alpha = lc.alpha; c.lora.loraDropout = lc.dropout; c.lora.targetModules = lc.targetModules
+        c.lora.r = lc.r
+        c.lora.alpha = lc.alpha
+        c.lora.loraDropout = lc.dropout
+        c.lora.targetModules = lc.targetModules
         let most = loaded.values.map(\.r).max() ?? lc.r
-        if loaded.values.contains(where: { $0.r != lc.r }) { c.mode = .ranks; c.maxRank = max(most, lc.r) }
+        if loaded.values.contains(where: { $0.r != lc.r }) {
+            c.mode = .ranks
+            c.maxRank = max(most, lc.r)
+        }
         c.gate = FileManager.default.fileExists(atPath: gatesPath)
         let m = try DynamicLoRAMethod(config: c, backbone: backbone, seed: 0)
         for (i, (path, ad)) in m.dynamicAdapters.enumerated() {
             guard let l = loaded[path] else { continue }
             let (inD, outD, R, k) = (l.a.shape[1], l.b.shape[0], ad.lora.r, l.r)
-            let a = ad.lora.a.value, b = ad.lora.b.value, f = l.scaling / ad.lora.scaling
-            a.buffer.update(repeating: 0); b.buffer.update(repeating: 0)
+            let a = ad.lora.a.value
+            let b = ad.lora.b.value
+            let f = l.scaling / ad.lora.scaling
+            a.buffer.update(repeating: 0)
+            b.buffer.update(repeating: 0)
             for j in 0..<k {
                 for x in 0..<inD { a[j * inD + x] = l.a.value[j * inD + x] }
                 for o in 0..<outD { b[o * R + j] = f * l.b.value[o * k + j] }
@@ -362,7 +457,10 @@ public final class DynamicLoRAMethod: TuningMethod {
             for (_, ad) in m.dynamicAdapters {
                 for p in [ad.gateWeight!, ad.gateBias!] {
                     let v = try f.floats(p.name)
-                    guard v.count == p.count, v.allSatisfy(\.isFinite) else { throw ModelError("\(gatesPath): \(p.name) has \(v.count) values, expected \(p.count) finite ones") }
+                    guard v.count == p.count, v.allSatisfy(\.isFinite) else {
+                        throw ModelError(
+                            "\(gatesPath): \(p.name) has \(v.count) values, expected \(p.count) finite ones")
+                    }
                     _ = p.value.buffer.update(from: v)
                 }
             }

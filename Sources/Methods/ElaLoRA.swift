@@ -64,7 +64,9 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
     /// run's steps when it is known).
     public func validate(method: String = "ElaLoRA") throws {
         try lora.validate(method: method)
-        guard maxRank >= lora.r else { throw ModelError("\(method): max-rank (\(maxRank)) must be at least r (\(lora.r))") }
+        guard maxRank >= lora.r else {
+            throw ModelError("\(method): max-rank (\(maxRank)) must be at least r (\(lora.r))")
+        }
         guard orthRegWeight >= 0 else { throw ModelError("\(method): orth_reg_weight must not be negative") }
         try phases.validate(method: method)
         try RunPhases.validate([("delta-t-fraction", deltaTFraction)], method: method)
@@ -72,7 +74,9 @@ public struct ElaLoRAConfig: Settings, Sendable, Equatable {
         guard offersPerModule > 0, ranksPerRound >= 0 else {
             throw ModelError("\(method): need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0")
         }
-        guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else { throw ModelError("\(method): beta1 and beta2 must be in (0, 1)") }
+        guard beta1 > 0 && beta1 < 1 && beta2 > 0 && beta2 < 1 else {
+            throw ModelError("\(method): beta1 and beta2 must be in (0, 1)")
+        }
         _ = try start.kind(method: method)
     }
 
@@ -88,19 +92,29 @@ public final class ElaLoRAAllocator: CheckpointState {
     let seed: UInt64
 
     public init(adapters: [(String, SVDAdapter)], config: ElaLoRAConfig, totalStep: Int, seed: UInt64) throws {
-        self.adapters = adapters; self.config = config; self.totalStep = totalStep; self.seed = seed
+        self.adapters = adapters
+        self.config = config
+        self.totalStep = totalStep
+        self.seed = seed
         (tinit, tfinal) = config.phases.steps(of: totalStep)
         deltaT = RunPhases.steps(config.deltaT, fraction: config.deltaTFraction, of: totalStep, minimum: 1)
         sensitivity = Sensitivity(beta1: config.beta1, beta2: config.beta2)
         func bad(_ m: String) -> ModelError { ModelError("ElaLoRA: " + m) }
         guard tinit >= 0, tfinal >= 0, tinit + tfinal < totalStep else {
-            throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be left for rounds")
+            throw bad(
+                "tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep)): no step would be "
+                    + "left for rounds"
+            )
         }
         guard deltaT > 0 else { throw bad("delta-t must be positive") }
         try config.phases.validate(method: "ElaLoRA")
         try RunPhases.validate([("delta-t-fraction", config.deltaTFraction)], method: "ElaLoRA")
-        guard config.offersPerModule > 0, config.ranksPerRound >= 0 else { throw bad("need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0") }
-        guard config.beta1 > 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1 else { throw bad("beta1 and beta2 must be in (0, 1)") }
+        guard config.offersPerModule > 0, config.ranksPerRound >= 0 else {
+            throw bad("need offers-per-module (k) >= 1 and ranks-per-round (b) >= 0")
+        }
+        guard config.beta1 > 0 && config.beta1 < 1 && config.beta2 > 0 && config.beta2 < 1 else {
+            throw bad("beta1 and beta2 must be in (0, 1)")
+        }
     }
 
     /// Ranks pruned (and grown) in a round after step `step`: b0, or b0·(1 − p³) rounded half to even.
@@ -131,24 +145,33 @@ public final class ElaLoRAAllocator: CheckpointState {
 
     /// One prune-and-grow round of `b` ranks.
     func round(b: Int, step: Int, optimizer: AdamW?) -> (pruned: [String], grown: [String]) {
-        struct Offer { let score: Float; let module: Int; let rank: Int }
+        struct Offer {
+            let score: Float
+            let module: Int
+            let rank: Int
+        }
         var offers: [Offer] = []
         for (m, (_, ad)) in adapters.enumerated() {
             let s = sensitivity.tripletScores(ad)
             let act = (0..<ad.rMax).filter { ad.active[$0] }.sorted { s[$0] < s[$1] || (s[$0] == s[$1] && $0 < $1) }
-            for j in act.prefix(min(config.offersPerModule, act.count - 1)) { offers.append(Offer(score: s[j], module: m, rank: j)) }
+            for j in act.prefix(min(config.offersPerModule, act.count - 1)) {
+                offers.append(Offer(score: s[j], module: m, rank: j))
+            }
         }
         let ascending = offers.sorted { ($0.score, $0.module, $0.rank) < ($1.score, $1.module, $1.rank) }
         let prune = Array(ascending.prefix(b))
-        var pruned: [String] = [], grown: [String] = []
+        var pruned: [String] = []
+        var grown: [String] = []
         for o in prune {
             let ad = adapters[o.module].1
             setRank(ad, o.rank, active: false, optimizer: optimizer)
             pruned.append("\(adapters[o.module].0)#\(o.rank)")
         }
-        for o in ascending.dropFirst(prune.count).reversed() where grown.count < prune.count {  // pruned offers do not grow
+        // pruned offers do not grow
+        for o in ascending.dropFirst(prune.count).reversed() where grown.count < prune.count {
             let ad = adapters[o.module].1
-            guard let j = (0..<ad.rMax).first(where: { !ad.active[$0] }) else { continue }  // full: the next offer grows
+            // full: the next offer grows
+            guard let j = (0..<ad.rMax).first(where: { !ad.active[$0] }) else { continue }
             grow(ad, j, module: o.module, step: step, optimizer: optimizer)
             grown.append("\(adapters[o.module].0)#\(j)")
         }
@@ -171,17 +194,24 @@ public final class ElaLoRAAllocator: CheckpointState {
     /// with `peft`, A row and B column random, orthogonal to the active ones and of unit norm, and E = 0;
     /// with `zero-b`, the A row so, E = init-e and the B column 0 (it learns from the next step, as B does).
     func grow(_ ad: SVDAdapter, _ j: Int, module: Int, step: Int, optimizer: AdamW?) {
-        var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(module) &* 4099 &+ UInt64(j))
+        var rng = SplitMix64(
+            seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step) &* 1_000_003 &+ UInt64(module) &* 4099 &+ UInt64(j))
         let others = (0..<ad.rMax).filter { ad.active[$0] && $0 != j }
-        let a = ad.a.value, b = ad.b.value, inD = ad.inDim, outD = ad.outDim, r = ad.rMax
-        ElaLoRAAllocator.orthonormal(count: inD, set: { a[j * inD + $0] = $1 },
-                                     others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
+        let a = ad.a.value
+        let b = ad.b.value
+        let inD = ad.inDim
+        let outD = ad.outDim
+        let r = ad.rMax
+        ElaLoRAAllocator.orthonormal(
+            count: inD, set: { a[j * inD + $0] = $1 },
+            others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
         let zeroB = config.start.adapterInit == SVDStart.zeroB.rawValue
         if zeroB {
             for o in 0..<outD { b[o * r + j] = 0 }
         } else {
-            ElaLoRAAllocator.orthonormal(count: outD, set: { b[$0 * r + j] = $1 },
-                                         others: others.map { o in { b[$0 * r + o] } }, rng: &rng)
+            ElaLoRAAllocator.orthonormal(
+                count: outD, set: { b[$0 * r + j] = $1 },
+                others: others.map { o in { b[$0 * r + o] } }, rng: &rng)
         }
         setRank(ad, j, active: true, optimizer: optimizer)
         if zeroB { ad.e.value[j] = config.start.initE }
@@ -207,14 +237,23 @@ public final class ElaLoRAAllocator: CheckpointState {
 
     public func checkpointTensors() -> [TensorToWrite] {
         sensitivity.checkpointTensors(adapters.flatMap(\.1.params), prefix: "")
-            + [TensorToWrite(name: "active", shape: [adapters.reduce(0) { $0 + $1.1.rMax }], floats: adapters.flatMap { $0.1.active.map { $0 ? 1 : 0 } })]
+            + [
+                TensorToWrite(
+                    name: "active", shape: [adapters.reduce(0) { $0 + $1.1.rMax }],
+                    floats: adapters.flatMap { $0.1.active.map { $0 ? 1 : 0 } })
+            ]
     }
 
     public func restore(from f: CheckpointSection) throws {
         try sensitivity.restore(adapters.flatMap(\.1.params), prefix: "", from: f)
         let act = try f.floats("active", count: adapters.reduce(0) { $0 + $1.1.rMax })
         var k = 0
-        for (_, ad) in adapters { for j in 0..<ad.rMax { ad.active[j] = act[k] != 0; k += 1 } }
+        for (_, ad) in adapters {
+            for j in 0..<ad.rMax {
+                ad.active[j] = act[k] != 0
+                k += 1
+            }
+        }
     }
 }
 
@@ -229,13 +268,18 @@ public final class ElaLoRAMethod: SVDTuningMethod {
 
     public init(config: ElaLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
-        self.config = config; self.seed = seed
-        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
-                                            seed: seed, method: "ElaLoRA", start: config.start).sorted { $0.key < $1.key }
+        self.config = config
+        self.seed = seed
+        svdAdapters = try SVDAdapter.attach(
+            to: backbone, targeting: config.lora, initialRank: config.lora.r, maxRank: config.maxRank,
+            seed: seed, method: "ElaLoRA", start: config.start
+        ).sorted { $0.key < $1.key }
         for (path, ad) in svdAdapters where config.maxRank > min(ad.inDim, ad.outDim) {
-            throw ModelError("ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")
+            throw ModelError(
+                "ElaLoRA: max-rank \(config.maxRank) exceeds the dimensions of \(path) (\(ad.outDim) x \(ad.inDim))")
         }
-        regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight, activeOnly: true)
+        regularizer = OrthogonalRegularizer(
+            adapters: svdAdapters.map(\.1), weight: config.orthRegWeight, activeOnly: true)
     }
 
     public func prepare(totalSteps: Int) throws {
@@ -246,21 +290,29 @@ public final class ElaLoRAMethod: SVDTuningMethod {
 
     public func afterOptimizerStep(_ ctx: StepContext) throws {
         guard let allocator, let change = allocator.step(ctx.step, optimizer: ctx.optimizer) else { return }
-        ctx.log(["event": "ranks", "step": ctx.step, "budget": ranks.values.reduce(0, +), "ranks": ranks,
-                 "pruned": change.pruned, "grown": change.grown])
+        ctx.log([
+            "event": "ranks", "step": ctx.step, "budget": ranks.values.reduce(0, +), "ranks": ranks,
+            "pruned": change.pruned, "grown": change.grown,
+        ])
     }
 
     public var checkpointStates: [String: CheckpointState] { allocator.map { ["elalora": $0] } ?? [:] }
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
-        try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
-                               initR: config.maxRank, schedule: ["tinit": allocator?.tinit ?? 0, "tfinal": allocator?.tfinal ?? 0,
-                                                                "deltaT": allocator?.deltaT ?? 1, "total_step": allocator?.totalStep ?? 1,
-                                                                "orth_reg_weight": Double(config.orthRegWeight)], extra: metadata)
+        try AdaLoRAFormat.save(
+            directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
+            initR: config.maxRank,
+            schedule: [
+                "tinit": allocator?.tinit ?? 0, "tfinal": allocator?.tfinal ?? 0,
+                "deltaT": allocator?.deltaT ?? 1, "total_step": allocator?.totalStep ?? 1,
+                "orth_reg_weight": Double(config.orthRegWeight),
+            ], extra: metadata)
     }
 
     public var maxRank: Int { config.maxRank }
     public var summary: String {
-        "r \(config.lora.r) (max \(config.maxRank)), k \(config.offersPerModule), b \(config.ranksPerRound)\(config.cubicDecay ? " (cubic decay)" : ""), tinit \(allocator?.tinit ?? 0), tfinal \(allocator?.tfinal ?? 0), deltaT \(allocator?.deltaT ?? 0)"
+        "r \(config.lora.r) (max \(config.maxRank)), k \(config.offersPerModule), b "
+            + "\(config.ranksPerRound)\(config.cubicDecay ? " (cubic decay)" : ""), tinit \(allocator?.tinit ?? 0), "
+            + "tfinal \(allocator?.tfinal ?? 0), deltaT \(allocator?.deltaT ?? 0)"
     }
 }

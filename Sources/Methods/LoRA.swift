@@ -18,14 +18,17 @@ public final class LoRAMethod: TuningMethod {
     /// Reads a PEFT LoRA directory into `backbone`; returns the method and the classifier weights.
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
         let m = try LoRAMethod(config: try PEFTFormat.readConfig(directory: directory), backbone: backbone, seed: 0)
-        let head = try PEFTFormat.loadWeights(directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.loraAdapters))
+        let head = try PEFTFormat.loadWeights(
+            directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.loraAdapters))
         return (m, head)
     }
 
     public var adapters: [(String, LinearAdapter)] { loraAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
-        try PEFTFormat.save(directory: directory, model: model, adapters: Dictionary(uniqueKeysWithValues: loraAdapters), config: config, extra: metadata)
+        try PEFTFormat.save(
+            directory: directory, model: model, adapters: Dictionary(uniqueKeysWithValues: loraAdapters),
+            config: config, extra: metadata)
     }
 
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: loraAdapters.map { ($0.0, $0.1.r) }) }

@@ -42,18 +42,28 @@ public struct QualityConfig: Settings, Sendable, Equatable {
         "refreshEvery": "K: steps between quality refreshes (each scores a new pool of examples)",
         "poolSize": "examples scored at each refresh (the pool rotates through the training set)",
         "floor": "share of the sampling mass spread uniformly, so that no example's probability is zero",
-        "scoring": "full (gradients over all trainable parameters, two extra passes over the pool) or head (classifier head only: one forward pass)",
-        "lossReduction": "approx (first order: lr * ||g||^2) or exact (one more step and forward per example: slow, for measurement)",
+        "scoring":
+            "full (gradients over all trainable parameters, two extra passes over the pool) or head (classifier head "
+            + "only: one forward pass)",
+        "lossReduction":
+            "approx (first order: lr * ||g||^2) or exact (one more step and forward per example: slow, "
+            + "for measurement)",
     ]
 
     public func validate() throws {
         func bad(_ m: String) -> ModelError { ModelError("TsqLoRA: " + m) }
-        guard [a1, a2, a3].allSatisfy(\.isFinite), [a1, a2, a3].contains(where: { $0 != 0 }) else { throw bad("a1, a2, a3 must be finite and not all zero") }
+        guard [a1, a2, a3].allSatisfy(\.isFinite), [a1, a2, a3].contains(where: { $0 != 0 }) else {
+            throw bad("a1, a2, a3 must be finite and not all zero")
+        }
         guard tau.isFinite, tau > 0 else { throw bad("tau must be positive") }
-        guard refreshEvery > 0, poolSize > 1 else { throw bad("refresh-every must be positive and pool-size at least 2") }
+        guard refreshEvery > 0, poolSize > 1 else {
+            throw bad("refresh-every must be positive and pool-size at least 2")
+        }
         guard floor.isFinite, floor >= 0, floor <= 1 else { throw bad("floor must be between 0 and 1") }
         guard ["full", "head"].contains(scoring) else { throw bad("scoring must be full or head (got \(scoring))") }
-        guard ["approx", "exact"].contains(lossReduction) else { throw bad("loss-reduction must be approx or exact (got \(lossReduction))") }
+        guard ["approx", "exact"].contains(lossReduction) else {
+            throw bad("loss-reduction must be approx or exact (got \(lossReduction))")
+        }
     }
 }
 
@@ -78,7 +88,9 @@ public struct QualityScores: Sendable {
 
     /// `a1·z(gradNorm) + a2·z(reduction) + a3·z(alignment)`.
     public func quality(_ c: QualityConfig) -> [Float] {
-        let g = Self.zScores(gradNorm), r = Self.zScores(reduction), a = Self.zScores(alignment)
+        let g = Self.zScores(gradNorm)
+        let r = Self.zScores(reduction)
+        let a = Self.zScores(alignment)
         return (0..<count).map { c.a1 * g[$0] + c.a2 * r[$0] + c.a3 * a[$0] }
     }
 
@@ -86,7 +98,8 @@ public struct QualityScores: Sendable {
     public static func probabilities(quality q: [Float], tau: Float, floor: Float) -> [Double] {
         guard let mx = q.max() else { return [] }
         let e = q.map { exp(Double($0 - mx) / Double(tau)) }
-        let s = e.reduce(0, +), n = Double(q.count)
+        let s = e.reduce(0, +)
+        let n = Double(q.count)
         return e.map { (1 - Double(floor)) * $0 / s + Double(floor) / n }
     }
 }
@@ -95,15 +108,20 @@ public struct QualityScores: Sendable {
 /// model's gradient buffer and restores it, so it may run between a step's update and its zeroing.
 public enum QualityScorer {
     /// Scores `indices` of `data`. `learningRate` is η of the loss reduction; `batchSize` bounds each pass.
-    public static func score(model: TaskModel, data: TokenizedSet, indices: [Int], config: QualityConfig,
-                             learningRate: Float, batchSize: Int = 32) throws -> QualityScores {
+    public static func score(
+        model: TaskModel, data: TokenizedSet, indices: [Int], config: QualityConfig,
+        learningRate: Float, batchSize: Int = 32
+    ) throws -> QualityScores {
         let P = indices.count
         var s = QualityScores()
         s.indices = indices
         guard P > 0 else { return s }
-        guard model.params.trainableCount > 0 else { throw ModelError("quality scores need trainable parameters (the adapter's and the head's)") }
+        guard model.params.trainableCount > 0 else {
+            throw ModelError("quality scores need trainable parameters (the adapter's and the head's)")
+        }
         let savedGrads = model.params.gradBuffer?.array
-        let savedRegs = model.regularizers, savedCollector = model.backbone.perExample
+        let savedRegs = model.regularizers
+        let savedCollector = model.backbone.perExample
         model.regularizers = []
         defer {
             model.regularizers = savedRegs
@@ -122,7 +140,8 @@ public enum QualityScorer {
         var dots: [Float] = []
         var meanNorm: Float = 0
         if config.scoring == "head" {
-            (s.gradNorm, dots, meanNorm) = try headScores(model: model, chunks: chunks, forward: forward, record: record)
+            (s.gradNorm, dots, meanNorm) = try headScores(
+                model: model, chunks: chunks, forward: forward, record: record)
         } else {
             // Pass 1: each example's gradient norm, and the pool's mean gradient ḡ in the gradient buffer.
             let pe = PerExampleNorms()
@@ -153,7 +172,9 @@ public enum QualityScorer {
         }
         s.alignment = (0..<P).map { i in s.gradNorm[i] > 0 && meanNorm > 0 ? dots[i] / (s.gradNorm[i] * meanNorm) : 0 }
         if config.lossReduction == "exact" {
-            s.reduction = try exactReductions(model: model, data: data, indices: indices, losses: s.loss, learningRate: learningRate, forward: forward)
+            s.reduction = try exactReductions(
+                model: model, data: data, indices: indices, losses: s.loss, learningRate: learningRate, forward: forward
+            )
         } else {
             s.reduction = s.gradNorm.map { learningRate * $0 * $0 }
         }
@@ -163,28 +184,39 @@ public enum QualityScorer {
     /// Gradients restricted to the classifier head, from one forward pass: the example's gradient is
     /// `dl ⊗ [h, 1]` (dl the loss gradient of its logits, h the head's input), so its norm is
     /// `‖dl‖·√(‖h‖² + 1)` and its dot product with the pool's mean head gradient needs no backward.
-    static func headScores(model: TaskModel, chunks: [[Int]], forward: ([Int]) throws -> TaskModel.Output,
-                           record: (TaskModel.Output, Int) -> Void) throws -> (norms: [Float], dots: [Float], meanNorm: Float) {
-        let H = model.backbone.hiddenSize, C = model.numLabels
-        var dl: [Float] = [], h: [Float] = []
+    static func headScores(
+        model: TaskModel, chunks: [[Int]], forward: ([Int]) throws -> TaskModel.Output,
+        record: (TaskModel.Output, Int) -> Void
+    ) throws -> (norms: [Float], dots: [Float], meanNorm: Float) {
+        let H = model.backbone.hiddenSize
+        let C = model.numLabels
+        var dl: [Float] = []
+        var h: [Float] = []
         for idx in chunks {
             let out = try forward(idx)
             record(out, idx.count)
-            guard let head = model.lastHead() else { throw ModelError("quality: no head gradient after a forward with labels") }
+            guard let head = model.lastHead() else {
+                throw ModelError("quality: no head gradient after a forward with labels")
+            }
             for i in 0..<(idx.count * C) { dl.append(head.dLogits[i] * Float(idx.count)) }
             h += UnsafeBufferPointer(start: head.features, count: idx.count * H)
         }
         let P = dl.count / C
         var mean = [Float](repeating: 0, count: C * (H + 1))  // ḡ: [C, H] then the bias [C]
-        for i in 0..<P { for c in 0..<C {
-            let d = dl[i * C + c] / Float(P)
-            for j in 0..<H { mean[c * H + j] += d * h[i * H + j] }
-            mean[C * H + c] += d
-        } }
-        let meanNorm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        var norms: [Float] = [], dots: [Float] = []
         for i in 0..<P {
-            var g2: Float = 0, x2: Float = 1, dot: Float = 0
+            for c in 0..<C {
+                let d = dl[i * C + c] / Float(P)
+                for j in 0..<H { mean[c * H + j] += d * h[i * H + j] }
+                mean[C * H + c] += d
+            }
+        }
+        let meanNorm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var norms: [Float] = []
+        var dots: [Float] = []
+        for i in 0..<P {
+            var g2: Float = 0
+            var x2: Float = 1
+            var dot: Float = 0
             for c in 0..<C {
                 let d = dl[i * C + c]
                 g2 += d * d
@@ -193,15 +225,18 @@ public enum QualityScorer {
                 dot += d * row
             }
             for j in 0..<H { x2 += h[i * H + j] * h[i * H + j] }
-            norms.append((g2 * x2).squareRoot()); dots.append(dot)
+            norms.append((g2 * x2).squareRoot())
+            dots.append(dot)
         }
         return (norms, dots, meanNorm)
     }
 
     /// dL exactly: per example, its gradient alone, a step θ − η g on the trainable parameters, a
     /// forward, and the parameters put back.
-    static func exactReductions(model: TaskModel, data: TokenizedSet, indices: [Int], losses: [Float], learningRate: Float,
-                                forward: ([Int]) throws -> TaskModel.Output) throws -> [Float] {
+    static func exactReductions(
+        model: TaskModel, data: TokenizedSet, indices: [Int], losses: [Float], learningRate: Float,
+        forward: ([Int]) throws -> TaskModel.Output
+    ) throws -> [Float] {
         let trainable = model.params.trainable
         var out: [Float] = []
         for (k, i) in indices.enumerated() {
@@ -209,7 +244,11 @@ public enum QualityScorer {
             _ = try forward([i])
             try model.backward()
             let saved = trainable.map(\.value.array)
-            for p in trainable { let v = p.value.data, g = p.grad!.data; for j in 0..<p.count { v[j] -= learningRate * g[j] } }
+            for p in trainable {
+                let v = p.value.data
+                let g = p.grad!.data
+                for j in 0..<p.count { v[j] -= learningRate * g[j] }
+            }
             let after = try forward([i]).exampleLosses[0]
             for (p, vals) in zip(trainable, saved) { for j in 0..<p.count { p.value[j] = vals[j] } }
             out.append(losses[k] - after)

@@ -38,17 +38,26 @@ public struct MethodEntry: @unchecked Sendable {
     /// (method name, adapter directory, backbone) → the loaded method and the classifier weights.
     let loader: (String, String, any Backbone) throws -> (TuningMethod, WeightSource?)
 
-    public init<C: MethodSettings>(name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
-                             budgetOptions: (@Sendable (Int) -> [String: String])? = nil,
-                             make: @escaping (C, any Backbone, UInt64) throws -> TuningMethod,
-                             load: @escaping (_ name: String, _ directory: String, _ backbone: any Backbone) throws -> (TuningMethod, WeightSource?)) {
-        self.name = name; self.summary = summary; self.peftAnalogue = peftAnalogue; self.benchOptions = benchOptions
+    public init<C: MethodSettings>(
+        name: String, summary: String, config: C.Type, peftAnalogue: String, benchOptions: [String: String] = [:],
+        budgetOptions: (@Sendable (Int) -> [String: String])? = nil,
+        make: @escaping (C, any Backbone, UInt64) throws -> TuningMethod,
+        load:
+            @escaping (_ name: String, _ directory: String, _ backbone: any Backbone) throws -> (
+                TuningMethod, WeightSource?
+            )
+    ) {
+        self.name = name
+        self.summary = summary
+        self.peftAnalogue = peftAnalogue
+        self.benchOptions = benchOptions
         options = SettingsTable.options(of: config)
         let hasR = options.contains { $0.key == "r" }
         self.budgetOptions = budgetOptions ?? { hasR ? ["r": "\($0)"] : [:] }
         create = { values, backbone, seed in
             let c = try SettingsTable.decode(C.self, values: values)
-            let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
             return (try make(c, backbone, seed), String(decoding: try enc.encode(c), as: UTF8.self))
         }
         check = { values in try SettingsTable.decode(C.self, values: values).validate() }
@@ -63,7 +72,9 @@ public struct MethodEntry: @unchecked Sendable {
 
     /// Attaches the method to `backbone` with `values` (option key → text) over its defaults. Returns the
     /// method and its full configuration as JSON (for the run record and the resume fingerprint).
-    public func make(options values: [String: String], backbone: any Backbone, seed: UInt64) throws -> (method: TuningMethod, configJSON: String) {
+    public func make(
+        options values: [String: String], backbone: any Backbone, seed: UInt64
+    ) throws -> (method: TuningMethod, configJSON: String) {
         try create(values, backbone, seed)
     }
 
@@ -82,46 +93,87 @@ public struct MethodEntry: @unchecked Sendable {
 public enum MethodRegistry {
     /// Every method, in the order `rankwise methods` lists them.
     public static let all: [MethodEntry] = [
-        MethodEntry(name: "lora", summary: "LoRA (Hu et al. 2021): the same rank r on every targeted module, PEFT's LoraConfig",
-                    config: LoRAConfig.self, peftAnalogue: "lora",
-                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
-                    make: { try LoRAMethod(config: $0, backbone: $1, seed: $2) }, load: { try LoRAMethod.load(directory: $1, backbone: $2) }),
-        MethodEntry(name: "dora", summary: "DoRA (Liu et al. 2024) as PEFT implements it (use_dora): a trained magnitude per output row times the row-normalised W + s·B A",
-                    config: DoRAConfig.self, peftAnalogue: "dora",
-                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
-                    make: { try DoRAMethod(config: $0, backbone: $1, seed: $2) }, load: { try DoRAMethod.load(directory: $1, backbone: $2) }),
-        MethodEntry(name: "sora", summary: "SoRA (Ding et al. 2023): LoRA with a gate between down and up projection, driven to zero by L1 and a proximal step; zero-gate ranks dropped",
-                    config: SoRAConfig.self, peftAnalogue: "lora",
-                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
-                    make: { try SoRAMethod(config: $0, backbone: $1, seed: $2) }, load: { try SoRAMethod.load(directory: $1, backbone: $2) }),
-        MethodEntry(name: "dynamic", summary: "Dynamic LoRA (Liao et al. 2025, our reading): LoRA whose layers are weighted by a softmax of their smoothed sensitivity (output scaled, or ranks moved with --mode ranks), with an input gate per module",
-                    config: DynamicLoRAConfig.self, peftAnalogue: "lora",
-                    benchOptions: ["update-every": "10"],
-                    budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3", "max-rank": "\(2 * $0)"] },
-                    make: { try DynamicLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: { try DynamicLoRAMethod.load(directory: $1, backbone: $2) }),
-        MethodEntry(name: "adalora", summary: "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed sensitivity",
-                    config: AdaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
-                    budgetOptions: svdBudget,
-                    make: { try AdaLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
-        MethodEntry(name: "salientlora", summary: "SalientLoRA (Ke et al. 2024): ranks pruned by salience over a widening time-series window",
-                    config: SalientLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "0", "window-start": "10", "window-end": "200"],
-                    budgetOptions: svdBudget,
-                    make: { try SalientLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
-        MethodEntry(name: "elalora", summary: "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
-                    config: ElaLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
-                    budgetOptions: elasticBudget,
-                    make: { try ElaLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
-        MethodEntry(name: "tsqlora", summary: "TsqLoRA (Chen et al. 2025): quality-weighted batches, ranks from the frozen weights' sensitivity, then ElaLoRA's prune-and-grow",
-                    config: TsqLoRAConfig.self, peftAnalogue: "adalora", benchOptions: ["r": "8", "max-rank": "8", "tinit": "1", "tfinal": "0", "delta-t": "1"],
-                    budgetOptions: elasticBudget,
-                    make: { try TsqLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
+        MethodEntry(
+            name: "lora", summary: "LoRA (Hu et al. 2021): the same rank r on every targeted module, PEFT's LoraConfig",
+            config: LoRAConfig.self, peftAnalogue: "lora",
+            budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
+            make: { try LoRAMethod(config: $0, backbone: $1, seed: $2) },
+            load: { try LoRAMethod.load(directory: $1, backbone: $2) }),
+        MethodEntry(
+            name: "dora",
+            summary:
+                "DoRA (Liu et al. 2024) as PEFT implements it (use_dora): a trained magnitude per output row times "
+                + "the row-normalised W + s·B A",
+            config: DoRAConfig.self, peftAnalogue: "dora",
+            budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
+            make: { try DoRAMethod(config: $0, backbone: $1, seed: $2) },
+            load: { try DoRAMethod.load(directory: $1, backbone: $2) }),
+        MethodEntry(
+            name: "sora",
+            summary:
+                "SoRA (Ding et al. 2023): LoRA with a gate between down and up projection, driven to zero by L1 and a "
+                + "proximal step; zero-gate ranks dropped",
+            config: SoRAConfig.self, peftAnalogue: "lora",
+            budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3"] },
+            make: { try SoRAMethod(config: $0, backbone: $1, seed: $2) },
+            load: { try SoRAMethod.load(directory: $1, backbone: $2) }),
+        MethodEntry(
+            name: "dynamic",
+            summary:
+                "Dynamic LoRA (Liao et al. 2025, our reading): LoRA whose layers are weighted by a softmax of their "
+                + "smoothed sensitivity (output scaled, or ranks moved with --mode ranks), with an input gate per "
+                + "module",
+            config: DynamicLoRAConfig.self, peftAnalogue: "lora",
+            benchOptions: ["update-every": "10"],
+            budgetOptions: { ["r": "\($0)", "alpha": "\(2 * $0)", "lr": "1e-3", "max-rank": "\(2 * $0)"] },
+            make: { try DynamicLoRAMethod(config: $0, backbone: $1, seed: $2) },
+            load: { try DynamicLoRAMethod.load(directory: $1, backbone: $2) }),
+        MethodEntry(
+            name: "adalora",
+            summary:
+                "AdaLoRA (Zhang et al. 2023) as PEFT implements it: SVD adapters pruned from init_r to r by smoothed "
+                + "sensitivity",
+            config: AdaLoRAConfig.self, peftAnalogue: "adalora",
+            benchOptions: ["init-r": "8", "r": "4", "tinit": "0", "tfinal": "10", "delta-t": "1"],
+            budgetOptions: svdBudget,
+            make: { try AdaLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
+        MethodEntry(
+            name: "salientlora",
+            summary: "SalientLoRA (Ke et al. 2024): ranks pruned by salience over a widening time-series window",
+            config: SalientLoRAConfig.self, peftAnalogue: "adalora",
+            benchOptions: [
+                "init-r": "8", "r": "4", "tinit": "0", "tfinal": "0", "window-start": "10", "window-end": "200",
+            ],
+            budgetOptions: svdBudget,
+            make: { try SalientLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
+        MethodEntry(
+            name: "elalora",
+            summary:
+                "ElaLoRA (Chang et al. 2025): ranks pruned and grown between modules by sensitivity, total rank kept",
+            config: ElaLoRAConfig.self, peftAnalogue: "adalora",
+            benchOptions: ["r": "8", "max-rank": "8", "tinit": "0", "tfinal": "0", "delta-t": "1"],
+            budgetOptions: elasticBudget,
+            make: { try ElaLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
+        MethodEntry(
+            name: "tsqlora",
+            summary:
+                "TsqLoRA (Chen et al. 2025): quality-weighted batches, ranks from the frozen weights' sensitivity, "
+                + "then ElaLoRA's prune-and-grow",
+            config: TsqLoRAConfig.self, peftAnalogue: "adalora",
+            benchOptions: ["r": "8", "max-rank": "8", "tinit": "1", "tfinal": "0", "delta-t": "1"],
+            budgetOptions: elasticBudget,
+            make: { try TsqLoRAMethod(config: $0, backbone: $1, seed: $2) }, load: LoadedSVDMethod.load),
     ]
 
     /// Budget options measured on the tweets (scripts/compare-methods.sh): pruning methods start at 1.5x
     /// the budget with AdaLoRA's orthogonality weight 0.1; prune-and-grow methods may grow a module to 2x;
     /// SVD adapters learn at 5e-3, LoRA at 1e-3.
-    static let svdBudget: @Sendable (Int) -> [String: String] = { ["r": "\($0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3", "orth-reg-weight": "0.1"] }
-    static let elasticBudget: @Sendable (Int) -> [String: String] = { ["r": "\($0)", "max-rank": "\(2 * $0)", "lr": "5e-3"] }
+    static let svdBudget: @Sendable (Int) -> [String: String] = {
+        ["r": "\($0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3", "orth-reg-weight": "0.1"]
+    }
+    static let elasticBudget: @Sendable (Int) -> [String: String] = {
+        ["r": "\($0)", "max-rank": "\(2 * $0)", "lr": "5e-3"]
+    }
 
     public static var names: [String] { all.map(\.name) }
 
@@ -136,15 +188,20 @@ public enum MethodRegistry {
     /// The method that saved the adapter directory: `rankwise.json`'s method when registered, else
     /// PEFT's `peft_type` (LORA → lora, ADALORA → adalora).
     public static func entry(forAdapter directory: String) throws -> MethodEntry {
-        if let m = PEFTFormat.readExtra(directory: directory)?.method, let e = all.first(where: { $0.name == m }) { return e }
+        if let m = PEFTFormat.readExtra(directory: directory)?.method, let e = all.first(where: { $0.name == m }) {
+            return e
+        }
         let file = directory + "/adapter_config.json"
-        guard let d = FileManager.default.contents(atPath: file), let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+        guard let d = FileManager.default.contents(atPath: file),
+            let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+        else {
             throw ModelError("\(file): missing or not JSON")
         }
         switch o["peft_type"] as? String {
         case "LORA":
             if PEFTFormat.isDoRA(directory: directory) { return try entry("dora") }
-            if let p = o["rank_pattern"] as? [String: Any], !p.isEmpty { return try entry("sora") }  // per-module ranks: SoRA's export
+            // per-module ranks: SoRA's export
+            if let p = o["rank_pattern"] as? [String: Any], !p.isEmpty { return try entry("sora") }
             return try entry("lora")
         case "ADALORA": return try entry("adalora")
         case let t: throw ModelError("\(file): peft_type \(t ?? "missing") is not one Rankwise loads (LORA, ADALORA)")

@@ -44,13 +44,16 @@ public struct PhaseSettings: Settings, Sendable, Equatable {
 
     /// The warm-up and the final phase in steps, for a run of `totalStep` steps.
     public func steps(of totalStep: Int) -> (tinit: Int, tfinal: Int) {
-        (RunPhases.steps(tinit, fraction: tinitFraction, of: totalStep),
-         RunPhases.steps(tfinal, fraction: tfinalFraction, of: totalStep))
+        (
+            RunPhases.steps(tinit, fraction: tinitFraction, of: totalStep),
+            RunPhases.steps(tfinal, fraction: tfinalFraction, of: totalStep)
+        )
     }
 
     /// Rejects fractions outside [0, 1] and negative step counts.
     public func validate(method: String) throws {
-        try RunPhases.validate([("tinit-fraction", tinitFraction), ("tfinal-fraction", tfinalFraction)], method: method)
+        try RunPhases.validate(
+            [("tinit-fraction", tinitFraction), ("tfinal-fraction", tfinalFraction)], method: method)
         guard (tinit ?? 0) >= 0, (tfinal ?? 0) >= 0 else {
             throw ModelError("\(method): --tinit and --tfinal must not be negative")
         }

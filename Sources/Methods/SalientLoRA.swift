@@ -37,33 +37,44 @@ public struct SalientLoRAConfig: Settings, Sendable, Equatable {
         "magnitudeWeight": "lambda: salience = lambda*magnitude + (1-lambda)*influence domain",
         "correlationThreshold": "beta: correlation needed for a dependency edge between singular values",
         "slopeThreshold": "gamma: regression slope needed for a dependency edge",
-        "windowStart": RunPhases.stepHelp("Ti: time-series window length at the start", fractionFlag: "window-start-fraction") + ", at least 2",
-        "windowEnd": RunPhases.stepHelp("Tf: time-series window length at the end", fractionFlag: "window-end-fraction") + ", at least Ti",
+        "windowStart": RunPhases.stepHelp(
+            "Ti: time-series window length at the start", fractionFlag: "window-start-fraction") + ", at least 2",
+        "windowEnd": RunPhases.stepHelp("Tf: time-series window length at the end", fractionFlag: "window-end-fraction")
+            + ", at least Ti",
         "windowStartFraction": "Ti as a fraction of the run's steps (when --window-start is not given)",
         "windowEndFraction": "Tf as a fraction of the run's steps (when --window-end is not given)",
         "recordInterval": "record the singular values every N steps",
         "orthRegWeight": "weight of the orthogonal regulariser",
     ]
-    public static let aliases = ["target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
-                                 "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval"]
+    public static let aliases = [
+        "target-r": "r", "lambda": "magnitudeWeight", "beta": "correlationThreshold", "gamma": "slopeThreshold",
+        "ti": "windowStart", "tf": "windowEnd", "interval": "recordInterval",
+    ]
 
     /// Errors for options no run could use, before anything is built; the schedule is checked against the
     /// run's own steps when they are known (`prepare`).
     public func validate() throws {
         try lora.validate(method: "SalientLoRA")
         try phases.validate(method: "SalientLoRA")
-        try RunPhases.validate([("window-start-fraction", windowStartFraction), ("window-end-fraction", windowEndFraction)],
-                               method: "SalientLoRA")
+        try RunPhases.validate(
+            [("window-start-fraction", windowStartFraction), ("window-end-fraction", windowEndFraction)],
+            method: "SalientLoRA")
         guard orthRegWeight >= 0 else { throw ModelError("SalientLoRA: orth_reg_weight must not be negative") }
         _ = try start.kind(method: "SalientLoRA")
         func bad(_ m: String) -> ModelError { ModelError("SalientLoRA: " + m) }
-        guard initR > 0, lora.r >= 0, lora.r <= initR else { throw bad("need 0 <= target_r (\(lora.r)) <= init_r (\(initR))") }
+        guard initR > 0, lora.r >= 0, lora.r <= initR else {
+            throw bad("need 0 <= target_r (\(lora.r)) <= init_r (\(initR))")
+        }
         guard (windowStart ?? 2) > 1, (windowEnd ?? Int.max) >= (windowStart ?? 0) else {
             throw bad("need 1 < window-start Ti (\(windowStart ?? 0)) <= window-end Tf (\(windowEnd ?? 0))")
         }
         guard recordInterval > 0 else { throw bad("record-interval must be positive") }
-        guard magnitudeWeight >= 0 && magnitudeWeight <= 1 else { throw bad("magnitude-weight (lambda) must be in [0, 1]") }
-        guard correlationThreshold >= -1 && correlationThreshold <= 1 else { throw bad("correlation-threshold (beta) must be in [-1, 1]") }
+        guard magnitudeWeight >= 0 && magnitudeWeight <= 1 else {
+            throw bad("magnitude-weight (lambda) must be in [0, 1]")
+        }
+        guard correlationThreshold >= -1 && correlationThreshold <= 1 else {
+            throw bad("correlation-threshold (beta) must be in [-1, 1]")
+        }
     }
 }
 
@@ -76,17 +87,24 @@ public struct SalientLoRASchedule: Sendable, Equatable {
     public init() {}
 
     public init(_ c: SalientLoRAConfig, totalStep: Int) {
-        initR = c.initR; targetR = c.lora.r; lambda = c.magnitudeWeight; beta = c.correlationThreshold; gamma = c.slopeThreshold
+        initR = c.initR
+        targetR = c.lora.r
+        lambda = c.magnitudeWeight
+        beta = c.correlationThreshold
+        gamma = c.slopeThreshold
         interval = c.recordInterval
         self.totalStep = totalStep
         (tinit, tfinal) = c.phases.steps(of: totalStep)
         ti = RunPhases.steps(c.windowStart, fraction: c.windowStartFraction, of: totalStep, minimum: 2)
-        tf = RunPhases.steps(c.windowEnd, fraction: c.windowEndFraction, of: totalStep, minimum: c.windowEnd == nil ? ti : 0)
+        tf = RunPhases.steps(
+            c.windowEnd, fraction: c.windowEndFraction, of: totalStep, minimum: c.windowEnd == nil ? ti : 0)
     }
 
     public func validate() throws {
         func bad(_ m: String) -> ModelError { ModelError("SalientLoRA: " + m) }
-        guard initR > 0, targetR >= 0, targetR <= initR else { throw bad("need 0 <= target_r (\(targetR)) <= init_r (\(initR))") }
+        guard initR > 0, targetR >= 0, targetR <= initR else {
+            throw bad("need 0 <= target_r (\(targetR)) <= init_r (\(initR))")
+        }
         guard totalStep > 0, tinit >= 0, tfinal >= 0, tinit + tfinal < totalStep else {
             throw bad("tinit (\(tinit)) + tfinal (\(tfinal)) must be below the total steps (\(totalStep))")
         }
@@ -128,10 +146,15 @@ public enum Salience {
     public static func breakCycles(_ g: inout [[Float]]) {
         let n = g.count
         while let cycle = findCycle(g, n) {
-            var weakest = (cycle[0], cycle[1 % cycle.count]), w = Float.infinity
+            var weakest = (cycle[0], cycle[1 % cycle.count])
+            var w = Float.infinity
             for k in 0..<cycle.count {
-                let u = cycle[k], v = cycle[(k + 1) % cycle.count]
-                if g[u][v] < w { w = g[u][v]; weakest = (u, v) }
+                let u = cycle[k]
+                let v = cycle[(k + 1) % cycle.count]
+                if g[u][v] < w {
+                    w = g[u][v]
+                    weakest = (u, v)
+                }
             }
             g[weakest.0][weakest.1] = 0
         }
@@ -147,15 +170,26 @@ public enum Salience {
             while let (u, next) = stack.last {
                 var j = next
                 while j < n && g[u][j] == 0 { j += 1 }
-                if j == n { state[u] = 2; stack.removeLast(); continue }
+                if j == n {
+                    state[u] = 2
+                    stack.removeLast()
+                    continue
+                }
                 stack[stack.count - 1].1 = j + 1
                 if state[j] == 1 {  // back edge u → j closes a cycle j → … → u
                     var cyc = [u]
                     var x = u
-                    while x != j { x = parent[x]; cyc.append(x) }
+                    while x != j {
+                        x = parent[x]
+                        cyc.append(x)
+                    }
                     return cyc.reversed()
                 }
-                if state[j] == 0 { state[j] = 1; parent[j] = u; stack.append((j, 0)) }
+                if state[j] == 0 {
+                    state[j] = 1
+                    parent[j] = u
+                    stack.append((j, 0))
+                }
             }
         }
         return nil
@@ -168,8 +202,12 @@ public enum Salience {
         var memo = [Double?](repeating: nil, count: n)
         func reach(_ i: Int) -> Double {
             if let m = memo[i] { return m }
-            var s = 0.0, out = false
-            for j in 0..<n where g[i][j] != 0 { out = true; s += Double(g[i][j]) * reach(j) }
+            var s = 0.0
+            var out = false
+            for j in 0..<n where g[i][j] != 0 {
+                out = true
+                s += Double(g[i][j]) * reach(j)
+            }
             let v = out ? s : 1
             memo[i] = v
             return v
@@ -265,30 +303,45 @@ public final class SalientLoRAAllocator: CheckpointState {
 
     /// Scores every rank over the recorded window and prunes the least salient down to `budget`.
     func allocate(step: Int, budget: Int) {
-        let history: [[Float]] = window.isEmpty
+        let history: [[Float]] =
+            window.isEmpty
             ? adapters.flatMap { ad in (0..<ad.1.rMax).map { [ad.1.e.value[$0]] } }
             : (0..<totalRank).map { i in window.map { $0[i] } }
         let sizes = adapters.map(\.1.rMax)
         var graph = Salience.dependencyGraph(history, beta: config.beta, gamma: config.gamma)
         Salience.breakCycles(&graph)
         let d = Salience.influence(graph)
-        let m = Salience.magnitude(history, orthLosses: orthLosses.isEmpty ? [Float](repeating: 1, count: history.first?.count ?? 1) : orthLosses, moduleSizes: sizes)
+        let m = Salience.magnitude(
+            history,
+            orthLosses: orthLosses.isEmpty ? [Float](repeating: 1, count: history.first?.count ?? 1) : orthLosses,
+            moduleSizes: sizes)
         var s = Salience.salience(magnitude: m, influence: d, lambda: config.lambda)
         // Already-pruned ranks rank lowest.
         var flat = 0
-        for (_, ad) in adapters { for j in 0..<ad.rMax { if !ad.active[j] { s[flat] = -Float.infinity }; flat += 1 } }
+        for (_, ad) in adapters {
+            for j in 0..<ad.rMax {
+                if !ad.active[j] { s[flat] = -Float.infinity }
+                flat += 1
+            }
+        }
         let toPrune = max(0, currentRank - max(budget, targetRank))
         if toPrune > 0 {
-            let order = s.indices.filter { s[$0] > -Float.infinity }.sorted { s[$0] < s[$1] || (s[$0] == s[$1] && $0 < $1) }
+            let order = s.indices.filter { s[$0] > -Float.infinity }.sorted {
+                s[$0] < s[$1] || (s[$0] == s[$1] && $0 < $1)
+            }
             var offsets: [Int] = []
             var o = 0
-            for (_, ad) in adapters { offsets.append(o); o += ad.rMax }
+            for (_, ad) in adapters {
+                offsets.append(o)
+                o += ad.rMax
+            }
             for idx in order.prefix(toPrune) {
                 let mIdx = offsets.lastIndex { $0 <= idx }!
                 adapters[mIdx].1.deactivate(idx - offsets[mIdx], moments: resetMoments)
             }
         }
-        window.removeAll(keepingCapacity: true); orthLosses.removeAll(keepingCapacity: true)
+        window.removeAll(keepingCapacity: true)
+        orthLosses.removeAll(keepingCapacity: true)
         onAllocate(step, budget, ranks)
     }
 
@@ -302,10 +355,14 @@ public final class SalientLoRAAllocator: CheckpointState {
     public func checkpointTensors() -> [TensorToWrite] {
         var t = [TensorToWrite(name: "salient.state", shape: [2], floats: [Float(stepsLeft), Float(window.count)])]
         if !window.isEmpty {
-            t.append(TensorToWrite(name: "salient.window", shape: [window.count, totalRank], floats: window.flatMap { $0 }))
+            t.append(
+                TensorToWrite(name: "salient.window", shape: [window.count, totalRank], floats: window.flatMap { $0 }))
             t.append(TensorToWrite(name: "salient.orth", shape: [orthLosses.count], floats: orthLosses))
         }
-        t.append(TensorToWrite(name: "salient.active", shape: [totalRank], floats: adapters.flatMap { $0.1.active.map { $0 ? 1 : 0 } }))
+        t.append(
+            TensorToWrite(
+                name: "salient.active", shape: [totalRank], floats: adapters.flatMap { $0.1.active.map { $0 ? 1 : 0 } })
+        )
         return t
     }
 
@@ -314,7 +371,8 @@ public final class SalientLoRAAllocator: CheckpointState {
         guard st[0] >= 0, st[1] >= 0, st[1] <= 1e6 else { throw TrainError("salient.state out of range: \(st)") }
         stepsLeft = Int(st[0])
         let rows = Int(st[1])
-        window = []; orthLosses = []
+        window = []
+        orthLosses = []
         if rows > 0 {
             let w = try f.floats("salient.window", count: rows * totalRank)
             window = (0..<rows).map { Array(w[($0 * totalRank)..<(($0 + 1) * totalRank)]) }
@@ -322,7 +380,12 @@ public final class SalientLoRAAllocator: CheckpointState {
         }
         let act = try f.floats("salient.active", count: totalRank)
         var k = 0
-        for (_, ad) in adapters { for j in 0..<ad.rMax { ad.active[j] = act[k] != 0; k += 1 } }
+        for (_, ad) in adapters {
+            for j in 0..<ad.rMax {
+                ad.active[j] = act[k] != 0
+                k += 1
+            }
+        }
     }
 }
 
@@ -337,16 +400,19 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public init(config: SalientLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
         self.config = config
-        svdAdapters = try SVDAdapter.attach(to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
-                                            start: config.start)
-            .sorted { $0.key < $1.key }
+        svdAdapters = try SVDAdapter.attach(
+            to: backbone, targeting: config.lora, initialRank: config.initR, seed: seed, method: "SalientLoRA",
+            start: config.start
+        )
+        .sorted { $0.key < $1.key }
         regularizer = OrthogonalRegularizer(adapters: svdAdapters.map(\.1), weight: config.orthRegWeight)
     }
 
     public func prepare(totalSteps: Int) throws {
         let s = SalientLoRASchedule(config, totalStep: totalSteps)
         try s.validate()
-        allocator = SalientLoRAAllocator(adapters: Dictionary(uniqueKeysWithValues: svdAdapters), config: s, regularizer: regularizer)
+        allocator = SalientLoRAAllocator(
+            adapters: Dictionary(uniqueKeysWithValues: svdAdapters), config: s, regularizer: regularizer)
     }
 
     public var regularizers: [LossRegularizer] { [regularizer] }
@@ -354,7 +420,9 @@ public final class SalientLoRAMethod: SVDTuningMethod {
     public func afterOptimizerStep(_ ctx: StepContext) throws {
         guard let allocator else { return }
         allocator.resetMoments = { p, j in ctx.optimizer.resetMoments(p, j) }
-        allocator.onAllocate = { _, budget, ranks in ctx.log(["event": "ranks", "step": ctx.step, "budget": budget, "ranks": ranks]) }
+        allocator.onAllocate = { _, budget, ranks in
+            ctx.log(["event": "ranks", "step": ctx.step, "budget": budget, "ranks": ranks])
+        }
         allocator.step(ctx.step)
     }
 
@@ -362,14 +430,21 @@ public final class SalientLoRAMethod: SVDTuningMethod {
 
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
         let s = allocator?.config
-        try AdaLoRAFormat.save(directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
-                               initR: config.initR, schedule: ["tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "total_step": s?.totalStep ?? 1,
-                                                              "orth_reg_weight": Double(config.orthRegWeight)], extra: metadata)
+        try AdaLoRAFormat.save(
+            directory: directory, model: model, adapters: svdAdapters, pattern: svdPattern, targeting: config.lora,
+            initR: config.initR,
+            schedule: [
+                "tinit": s?.tinit ?? 0, "tfinal": s?.tfinal ?? 0, "total_step": s?.totalStep ?? 1,
+                "orth_reg_weight": Double(config.orthRegWeight),
+            ], extra: metadata)
     }
 
     public var maxRank: Int { config.initR }
     public var summary: String {
         let s = allocator?.config
-        return "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), window \(s?.ti ?? 0) -> \(s?.tf ?? 0), lambda \(config.magnitudeWeight), beta \(config.correlationThreshold), gamma \(config.slopeThreshold)"
+        return
+            "init_r \(config.initR) -> r \(config.lora.r), tinit \(s?.tinit ?? 0), tfinal \(s?.tfinal ?? 0), window "
+            + "\(s?.ti ?? 0) -> \(s?.tf ?? 0), lambda \(config.magnitudeWeight), beta "
+            + "\(config.correlationThreshold), gamma \(config.slopeThreshold)"
     }
 }

@@ -14,17 +14,34 @@ public final class Sensitivity {
     var ipt: [ObjectIdentifier: Tensor] = [:]
     var unc: [ObjectIdentifier: Tensor] = [:]
 
-    public init(beta1: Float, beta2: Float) { self.beta1 = beta1; self.beta2 = beta2 }
+    public init(beta1: Float, beta2: Float) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+    }
 
     /// Folds the current gradients of `params` into the averages.
     public func update(_ params: [Param]) {
-        let b1 = beta1, b2 = beta2
+        let b1 = beta1
+        let b2 = beta2
         for p in params {
             guard let g = p.grad else { continue }
             let id = ObjectIdentifier(p)
-            let pi = (ipt[id] ?? { let t = Tensor(zeros: p.shape); ipt[id] = t; return t }()).data
-            let pu = (unc[id] ?? { let t = Tensor(zeros: p.shape); unc[id] = t; return t }()).data
-            let w = p.value.data, gd = g.data
+            let pi =
+                (ipt[id]
+                ?? {
+                    let t = Tensor(zeros: p.shape)
+                    ipt[id] = t
+                    return t
+                }()).data
+            let pu =
+                (unc[id]
+                ?? {
+                    let t = Tensor(zeros: p.shape)
+                    unc[id] = t
+                    return t
+                }()).data
+            let w = p.value.data
+            let gd = g.data
             for i in 0..<p.count {
                 let s = abs(w[i] * gd[i])
                 pi[i] = b1 * pi[i] + (1 - b1) * s
@@ -33,7 +50,10 @@ public final class Sensitivity {
         }
     }
 
-    public func reset() { ipt = [:]; unc = [:] }
+    public func reset() {
+        ipt = [:]
+        unc = [:]
+    }
 
     /// Forgets rank `j` of `ad` (its A row, E entry and B column start from zero again).
     public func resetRank(_ ad: SVDAdapter, _ j: Int) { resetRank(a: ad.a, b: ad.b, e: ad.e, j) }
@@ -57,7 +77,8 @@ public final class Sensitivity {
 
     /// Score of every rank of A `[R, in]` and B `[out, R]`: the mean of I·U over its A row plus over its B column.
     public func rankScores(a: Param, b: Param) -> [Float] {
-        let sa = scores(a), sb = scores(b)
+        let sa = scores(a)
+        let sb = scores(b)
         let (inD, outD, R) = (a.shape[1], b.shape[0], a.shape[0])
         return (0..<R).map { j in
             var ma: Float = 0
@@ -78,16 +99,20 @@ public final class Sensitivity {
     public func checkpointTensors(_ params: [Param], prefix: String) -> [TensorToWrite] {
         params.flatMap { p -> [TensorToWrite] in
             guard let i = ipt[ObjectIdentifier(p)], let u = unc[ObjectIdentifier(p)] else { return [] }
-            return [TensorToWrite(name: prefix + "ipt." + p.name, shape: p.shape, floats: i.array),
-                    TensorToWrite(name: prefix + "unc." + p.name, shape: p.shape, floats: u.array)]
+            return [
+                TensorToWrite(name: prefix + "ipt." + p.name, shape: p.shape, floats: i.array),
+                TensorToWrite(name: prefix + "unc." + p.name, shape: p.shape, floats: u.array),
+            ]
         }
     }
 
     public func restore(_ params: [Param], prefix: String, from f: CheckpointSection) throws {
         reset()
         for p in params where f.contains(prefix + "ipt." + p.name) {
-            ipt[ObjectIdentifier(p)] = Tensor(shape: p.shape, values: try f.floats(prefix + "ipt." + p.name, count: p.count))
-            unc[ObjectIdentifier(p)] = Tensor(shape: p.shape, values: try f.floats(prefix + "unc." + p.name, count: p.count))
+            ipt[ObjectIdentifier(p)] = Tensor(
+                shape: p.shape, values: try f.floats(prefix + "ipt." + p.name, count: p.count))
+            unc[ObjectIdentifier(p)] = Tensor(
+                shape: p.shape, values: try f.floats(prefix + "unc." + p.name, count: p.count))
         }
     }
 }

@@ -24,17 +24,25 @@ public struct SoRAConfig: Settings, Sendable, Equatable {
     public static let help = [
         "l1Weight": "eta: weight of the L1 penalty on the gates (mean |g|) in the loss",
         "threshold": "xi: soft threshold applied to every gate after each optimizer step",
-        "schedule": "sparsifying schedule of xi: none, linear, log_linear, exp_linear (the reference's lambda_schedule)",
+        "schedule":
+            "sparsifying schedule of xi: none, linear, log_linear, exp_linear (the reference's lambda_schedule)",
         "maxThreshold": "the last xi of a schedule (the reference's max_lambda)",
-        "stages": "number of xi values a schedule steps through, in equal parts of training (the reference's lambda_num)",
+        "stages":
+            "number of xi values a schedule steps through, in equal parts of training (the reference's lambda_num)",
     ]
 
     public func validate() throws {
         try lora.validate(method: "SoRA")
-        guard l1Weight >= 0, threshold >= 0, maxThreshold >= 0 else { throw SettingsError("SoRA: --l1-weight, --threshold and --max-threshold must not be negative") }
-        guard ["none", "linear", "log_linear", "exp_linear"].contains(schedule) else { throw SettingsError("SoRA: --schedule must be none, linear, log_linear or exp_linear (got \(schedule))") }
+        guard l1Weight >= 0, threshold >= 0, maxThreshold >= 0 else {
+            throw SettingsError("SoRA: --l1-weight, --threshold and --max-threshold must not be negative")
+        }
+        guard ["none", "linear", "log_linear", "exp_linear"].contains(schedule) else {
+            throw SettingsError("SoRA: --schedule must be none, linear, log_linear or exp_linear (got \(schedule))")
+        }
         guard stages >= 1 else { throw SettingsError("SoRA: --stages must be at least 1") }
-        if schedule == "exp_linear" && (threshold <= 0 || maxThreshold <= 0) { throw SettingsError("SoRA: an exp_linear schedule needs positive --threshold and --max-threshold") }
+        if schedule == "exp_linear" && (threshold <= 0 || maxThreshold <= 0) {
+            throw SettingsError("SoRA: an exp_linear schedule needs positive --threshold and --max-threshold")
+        }
     }
 
     /// ξ for each stage of the schedule.
@@ -74,30 +82,46 @@ public final class SoRAMethod: TuningMethod {
             let a = LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng)
             let g = Tensor(zeros: [r])
             for k in 0..<r { g[k] = rng.nextNormal() }
-            out.append((lin.path, SoRAAdapter(path: lin.path, inDim: lin.inDim, outDim: lin.outDim, r: r, scaling: config.lora.alpha / Float(r),
-                                              dropout: config.lora.loraDropout, a: a, b: Tensor(zeros: [lin.outDim, r]), gate: g)))
+            out.append(
+                (
+                    lin.path,
+                    SoRAAdapter(
+                        path: lin.path, inDim: lin.inDim, outDim: lin.outDim, r: r,
+                        scaling: config.lora.alpha / Float(r),
+                        dropout: config.lora.loraDropout, a: a, b: Tensor(zeros: [lin.outDim, r]), gate: g)
+                ))
         }
         soraAdapters = out.sorted { $0.0 < $1.0 }
         attach(backbone)
     }
 
     init(config: SoRAConfig, adapters: [(String, SoRAAdapter)], backbone: any Backbone) {
-        self.config = config; soraAdapters = adapters.sorted { $0.0 < $1.0 }
+        self.config = config
+        soraAdapters = adapters.sorted { $0.0 < $1.0 }
         attach(backbone)
     }
 
     private func attach(_ backbone: any Backbone) {
         let byPath = Dictionary(uniqueKeysWithValues: soraAdapters)
-        for lin in backbone.adaptableLinears { if let ad = byPath[lin.path] { lin.adapter = ad; for p in ad.params { backbone.params.add(p) } } }
+        for lin in backbone.adaptableLinears {
+            if let ad = byPath[lin.path] {
+                lin.adapter = ad
+                for p in ad.params { backbone.params.add(p) }
+            }
+        }
         lastRanks = ranks
     }
 
     public var adapters: [(String, LinearAdapter)] { soraAdapters.map { ($0.0, $0.1 as LinearAdapter) } }
-    public var regularizers: [LossRegularizer] { config.l1Weight > 0 ? [GateL1(gates: soraAdapters.map(\.1.gate), weight: config.l1Weight)] : [] }
+    public var regularizers: [LossRegularizer] {
+        config.l1Weight > 0 ? [GateL1(gates: soraAdapters.map(\.1.gate), weight: config.l1Weight)] : []
+    }
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: soraAdapters.map { ($0.0, $0.1.activeRank) }) }
     public var maxRank: Int { config.lora.r }
     public var summary: String {
-        "SoRA r \(config.lora.r), eta \(config.l1Weight), xi \(config.schedule == "none" ? "\(config.threshold)" : "\(config.schedule) \(config.threshold) to \(config.maxThreshold) in \(config.stages) stages")"
+        let threshold = config.schedule == "none" ? "\(config.threshold)"
+            : "\(config.schedule) \(config.threshold) to \(config.maxThreshold) in \(config.stages) stages"
+        return "SoRA r \(config.lora.r), eta \(config.l1Weight), xi \(threshold)"
     }
 
     /// ξ at `step` of `totalSteps`.
@@ -117,7 +141,10 @@ public final class SoRAMethod: TuningMethod {
         }
         let now = ranks
         if now != lastRanks {
-            context.log(["event": "ranks", "step": context.step, "ranks": now, "budget": now.values.reduce(0, +), "threshold": Double(xi)])
+            context.log([
+                "event": "ranks", "step": context.step, "ranks": now, "budget": now.values.reduce(0, +),
+                "threshold": Double(xi),
+            ])
             lastRanks = now
         }
     }
@@ -131,8 +158,10 @@ public final class SoRAMethod: TuningMethod {
             let (bg, kept) = ad.folded()
             modules[path] = PEFTFormat.KeptRanks(a: ad.a.value, b: bg, kept: kept, scaling: ad.scaling)
         }
-        try PEFTFormat.save(directory: directory, model: model, keptRanks: modules,
-                            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout), extra: metadata)
+        try PEFTFormat.save(
+            directory: directory, model: model, keptRanks: modules,
+            config: LoRAConfig(r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.loraDropout),
+            extra: metadata)
     }
 
     /// Reads a PEFT LoRA directory with per-module ranks (as `save` writes it) into `backbone`, each module's
@@ -140,10 +169,16 @@ public final class SoRAMethod: TuningMethod {
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
         let (lc, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         var c = SoRAConfig()
-        c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? lc.r); c.lora.alpha = lc.alpha; c.lora.targetModules = lc.targetModules
+        c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? lc.r)
+        c.lora.alpha = lc.alpha
+        c.lora.targetModules = lc.targetModules
         let ads = loraAdapters.map { path, l in
-            (path, SoRAAdapter(path: path, inDim: l.a.shape[1], outDim: l.b.shape[0], r: l.r, scaling: l.scaling, dropout: 0,
-                               a: l.a.value, b: l.b.value, gate: Tensor(shape: [l.r], values: [Float](repeating: 1, count: l.r))))
+            (
+                path,
+                SoRAAdapter(
+                    path: path, inDim: l.a.shape[1], outDim: l.b.shape[0], r: l.r, scaling: l.scaling, dropout: 0,
+                    a: l.a.value, b: l.b.value, gate: Tensor(shape: [l.r], values: [Float](repeating: 1, count: l.r)))
+            )
         }
         return (SoRAMethod(config: c, adapters: ads, backbone: backbone), head)
     }
@@ -152,12 +187,21 @@ public final class SoRAMethod: TuningMethod {
 /// η · Σ|g| / (number of gates), the reference's `sparse_loss`; its gradient η · sign(g) / N (0 at 0).
 final class GateL1: LossRegularizer {
     let gates: [Param], weight: Float, count: Float
-    init(gates: [Param], weight: Float) { self.gates = gates; self.weight = weight; count = Float(max(1, gates.map(\.count).reduce(0, +))) }
-    func loss() -> Float { weight * gates.map { g in (0..<g.count).map { abs(g.value[$0]) }.reduce(0, +) }.reduce(0, +) / count }
+    init(gates: [Param], weight: Float) {
+        self.gates = gates
+        self.weight = weight
+        count = Float(max(1, gates.map(\.count).reduce(0, +)))
+    }
+    func loss() -> Float {
+        weight * gates.map { g in (0..<g.count).map { abs(g.value[$0]) }.reduce(0, +) }.reduce(0, +) / count
+    }
     func backward(scale: Float) {
         for g in gates {
             guard let grad = g.grad else { continue }
-            for k in 0..<g.count { let v = g.value[k]; grad[k] += scale * weight * (v > 0 ? 1 : v < 0 ? -1 : 0) / count }
+            for k in 0..<g.count {
+                let v = g.value[k]
+                grad[k] += scale * weight * (v > 0 ? 1 : v < 0 ? -1 : 0) / count
+            }
         }
     }
 }

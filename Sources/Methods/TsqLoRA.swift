@@ -27,7 +27,9 @@ public struct TsqLoRAConfig: Settings, Sendable, Equatable {
     public init() {}
 
     public static let help = [
-        "sensitivityGroup": "module (each adapted matrix gets ranks by its own sensitivity) or layer (the paper's wording: every matrix of a layer by the layer's mean)",
+        "sensitivityGroup":
+            "module (each adapted matrix gets ranks by its own sensitivity) or layer (the paper's wording: every "
+            + "matrix of a layer by the layer's mean)"
     ]
 
     public func validate() throws {
@@ -49,26 +51,42 @@ public final class TsqLoRAState: CheckpointState {
 
     init(modules: Int, examples n: Int) {
         sensitivity = [Double](repeating: 0, count: modules)
-        quality = [Float](repeating: 0, count: n); gradNorm = quality; reduction = quality; alignment = quality; loss = quality
+        quality = [Float](repeating: 0, count: n)
+        gradNorm = quality
+        reduction = quality
+        alignment = quality
+        loss = quality
         scoredAt = [Int](repeating: 0, count: n)
     }
 
     public func checkpointTensors() -> [TensorToWrite] {
         let n = quality.count
-        return [TensorToWrite(name: "sensitivity", shape: [sensitivity.count], int64s: sensitivity.map { Int64(bitPattern: $0.bitPattern) }),
-                TensorToWrite(name: "initialised", shape: [1], int64s: [ranksInitialised ? 1 : 0]),
-                TensorToWrite(name: "scored_at", shape: [n], int64s: scoredAt.map(Int64.init))]
-            + [("quality", quality), ("grad_norm", gradNorm), ("reduction", reduction), ("alignment", alignment), ("loss", loss)]
-                .map { TensorToWrite(name: $0.0, shape: [n], floats: $0.1) }
+        return [
+            TensorToWrite(
+                name: "sensitivity", shape: [sensitivity.count],
+                int64s: sensitivity.map { Int64(bitPattern: $0.bitPattern) }),
+            TensorToWrite(name: "initialised", shape: [1], int64s: [ranksInitialised ? 1 : 0]),
+            TensorToWrite(name: "scored_at", shape: [n], int64s: scoredAt.map(Int64.init)),
+        ]
+            + [
+                ("quality", quality), ("grad_norm", gradNorm), ("reduction", reduction), ("alignment", alignment),
+                ("loss", loss),
+            ]
+            .map { TensorToWrite(name: $0.0, shape: [n], floats: $0.1) }
     }
 
     public func restore(from f: CheckpointSection) throws {
         let n = quality.count
-        sensitivity = try f.ints("sensitivity", count: sensitivity.count).map { Double(bitPattern: UInt64(bitPattern: $0)) }
+        sensitivity = try f.ints("sensitivity", count: sensitivity.count).map {
+            Double(bitPattern: UInt64(bitPattern: $0))
+        }
         ranksInitialised = try f.ints("initialised", count: 1)[0] != 0
         scoredAt = try f.ints("scored_at", count: n).map { Int($0) }
-        quality = try f.floats("quality", count: n); gradNorm = try f.floats("grad_norm", count: n)
-        reduction = try f.floats("reduction", count: n); alignment = try f.floats("alignment", count: n); loss = try f.floats("loss", count: n)
+        quality = try f.floats("quality", count: n)
+        gradNorm = try f.floats("grad_norm", count: n)
+        reduction = try f.floats("reduction", count: n)
+        alignment = try f.floats("alignment", count: n)
+        loss = try f.floats("loss", count: n)
     }
 }
 
@@ -91,7 +109,8 @@ public final class TsqLoRAMethod: SVDTuningMethod {
 
     public init(config: TsqLoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         try config.validate()
-        self.config = config; self.seed = seed
+        self.config = config
+        self.seed = seed
         ela = try ElaLoRAMethod(config: config.ela, backbone: backbone, seed: seed)
         let byPath = Dictionary(uniqueKeysWithValues: backbone.adaptableLinears.map { ($0.path, $0) })
         linears = ela.svdAdapters.map { byPath[$0.0]! }
@@ -104,7 +123,10 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     public func prepare(totalSteps: Int) throws {
         try ela.prepare(totalSteps: totalSteps)
         guard let a = ela.allocator, a.tinit >= 1 else {
-            throw ModelError("TsqLoRA: the sensitivity warm-up needs tinit >= 1 step (got \(ela.allocator?.tinit ?? 0) of \(totalSteps) steps)")
+            throw ModelError(
+                "TsqLoRA: the sensitivity warm-up needs tinit >= 1 step (got \(ela.allocator?.tinit ?? 0) of "
+                    + "\(totalSteps) steps)"
+            )
         }
         for (m, lin) in linears.enumerated() {
             lin.weightGradientObserver = { [unowned self] dy, x, n in self.observe(module: m, dy: dy, x: x, n: n) }
@@ -114,7 +136,9 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     /// Adds mean |W ⊙ dyᵀx| of one training batch to module `m`'s sensitivity (warm-up only).
     func observe(module m: Int, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
         guard measuring, let state, !state.ranksInitialised else { return }
-        let lin = linears[m], out = lin.outDim, inn = lin.inDim
+        let lin = linears[m]
+        let out = lin.outDim
+        let inn = lin.inDim
         let g = gradScratch.get(out * inn)
         BLAS.sgemm(transA: true, m: out, n: inn, k: n, a: dy, lda: out, b: x, ldb: inn, c: g, ldc: inn)
         let w = lin.weight.value.data
@@ -136,7 +160,8 @@ public final class TsqLoRAMethod: SVDTuningMethod {
 
     /// The examples scored at refresh `k` (1-based): the next `poolSize` of a fixed seeded order, wrapping around.
     public func pool(refresh k: Int) -> [Int] {
-        let n = poolOrder.count, p = min(config.quality.poolSize, n)
+        let n = poolOrder.count
+        let p = min(config.quality.poolSize, n)
         let start = ((k - 1) * p) % max(n, 1)
         return (0..<p).map { poolOrder[(start + $0) % n] }
     }
@@ -145,12 +170,16 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         try ela.afterOptimizerStep(ctx)
         guard let state, let allocator = ela.allocator else { return }
         if !state.ranksInitialised && ctx.step >= allocator.tinit {
-            let target = Self.initialRanks(sensitivity: groupedSensitivity(), budget: config.ela.lora.r * linears.count, maxRank: config.ela.maxRank)
+            let target = Self.initialRanks(
+                sensitivity: groupedSensitivity(), budget: config.ela.lora.r * linears.count,
+                maxRank: config.ela.maxRank)
             setRanks(target, step: ctx.step, allocator: allocator, optimizer: ctx.optimizer)
             state.ranksInitialised = true
             for lin in linears { lin.weightGradientObserver = nil }
-            ctx.log(["event": "initial_ranks", "step": ctx.step, "ranks": ranks,
-                     "sensitivity": Dictionary(uniqueKeysWithValues: zip(svdAdapters.map(\.0), state.sensitivity))])
+            ctx.log([
+                "event": "initial_ranks", "step": ctx.step, "ranks": ranks,
+                "sensitivity": Dictionary(uniqueKeysWithValues: zip(svdAdapters.map(\.0), state.sensitivity)),
+            ])
         }
         if ctx.step % config.quality.refreshEvery == 0 && ctx.step < ctx.totalSteps {
             try refresh(ctx, state: state)
@@ -164,19 +193,28 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         measuring = false
         defer { measuring = true }
         let start = DispatchTime.now().uptimeNanoseconds
-        let s = try QualityScorer.score(model: model, data: data, indices: idx, config: config.quality, learningRate: ctx.learningRate, batchSize: scoreBatch)
+        let s = try QualityScorer.score(
+            model: model, data: data, indices: idx, config: config.quality, learningRate: ctx.learningRate,
+            batchSize: scoreBatch)
         let q = s.quality(config.quality)
         for (k, i) in idx.enumerated() {
-            state.quality[i] = q[k]; state.gradNorm[i] = s.gradNorm[k]; state.reduction[i] = s.reduction[k]
-            state.alignment[i] = s.alignment[k]; state.loss[i] = s.loss[k]; state.scoredAt[i] = ctx.step
+            state.quality[i] = q[k]
+            state.gradNorm[i] = s.gradNorm[k]
+            state.reduction[i] = s.reduction[k]
+            state.alignment[i] = s.alignment[k]
+            state.loss[i] = s.loss[k]
+            state.scoredAt[i] = ctx.step
         }
-        let p = QualityScores.probabilities(quality: state.quality, tau: config.quality.tau, floor: config.quality.floor)
+        let p = QualityScores.probabilities(
+            quality: state.quality, tau: config.quality.tau, floor: config.quality.floor)
         try sampler.setWeights(p)
         func r(_ v: [Float]) -> [Double] { v.map { (Double($0) * 1e5).rounded() / 1e5 } }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        ctx.log(["event": "quality", "step": ctx.step, "seconds": (seconds * 1e4).rounded() / 1e4, "examples": idx,
-                 "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
-                 "alignment": r(s.alignment), "loss": r(s.loss)])
+        ctx.log([
+            "event": "quality", "step": ctx.step, "seconds": (seconds * 1e4).rounded() / 1e4, "examples": idx,
+            "quality": r(q), "grad_norm": r(s.gradNorm), "reduction": r(s.reduction),
+            "alignment": r(s.alignment), "loss": r(s.loss),
+        ])
     }
 
     /// Module sensitivities, or each module's layer mean with `sensitivity-group layer`.
@@ -184,11 +222,14 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         guard let state else { return [] }
         guard config.sensitivityGroup == "layer" else { return state.sensitivity }
         let layer = linears.map { $0.layer ?? -1 }
-        var sum: [Int: Double] = [:], count: [Int: Int] = [:]
-        for (m, l) in layer.enumerated() { sum[l, default: 0] += state.sensitivity[m]; count[l, default: 0] += 1 }
+        var sum: [Int: Double] = [:]
+        var count: [Int: Int] = [:]
+        for (m, l) in layer.enumerated() {
+            sum[l, default: 0] += state.sensitivity[m]
+            count[l, default: 0] += 1
+        }
         return layer.map { sum[$0]! / Double(count[$0]!) }
     }
-
 
     /// Ranks ∝ `sensitivity` with `budget` in total, each between 1 and `maxRank`: shares above the
     /// maximum (then below 1) are fixed there and the rest shared again; fractions go by largest remainder.
@@ -204,9 +245,15 @@ public final class TsqLoRAMethod: SVDTuningMethod {
             let total = free.reduce(0.0) { $0 + max(0, s[$1]) }
             for m in free { share[m] = total > 0 ? left * max(0, s[m]) / total : left / Double(free.count) }
             let high = free.filter { share[$0] > Double(maxRank) }
-            if !high.isEmpty { for m in high { fixed[m] = maxRank }; continue }
+            if !high.isEmpty {
+                for m in high { fixed[m] = maxRank }
+                continue
+            }
             let low = free.filter { share[$0] < 1 }
-            if !low.isEmpty { for m in low { fixed[m] = 1 }; continue }
+            if !low.isEmpty {
+                for m in low { fixed[m] = 1 }
+                continue
+            }
             break
         }
         var ranks = (0..<n).map { fixed[$0] ?? Int(share[$0].rounded(.down)) }
@@ -221,8 +268,12 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     func setRanks(_ target: [Int], step: Int, allocator: ElaLoRAAllocator, optimizer: AdamW) {
         for (m, (_, ad)) in svdAdapters.enumerated() {
             let scores = allocator.sensitivity.tripletScores(ad)
-            let act = (0..<ad.rMax).filter { ad.active[$0] }.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-            for j in act.prefix(max(0, act.count - target[m])) { allocator.setRank(ad, j, active: false, optimizer: optimizer) }
+            let act = (0..<ad.rMax).filter { ad.active[$0] }.sorted {
+                scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1)
+            }
+            for j in act.prefix(max(0, act.count - target[m])) {
+                allocator.setRank(ad, j, active: false, optimizer: optimizer)
+            }
             while ad.rank < target[m], let j = (0..<ad.rMax).first(where: { !ad.active[$0] }) {
                 allocator.grow(ad, j, module: m, step: step, optimizer: optimizer)
             }
@@ -241,8 +292,10 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         guard let state, let sampler else { return }
         var csv = "example,scored_at_step,quality,grad_norm,reduction,alignment,loss,probability\n"
         for i in state.quality.indices {
-            let fields: [Any] = [i, state.scoredAt[i], state.quality[i], state.gradNorm[i], state.reduction[i], state.alignment[i],
-                                 state.loss[i], sampler.probability(i)]
+            let fields: [Any] = [
+                i, state.scoredAt[i], state.quality[i], state.gradNorm[i], state.reduction[i], state.alignment[i],
+                state.loss[i], sampler.probability(i),
+            ]
             csv += fields.map { "\($0)" }.joined(separator: ",") + "\n"
         }
         try AtomicFile.write(csv, to: directory + "/quality.csv")
@@ -250,7 +303,9 @@ public final class TsqLoRAMethod: SVDTuningMethod {
 
     public var summary: String {
         let q = config.quality
-        return ela.summary + ", quality a=(\(q.a1), \(q.a2), \(q.a3)) tau \(q.tau) every \(q.refreshEvery) steps on \(q.poolSize) examples"
+        return ela.summary
+            + ", quality a=(\(q.a1), \(q.a2), \(q.a3)) tau \(q.tau) every \(q.refreshEvery) steps on \(q.poolSize) "
+            + "examples"
             + " (\(q.scoring)), ranks by \(config.sensitivityGroup) sensitivity"
     }
 }

@@ -19,22 +19,31 @@ public struct ClassificationMetrics: Sendable, Codable {
         let n = c.joined().reduce(0, +)
         let correct = (0..<k).reduce(0) { $0 + c[$1][$1] }
         accuracy = n == 0 ? 0 : Double(correct) / Double(n)
-        precision = []; recall = []; f1 = []; support = []
+        precision = []
+        recall = []
+        f1 = []
+        support = []
         for i in 0..<k {
             let tp = Double(c[i][i])
             let predicted = Double((0..<k).reduce(0) { $0 + c[$1][i] })
             let actual = Double(c[i].reduce(0, +))
             let p = predicted == 0 ? 0 : tp / predicted
             let r = actual == 0 ? 0 : tp / actual
-            precision.append(p); recall.append(r); f1.append(p + r == 0 ? 0 : 2 * p * r / (p + r)); support.append(Int(actual))
+            precision.append(p)
+            recall.append(r)
+            f1.append(p + r == 0 ? 0 : 2 * p * r / (p + r))
+            support.append(Int(actual))
         }
         macroF1 = k == 0 ? 0 : f1.reduce(0, +) / Double(k)
         // Multi-class MCC (Gorodkin's R_K), equal to the binary MCC for two classes.
         let t = (0..<k).map { Double(c[$0].reduce(0, +)) }
         let pcol = (0..<k).map { j in Double((0..<k).reduce(0) { $0 + c[$1][j] }) }
-        let s = Double(n), cc = Double(correct)
+        let s = Double(n)
+        let cc = Double(correct)
         let num = cc * s - zip(t, pcol).map(*).reduce(0, +)
-        let den = (s * s - pcol.map { $0 * $0 }.reduce(0, +)).squareRoot() * (s * s - t.map { $0 * $0 }.reduce(0, +)).squareRoot()
+        let den =
+            (s * s - pcol.map { $0 * $0 }.reduce(0, +)).squareRoot()
+            * (s * s - t.map { $0 * $0 }.reduce(0, +)).squareRoot()
         mcc = den == 0 ? 0 : num / den
     }
 
@@ -43,14 +52,21 @@ public struct ClassificationMetrics: Sendable, Codable {
         let w = max(9, (labelNames.map(\.count).max() ?? 0) + 1)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func rpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        var out = pad("class", w) + rpad("precision", 10) + rpad("recall", 8) + rpad("f1", 8) + rpad("support", 9) + "\n"
+        var out =
+            pad("class", w) + rpad("precision", 10) + rpad("recall", 8) + rpad("f1", 8) + rpad("support", 9) + "\n"
         for (i, name) in labelNames.enumerated() {
-            out += pad(name, w) + rpad(String(format: "%.3f", precision[i]), 10) + rpad(String(format: "%.3f", recall[i]), 8)
+            out +=
+                pad(name, w) + rpad(String(format: "%.3f", precision[i]), 10)
+                + rpad(String(format: "%.3f", recall[i]), 8)
                 + rpad(String(format: "%.3f", f1[i]), 8) + rpad(String(support[i]), 9) + "\n"
         }
         out += String(format: "accuracy %.4f   macro-F1 %.4f   MCC %.4f\n", accuracy, macroF1, mcc)
-        out += "confusion (rows gold, columns predicted):\n" + pad("", w) + labelNames.map { rpad(String($0.prefix(8)), 9) }.joined() + "\n"
-        for (i, name) in labelNames.enumerated() { out += pad(name, w) + confusion[i].map { rpad(String($0), 9) }.joined() + "\n" }
+        out +=
+            "confusion (rows gold, columns predicted):\n" + pad("", w)
+            + labelNames.map { rpad(String($0.prefix(8)), 9) }.joined() + "\n"
+        for (i, name) in labelNames.enumerated() {
+            out += pad(name, w) + confusion[i].map { rpad(String($0), 9) }.joined() + "\n"
+        }
         return out
     }
 }
@@ -62,7 +78,8 @@ public struct RegressionMetrics: Sendable, Codable {
     public var mse: Double
 
     public init(predictions p: [Float], targets y: [Float]) {
-        let a = p.map(Double.init), b = y.map(Double.init)
+        let a = p.map(Double.init)
+        let b = y.map(Double.init)
         pearson = Self.pearson(a, b)
         spearman = Self.pearson(Self.ranks(a), Self.ranks(b))
         mse = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Double(max(1, a.count))
@@ -71,9 +88,16 @@ public struct RegressionMetrics: Sendable, Codable {
     static func pearson(_ a: [Double], _ b: [Double]) -> Double {
         let n = Double(a.count)
         guard n > 1 else { return 0 }
-        let ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
-        var sab = 0.0, saa = 0.0, sbb = 0.0
-        for i in a.indices { sab += (a[i] - ma) * (b[i] - mb); saa += (a[i] - ma) * (a[i] - ma); sbb += (b[i] - mb) * (b[i] - mb) }
+        let ma = a.reduce(0, +) / n
+        let mb = b.reduce(0, +) / n
+        var sab = 0.0
+        var saa = 0.0
+        var sbb = 0.0
+        for i in a.indices {
+            sab += (a[i] - ma) * (b[i] - mb)
+            saa += (a[i] - ma) * (a[i] - ma)
+            sbb += (b[i] - mb) * (b[i] - mb)
+        }
         return saa == 0 || sbb == 0 ? 0 : sab / (saa * sbb).squareRoot()
     }
 
@@ -99,7 +123,8 @@ public enum Ranking {
     /// the probability that a random positive scores above a random negative, ties counting half
     /// (the Mann–Whitney statistic). 0.5 when either class is empty.
     public static func auroc(scores: [Double], positives: [Bool]) -> Double {
-        let nPos = Double(positives.filter { $0 }.count), nNeg = Double(positives.count) - nPos
+        let nPos = Double(positives.filter { $0 }.count)
+        let nNeg = Double(positives.count) - nPos
         guard nPos > 0, nNeg > 0 else { return 0.5 }
         let r = RegressionMetrics.ranks(scores)
         let rankSum = zip(r, positives).filter(\.1).reduce(0.0) { $0 + $1.0 }

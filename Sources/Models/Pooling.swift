@@ -10,7 +10,9 @@ public enum Pooling: String, Sendable, CaseIterable {
     case cls
 
     /// Pools `[batch, seq, hidden]` into `[batch, hidden]` (row-major), optionally L2-normalised.
-    public func apply(_ hidden: UnsafePointer<Float>, mask: [Float], batch: Int, seq: Int, dim: Int, normalize: Bool) -> [Float] {
+    public func apply(
+        _ hidden: UnsafePointer<Float>, mask: [Float], batch: Int, seq: Int, dim: Int, normalize: Bool
+    ) -> [Float] {
         apply(hidden, layout: .padded(batch: batch, seq: seq, mask: mask), dim: dim, normalize: normalize)
     }
 
@@ -55,13 +57,17 @@ public final class SentenceEmbedder {
 
     /// `maxLength` defaults to sentence-transformers' `max_seq_length` when the directory has
     /// `sentence_bert_config.json`, else to the model's position limit.
-    public init(directory: String, pooling: Pooling = .mean, normalize: Bool = true, maxLength requested: Int? = nil) throws {
+    public init(
+        directory: String, pooling: Pooling = .mean, normalize: Bool = true, maxLength requested: Int? = nil
+    ) throws {
         model = try BackboneFamilies.load(directory: directory, pooled: false)
         do { tokenizer = try Tokenizer(path: directory) } catch { throw ModelError("\(error)") }
         var ml = model.maxPositions
         let sbert = (directory as NSString).appendingPathComponent("sentence_bert_config.json")
         if let d = FileManager.default.contents(atPath: sbert),
-           let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let m = (o["max_seq_length"] as? NSNumber)?.intValue {
+            let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any],
+            let m = (o["max_seq_length"] as? NSNumber)?.intValue
+        {
             ml = min(ml, m)
         }
         maxLength = min(requested ?? ml, model.maxPositions)
@@ -73,7 +79,8 @@ public final class SentenceEmbedder {
     public func embed(_ texts: [String]) throws -> [Float] {
         if texts.isEmpty { return [] }
         let encs = texts.map { tokenizer.encode($0, maxLength: maxLength) }
-        let out = try model.forward(TokenBatch(packed: encs.map { $0.ids.map(Int32.init) }, typeIds: encs.map { $0.typeIds.map(Int32.init) }))
+        let out = try model.forward(
+            TokenBatch(packed: encs.map { $0.ids.map(Int32.init) }, typeIds: encs.map { $0.typeIds.map(Int32.init) }))
         return pooling.apply(out.lastHidden, layout: out.layout, dim: out.hidden, normalize: normalize)
     }
 }

@@ -18,9 +18,15 @@ public struct SequenceLayout: Sendable, Equatable {
     public var isPacked: Bool { keyMask == nil }
 
     init(starts: [Int], lengths: [Int], keyMask: [Float]?) {
-        self.starts = starts; self.lengths = lengths; self.keyMask = keyMask
-        var p = [Int](), acc = 0
-        for l in lengths { p.append(acc); acc += l * l }
+        self.starts = starts
+        self.lengths = lengths
+        self.keyMask = keyMask
+        var p = [Int]()
+        var acc = 0
+        for l in lengths {
+            p.append(acc)
+            acc += l * l
+        }
         probStarts = p
         tokens = (starts.last ?? 0) + (lengths.last ?? 0)
         maxLength = lengths.max() ?? 0
@@ -28,13 +34,18 @@ public struct SequenceLayout: Sendable, Equatable {
 
     /// `batch` sequences of `seq` rows; `mask` (`[batch·seq]`) marks the real tokens.
     public static func padded(batch: Int, seq: Int, mask: [Float]) -> SequenceLayout {
-        SequenceLayout(starts: (0..<batch).map { $0 * seq }, lengths: [Int](repeating: seq, count: batch), keyMask: mask)
+        SequenceLayout(
+            starts: (0..<batch).map { $0 * seq }, lengths: [Int](repeating: seq, count: batch), keyMask: mask)
     }
 
     /// Sequences of the given lengths, back to back.
     public static func packed(lengths: [Int]) -> SequenceLayout {
-        var s = [Int](), acc = 0
-        for l in lengths { s.append(acc); acc += l }
+        var s = [Int]()
+        var acc = 0
+        for l in lengths {
+            s.append(acc)
+            acc += l
+        }
         return SequenceLayout(starts: s, lengths: lengths, keyMask: nil)
     }
 
@@ -44,12 +55,20 @@ public struct SequenceLayout: Sendable, Equatable {
     /// Calls `body(length, offset, probOffset)` for every non-empty (sequence, head) pair: `offset` is the
     /// head's first element in a `[tokens, heads·headDim]` activation, `probOffset` its probabilities'.
     /// The pairs are independent: they are split over the cores, one BLAS thread each.
-    func forEachHead(heads: Int, headDim: Int, _ body: (_ b: Int, _ length: Int, _ offset: Int, _ probOffset: Int, _ index: Int) -> Void) {
+    func forEachHead(
+        heads: Int, headDim: Int,
+        _ body: (_ b: Int, _ length: Int, _ offset: Int, _ probOffset: Int, _ index: Int) -> Void
+    ) {
         BLAS.singleThreaded {
             parallelFor(count * heads, minChunk: 4) { range in
                 for bh in range {
-                    let b = bh / heads, hd = bh % heads, L = lengths[b]
-                    if L > 0 { body(b, L, starts[b] * heads * headDim + hd * headDim, probOffset(b, head: hd, heads: heads), bh) }
+                    let b = bh / heads
+                    let hd = bh % heads
+                    let L = lengths[b]
+                    if L > 0 {
+                        body(
+                            b, L, starts[b] * heads * headDim + hd * headDim, probOffset(b, head: hd, heads: heads), bh)
+                    }
                 }
             }
         }
@@ -74,11 +93,14 @@ public enum Attention {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layout: SequenceLayout,
         probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
         kvHeads: Int? = nil, causal: Bool = false,
-        dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? = nil
+        dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? =
+            nil
     ) {
         let queryWidth = heads * headDim
         let kvHeadCount = kvHeads ?? heads
-        precondition(kvHeadCount > 0 && heads % kvHeadCount == 0, "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
+        precondition(
+            kvHeadCount > 0 && heads % kvHeadCount == 0,
+            "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
         let kvWidth = kvHeadCount * headDim
         let group = heads / kvHeadCount
         let scale = 1 / Float(headDim).squareRoot()
@@ -86,8 +108,9 @@ public enum Attention {
             layout.forEachHead(heads: heads, headDim: headDim) { b, L, off, po, bh in
                 let kvOffset = layout.starts[b] * kvWidth + (bh % heads) / group * headDim
                 let p = probs + po
-                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: queryWidth,
-                           b: k + kvOffset, ldb: kvWidth, c: p, ldc: L)
+                BLAS.sgemm(
+                    transB: true, m: L, n: L, k: headDim, alpha: scale, a: q + off, lda: queryWidth,
+                    b: k + kvOffset, ldb: kvWidth, c: p, ldc: L)
                 let sequenceMask = keyMask.map { $0 + layout.starts[b] }
                 if causal {
                     causalSoftmax(p, length: L, keyMask: sequenceMask)
@@ -96,11 +119,14 @@ public enum Attention {
                 }
                 var used = UnsafePointer(p)
                 if let dropout {
-                    Ops.dropoutForward(x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
-                                       seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
+                    Ops.dropoutForward(
+                        x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
+                        seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
                     used = UnsafePointer(dropout.dropped + po)
                 }
-                BLAS.sgemm(m: L, n: headDim, k: L, a: used, lda: L, b: v + kvOffset, ldb: kvWidth, c: ctx + off, ldc: queryWidth)
+                BLAS.sgemm(
+                    m: L, n: headDim, k: L, a: used, lda: L, b: v + kvOffset, ldb: kvWidth, c: ctx + off,
+                    ldc: queryWidth)
             }
         }
     }
@@ -120,12 +146,15 @@ public enum Attention {
     public static func backward(
         dctx: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-        dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, layout: SequenceLayout, heads: Int, headDim: Int,
+        dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, layout: SequenceLayout, heads: Int,
+        headDim: Int,
         kvHeads: Int? = nil, dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
     ) {
         let queryWidth = heads * headDim
         let kvHeadCount = kvHeads ?? heads
-        precondition(kvHeadCount > 0 && heads % kvHeadCount == 0, "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
+        precondition(
+            kvHeadCount > 0 && heads % kvHeadCount == 0,
+            "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
         let kvWidth = kvHeadCount * headDim
         let group = heads / kvHeadCount
         let scale = 1 / Float(headDim).squareRoot()
@@ -138,20 +167,25 @@ public enum Attention {
                 let head = kvHead * group + member
                 let off = layout.starts[b] * queryWidth + head * headDim
                 let po = layout.probOffset(b, head: head, heads: heads)
-                let p = used + po, dp = scratch + po
+                let p = used + po
+                let dp = scratch + po
                 let accumulate: Float = member == 0 ? 0 : 1
                 // dP = dctx · Vᵀ ; dV (+)= Pᵀ · dctx
-                BLAS.sgemm(transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: queryWidth, b: v + kvOffset, ldb: kvWidth,
-                           c: dp, ldc: L)
-                BLAS.sgemm(transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: queryWidth,
-                           beta: accumulate, c: dv + kvOffset, ldc: kvWidth)
+                BLAS.sgemm(
+                    transB: true, m: L, n: L, k: headDim, a: dctx + off, lda: queryWidth, b: v + kvOffset, ldb: kvWidth,
+                    c: dp, ldc: L)
+                BLAS.sgemm(
+                    transA: true, m: L, n: headDim, k: L, a: p, lda: L, b: dctx + off, ldb: queryWidth,
+                    beta: accumulate, c: dv + kvOffset, ldc: kvWidth)
                 if let dropout { Ops.dropoutBackward(dy: dp, mask: dropout.mask + po, dx: dp, count: L * L) }
                 Ops.softmaxBackwardRows(p: probs + po, dp: dp, dx: dp, rows: L, d: L)
                 // dQ = scale · dS · K ; dK (+)= scale · dSᵀ · Q
-                BLAS.sgemm(m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + kvOffset, ldb: kvWidth,
-                           c: dq + off, ldc: queryWidth)
-                BLAS.sgemm(transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: queryWidth,
-                           beta: accumulate, c: dk + kvOffset, ldc: kvWidth)
+                BLAS.sgemm(
+                    m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: k + kvOffset, ldb: kvWidth,
+                    c: dq + off, ldc: queryWidth)
+                BLAS.sgemm(
+                    transA: true, m: L, n: headDim, k: L, alpha: scale, a: dp, lda: L, b: q + off, ldb: queryWidth,
+                    beta: accumulate, c: dk + kvOffset, ldc: kvWidth)
             }
         }
     }

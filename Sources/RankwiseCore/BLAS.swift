@@ -28,7 +28,8 @@ public enum BLAS {
     /// Loads the library once; later calls return the same information. Throws when no BLAS is installed.
     @discardableResult
     public static func load() throws -> Info {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if let i = _info { return i }
         let env = ProcessInfo.processInfo.environment
         let user = env["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 }
@@ -60,8 +61,14 @@ public enum BLAS {
     }
 
     public static var threads: Int {
-        get { ensure(); return Int(rw_blas_get_threads()) }
-        set { ensure(); rw_blas_set_threads(Int32(newValue)) }
+        get {
+            ensure()
+            return Int(rw_blas_get_threads())
+        }
+        set {
+            ensure()
+            rw_blas_set_threads(Int32(newValue))
+        }
     }
 
     /// Runs `body` with BLAS limited to one thread (for regions that parallelise over many small
@@ -83,17 +90,26 @@ public enum BLAS {
     ) {
         if m == 0 || n == 0 { return }
         if _info == nil { ensure() }
-        rw_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
-                 b, Int32(ldb), beta, c, Int32(ldc))
+        rw_sgemm(
+            transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+            b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// Measures sgemm GFLOPS at n x n x n (best of `repeats` after a warm-up).
     public static func measureGFLOPS(n: Int = 1024, repeats: Int = 10) throws -> Double {
         try load()
-        let ta = Tensor(zeros: [n, n]), tb = Tensor(zeros: [n, n]), tc = Tensor(zeros: [n, n])  // 64-byte aligned
-        let a = ta.data, b = tb.data, c = tc.data
+        let ta = Tensor(zeros: [n, n])
+        let tb = Tensor(zeros: [n, n])
+        let tc = Tensor(zeros: [n, n])  // 64-byte aligned
+        let a = ta.data
+        let b = tb.data
+        let c = tc.data
         var rng = SplitMix64(seed: 1)
-        for i in 0..<(n * n) { a[i] = rng.nextFloat() - 0.5; b[i] = rng.nextFloat() - 0.5; c[i] = 0 }
+        for i in 0..<(n * n) {
+            a[i] = rng.nextFloat() - 0.5
+            b[i] = rng.nextFloat() - 0.5
+            c[i] = 0
+        }
         sgemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: c, ldc: n)
         var best = Double.infinity
         for _ in 0..<repeats {
@@ -116,7 +132,9 @@ public struct CPUFeatures: Sendable {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else {
             return CPUFeatures(vendor: "unknown", model: "unknown", flags: [])
         }
-        var vendor = "unknown", model = "unknown", flags = Set<String>()
+        var vendor = "unknown"
+        var model = "unknown"
+        var flags = Set<String>()
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let key = line[..<colon].trimmingCharacters(in: .whitespaces)

@@ -18,9 +18,11 @@ public enum Ops {
             parallelFor(n, minChunk: 64) { r in
                 for i in r { (y + i * outDim).update(from: b, count: outDim) }
             }
-            BLAS.sgemm(transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 1, c: y, ldc: outDim)
+            BLAS.sgemm(
+                transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 1, c: y, ldc: outDim)
         } else {
-            BLAS.sgemm(transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 0, c: y, ldc: outDim)
+            BLAS.sgemm(
+                transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim, beta: 0, c: y, ldc: outDim)
         }
     }
 
@@ -32,12 +34,14 @@ public enum Ops {
         n: Int, inDim: Int, outDim: Int, accumulateDx: Bool = false
     ) {
         if let dx {
-            BLAS.sgemm(m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
-                       beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)
+            BLAS.sgemm(
+                m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
+                beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)
         }
         if let dw {
-            BLAS.sgemm(transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
-                       beta: 1, c: dw, ldc: inDim)
+            BLAS.sgemm(
+                transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
+                beta: 1, c: dw, ldc: inDim)
         }
         if let db { sumRows(dy, into: db, n: n, d: outDim) }
     }
@@ -61,7 +65,9 @@ public enum Ops {
     }
 
     /// `y = a + b` (element-wise; `y` may alias either input).
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    public static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int
+    ) {
         parallelFor(count, minChunk: 1 << 15) { r in
             for i in r { y[i] = a[i] + b[i] }
         }
@@ -78,8 +84,12 @@ public enum Ops {
     }
 
     /// `dx = dy · gelu'(x)` (written).
-    public static func geluBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minChunk: 1 << 14) { r in rw_gelu_backward(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) }
+    public static func geluBackward(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        parallelFor(count, minChunk: 1 << 14) { r in
+            rw_gelu_backward(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count)
+        }
     }
 
     public static func tanhForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
@@ -87,7 +97,9 @@ public enum Ops {
     }
 
     /// `dx = dy (1 - y²)` from the forward *output* `y` (written).
-    public static func tanhBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+    public static func tanhBackward(
+        y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
         for i in 0..<count { dx[i] = dy[i] * (1 - y[i] * y[i]) }
     }
 
@@ -109,19 +121,26 @@ public enum Ops {
 
     /// Serial softmax over `rows` rows sharing one key mask (or none).
     @inline(__always)
-    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, d: Int, keyMask m: UnsafePointer<Float>?) {
+    public static func softmaxRows(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, d: Int, keyMask m: UnsafePointer<Float>?
+    ) {
         rw_softmax_rows(x, rows, d, m)
     }
 
     /// `dx = p ⊙ (dp - Σ dp ⊙ p)` per row; `dx` may alias `dp`.
-    public static func softmaxBackward(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int) {
+    public static func softmaxBackward(
+        p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int
+    ) {
         parallelFor(rows, minChunk: 32) { r in
-            softmaxBackwardRows(p: p + r.lowerBound * d, dp: dp + r.lowerBound * d, dx: dx + r.lowerBound * d, rows: r.count, d: d)
+            softmaxBackwardRows(
+                p: p + r.lowerBound * d, dp: dp + r.lowerBound * d, dx: dx + r.lowerBound * d, rows: r.count, d: d)
         }
     }
 
     @inline(__always)
-    public static func softmaxBackwardRows(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int) {
+    public static func softmaxBackwardRows(
+        p: UnsafePointer<Float>, dp: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, d: Int
+    ) {
         rw_softmax_backward_rows(p, dp, dx, rows, d)
     }
 
@@ -149,7 +168,8 @@ public enum Ops {
     ) {
         parallelFor(n, minChunk: 32) { r in
             let o = r.lowerBound
-            rw_layernorm_backward(dy + o * d, x + o * d, gamma, mean + o, rstd + o, dx + o * d, r.count, d, accumulateDx ? 1 : 0)
+            rw_layernorm_backward(
+                dy + o * d, x + o * d, gamma, mean + o, rstd + o, dx + o * d, r.count, d, accumulateDx ? 1 : 0)
         }
         if dgamma != nil || dbeta != nil {
             rw_layernorm_param_grads(dy, x, mean, rstd, dgamma, dbeta, n, d)
@@ -159,14 +179,19 @@ public enum Ops {
     // MARK: Embedding
 
     /// `y[t, :] = table[ids[t], :]`. Ids must be in range (checked by the caller).
-    public static func embeddingForward(ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, d: Int) {
+    public static func embeddingForward(
+        ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, d: Int
+    ) {
         for t in 0..<n { (y + t * d).update(from: table + Int(ids[t]) * d, count: d) }
     }
 
     /// `dtable[ids[t], :] += dy[t, :]`.
-    public static func embeddingBackward(ids: UnsafePointer<Int32>, dy: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, n: Int, d: Int) {
+    public static func embeddingBackward(
+        ids: UnsafePointer<Int32>, dy: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, n: Int, d: Int
+    ) {
         for t in 0..<n {
-            let row = dtable + Int(ids[t]) * d, g = dy + t * d
+            let row = dtable + Int(ids[t]) * d
+            let g = dy + t * d
             for j in 0..<d { row[j] += g[j] }
         }
     }
@@ -181,7 +206,10 @@ public enum Ops {
         count: Int, p: Float, seed: UInt64
     ) {
         if p <= 0 {
-            for i in 0..<count { mask[i] = 1; y[i] = x[i] }
+            for i in 0..<count {
+                mask[i] = 1
+                y[i] = x[i]
+            }
             return
         }
         let scale = p >= 1 ? 0 : 1 / (1 - p)
@@ -194,7 +222,9 @@ public enum Ops {
     }
 
     /// `dx = dy ⊙ mask` (written; may alias `dy`).
-    public static func dropoutBackward(dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+    public static func dropoutBackward(
+        dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
         for i in 0..<count { dx[i] = dy[i] * mask[i] }
     }
 
@@ -239,8 +269,10 @@ public enum Ops {
 
     /// Mean squared error `mean((x - y)²)`; writes `dx` and each element's `(x - y)²` to `rowLoss` when given.
     @discardableResult
-    public static func mse(x: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, dx: UnsafeMutablePointer<Float>?,
-                           rowLoss: UnsafeMutablePointer<Float>? = nil) -> Float {
+    public static func mse(
+        x: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, dx: UnsafeMutablePointer<Float>?,
+        rowLoss: UnsafeMutablePointer<Float>? = nil
+    ) -> Float {
         var total: Double = 0
         for i in 0..<count {
             let d = x[i] - target[i]
@@ -260,7 +292,10 @@ extension Ops {
     public struct MatrixView {
         public var rows: Int, cols: Int, ld: Int, stride: Int
         public init(rows: Int, cols: Int, ld: Int? = nil, stride: Int = 0) {
-            self.rows = rows; self.cols = cols; self.ld = ld ?? cols; self.stride = stride
+            self.rows = rows
+            self.cols = cols
+            self.ld = ld ?? cols
+            self.stride = stride
         }
     }
 
@@ -270,26 +305,31 @@ extension Ops {
         _ a: UnsafePointer<Float>, _ av: MatrixView, _ b: UnsafePointer<Float>, _ bv: MatrixView,
         _ c: UnsafeMutablePointer<Float>, _ cv: MatrixView, batch: Int, alpha: Float = 1, beta: Float = 0
     ) {
-        precondition(av.cols == bv.rows && cv.rows == av.rows && cv.cols == bv.cols, "batchedMatmul: shapes do not chain")
+        precondition(
+            av.cols == bv.rows && cv.rows == av.rows && cv.cols == bv.cols, "batchedMatmul: shapes do not chain")
         for i in 0..<batch {
-            BLAS.sgemm(m: av.rows, n: bv.cols, k: av.cols, alpha: alpha, a: a + i * av.stride, lda: av.ld,
-                       b: b + i * bv.stride, ldb: bv.ld, beta: beta, c: c + i * cv.stride, ldc: cv.ld)
+            BLAS.sgemm(
+                m: av.rows, n: bv.cols, k: av.cols, alpha: alpha, a: a + i * av.stride, lda: av.ld,
+                b: b + i * bv.stride, ldb: bv.ld, beta: beta, c: c + i * cv.stride, ldc: cv.ld)
         }
     }
 
     /// Backward of `batchedMatmul`: `dA[i] += dC[i] · B[i]ᵀ`, `dB[i] += A[i]ᵀ · dC[i]` (either may be nil).
     public static func batchedMatmulBackward(
-        dc: UnsafePointer<Float>, _ cv: MatrixView, a: UnsafePointer<Float>, _ av: MatrixView, b: UnsafePointer<Float>, _ bv: MatrixView,
+        dc: UnsafePointer<Float>, _ cv: MatrixView, a: UnsafePointer<Float>, _ av: MatrixView, b: UnsafePointer<Float>,
+        _ bv: MatrixView,
         da: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?, batch: Int, alpha: Float = 1
     ) {
         for i in 0..<batch {
             if let da {
-                BLAS.sgemm(transB: true, m: av.rows, n: av.cols, k: cv.cols, alpha: alpha, a: dc + i * cv.stride, lda: cv.ld,
-                           b: b + i * bv.stride, ldb: bv.ld, beta: 1, c: da + i * av.stride, ldc: av.ld)
+                BLAS.sgemm(
+                    transB: true, m: av.rows, n: av.cols, k: cv.cols, alpha: alpha, a: dc + i * cv.stride, lda: cv.ld,
+                    b: b + i * bv.stride, ldb: bv.ld, beta: 1, c: da + i * av.stride, ldc: av.ld)
             }
             if let db {
-                BLAS.sgemm(transA: true, m: bv.rows, n: bv.cols, k: av.rows, alpha: alpha, a: a + i * av.stride, lda: av.ld,
-                           b: dc + i * cv.stride, ldb: cv.ld, beta: 1, c: db + i * bv.stride, ldc: bv.ld)
+                BLAS.sgemm(
+                    transA: true, m: bv.rows, n: bv.cols, k: av.rows, alpha: alpha, a: a + i * av.stride, lda: av.ld,
+                    b: dc + i * cv.stride, ldb: cv.ld, beta: 1, c: db + i * bv.stride, ldc: bv.ld)
             }
         }
     }

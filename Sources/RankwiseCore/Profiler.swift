@@ -18,7 +18,10 @@ public enum Profiler {
         return r
     }
 
-    public static func reset() { totals = [:]; order = [] }
+    public static func reset() {
+        totals = [:]
+        order = []
+    }
 
     /// Sections with their total seconds, in first-seen order.
     public static var report: [(String, Double)] { order.map { ($0, Double(totals[$0]!) / 1e9) } }
@@ -27,7 +30,8 @@ public enum Profiler {
 /// Peak resident memory of the process (Linux `VmHWM`), in MiB; 0 where unavailable.
 public func peakRSSMiB() -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return 0 }
     let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
     return kb / 1024
 }

@@ -40,7 +40,10 @@ extension Double: SettingValue {
     public static var typeName: String { "number" }
 }
 extension Bool: SettingValue {
-    public static func parse(_ t: String) -> Any? { ["true", "yes", "on", "1"].contains(t.lowercased()) ? true : ["false", "no", "off", "0"].contains(t.lowercased()) ? false : nil }
+    public static func parse(_ t: String) -> Any? {
+        ["true", "yes", "on", "1"].contains(t.lowercased())
+            ? true : ["false", "no", "off", "0"].contains(t.lowercased()) ? false : nil
+    }
     public static var typeName: String { "true or false" }
 }
 extension String: SettingValue {
@@ -48,7 +51,9 @@ extension String: SettingValue {
     public static var typeName: String { "text" }
 }
 extension Array: SettingValue where Element == String {
-    public static func parse(_ t: String) -> Any? { t.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    public static func parse(_ t: String) -> Any? {
+        t.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
     public static var typeName: String { "comma-separated list" }
 }
 extension Optional: SettingValue where Wrapped: SettingValue {
@@ -112,8 +117,10 @@ public enum SettingsTable {
 
     /// `inherited` and `inheritedHelp`: aliases and help an enclosing type declares for this nested group's
     /// properties (an enclosing type's help wins, so a method can say what a shared option means for it).
-    static func options(of type: Settings.Type, value: Any, path: [String], inherited: [String: String],
-                        inheritedHelp: [String: String]) -> [SettingInfo] {
+    static func options(
+        of type: Settings.Type, value: Any, path: [String], inherited: [String: String],
+        inheritedHelp: [String: String]
+    ) -> [SettingInfo] {
         let aliasMap = type.aliases.merging(inherited) { $1 }
         let helpMap = type.help.merging(inheritedHelp) { $1 }
         var out: [SettingInfo] = []
@@ -121,18 +128,23 @@ public enum SettingsTable {
             guard let label = child.label else { continue }
             let vt = Swift.type(of: child.value)
             if let nested = vt as? Settings.Type {
-                out += options(of: nested, value: child.value, path: path + [label], inherited: aliasMap,
-                               inheritedHelp: helpMap)
+                out += options(
+                    of: nested, value: child.value, path: path + [label], inherited: aliasMap,
+                    inheritedHelp: helpMap)
                 continue
             }
-            guard let st = vt as? SettingValue.Type else { preconditionFailure("\(type).\(label): \(vt) is not a SettingValue") }
+            guard let st = vt as? SettingValue.Type else {
+                preconditionFailure("\(type).\(label): \(vt) is not a SettingValue")
+            }
             let key = kebab(label)
             let aliases = aliasMap.filter { $0.value == label }.map(\.key).sorted()
             let choice = (child.value as? any RawRepresentable)?.rawValue as? String
             let text = (child.value as? [String])?.joined(separator: ",") ?? choice ?? describe(child.value)
-            out.append(SettingInfo(path: path + [label], key: key, aliases: aliases, help: helpMap[label] ?? "",
-                                   defaultText: text, typeName: st.typeName, isFlag: vt == Bool.self,
-                                   parse: { st.parse($0) }))
+            out.append(
+                SettingInfo(
+                    path: path + [label], key: key, aliases: aliases, help: helpMap[label] ?? "",
+                    defaultText: text, typeName: st.typeName, isFlag: vt == Bool.self,
+                    parse: { st.parse($0) }))
         }
         return out
     }
@@ -167,7 +179,10 @@ public enum SettingsTable {
     }
 
     static func set(_ obj: inout [String: Any], _ path: [String], _ v: Any) {
-        if path.count == 1 { obj[path[0]] = v; return }
+        if path.count == 1 {
+            obj[path[0]] = v
+            return
+        }
         var inner = obj[path[0]] as? [String: Any] ?? [:]
         set(&inner, Array(path.dropFirst()), v)
         obj[path[0]] = inner
@@ -183,7 +198,9 @@ public enum SettingsTable {
     /// Help lines: `--key VALUE   help (default: …)`.
     public static func helpLines(_ table: [SettingInfo], indent: String = "  ") -> [String] {
         table.map { o in
-            let placeholder = o.typeName == "comma-separated list" ? "a,b,…"
+            let placeholder =
+                o.typeName == "comma-separated list"
+                ? "a,b,…"
                 : o.typeName == "text" || o.typeName.hasPrefix("one of ") ? "text" : "n"
             let name = "--" + o.key + (o.isFlag ? "" : " <\(placeholder)>")
             let pad = name.count < 30 ? String(repeating: " ", count: 30 - name.count) : " "

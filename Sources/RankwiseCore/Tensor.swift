@@ -85,7 +85,8 @@ public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Voi
     let chunks = min(workers, (n + minChunk - 1) / minChunk)
     let per = (n + chunks - 1) / chunks
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = c * per, hi = min(n, lo + per)
+        let lo = c * per
+        let hi = min(n, lo + per)
         if lo < hi { body(lo..<hi) }
     }
 }

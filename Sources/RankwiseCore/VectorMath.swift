@@ -43,7 +43,9 @@ public enum VMath {
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
     @inline(__always)
-    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
 }
 
 extension Ops {
@@ -56,13 +58,16 @@ extension Ops {
             i += 16
         }
         while i < range.upperBound {
-            var v = VMath.V(repeating: 0); v[0] = x[i]
+            var v = VMath.V(repeating: 0)
+            v[0] = x[i]
             y[i] = (0.5 * v * (1 + VMath.erf(v * invSqrt2)))[0]
             i += 1
         }
     }
 
-    static func geluBackwardSIMD(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, range: Range<Int>) {
+    static func geluBackwardSIMD(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, range: Range<Int>
+    ) {
         var i = range.lowerBound
         @inline(__always) func grad(_ v: VMath.V) -> VMath.V {
             let cdf = 0.5 * (1 + VMath.erf(v * invSqrt2))
@@ -73,7 +78,8 @@ extension Ops {
             i += 16
         }
         while i < range.upperBound {
-            var v = VMath.V(repeating: 0); v[0] = x[i]
+            var v = VMath.V(repeating: 0)
+            v[0] = x[i]
             dx[i] = dy[i] * grad(v)[0]
             i += 1
         }

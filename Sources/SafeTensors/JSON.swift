@@ -16,7 +16,8 @@ public indirect enum JSONValue: Equatable, Sendable {
         case let (.number(x), .number(y)): return x == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case let (.object(x), .object(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
     }
@@ -40,7 +41,8 @@ public struct JSONParser {
     private var i = 0
     private let rejectDuplicates: Bool
 
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, rejectDuplicateKeys: Bool = true) throws -> JSONValue {
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, rejectDuplicateKeys: Bool = true) throws -> JSONValue
+    {
         var p = JSONParser(b: bytes, rejectDuplicates: rejectDuplicateKeys)
         let v = try p.value(depth: 0)
         p.ws()
@@ -52,7 +54,10 @@ public struct JSONParser {
         try bytes.withUnsafeBufferPointer { try parse($0, rejectDuplicateKeys: rejectDuplicateKeys) }
     }
 
-    private init(b: UnsafeBufferPointer<UInt8>, rejectDuplicates: Bool) { self.b = b; self.rejectDuplicates = rejectDuplicates }
+    private init(b: UnsafeBufferPointer<UInt8>, rejectDuplicates: Bool) {
+        self.b = b
+        self.rejectDuplicates = rejectDuplicates
+    }
 
     private mutating func ws() {
         while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
@@ -70,7 +75,10 @@ public struct JSONParser {
             var kv: [(String, JSONValue)] = []
             var seen = Set<String>()
             ws()
-            if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(kv) }
+            if i < b.count, b[i] == UInt8(ascii: "}") {
+                i += 1
+                return .object(kv)
+            }
             while true {
                 ws()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw err("expected a string key") }
@@ -82,28 +90,49 @@ public struct JSONParser {
                 kv.append((k, try value(depth: depth + 1)))
                 ws()
                 guard i < b.count else { throw err("unexpected end of JSON") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "}") { i += 1; return .object(kv) }
+                if b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if b[i] == UInt8(ascii: "}") {
+                    i += 1
+                    return .object(kv)
+                }
                 throw err("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
             i += 1
             var arr: [JSONValue] = []
             ws()
-            if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(arr) }
+            if i < b.count, b[i] == UInt8(ascii: "]") {
+                i += 1
+                return .array(arr)
+            }
             while true {
                 arr.append(try value(depth: depth + 1))
                 ws()
                 guard i < b.count else { throw err("unexpected end of JSON") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "]") { i += 1; return .array(arr) }
+                if b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if b[i] == UInt8(ascii: "]") {
+                    i += 1
+                    return .array(arr)
+                }
                 throw err("expected ',' or ']'")
             }
         case UInt8(ascii: "\""):
             return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         default:
             return .number(try number())
         }
@@ -119,10 +148,13 @@ public struct JSONParser {
     private mutating func number() throws -> Double {
         let start = i
         while i < b.count, let c = Optional(b[i]),
-              (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+            (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
+                || c == UInt8(ascii: "e") || c == UInt8(ascii: "E")
+        {
             i += 1
         }
-        guard i > start, let v = Double(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)) else {
+        guard i > start, let v = Double(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+        else {
             i = start
             throw err("invalid JSON value")
         }
@@ -133,7 +165,8 @@ public struct JSONParser {
         guard i + 4 <= b.count else { throw err("bad \\u escape") }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            let c = b[i]; i += 1
+            let c = b[i]
+            i += 1
             v <<= 4
             switch c {
             case 0x30...0x39: v |= UInt32(c - 0x30)
@@ -151,12 +184,20 @@ public struct JSONParser {
         while true {
             guard i < b.count else { throw err("unterminated string") }
             let c = b[i]
-            if c == UInt8(ascii: "\"") { i += 1; break }
+            if c == UInt8(ascii: "\"") {
+                i += 1
+                break
+            }
             if c < 0x20 { throw err("control character in string") }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            if c != UInt8(ascii: "\\") {
+                out.append(c)
+                i += 1
+                continue
+            }
             i += 1
             guard i < b.count else { throw err("unterminated string") }
-            let e = b[i]; i += 1
+            let e = b[i]
+            i += 1
             switch e {
             case UInt8(ascii: "\""): out.append(0x22)
             case UInt8(ascii: "\\"): out.append(0x5C)
@@ -168,7 +209,9 @@ public struct JSONParser {
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
                 var cp = try hex4()
-                if cp >= 0xD800 && cp < 0xDC00, i + 6 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") {
+                if cp >= 0xD800 && cp < 0xDC00, i + 6 <= b.count, b[i] == UInt8(ascii: "\\"),
+                    b[i + 1] == UInt8(ascii: "u")
+                {
                     i += 2
                     let lo = try hex4()
                     cp = (lo >= 0xDC00 && lo < 0xE000) ? 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00) : 0xFFFD

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Element types of the safetensors format.
@@ -60,7 +60,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        func fail(_ m: String, _ t: String? = nil) -> SafeTensorsError { SafeTensorsError(file: path, tensor: t, message: m) }
+        func fail(_ m: String, _ t: String? = nil) -> SafeTensorsError {
+            SafeTensorsError(file: path, tensor: t, message: m)
+        }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -74,7 +76,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
         defer { if !ok { munmap(m, len) } }
         let headerLen = m.loadUnaligned(as: UInt64.self).littleEndian
         guard headerLen <= UInt64(len - 8) else {
-            throw fail("header length \(headerLen) runs past the end of the file (\(len) bytes): truncated or not a safetensors file")
+            throw fail(
+                "header length \(headerLen) runs past the end of the file (\(len) bytes): truncated or not a "
+                    + "safetensors file"
+            )
         }
         guard headerLen <= 100_000_000 else { throw fail("header length \(headerLen) is over the 100 MB limit") }
         let hbytes = UnsafeBufferPointer(start: (m + 8).assumingMemoryBound(to: UInt8.self), count: Int(headerLen))
@@ -89,7 +94,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
             if name == "__metadata__" {
                 guard case .object(let kv) = v else { throw fail("__metadata__ is not an object") }
                 for (k, mv) in kv {
-                    guard case .string(let s) = mv else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
+                    guard case .string(let s) = mv else {
+                        throw fail("__metadata__ value for \"\(k)\" is not a string")
+                    }
                     meta[k] = s
                 }
                 continue
@@ -101,24 +108,32 @@ public final class SafeTensorsFile: @unchecked Sendable {
             var shape: [Int] = []
             var count = 1
             for d in sh {
-                guard case .number(let x) = d, x >= 0, x == x.rounded(), x < 9.0e15 else { throw fail("shape \(sh.map(Self.render)) is not a list of non-negative integers", name) }
+                guard case .number(let x) = d, x >= 0, x == x.rounded(), x < 9.0e15 else {
+                    throw fail("shape \(sh.map(Self.render)) is not a list of non-negative integers", name)
+                }
                 shape.append(Int(x))
                 let (p, o) = count.multipliedReportingOverflow(by: Int(x))
                 guard !o else { throw fail("shape \(shape) overflows", name) }
                 count = p
             }
             guard case .array(let off)? = v["data_offsets"], off.count == 2,
-                  case .number(let b0) = off[0], case .number(let e0) = off[1],
-                  b0 >= 0, e0 >= 0, b0 == b0.rounded(), e0 == e0.rounded(), b0 < 9.0e15, e0 < 9.0e15
+                case .number(let b0) = off[0], case .number(let e0) = off[1],
+                b0 >= 0, e0 >= 0, b0 == b0.rounded(), e0 == e0.rounded(), b0 < 9.0e15, e0 < 9.0e15
             else { throw fail("data_offsets must be two non-negative integers", name) }
-            let begin = Int(b0), end = Int(e0)
+            let begin = Int(b0)
+            let end = Int(e0)
             guard begin <= end else { throw fail("data_offsets [\(begin), \(end)] are reversed", name) }
             guard end <= dataLen else {
-                throw fail("data_offsets [\(begin), \(end)] run past the data section (\(dataLen) bytes): file truncated?", name)
+                throw fail(
+                    "data_offsets [\(begin), \(end)] run past the data section (\(dataLen) bytes): file truncated?",
+                    name)
             }
             let (bytes, o) = count.multipliedReportingOverflow(by: dtype.size)
             guard !o, bytes == end - begin else {
-                throw fail("shape \(shape) of \(dtype) needs \(o ? "too many" : String(bytes)) bytes but data_offsets give \(end - begin)", name)
+                throw fail(
+                    "shape \(shape) of \(dtype) needs \(o ? "too many" : String(bytes)) bytes but data_offsets give "
+                        + "\(end - begin)",
+                    name)
             }
             infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
@@ -178,10 +193,25 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let p = UnsafeRawPointer(base! + dataStart + i.begin)
         let n = i.count
         switch i.dtype {
-        case .F32: return (0..<n).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-        case .F16: return (0..<n).map { Float(float16Bits: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-        case .BF16: return (0..<n).map { Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
-        case .F64: return (0..<n).map { Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
+        case .F32:
+            return (0..<n).map {
+                Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
+        case .F16:
+            return (0..<n).map {
+                Float(float16Bits: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+            }
+        case .BF16:
+            return (0..<n).map {
+                Float(
+                    bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+                        << 16)
+            }
+        case .F64:
+            return (0..<n).map {
+                Float(
+                    Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))))
+            }
         default:
             throw SafeTensorsError(file: path, tensor: name, message: "dtype \(i.dtype) is not a floating-point type")
         }
@@ -194,13 +224,21 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let n = i.count
         switch i.dtype {
         case .I64: return (0..<n).map { Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
-        case .I32: return (0..<n).map { Int64(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
-        case .I16: return (0..<n).map { Int64(Int16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) }
+        case .I32:
+            return (0..<n).map { Int64(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+        case .I16:
+            return (0..<n).map { Int64(Int16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) }
         case .I8: return (0..<n).map { Int64(p.load(fromByteOffset: $0, as: Int8.self)) }
         case .U8, .BOOL: return (0..<n).map { Int64(p.load(fromByteOffset: $0, as: UInt8.self)) }
-        case .U16: return (0..<n).map { Int64(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-        case .U32: return (0..<n).map { Int64(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-        case .U64: return (0..<n).map { Int64(truncatingIfNeeded: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) }
+        case .U16:
+            return (0..<n).map { Int64(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+        case .U32:
+            return (0..<n).map { Int64(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        case .U64:
+            return (0..<n).map {
+                Int64(
+                    truncatingIfNeeded: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))
+            }
         default:
             throw SafeTensorsError(file: path, tensor: name, message: "dtype \(i.dtype) is not an integer type")
         }
@@ -232,7 +270,10 @@ public struct TensorToWrite {
     public var bytes: [UInt8]
 
     public init(name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
-        self.name = name; self.dtype = dtype; self.shape = shape; self.bytes = bytes
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
     }
 
     /// An F32 tensor from values.
@@ -240,7 +281,9 @@ public struct TensorToWrite {
         precondition(shape.reduce(1, *) == floats.count, "tensor \(name): shape \(shape) for \(floats.count) values")
         var b = [UInt8](repeating: 0, count: floats.count * 4)
         b.withUnsafeMutableBytes { raw in
-            for (k, v) in floats.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self) }
+            for (k, v) in floats.enumerated() {
+                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
+            }
         }
         self.init(name: name, dtype: .F32, shape: shape, bytes: b)
     }
@@ -249,7 +292,9 @@ public struct TensorToWrite {
     public init(name: String, shape: [Int], int64s: [Int64]) {
         var b = [UInt8](repeating: 0, count: int64s.count * 8)
         b.withUnsafeMutableBytes { raw in
-            for (k, v) in int64s.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 8 * k, as: Int64.self) }
+            for (k, v) in int64s.enumerated() {
+                raw.storeBytes(of: v.littleEndian, toByteOffset: 8 * k, as: Int64.self)
+            }
         }
         self.init(name: name, dtype: .I64, shape: shape, bytes: b)
     }
@@ -272,9 +317,14 @@ public enum SafeTensorsWriter {
                 throw SafeTensorsError(file: "(writing)", tensor: t.name, message: "duplicate tensor name")
             }
             guard t.shape.reduce(1, *) * t.dtype.size == t.bytes.count else {
-                throw SafeTensorsError(file: "(writing)", tensor: t.name, message: "shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype)")
+                throw SafeTensorsError(
+                    file: "(writing)", tensor: t.name,
+                    message: "shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype)")
             }
-            parts.append("\(quote(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            let range = "[\(offset),\(offset + t.bytes.count)]"
+            let dtype = t.dtype.rawValue
+            parts.append("\(quote(t.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape)],\"data_offsets\":\(range)}")
             offset += t.bytes.count
         }
         header += parts.joined(separator: ",") + "}"
@@ -319,20 +369,31 @@ public enum AtomicFile {
         var path = given
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
-            guard let real = realpath(path, nil) else { throw SafeTensorsError(file: given, tensor: nil, message: "a symbolic link to a missing file") }
-            path = String(cString: real); free(real)
+            guard let real = realpath(path, nil) else {
+                throw SafeTensorsError(file: given, tensor: nil, message: "a symbolic link to a missing file")
+            }
+            path = String(cString: real)
+            free(real)
         }
         if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
-            throw SafeTensorsError(file: given, tensor: nil, message: "not a regular file (a device, pipe or directory): refusing to replace it")
+            throw SafeTensorsError(
+                file: given, tensor: nil,
+                message: "not a regular file (a device, pipe or directory): refusing to replace it")
         }
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SafeTensorsError(file: path, tensor: nil, message: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw SafeTensorsError(
+                file: path, tensor: nil, message: "cannot create \(tmp): \(String(cString: strerror(errno)))")
+        }
         var written = 0
         let ok: Bool = bytes.withUnsafeBytes { raw in
             while written < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { if errno == EINTR { continue }; return false }
+                if n <= 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
                 written += n
             }
             return fsync(fd) == 0

@@ -14,9 +14,13 @@ public struct BertNormalizer: Normalizer {
     public var stripAccents: Bool? = nil
     public var lowercase = true
 
-    public init(cleanText: Bool = true, handleChineseChars: Bool = true, stripAccents: Bool? = nil, lowercase: Bool = true) {
-        self.cleanText = cleanText; self.handleChineseChars = handleChineseChars
-        self.stripAccents = stripAccents; self.lowercase = lowercase
+    public init(
+        cleanText: Bool = true, handleChineseChars: Bool = true, stripAccents: Bool? = nil, lowercase: Bool = true
+    ) {
+        self.cleanText = cleanText
+        self.handleChineseChars = handleChineseChars
+        self.stripAccents = stripAccents
+        self.lowercase = lowercase
     }
 
     public func normalize(_ text: String) -> String {
@@ -24,10 +28,15 @@ public struct BertNormalizer: Normalizer {
         for c in text.unicodeScalars {
             if cleanText {
                 if c.value == 0 || c.value == 0xFFFD || isControl(c) { continue }
-                if isBertWhitespace(c) { scalars.append(" "); continue }
+                if isBertWhitespace(c) {
+                    scalars.append(" ")
+                    continue
+                }
             }
             if handleChineseChars && isChineseChar(c) {
-                scalars.append(" "); scalars.append(c); scalars.append(" ")
+                scalars.append(" ")
+                scalars.append(c)
+                scalars.append(" ")
                 continue
             }
             scalars.append(c)
@@ -35,7 +44,8 @@ public struct BertNormalizer: Normalizer {
         var s = String(scalars)
         if stripAccents ?? lowercase {
             var out = String.UnicodeScalarView()
-            for c in s.decomposedStringWithCanonicalMapping.unicodeScalars where c.properties.generalCategory != .nonspacingMark {
+            for c in s.decomposedStringWithCanonicalMapping.unicodeScalars
+            where c.properties.generalCategory != .nonspacingMark {
                 out.append(c)
             }
             s = String(out)
@@ -73,7 +83,7 @@ public struct BertNormalizer: Normalizer {
 @inline(__always) func isChineseChar(_ c: Unicode.Scalar) -> Bool {
     switch c.value {
     case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
-         0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+        0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
         return true
     default: return false
     }
@@ -82,10 +92,12 @@ public struct BertNormalizer: Normalizer {
 /// ASCII punctuation or any Unicode punctuation category (P*).
 @inline(__always) func isBertPunctuation(_ c: Unicode.Scalar) -> Bool {
     let v = c.value
-    if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+    if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) {
+        return true
+    }
     switch c.properties.generalCategory {
     case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-         .initialPunctuation, .finalPunctuation, .otherPunctuation:
+        .initialPunctuation, .finalPunctuation, .otherPunctuation:
         return true
     default: return false
     }

@@ -14,21 +14,33 @@ public struct TemplateProcessing: PostProcessor {
     public var single: [Piece]
     public var pair: [Piece]
 
-    public init(single: [Piece], pair: [Piece]) { self.single = single; self.pair = pair }
+    public init(single: [Piece], pair: [Piece]) {
+        self.single = single
+        self.pair = pair
+    }
 
     public func addedTokens(pair isPair: Bool) -> Int {
-        (isPair ? pair : single).reduce(0) { n, p in if case .special(let ids, _) = p { return n + ids.count }; return n }
+        (isPair ? pair : single).reduce(0) { n, p in
+            if case .special(let ids, _) = p { return n + ids.count }
+            return n
+        }
     }
 
     public func process(_ a: [Int], _ b: [Int]?) -> (ids: [Int], typeIds: [Int], special: [Bool]) {
-        var ids: [Int] = [], types: [Int] = [], special: [Bool] = []
+        var ids: [Int] = []
+        var types: [Int] = []
+        var special: [Bool] = []
         for p in (b == nil ? single : pair) {
             switch p {
             case .special(let s, let t):
-                ids += s; types += Array(repeating: t, count: s.count); special += Array(repeating: true, count: s.count)
+                ids += s
+                types += Array(repeating: t, count: s.count)
+                special += Array(repeating: true, count: s.count)
             case .sequence(let first, let t):
                 let seq = first ? a : (b ?? [])
-                ids += seq; types += Array(repeating: t, count: seq.count); special += Array(repeating: false, count: seq.count)
+                ids += seq
+                types += Array(repeating: t, count: seq.count)
+                special += Array(repeating: false, count: seq.count)
             }
         }
         return (ids, types, special)

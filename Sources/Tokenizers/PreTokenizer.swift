@@ -9,7 +9,12 @@ public struct BertPreTokenizer: PreTokenizer {
     public func split(_ text: String) -> [String] {
         var words: [String] = []
         var cur = String.UnicodeScalarView()
-        func flush() { if !cur.isEmpty { words.append(String(cur)); cur = .init() } }
+        func flush() {
+            if !cur.isEmpty {
+                words.append(String(cur))
+                cur = .init()
+            }
+        }
         for c in text.unicodeScalars {
             if c.properties.isWhitespace {
                 flush()
@@ -29,6 +34,8 @@ public struct BertPreTokenizer: PreTokenizer {
 public struct WhitespaceSplit: PreTokenizer {
     public init() {}
     public func split(_ text: String) -> [String] {
-        text.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }).map { String(String.UnicodeScalarView($0)) }
+        text.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }).map {
+            String(String.UnicodeScalarView($0))
+        }
     }
 }

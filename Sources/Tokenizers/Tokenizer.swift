@@ -2,7 +2,10 @@ import Foundation
 
 public enum TokenizerError: Error, CustomStringConvertible {
     case invalid(String)
-    public var description: String { if case .invalid(let m) = self { return m }; return "" }
+    public var description: String {
+        if case .invalid(let m) = self { return m }
+        return ""
+    }
 }
 
 /// One encoded text (or text pair).
@@ -34,12 +37,17 @@ public struct Tokenizer: Sendable {
     public var padId: Int
     public var padTypeId: Int
 
-    public init(normalizer: Normalizer?, preTokenizer: PreTokenizer, model: TokenizerModel,
-                postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0) {
-        self.normalizer = normalizer; self.preTokenizer = preTokenizer; self.model = model
+    public init(
+        normalizer: Normalizer?, preTokenizer: PreTokenizer, model: TokenizerModel,
+        postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0
+    ) {
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
         self.postProcessor = postProcessor
         self.addedTokens = addedTokens.sorted { $0.0.unicodeScalars.count > $1.0.unicodeScalars.count }
-        self.padId = padId; self.padTypeId = padTypeId
+        self.padId = padId
+        self.padTypeId = padTypeId
     }
 
     /// Loads `tokenizer.json` from a file or from a model directory containing one.
@@ -78,12 +86,16 @@ public struct Tokenizer: Sendable {
             for (k, x) in v {
                 guard let i = (x as? NSNumber)?.intValue else { throw bad("vocab entry \"\(k)\" is not an integer") }
                 // Ids are dense (0..<count) in real vocabularies; a far larger one would allocate its size.
-                guard i >= 0, i < 2 * v.count + 1024 else { throw bad("vocab entry \"\(k)\" has id \(i), outside 0..<\(2 * v.count + 1024) for \(v.count) entries") }
+                guard i >= 0, i < 2 * v.count + 1024 else {
+                    throw bad(
+                        "vocab entry \"\(k)\" has id \(i), outside 0..<\(2 * v.count + 1024) for \(v.count) entries")
+                }
                 vocab[k] = i
             }
-            model = try WordPiece(vocab: vocab, unkToken: m["unk_token"] as? String ?? "[UNK]",
-                                  prefix: m["continuing_subword_prefix"] as? String ?? "##",
-                                  maxInputCharsPerWord: (m["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100)
+            model = try WordPiece(
+                vocab: vocab, unkToken: m["unk_token"] as? String ?? "[UNK]",
+                prefix: m["continuing_subword_prefix"] as? String ?? "##",
+                maxInputCharsPerWord: (m["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100)
         default:
             throw bad("tokenizer model \"\(mtype)\" is not supported yet (supported: WordPiece)")
         }
@@ -93,7 +105,8 @@ public struct Tokenizer: Sendable {
             switch n["type"] as? String {
             case "BertNormalizer":
                 normalizer = BertNormalizer(
-                    cleanText: n["clean_text"] as? Bool ?? true, handleChineseChars: n["handle_chinese_chars"] as? Bool ?? true,
+                    cleanText: n["clean_text"] as? Bool ?? true,
+                    handleChineseChars: n["handle_chinese_chars"] as? Bool ?? true,
                     stripAccents: n["strip_accents"] as? Bool, lowercase: n["lowercase"] as? Bool ?? true)
             case let t: throw bad("normalizer \"\(t ?? "?")\" is not supported yet (supported: BertNormalizer)")
             }
@@ -104,7 +117,9 @@ public struct Tokenizer: Sendable {
             switch p["type"] as? String {
             case "BertPreTokenizer": pre = BertPreTokenizer()
             case "WhitespaceSplit": pre = WhitespaceSplit()
-            case let t: throw bad("pre_tokenizer \"\(t ?? "?")\" is not supported yet (supported: BertPreTokenizer, WhitespaceSplit)")
+            case let t:
+                throw bad(
+                    "pre_tokenizer \"\(t ?? "?")\" is not supported yet (supported: BertPreTokenizer, WhitespaceSplit)")
             }
         }
         // Post-processor
@@ -114,17 +129,24 @@ public struct Tokenizer: Sendable {
             case "TemplateProcessing":
                 let specials = p["special_tokens"] as? [String: Any] ?? [:]
                 func pieces(_ key: String) throws -> [TemplateProcessing.Piece] {
-                    guard let arr = p[key] as? [[String: Any]] else { throw bad("TemplateProcessing has no \"\(key)\" template") }
+                    guard let arr = p[key] as? [[String: Any]] else {
+                        throw bad("TemplateProcessing has no \"\(key)\" template")
+                    }
                     return try arr.map { item in
                         if let s = item["SpecialToken"] as? [String: Any] {
                             let name = s["id"] as? String ?? ""
-                            guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber] else {
-                                throw bad("template names special token \"\(name)\" that special_tokens does not define")
+                            guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber]
+                            else {
+                                throw bad(
+                                    "template names special token \"\(name)\" that special_tokens does not define")
                             }
-                            return .special(ids: ids.map(\.intValue), typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
+                            return .special(
+                                ids: ids.map(\.intValue), typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
                         }
                         if let s = item["Sequence"] as? [String: Any] {
-                            return .sequence(first: (s["id"] as? String ?? "A") == "A", typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
+                            return .sequence(
+                                first: (s["id"] as? String ?? "A") == "A",
+                                typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
                         }
                         throw bad("unknown template piece \(item)")
                     }
@@ -132,27 +154,40 @@ public struct Tokenizer: Sendable {
                 post = TemplateProcessing(single: try pieces("single"), pair: try pieces("pair"))
             case "BertProcessing":
                 guard let cls = p["cls"] as? [Any], let sep = p["sep"] as? [Any],
-                      let c = (cls.last as? NSNumber)?.intValue, let s = (sep.last as? NSNumber)?.intValue else {
+                    let c = (cls.last as? NSNumber)?.intValue, let s = (sep.last as? NSNumber)?.intValue
+                else {
                     throw bad("BertProcessing without cls/sep")
                 }
                 post = TemplateProcessing(
-                    single: [.special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0)],
-                    pair: [.special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
-                           .sequence(first: false, typeId: 1), .special(ids: [s], typeId: 1)])
-            case let t: throw bad("post_processor \"\(t ?? "?")\" is not supported yet (supported: TemplateProcessing, BertProcessing)")
+                    single: [
+                        .special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
+                    ],
+                    pair: [
+                        .special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
+                        .sequence(first: false, typeId: 1), .special(ids: [s], typeId: 1),
+                    ])
+            case let t:
+                throw bad(
+                    "post_processor \"\(t ?? "?")\" is not supported yet (supported: TemplateProcessing, "
+                        + "BertProcessing)"
+                )
             }
         }
         var added: [(String, Int)] = []
         for a in root["added_tokens"] as? [[String: Any]] ?? [] {
-            if let c = a["content"] as? String, let id = (a["id"] as? NSNumber)?.intValue, !c.isEmpty { added.append((c, id)) }
+            if let c = a["content"] as? String, let id = (a["id"] as? NSNumber)?.intValue, !c.isEmpty {
+                added.append((c, id))
+            }
         }
-        var padId = model.id(of: "[PAD]") ?? 0, padType = 0
+        var padId = model.id(of: "[PAD]") ?? 0
+        var padType = 0
         if let pad = root["padding"] as? [String: Any] {
             padId = (pad["pad_id"] as? NSNumber)?.intValue ?? padId
             padType = (pad["pad_type_id"] as? NSNumber)?.intValue ?? 0
         }
-        self.init(normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post,
-                  addedTokens: added, padId: padId, padTypeId: padType)
+        self.init(
+            normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post,
+            addedTokens: added, padId: padId, padTypeId: padType)
     }
 
     /// Token ids of one text without special tokens.
@@ -182,13 +217,17 @@ public struct Tokenizer: Sendable {
         outer: while i < s.count {
             for (t, id) in toks where i + t.count <= s.count && s[i] == t[0] {
                 if s[i..<(i + t.count)].elementsEqual(t) {
-                    if !cur.isEmpty { out.append(.text(String(cur))); cur = .init() }
+                    if !cur.isEmpty {
+                        out.append(.text(String(cur)))
+                        cur = .init()
+                    }
                     out.append(.added(id))
                     i += t.count
                     continue outer
                 }
             }
-            cur.append(s[i]); i += 1
+            cur.append(s[i])
+            i += 1
         }
         if !cur.isEmpty { out.append(.text(String(cur))) }
         return out
@@ -196,7 +235,9 @@ public struct Tokenizer: Sendable {
 
     /// Encodes a text or a pair, truncating to `maxLength` tokens in total (special tokens included)
     /// with the longest-first strategy of Hugging Face tokenizers.
-    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil, addSpecialTokens: Bool = true) -> Encoding {
+    public func encode(
+        _ text: String, pair: String? = nil, maxLength: Int? = nil, addSpecialTokens: Bool = true
+    ) -> Encoding {
         var a = tokenize(text)
         var b = pair.map { tokenize($0) }
         if let maxLength {
@@ -217,15 +258,17 @@ public struct Tokenizer: Sendable {
             types = Array(repeating: 0, count: a.count) + Array(repeating: 1, count: b?.count ?? 0)
             special = Array(repeating: false, count: ids.count)
         }
-        return Encoding(ids: ids, typeIds: types, attentionMask: Array(repeating: 1, count: ids.count),
-                        specialTokensMask: special.map { $0 ? 1 : 0 })
+        return Encoding(
+            ids: ids, typeIds: types, attentionMask: Array(repeating: 1, count: ids.count),
+            specialTokensMask: special.map { $0 ? 1 : 0 })
     }
 
     /// Longest-first pair truncation as in Hugging Face tokenizers: the shorter sequence keeps
     /// what it can up to half the budget, the longer one gets the rest.
     static func truncatePair(_ a: inout [Int], _ b: inout [Int], _ budget: Int) {
         guard a.count + b.count > budget else { return }
-        var n1 = a.count, n2 = b.count
+        var n1 = a.count
+        var n2 = b.count
         let swap = n1 > n2
         if swap { Swift.swap(&n1, &n2) }
         if n1 > budget { n2 = n1 } else { n2 = max(n1, budget - n1) }

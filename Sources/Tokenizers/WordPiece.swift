@@ -16,10 +16,15 @@ public struct WordPiece: TokenizerModel {
     public let prefix: String
     public let maxInputCharsPerWord: Int
 
-    public init(vocab: [String: Int], unkToken: String = "[UNK]", prefix: String = "##", maxInputCharsPerWord: Int = 100) throws {
-        guard let u = vocab[unkToken] else { throw TokenizerError.invalid("WordPiece vocabulary has no unknown token \"\(unkToken)\"") }
+    public init(
+        vocab: [String: Int], unkToken: String = "[UNK]", prefix: String = "##", maxInputCharsPerWord: Int = 100
+    ) throws {
+        guard let u = vocab[unkToken] else {
+            throw TokenizerError.invalid("WordPiece vocabulary has no unknown token \"\(unkToken)\"")
+        }
         if let bad = vocab.first(where: { $0.value < 0 || $0.value >= 2 * vocab.count + 1024 }) {
-            throw TokenizerError.invalid("WordPiece vocabulary: token \"\(bad.key)\" has id \(bad.value), outside 0..<\(2 * vocab.count + 1024)")
+            throw TokenizerError.invalid(
+                "WordPiece vocabulary: token \"\(bad.key)\" has id \(bad.value), outside 0..<\(2 * vocab.count + 1024)")
         }
         self.vocab = vocab
         var inv = [String](repeating: "", count: (vocab.values.max() ?? -1) + 1)
@@ -46,7 +51,10 @@ public struct WordPiece: TokenizerModel {
             while start < end {
                 var piece = start > 0 ? prefix : ""
                 piece.unicodeScalars.append(contentsOf: chars[start..<end])
-                if let id = vocab[piece] { found = id; break }
+                if let id = vocab[piece] {
+                    found = id
+                    break
+                }
                 end -= 1
             }
             guard let id = found else { return [unkId] }

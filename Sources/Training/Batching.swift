@@ -14,17 +14,25 @@ public struct TokenizedSet: Sendable {
     public var count: Int { ids.count }
 
     public init(ids: [[Int32]], types: [[Int32]], labels: [Int32], targets: [Float], regression: Bool) {
-        self.ids = ids; self.types = types; self.labels = labels; self.targets = targets; self.regression = regression
+        self.ids = ids
+        self.types = types
+        self.labels = labels
+        self.targets = targets
+        self.regression = regression
     }
 
     public init(_ ds: Dataset, tokenizer: Tokenizer, maxLength: Int) {
-        var ids: [[Int32]] = [], types: [[Int32]] = []
-        ids.reserveCapacity(ds.examples.count); types.reserveCapacity(ds.examples.count)
+        var ids: [[Int32]] = []
+        var types: [[Int32]] = []
+        ids.reserveCapacity(ds.examples.count)
+        types.reserveCapacity(ds.examples.count)
         for e in ds.examples {
             let enc = tokenizer.encode(e.text, pair: e.pair, maxLength: maxLength)
-            ids.append(enc.ids.map(Int32.init)); types.append(enc.typeIds.map(Int32.init))
+            ids.append(enc.ids.map(Int32.init))
+            types.append(enc.typeIds.map(Int32.init))
         }
-        self.ids = ids; self.types = types
+        self.ids = ids
+        self.types = types
         labels = ds.examples.map { Int32($0.label) }
         targets = ds.examples.map(\.target)
         regression = ds.regression
@@ -42,18 +50,26 @@ public struct TokenizedSet: Sendable {
     public func batch(_ idx: [Int], packed: Bool = false, padId: Int32 = 0) -> LabelledBatch {
         if packed {
             let input = TokenBatch(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
-            return LabelledBatch(tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: input.ids.count)
+            return LabelledBatch(
+                tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] },
+                realTokens: input.ids.count)
         }
         let T = idx.map { ids[$0].count }.max() ?? 0
-        var bid = [Int32](repeating: padId, count: idx.count * T), bt = [Int32](repeating: 0, count: idx.count * T)
+        var bid = [Int32](repeating: padId, count: idx.count * T)
+        var bt = [Int32](repeating: 0, count: idx.count * T)
         var mask = [Float](repeating: 0, count: idx.count * T)
         var real = 0
         for (r, i) in idx.enumerated() {
-            for (j, t) in ids[i].enumerated() { bid[r * T + j] = t; bt[r * T + j] = types[i][j]; mask[r * T + j] = 1 }
+            for (j, t) in ids[i].enumerated() {
+                bid[r * T + j] = t
+                bt[r * T + j] = types[i][j]
+                mask[r * T + j] = 1
+            }
             real += ids[i].count
         }
         let input = TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask)
-        return LabelledBatch(tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: real)
+        return LabelledBatch(
+            tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: real)
     }
 }
 
@@ -61,18 +77,23 @@ public struct TokenizedSet: Sendable {
 /// windows of `bucket` batches by length so a batch pads little, and shuffles the batch order.
 /// The plan depends only on (seed, epoch), so a resumed run replays it exactly.
 public enum BatchPlan {
-    public static func epoch(count n: Int, lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, bucket: Int = 50, shuffle: Bool = true) -> [[Int]] {
+    public static func epoch(
+        count n: Int, lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int, bucket: Int = 50, shuffle: Bool = true
+    ) -> [[Int]] {
         var order = Array(0..<n)
         var rng = SplitMix64(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
         if shuffle { rng.shuffle(&order) }
         var batches: [[Int]] = []
         let window = max(1, batchSize * bucket)
         for start in stride(from: 0, to: n, by: window) {
-            let chunk = order[start..<min(n, start + window)].sorted { lengths[$0] < lengths[$1] || (lengths[$0] == lengths[$1] && $0 < $1) }
-            for b in stride(from: 0, to: chunk.count, by: batchSize) { batches.append(Array(chunk[b..<min(chunk.count, b + batchSize)])) }
+            let chunk = order[start..<min(n, start + window)].sorted {
+                lengths[$0] < lengths[$1] || (lengths[$0] == lengths[$1] && $0 < $1)
+            }
+            for b in stride(from: 0, to: chunk.count, by: batchSize) {
+                batches.append(Array(chunk[b..<min(chunk.count, b + batchSize)]))
+            }
         }
         if shuffle { rng.shuffle(&batches) }
         return batches
     }
 }
-

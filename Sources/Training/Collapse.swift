@@ -20,27 +20,37 @@ public struct Collapse: Sendable, Equatable {
     public static let correlationFloor = 0.05
 
     /// What to try, for the message.
-    public static let fixes = "likely fixes: another --lr (too low leaves the classifier head to learn alone, too high "
+    public static let fixes =
+        "likely fixes: another --lr (too low leaves the classifier head to learn alone, too high "
         + "can also collapse), more --epochs or data, and for the adaptive methods a later or shorter pruning "
-        + "(--tinit-fraction, --tfinal-fraction) or the LoRA-like start (--adapter-init zero-b); `rankwise methods` lists each method's options"
+        + "(--tinit-fraction, --tfinal-fraction) or the LoRA-like start (--adapter-init zero-b); `rankwise methods` "
+        + "lists each method's options"
 
     public var message: String { finding + "; " + Self.fixes }
 
     /// The collapse an evaluation shows, or nil: `labels` (classification) or `targets` (regression) are the set's
     /// gold values; `setName` names the set in the finding ("dev", "test").
-    public static func diagnose(_ r: Evaluator.Result, labels: [Int32], targets: [Float] = [], labelNames: [String],
-                                setName: String) -> Collapse? {
+    public static func diagnose(
+        _ r: Evaluator.Result, labels: [Int32], targets: [Float] = [], labelNames: [String],
+        setName: String
+    ) -> Collapse? {
         if let g = r.regression {
             // Nothing to judge without predictions, or against targets that are all the same.
             guard !r.values.isEmpty, let lo = targets.min(), let hi = targets.max(), hi > lo else { return nil }
             let mean = r.values.reduce(0, +) / Float(max(1, r.values.count))
-            let spread = (r.values.reduce(Float(0)) { $0 + ($1 - mean) * ($1 - mean) } / Float(max(1, r.values.count))).squareRoot()
+            let spread = (r.values.reduce(Float(0)) { $0 + ($1 - mean) * ($1 - mean) } / Float(max(1, r.values.count)))
+                .squareRoot()
             if spread <= 1e-6 * max(1, abs(mean)) {
-                return Collapse(kind: .constant, finding: String(format: "the model predicts the constant %.4g for every %@ example", mean, setName))
+                return Collapse(
+                    kind: .constant,
+                    finding: String(format: "the model predicts the constant %.4g for every %@ example", mean, setName))
             }
             if !(g.pearson > correlationFloor) {
-                return Collapse(kind: .noCorrelation, finding: String(format: "the model's %@ predictions do not follow the targets (Pearson %.3f <= %.2f)",
-                                                                    setName, g.pearson, correlationFloor))
+                return Collapse(
+                    kind: .noCorrelation,
+                    finding: String(
+                        format: "the model's %@ predictions do not follow the targets (Pearson %.3f <= %.2f)",
+                        setName, g.pearson, correlationFloor))
             }
             return nil
         }
@@ -51,17 +61,27 @@ public struct Collapse: Sendable, Equatable {
         let used = predicted.indices.filter { predicted[$0] > 0 }
         func name(_ i: Int) -> String { i < labelNames.count ? labelNames[i] : "\(i)" }
         if used.count == 1 {
-            return Collapse(kind: .singleClass, finding: "the model predicts one class (\(name(used[0]))) for all \(r.predictions.count) \(setName) examples")
+            return Collapse(
+                kind: .singleClass,
+                finding:
+                    "the model predicts one class (\(name(used[0]))) for all \(r.predictions.count) \(setName) examples"
+            )
         }
         let level = majorityMacroF1(labels: labels, numClasses: k)
         if c.macroF1 <= level + majorityMargin {
-            return Collapse(kind: .majorityLevel, finding: String(
-                format: "the model's %@ macro-F1 %.3f is no better than always predicting the most frequent class (%.3f)", setName, c.macroF1, level))
+            return Collapse(
+                kind: .majorityLevel,
+                finding: String(
+                    format:
+                        "the model's %@ macro-F1 %.3f is no better than always predicting the most frequent class "
+                        + "(%.3f)",
+                    setName, c.macroF1, level))
         }
         return nil
     }
 
-    /// Macro-F1 (over `numClasses`, as `ClassificationMetrics` counts it) of predicting the most frequent label for every example.
+    /// Macro-F1 (over `numClasses`, as `ClassificationMetrics` counts it) of predicting the most frequent label for
+    /// every example.
     public static func majorityMacroF1(labels: [Int32], numClasses k: Int) -> Double {
         guard k > 0, !labels.isEmpty else { return 0 }
         var counts = [Int](repeating: 0, count: k)

@@ -17,16 +17,24 @@ public final class GroupNorms {
     private var gradSquares: [Double], updateSquares: [Double], valueSquares: [Double]
 
     public init(params: [Param]) {
-        var names: [String] = [], index: [String: Int] = [:], of: [Int] = []
+        var names: [String] = []
+        var index: [String: Int] = [:]
+        var of: [Int] = []
         for p in params {
             let g = Self.group(of: p.name)
-            if index[g] == nil { index[g] = names.count; names.append(g) }
+            if index[g] == nil {
+                index[g] = names.count
+                names.append(g)
+            }
             of.append(index[g]!)
         }
-        self.params = params; groups = names; groupOf = of
+        self.params = params
+        groups = names
+        groupOf = of
         before = Tensor(zeros: [max(1, params.reduce(0) { $0 + $1.count })])
         gradSquares = Array(repeating: 0, count: names.count)
-        updateSquares = gradSquares; valueSquares = gradSquares
+        updateSquares = gradSquares
+        valueSquares = gradSquares
     }
 
     /// The group of a parameter name: from its first `lora_` component on, else its first component.
@@ -49,12 +57,19 @@ public final class GroupNorms {
 
     /// After the optimizer step: the updates' and values' squared norms per group.
     public func afterStep() {
-        for g in groups.indices { updateSquares[g] = 0; valueSquares[g] = 0 }
+        for g in groups.indices {
+            updateSquares[g] = 0
+            valueSquares[g] = 0
+        }
         var off = 0
         for (p, g) in zip(params, groupOf) {
-            let w = p.value.data, old = before.data + off
+            let w = p.value.data
+            let old = before.data + off
             var s: Double = 0
-            for i in 0..<p.count { let d = Double(w[i] - old[i]); s += d * d }
+            for i in 0..<p.count {
+                let d = Double(w[i] - old[i])
+                s += d * d
+            }
             updateSquares[g] += s
             valueSquares[g] += Self.squares(w, p.count)
             off += p.count
@@ -67,7 +82,10 @@ public final class GroupNorms {
     public var record: [String: [String: Double]] {
         var out: [String: [String: Double]] = [:]
         for (g, name) in groups.enumerated() {
-            out[name] = ["grad": gradSquares[g].squareRoot(), "update": updateSquares[g].squareRoot(), "norm": valueSquares[g].squareRoot()]
+            out[name] = [
+                "grad": gradSquares[g].squareRoot(), "update": updateSquares[g].squareRoot(),
+                "norm": valueSquares[g].squareRoot(),
+            ]
         }
         return out
     }

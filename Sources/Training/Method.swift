@@ -14,22 +14,33 @@ public protocol CheckpointState: AnyObject {
 public struct CheckpointSection {
     public let file: SafeTensorsFile
     public let prefix: String
-    public init(file: SafeTensorsFile, prefix: String) { self.file = file; self.prefix = prefix }
+    public init(file: SafeTensorsFile, prefix: String) {
+        self.file = file
+        self.prefix = prefix
+    }
 
     public func contains(_ name: String) -> Bool { file.contains(prefix + name) }
 
     /// Float values of `name`; with `count`, an error unless there are exactly that many.
     public func floats(_ name: String, count: Int? = nil) throws -> [Float] {
-        guard file.contains(prefix + name) else { throw TrainError("\(file.path): checkpoint has no tensor \(prefix + name)") }
+        guard file.contains(prefix + name) else {
+            throw TrainError("\(file.path): checkpoint has no tensor \(prefix + name)")
+        }
         let v = try file.floats(prefix + name)
-        if let count, v.count != count { throw TrainError("\(file.path): \(prefix + name) has \(v.count) values, expected \(count)") }
+        if let count, v.count != count {
+            throw TrainError("\(file.path): \(prefix + name) has \(v.count) values, expected \(count)")
+        }
         return v
     }
 
     public func ints(_ name: String, count: Int? = nil) throws -> [Int64] {
-        guard file.contains(prefix + name) else { throw TrainError("\(file.path): checkpoint has no tensor \(prefix + name)") }
+        guard file.contains(prefix + name) else {
+            throw TrainError("\(file.path): checkpoint has no tensor \(prefix + name)")
+        }
         let v = try file.ints(prefix + name)
-        if let count, v.count != count { throw TrainError("\(file.path): \(prefix + name) has \(v.count) values, expected \(count)") }
+        if let count, v.count != count {
+            throw TrainError("\(file.path): \(prefix + name) has \(v.count) values, expected \(count)")
+        }
         return v
     }
 }
@@ -56,10 +67,22 @@ public struct StepContext {
     /// The learning rate of this step's update.
     public let learningRate: Float
 
-    public init(step: Int, totalSteps: Int, epoch: Int, optimizer: AdamW, sampler: Sampler, examples: [Int] = [], exampleLosses: [Float] = [],
-                model: TaskModel? = nil, data: TokenizedSet? = nil, learningRate: Float = 0, log: @escaping ([String: Any]) -> Void = { _ in }) {
-        self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.optimizer = optimizer; self.sampler = sampler
-        self.examples = examples; self.exampleLosses = exampleLosses; self.model = model; self.data = data; self.learningRate = learningRate
+    public init(
+        step: Int, totalSteps: Int, epoch: Int, optimizer: AdamW, sampler: Sampler, examples: [Int] = [],
+        exampleLosses: [Float] = [],
+        model: TaskModel? = nil, data: TokenizedSet? = nil, learningRate: Float = 0,
+        log: @escaping ([String: Any]) -> Void = { _ in }
+    ) {
+        self.step = step
+        self.totalSteps = totalSteps
+        self.epoch = epoch
+        self.optimizer = optimizer
+        self.sampler = sampler
+        self.examples = examples
+        self.exampleLosses = exampleLosses
+        self.model = model
+        self.data = data
+        self.learningRate = learningRate
         self.log = log
     }
 }

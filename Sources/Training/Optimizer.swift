@@ -12,11 +12,17 @@ public final class AdamW {
     public let m: Tensor, v: Tensor
     let params: [Param]
 
-    public init(params: ParameterSet, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0) {
+    public init(
+        params: ParameterSet, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0
+    ) {
         self.params = params.trainable
         let n = self.params.reduce(0) { $0 + $1.count }
-        m = Tensor(zeros: [n]); v = Tensor(zeros: [n])
-        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        m = Tensor(zeros: [n])
+        v = Tensor(zeros: [n])
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
     }
 
     /// Parameters with no weight decay (biases and layer norms, as is customary).
@@ -24,12 +30,16 @@ public final class AdamW {
 
     public func step(lr: Float) {
         t += 1
-        let bc1 = 1 - pow(beta1, Float(t)), bc2 = 1 - pow(beta2, Float(t))
+        let bc1 = 1 - pow(beta1, Float(t))
+        let bc2 = 1 - pow(beta2, Float(t))
         let stepSize = lr / bc1
         let bc2Sqrt = bc2.squareRoot()
         var off = 0
         for p in params {
-            let g = p.grad!.data, w = p.value.data, mm = m.data + off, vv = v.data + off
+            let g = p.grad!.data
+            let w = p.value.data
+            let mm = m.data + off
+            let vv = v.data + off
             let decay = noDecay(p) ? 1 : 1 - lr * weightDecay
             let (b1, b2, e) = (beta1, beta2, eps)
             for i in 0..<p.count {
@@ -49,7 +59,13 @@ public final class AdamW {
     public func resetMoments(_ param: Param, _ indices: some Sequence<Int>) {
         var off = 0
         for p in params {
-            if p === param { for i in indices { m[off + i] = 0; v[off + i] = 0 }; return }
+            if p === param {
+                for i in indices {
+                    m[off + i] = 0
+                    v[off + i] = 0
+                }
+                return
+            }
             off += p.count
         }
     }
@@ -60,7 +76,10 @@ public final class AdamW {
     /// Moment slices by parameter name, for checkpoints.
     public var slices: [(Param, Int)] {
         var off = 0
-        return params.map { p in defer { off += p.count }; return (p, off) }
+        return params.map { p in
+            defer { off += p.count }
+            return (p, off)
+        }
     }
 }
 

@@ -25,7 +25,10 @@ public final class BucketedSampler: Sampler {
     private var cached: (epoch: Int, plan: [[Int]])?
 
     public init(lengths: [Int], batchSize: Int, seed: UInt64, bucket: Int = 50) {
-        self.lengths = lengths; self.batchSize = batchSize; self.seed = seed; self.bucket = bucket
+        self.lengths = lengths
+        self.batchSize = batchSize
+        self.seed = seed
+        self.bucket = bucket
         name = bucket == 1 ? "random" : "bucketed"
     }
 
@@ -33,7 +36,12 @@ public final class BucketedSampler: Sampler {
 
     public func batch(epoch: Int, index: Int) -> [Int] {
         if cached?.epoch != epoch {
-            cached = (epoch, BatchPlan.epoch(count: lengths.count, lengths: lengths, batchSize: batchSize, seed: seed, epoch: epoch, bucket: bucket))
+            cached = (
+                epoch,
+                BatchPlan.epoch(
+                    count: lengths.count, lengths: lengths, batchSize: batchSize, seed: seed, epoch: epoch,
+                    bucket: bucket)
+            )
         }
         return cached!.plan[index]
     }
@@ -55,7 +63,9 @@ public final class WeightedSampler: Sampler {
     private var cumulative: [Double] = []
 
     public init(count: Int, batchSize: Int, seed: UInt64) {
-        self.count = count; self.batchSize = batchSize; self.seed = seed
+        self.count = count
+        self.batchSize = batchSize
+        self.seed = seed
         weights = [Double](repeating: 1, count: count)
         rebuild()
     }
@@ -78,7 +88,10 @@ public final class WeightedSampler: Sampler {
     private func rebuild() {
         cumulative = [Double](repeating: 0, count: count)
         var s = 0.0
-        for i in 0..<count { s += weights[i]; cumulative[i] = s }
+        for i in 0..<count {
+            s += weights[i]
+            cumulative[i] = s
+        }
     }
 
     public func batch(epoch: Int, index: Int) -> [Int] {
@@ -87,14 +100,19 @@ public final class WeightedSampler: Sampler {
         let n = index == batchesPerEpoch - 1 ? count - index * batchSize : batchSize
         return (0..<n).map { _ in
             let u = Double(rng.next() >> 11) * (1.0 / 9_007_199_254_740_992.0) * total
-            var lo = 0, hi = count - 1
-            while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] > u { hi = mid } else { lo = mid + 1 } }
+            var lo = 0
+            var hi = count - 1
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+            }
             return lo
         }
     }
 
     public func checkpointTensors() -> [TensorToWrite] {
-        [TensorToWrite(name: "weights", shape: [count], int64s: weights.map { Int64(bitPattern: $0.bitPattern) })]  // exact
+        // exact
+        [TensorToWrite(name: "weights", shape: [count], int64s: weights.map { Int64(bitPattern: $0.bitPattern) })]
     }
 
     public func restore(from f: CheckpointSection) throws {

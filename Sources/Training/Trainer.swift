@@ -29,42 +29,72 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public init() {}
 
     public static let help = [
-        "epochs": "epochs (fractions allowed)", "batchSize": "examples per batch", "gradAccum": "batches per optimizer step",
-        "lr": "peak learning rate (the SVD methods want about 10x LoRA's)", "schedule": "linear, cosine or constant (after warmup)",
+        "epochs": "epochs (fractions allowed)", "batchSize": "examples per batch",
+        "gradAccum": "batches per optimizer step",
+        "lr": "peak learning rate (the SVD methods want about 10x LoRA's)",
+        "schedule": "linear, cosine or constant (after warmup)",
         "warmupRatio": "warmup as a fraction of the steps", "warmupSteps": "warmup steps (overrides --warmup-ratio)",
-        "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)", "maxLength": "maximum tokens per example",
+        "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)",
+        "maxLength": "maximum tokens per example",
         "seed": "random seed (initialisation, batches, dropout; the data split has --split-seed)",
-        "sampler": "random (seeded random batches, run unpadded) or bucketed (batches of texts of similar length: where length goes with the label, as in sentence pairs, each batch's label mix is skewed; measured worse on SNLI)",
-        "padded": "pad each batch to its longest text (the default runs batches unpadded, with per-sequence attention: same results, no work on padding)",
-        "evalEvery": "evaluate on dev every N steps (0: each epoch)", "checkpointEvery": "checkpoint every N steps (0: at each evaluation)",
-        "patience": "early stopping after N evaluations without improvement (0: off)", "maxSteps": "stop after N optimizer steps",
+        "sampler":
+            "random (seeded random batches, run unpadded) or bucketed (batches of texts of similar length: where "
+            + "length goes with the label, as in sentence pairs, each batch's label mix is skewed; measured worse "
+            + "on SNLI)",
+        "padded":
+            "pad each batch to its longest text (the default runs batches unpadded, with per-sequence attention: same "
+            + "results, no work on padding)",
+        "evalEvery": "evaluate on dev every N steps (0: each epoch)",
+        "checkpointEvery": "checkpoint every N steps (0: at each evaluation)",
+        "patience": "early stopping after N evaluations without improvement (0: off)",
+        "maxSteps": "stop after N optimizer steps",
         "logEvery": "write a train line to metrics.jsonl every N steps",
     ]
-    public static let aliases = ["learning-rate": "lr", "gradient-accumulation": "gradAccum", "early-stopping-patience": "patience"]
+    public static let aliases = [
+        "learning-rate": "lr", "gradient-accumulation": "gradAccum", "early-stopping-patience": "patience",
+    ]
 
     public var scheduleKind: Schedule { Schedule(rawValue: schedule) ?? .linear }
 
     /// Errors for settings that cannot work, naming the option.
     public func validate() throws {
-        guard batchSize > 0, gradAccum > 0, epochs > 0 else { throw TrainError("--batch-size, --grad-accum and --epochs must be positive") }
-        guard Schedule(rawValue: schedule) != nil else { throw TrainError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))") }
-        guard ["bucketed", "random"].contains(sampler) else { throw TrainError("--sampler must be bucketed or random (got \(sampler))") }
-        guard lr.isFinite, lr > 0, lr < 10 else { throw TrainError("--lr must be a positive number below 10 (got \(lr))") }
-        guard warmupRatio.isFinite, (0...1).contains(warmupRatio) else { throw TrainError("--warmup-ratio must be between 0 and 1 (got \(warmupRatio))") }
-        guard weightDecay.isFinite, weightDecay >= 0, maxGradNorm.isFinite, maxGradNorm >= 0 else { throw TrainError("--weight-decay and --max-grad-norm must be finite and not negative") }
-        guard epochs.isFinite, epochs <= 10_000, batchSize <= 65_536, gradAccum <= 65_536, maxLength <= 1 << 20, (warmupSteps ?? 0) >= 0 else {
+        guard batchSize > 0, gradAccum > 0, epochs > 0 else {
+            throw TrainError("--batch-size, --grad-accum and --epochs must be positive")
+        }
+        guard Schedule(rawValue: schedule) != nil else {
+            throw TrainError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard ["bucketed", "random"].contains(sampler) else {
+            throw TrainError("--sampler must be bucketed or random (got \(sampler))")
+        }
+        guard lr.isFinite, lr > 0, lr < 10 else {
+            throw TrainError("--lr must be a positive number below 10 (got \(lr))")
+        }
+        guard warmupRatio.isFinite, (0...1).contains(warmupRatio) else {
+            throw TrainError("--warmup-ratio must be between 0 and 1 (got \(warmupRatio))")
+        }
+        guard weightDecay.isFinite, weightDecay >= 0, maxGradNorm.isFinite, maxGradNorm >= 0 else {
+            throw TrainError("--weight-decay and --max-grad-norm must be finite and not negative")
+        }
+        guard epochs.isFinite, epochs <= 10_000, batchSize <= 65_536, gradAccum <= 65_536, maxLength <= 1 << 20,
+            (warmupSteps ?? 0) >= 0
+        else {
             throw TrainError("--epochs, --batch-size, --grad-accum, --max-length or --warmup-steps out of range")
         }
         guard maxLength >= 2 else { throw TrainError("--max-length must be at least 2") }
         guard evalEvery >= 0, checkpointEvery >= 0, patience >= 0, logEvery > 0, (maxSteps ?? 1) > 0 else {
-            throw TrainError("--eval-every, --checkpoint-every and --patience must not be negative; --max-steps and --log-every must be positive")
+            throw TrainError(
+                "--eval-every, --checkpoint-every and --patience must not be negative; --max-steps and --log-every "
+                    + "must be positive"
+            )
         }
     }
 }
 
 /// What the trainer reports as it goes.
 public enum TrainEvent {
-    case step(step: Int, totalSteps: Int, epoch: Double, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double)
+    case step(
+        step: Int, totalSteps: Int, epoch: Double, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double)
     case evaluation(step: Int, metrics: [String: Double], isBest: Bool)
     case checkpoint(step: Int, path: String)
     case resumed(step: Int, epoch: Int, batch: Int)
@@ -120,17 +150,27 @@ public final class Trainer {
 
     /// Sets the trainable parameters the method names, adds its regularisers to the model, picks the
     /// sampler and tells the method the number of steps (`prepare`).
-    public init(model: TaskModel, method: TuningMethod, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?,
-                labelNames: [String], outputDir: String) throws {
+    public init(
+        model: TaskModel, method: TuningMethod, config: TrainConfig, train: TokenizedSet, dev: TokenizedSet?,
+        labelNames: [String], outputDir: String
+    ) throws {
         try config.validate()
         guard train.count > 0 else { throw TrainError("the training set is empty") }
         model.setTrainable(adapted: method.isTrainable)
         model.regularizers = method.regularizers
         guard model.params.trainableCount > 0 else { throw TrainError("no trainable parameters") }
-        self.model = model; self.method = method; self.config = config; self.train = train; self.dev = dev
-        self.labelNames = labelNames; self.outputDir = outputDir
-        sampler = method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
-            ?? BucketedSampler(lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed, bucket: config.sampler == "random" ? 1 : 50)
+        self.model = model
+        self.method = method
+        self.config = config
+        self.train = train
+        self.dev = dev
+        self.labelNames = labelNames
+        self.outputDir = outputDir
+        sampler =
+            method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
+            ?? BucketedSampler(
+                lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed,
+                bucket: config.sampler == "random" ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
         groupNorms = GroupNorms(params: model.params.trainable)
         try method.prepare(totalSteps: totalSteps)
@@ -144,13 +184,16 @@ public final class Trainer {
         return min(s, config.maxSteps ?? s)
     }
     var warmup: Int { config.warmupSteps ?? Int((Float(totalSteps) * config.warmupRatio).rounded()) }
-    public func learningRate(at step: Int) -> Float { config.lr * config.scheduleKind.factor(step: step, warmup: warmup, total: totalSteps) }
+    public func learningRate(at step: Int) -> Float {
+        config.lr * config.scheduleKind.factor(step: step, warmup: warmup, total: totalSteps)
+    }
 
     // MARK: Metrics log
 
     /// Mean Frobenius norm of the adapters' dense updates ΔW (how far the adapted model has moved).
     func adapterDeltaNorm() -> Double {
-        var total: Double = 0, count = 0
+        var total: Double = 0
+        var count = 0
         for lin in model.backbone.adaptableLinears {
             guard let delta = lin.adapter?.delta() else { continue }  // one module's ΔW at a time
             total += GroupNorms.squares(delta.data, delta.count).squareRoot()
@@ -162,16 +205,21 @@ public final class Trainer {
     func log(_ obj: [String: Any]) {
         if metricsFile == nil {
             let p = outputDir + "/metrics.jsonl"
-            if !FileManager.default.fileExists(atPath: p) { _ = FileManager.default.createFile(atPath: p, contents: nil) }
+            if !FileManager.default.fileExists(atPath: p) {
+                _ = FileManager.default.createFile(atPath: p, contents: nil)
+            }
             metricsFile = FileHandle(forWritingAtPath: p)
             metricsFile?.seekToEndOfFile()
         }
-        guard logError == nil, let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
+        guard logError == nil, let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else {
+            return
+        }
         do {
             guard let f = metricsFile else { throw TrainError("cannot open for writing") }
             try f.write(contentsOf: d + Data("\n".utf8))
         } catch {
-            logError = TrainError("\(outputDir)/metrics.jsonl: cannot write (\(error.localizedDescription)); is the disk full?")
+            logError = TrainError(
+                "\(outputDir)/metrics.jsonl: cannot write (\(error.localizedDescription)); is the disk full?")
         }
     }
 
@@ -190,7 +238,9 @@ public final class Trainer {
         if resume { try loadCheckpoint() }
         let accum = config.gradAccum
         let perEpoch = sampler.batchesPerEpoch
-        var windowLoss: Double = 0, windowCount = 0, windowTokens = 0
+        var windowLoss: Double = 0
+        var windowCount = 0
+        var windowTokens = 0
         var windowStart = Date()
         model.params.zeroGrad()
         outer: while step < totalSteps {
@@ -198,7 +248,8 @@ public final class Trainer {
                 // one optimizer step = up to `accum` batches (fewer at the end of an epoch)
                 let groupSize = min(accum, perEpoch - batchInEpoch)
                 var stepLoss: Double = 0
-                var examples: [Int] = [], losses: [Float] = []
+                var examples: [Int] = []
+                var losses: [Float] = []
                 for k in 0..<groupSize {
                     let idx = sampler.batch(epoch: epoch, index: batchInEpoch + k)
                     let labelled = train.batch(idx, packed: !config.padded)
@@ -208,25 +259,32 @@ public final class Trainer {
                     let loss = out.loss!
                     guard loss.isFinite else {
                         log(["event": "nan", "step": step + 1, "loss": "\(loss)"])
-                        throw TrainError("loss is \(loss) at step \(step + 1) (epoch \(epoch + 1), batch \(batchInEpoch + k + 1)); stopping. " + (try keepLastGoodCheckpoint()))
+                        throw TrainError(
+                            "loss is \(loss) at step \(step + 1) (epoch \(epoch + 1), batch \(batchInEpoch + k + 1)); "
+                                + "stopping. "
+                                + (try keepLastGoodCheckpoint()))
                     }
                     try model.backward(lossScale: 1 / Float(groupSize))
                     stepLoss += Double(loss) / Double(groupSize)
-                    windowTokens += real; sessionTokens += real
-                    examples += idx; losses += out.exampleLosses
+                    windowTokens += real
+                    sessionTokens += real
+                    examples += idx
+                    losses += out.exampleLosses
                 }
                 let logNow = (step + 1) % config.logEvery == 0 || step + 1 == totalSteps
                 if logNow { groupNorms.beforeStep() }
                 let norm = clipGradNorm(model.params, maxNorm: config.maxGradNorm)
                 guard norm.isFinite else {
-                    throw TrainError("gradient norm is \(norm) at step \(step + 1); stopping. " + (try keepLastGoodCheckpoint()))
+                    throw TrainError(
+                        "gradient norm is \(norm) at step \(step + 1); stopping. " + (try keepLastGoodCheckpoint()))
                 }
                 let lr = learningRate(at: step)
                 let stepEpoch = epoch
                 func context(_ s: Int) -> StepContext {
-                    StepContext(step: s, totalSteps: totalSteps, epoch: stepEpoch, optimizer: optimizer, sampler: sampler,
-                                examples: examples, exampleLosses: losses, model: model, data: train, learningRate: lr,
-                                log: { [unowned self] in self.log($0) })
+                    StepContext(
+                        step: s, totalSteps: totalSteps, epoch: stepEpoch, optimizer: optimizer, sampler: sampler,
+                        examples: examples, exampleLosses: losses, model: model, data: train, learningRate: lr,
+                        log: { [unowned self] in self.log($0) })
                 }
                 try method.beforeOptimizerStep(context(step))
                 optimizer.step(lr: lr)
@@ -238,24 +296,45 @@ public final class Trainer {
                 try method.afterOptimizerStep(context(step))
                 for h in afterStep { try h(step) }
                 model.params.zeroGrad()
-                windowLoss += stepLoss; windowCount += 1
+                windowLoss += stepLoss
+                windowCount += 1
                 let epochProgress = Double(epoch) + Double(batchInEpoch) / Double(perEpoch)
                 let el = Date().timeIntervalSince(windowStart)
                 let tps = el > 0 ? Double(windowTokens) / el : 0
-                onEvent(.step(step: step, totalSteps: totalSteps, epoch: epochProgress, loss: Float(stepLoss), lr: lr, gradNorm: norm, tokensPerSecond: tps))
+                onEvent(
+                    .step(
+                        step: step, totalSteps: totalSteps, epoch: epochProgress, loss: Float(stepLoss), lr: lr,
+                        gradNorm: norm, tokensPerSecond: tps))
                 if logNow {
-                    log(["event": "train", "step": step, "epoch": epochProgress, "loss": windowLoss / Double(windowCount), "lr": Double(lr),
-                         "grad_norm": Double(norm), "tokens_per_s": tps, "groups": groupNorms.record, "delta_norm": adapterDeltaNorm()])
-                    windowLoss = 0; windowCount = 0; windowTokens = 0; windowStart = Date()
+                    log([
+                        "event": "train", "step": step, "epoch": epochProgress,
+                        "loss": windowLoss / Double(windowCount), "lr": Double(lr),
+                        "grad_norm": Double(norm), "tokens_per_s": tps, "groups": groupNorms.record,
+                        "delta_norm": adapterDeltaNorm(),
+                    ])
+                    windowLoss = 0
+                    windowCount = 0
+                    windowTokens = 0
+                    windowStart = Date()
                 }
                 let endOfEpoch = batchInEpoch >= perEpoch
-                let evalNow = dev != nil && ((config.evalEvery > 0 && step % config.evalEvery == 0) || (config.evalEvery == 0 && endOfEpoch) || step == totalSteps)
-                if endOfEpoch { epoch += 1; batchInEpoch = 0 }
+                let evalNow =
+                    dev != nil
+                    && ((config.evalEvery > 0 && step % config.evalEvery == 0) || (config.evalEvery == 0 && endOfEpoch)
+                        || step == totalSteps)
+                if endOfEpoch {
+                    epoch += 1
+                    batchInEpoch = 0
+                }
                 if evalNow {
                     let stop = try evaluateAndTrack()
-                    windowTokens = 0; windowStart = Date()  // throughput counts training time only
+                    windowTokens = 0
+                    windowStart = Date()  // throughput counts training time only
                     if config.checkpointEvery == 0 { try saveCheckpoint() }
-                    if stop { onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.patience) evaluations")); break outer }
+                    if stop {
+                        onEvent(.stoppedEarly(step: step, reason: "no improvement in \(config.patience) evaluations"))
+                        break outer
+                    }
                 }
                 if let e = logError { throw e }
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { try saveCheckpoint() }
@@ -278,7 +357,9 @@ public final class Trainer {
         let value = r.summary[metricName] ?? -Double.infinity
         let isBest = value > bestMetric
         if isBest {
-            bestMetric = value; bestStep = step; evalsSinceBest = 0
+            bestMetric = value
+            bestStep = step
+            evalsSinceBest = 0
             try saveAdapter(outputDir + "/best")
         } else {
             evalsSinceBest += 1
@@ -287,7 +368,8 @@ public final class Trainer {
         for (k, v) in r.summary { obj["dev_" + k] = v }
         log(obj)
         onEvent(.evaluation(step: step, metrics: r.summary, isBest: isBest))
-        devCollapse = Collapse.diagnose(r, labels: dev.labels, targets: dev.targets, labelNames: labelNames, setName: "dev")
+        devCollapse = Collapse.diagnose(
+            r, labels: dev.labels, targets: dev.targets, labelNames: labelNames, setName: "dev")
         // Judged after the warm-up only: early in a healthy run (LoRA's B = 0, a random head) one class is normal.
         if let c = devCollapse, step > warmup {
             log(["event": "collapse", "step": step].merging(c.record) { a, _ in a })
@@ -306,14 +388,18 @@ public final class Trainer {
 
     /// Every named state a checkpoint holds, with the prefix of its tensors.
     var namedStates: [(String, CheckpointState)] {
-        method.checkpointStates.sorted { $0.key < $1.key }.map { ("method." + $0.key + ".", $0.value) } + [("sampler.", sampler)]
+        method.checkpointStates.sorted { $0.key < $1.key }.map { ("method." + $0.key + ".", $0.value) } + [
+            ("sampler.", sampler)
+        ]
     }
 
     /// Writes trainable parameters, AdamW moments and the loop position in one file, atomically.
     public func saveCheckpoint() throws {
         let meta: [String: String] = [
-            "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch), "adam_t": String(optimizer.t),
-            "best_metric": String(bestMetric), "best_step": String(bestStep), "evals_since_best": String(evalsSinceBest),
+            "step": String(step), "epoch": String(epoch), "batch_in_epoch": String(batchInEpoch),
+            "adam_t": String(optimizer.t),
+            "best_metric": String(bestMetric), "best_step": String(bestStep),
+            "evals_since_best": String(evalsSinceBest),
             "seed": String(config.seed), "fingerprint": fingerprint, "format": "rankwise-checkpoint-2",
             "method": method.name, "sampler": sampler.name,
         ]
@@ -322,7 +408,8 @@ public final class Trainer {
             // so checkpoint.safetensors exists at every moment.
             unlink(previousCheckpointPath)
             guard link(checkpointPath, previousCheckpointPath) == 0 else {
-                throw TrainError("\(checkpointPath): cannot keep the previous checkpoint (\(String(cString: strerror(errno))))")
+                throw TrainError(
+                    "\(checkpointPath): cannot keep the previous checkpoint (\(String(cString: strerror(errno))))")
             }
         }
         try SafeTensorsWriter.write(checkpointTensors(), metadata: meta, to: checkpointPath)
@@ -335,11 +422,21 @@ public final class Trainer {
         var tensors: [TensorToWrite] = []
         for (p, off) in optimizer.slices {
             tensors.append(TensorToWrite(name: "param." + p.name, shape: p.shape, floats: p.value.array))
-            tensors.append(TensorToWrite(name: "adam.m." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.m.data + off, count: p.count))))
-            tensors.append(TensorToWrite(name: "adam.v." + p.name, shape: p.shape, floats: Array(UnsafeBufferPointer(start: optimizer.v.data + off, count: p.count))))
+            tensors.append(
+                TensorToWrite(
+                    name: "adam.m." + p.name, shape: p.shape,
+                    floats: Array(UnsafeBufferPointer(start: optimizer.m.data + off, count: p.count))))
+            tensors.append(
+                TensorToWrite(
+                    name: "adam.v." + p.name, shape: p.shape,
+                    floats: Array(UnsafeBufferPointer(start: optimizer.v.data + off, count: p.count))))
         }
         for (prefix, state) in namedStates {
-            tensors += state.checkpointTensors().map { var t = $0; t.name = prefix + t.name; return t }
+            tensors += state.checkpointTensors().map {
+                var t = $0
+                t.name = prefix + t.name
+                return t
+            }
         }
         return tensors
     }
@@ -349,7 +446,9 @@ public final class Trainer {
         let fm = FileManager.default
         for sub in ["", "/best", "/final"] {
             let d = outputDir + sub
-            for f in (try? fm.contentsOfDirectory(atPath: d)) ?? [] where f.contains(".tmp-") { try? fm.removeItem(atPath: d + "/" + f) }
+            for f in (try? fm.contentsOfDirectory(atPath: d)) ?? [] where f.contains(".tmp-") {
+                try? fm.removeItem(atPath: d + "/" + f)
+            }
         }
     }
 
@@ -359,7 +458,9 @@ public final class Trainer {
         guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { return }
         metricsFile = nil
         let kept = text.split(separator: "\n").filter { line in
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = (o["step"] as? NSNumber)?.intValue else { return true }
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                let s = (o["step"] as? NSNumber)?.intValue
+            else { return true }
             return s <= step
         }
         try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: p)
@@ -384,11 +485,15 @@ public final class Trainer {
             try? fm.removeItem(atPath: bad)
             try fm.moveItem(atPath: checkpointPath, toPath: bad)
             guard fm.fileExists(atPath: previousCheckpointPath) else {
-                return "The only checkpoint (step \(step)) holds the diverged parameters (moved to \(bad)); start again with a lower --lr."
+                return
+                    "The only checkpoint (step \(step)) holds the diverged parameters (moved to \(bad)); start again "
+                    + "with a lower --lr."
             }
             try fm.moveItem(atPath: previousCheckpointPath, toPath: checkpointPath)
         }
-        return "The last good checkpoint is \(checkpointPath) (step \(try lastCheckpointStep())): `--resume` with a lower --lr continues from it."
+        return
+            "The last good checkpoint is \(checkpointPath) (step \(try lastCheckpointStep())): `--resume` with a "
+            + "lower --lr continues from it."
     }
 
     /// Restores everything `saveCheckpoint` wrote. Errors name what does not match.
@@ -400,26 +505,37 @@ public final class Trainer {
         do { f = try SafeTensorsFile(path: checkpointPath) } catch { throw TrainError("\(error)") }
         let meta = f.metadata
         guard meta["format"] == "rankwise-checkpoint-2" else {
-            throw TrainError("\(checkpointPath): not a checkpoint of this Rankwise version (format \(meta["format"] ?? "missing")); start a new run")
+            throw TrainError(
+                "\(checkpointPath): not a checkpoint of this Rankwise version (format "
+                    + "\(meta["format"] ?? "missing")); start a new run"
+            )
         }
         guard meta["method"] == method.name, meta["sampler"] == sampler.name else {
-            throw TrainError("\(checkpointPath) was written by method \(meta["method"] ?? "?") with the \(meta["sampler"] ?? "?") sampler; this run uses \(method.name) with \(sampler.name)")
+            throw TrainError(
+                "\(checkpointPath) was written by method \(meta["method"] ?? "?") with the \(meta["sampler"] ?? "?") "
+                    + "sampler; this run uses \(method.name) with \(sampler.name)"
+            )
         }
         if meta["fingerprint"] != fingerprint {
             let diffs = Self.differences(meta["fingerprint"] ?? "{}", fingerprint)
             let fixed = diffs.filter { d in !Self.adjustableOnResume.contains { d.hasPrefix($0 + ":") } }
-            // Settings the checkpoint does not know at all: an older Rankwise wrote it, and no options reproduce that run.
+            // Settings the checkpoint does not know at all: an older Rankwise wrote it, and no options reproduce that
+            // run.
             if fixed.contains(where: { $0.contains(": (none) in the checkpoint") }) {
-                throw TrainError("\(checkpointPath) was written by an older Rankwise, before these settings existed: "
-                                 + fixed.filter { $0.contains(": (none) in the checkpoint") }.joined(separator: "; ")
-                                 + ". That run cannot continue with this version: start a new run (a new --output)")
+                throw TrainError(
+                    "\(checkpointPath) was written by an older Rankwise, before these settings existed: "
+                        + fixed.filter { $0.contains(": (none) in the checkpoint") }.joined(separator: "; ")
+                        + ". That run cannot continue with this version: start a new run (a new --output)")
             }
             let stored = Data((meta["fingerprint"] ?? "").utf8)
             let readable = (try? JSONSerialization.jsonObject(with: stored)) is [String: Any]
             guard fixed.isEmpty, readable else {
-                throw TrainError("\(checkpointPath) was written with other settings: " + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
-                                 + ". Resume with the same settings, or use a new --output (these may change on resume: "
-                                 + Self.adjustableOnResume.map { $0.replacingOccurrences(of: "training.", with: "") }.sorted().joined(separator: ", ") + ")")
+                throw TrainError(
+                    "\(checkpointPath) was written with other settings: "
+                        + (diffs.isEmpty ? "(unreadable fingerprint)" : fixed.joined(separator: "; "))
+                        + ". Resume with the same settings, or use a new --output (these may change on resume: "
+                        + Self.adjustableOnResume.map { $0.replacingOccurrences(of: "training.", with: "") }.sorted()
+                        .joined(separator: ", ") + ")")
             }
             // No differences: the same settings in another layout (a method's options grouped since the checkpoint).
             if !diffs.isEmpty {
@@ -428,9 +544,13 @@ public final class Trainer {
             }
         }
         for (p, off) in optimizer.slices {
-            for (prefix, dst) in [("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off)] {
+            for (prefix, dst) in [
+                ("param.", p.value.data), ("adam.m.", optimizer.m.data + off), ("adam.v.", optimizer.v.data + off),
+            ] {
                 let name = prefix + p.name
-                guard let info = f.info(name), info.shape == p.shape else { throw TrainError("\(checkpointPath): tensor \(name) missing or mis-shaped") }
+                guard let info = f.info(name), info.shape == p.shape else {
+                    throw TrainError("\(checkpointPath): tensor \(name) missing or mis-shaped")
+                }
                 let vals = try f.floats(name)
                 vals.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: p.count) }
             }
@@ -439,18 +559,29 @@ public final class Trainer {
             guard let s = meta[k], let v = Int(s) else { throw TrainError("\(checkpointPath): metadata \(k) missing") }
             return v
         }
-        step = try int("step"); epoch = try int("epoch"); batchInEpoch = try int("batch_in_epoch")
+        step = try int("step")
+        epoch = try int("epoch")
+        batchInEpoch = try int("batch_in_epoch")
         // Out-of-range positions (a tampered file, or data that changed size) would train nothing or loop forever.
         let epochs = Int(config.epochs.rounded(.up))
-        guard (0...totalSteps).contains(step), (0...max(epochs, 1)).contains(epoch), (0...sampler.batchesPerEpoch).contains(batchInEpoch) else {
-            throw TrainError("\(checkpointPath): position step \(step), epoch \(epoch), batch \(batchInEpoch) is outside this run (\(totalSteps) steps, \(epochs) epochs of \(sampler.batchesPerEpoch) batches)")
+        guard (0...totalSteps).contains(step), (0...max(epochs, 1)).contains(epoch),
+            (0...sampler.batchesPerEpoch).contains(batchInEpoch)
+        else {
+            throw TrainError(
+                "\(checkpointPath): position step \(step), epoch \(epoch), batch \(batchInEpoch) is outside this run "
+                    + "(\(totalSteps) steps, \(epochs) epochs of \(sampler.batchesPerEpoch) batches)"
+            )
         }
         for (prefix, state) in namedStates { try state.restore(from: CheckpointSection(file: f, prefix: prefix)) }
         optimizer.restore(t: try int("adam_t"))
         bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
-        bestStep = try int("best_step"); evalsSinceBest = try int("evals_since_best")
+        bestStep = try int("best_step")
+        evalsSinceBest = try int("evals_since_best")
         guard (0...step).contains(bestStep), evalsSinceBest >= 0, (0...step).contains(optimizer.t) else {
-            throw TrainError("\(checkpointPath): best_step \(bestStep), evals_since_best \(evalsSinceBest) or adam_t \(optimizer.t) out of range for step \(step)")
+            throw TrainError(
+                "\(checkpointPath): best_step \(bestStep), evals_since_best \(evalsSinceBest) or adam_t "
+                    + "\(optimizer.t) out of range for step \(step)"
+            )
         }
         try truncateMetrics(after: step)
         log(["event": "resume", "step": step])
@@ -464,7 +595,9 @@ extension Trainer {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw TrainError("--output \(path): is a file, not a directory") }
-            guard FileManager.default.isWritableFile(atPath: path) else { throw TrainError("--output \(path): the directory is not writable") }
+            guard FileManager.default.isWritableFile(atPath: path) else {
+                throw TrainError("--output \(path): the directory is not writable")
+            }
             return
         }
         // mkdir -p with the system's reason when a level cannot be made
@@ -479,8 +612,10 @@ extension Trainer {
 
     /// Settings a resumed run may change (with a warning): they change how the state evolves, not its shape
     /// or the data it was computed from.
-    static let adjustableOnResume: Set<String> = ["training.lr", "training.maxGradNorm", "training.weightDecay", "training.patience",
-                                                  "training.evalEvery", "training.checkpointEvery", "training.logEvery"]
+    static let adjustableOnResume: Set<String> = [
+        "training.lr", "training.maxGradNorm", "training.weightDecay", "training.patience",
+        "training.evalEvery", "training.checkpointEvery", "training.logEvery",
+    ]
 
     /// The settings that differ between two fingerprints (JSON objects), as "key: old -> new". A method's
     /// options are keyed by their own names (`method_config.tinit`, whatever group holds them): they are flags,
@@ -495,15 +630,17 @@ extension Trainer {
                         let inMethod = key.hasPrefix("method_config.") && !(x is [String: Any])
                         walk(x, key.isEmpty ? k : inMethod ? "method_config." + k : key + "." + k)
                     }
-                }
-                else if let data = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]) {
+                } else if let data = try? JSONSerialization.data(
+                    withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys])
+                {
                     out[key] = String(decoding: data, as: UTF8.self)
                 }
             }
             walk(o, "")
             return out
         }
-        let a = flat(old), b = flat(new)
+        let a = flat(old)
+        let b = flat(new)
         return Set(a.keys).union(b.keys).sorted().compactMap { k in
             if a[k] == b[k] { return nil }
             if k.hasPrefix("data_content."), a[k] != nil, b[k] != nil {
@@ -527,17 +664,29 @@ public enum Evaluator {
         /// Flat metric names → values (accuracy, macro_f1, mcc, loss / pearson, spearman, mse).
         public var summary: [String: Double] {
             var s: [String: Double] = ["loss": loss]
-            if let c = classification { s["accuracy"] = c.accuracy; s["macro_f1"] = c.macroF1; s["mcc"] = c.mcc }
-            if let r = regression { s["pearson"] = r.pearson; s["spearman"] = r.spearman; s["mse"] = r.mse }
+            if let c = classification {
+                s["accuracy"] = c.accuracy
+                s["macro_f1"] = c.macroF1
+                s["mcc"] = c.mcc
+            }
+            if let r = regression {
+                s["pearson"] = r.pearson
+                s["spearman"] = r.spearman
+                s["mse"] = r.mse
+            }
             return s
         }
     }
 
     /// Runs `set` through `model` in batches sorted by length (packed unless `padded`).
-    public static func evaluate(_ model: TaskModel, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true, padded: Bool = false) throws -> Result {
+    public static func evaluate(
+        _ model: TaskModel, _ set: TokenizedSet, batchSize: Int = 64, withLabels: Bool = true, padded: Bool = false
+    ) throws -> Result {
         let order = set.ids.indices.sorted { set.ids[$0].count < set.ids[$1].count }
         let C = model.numLabels
-        var preds = [Int](repeating: 0, count: set.count), probs = [[Float]](repeating: [], count: set.count), vals = [Float](repeating: 0, count: set.count)
+        var preds = [Int](repeating: 0, count: set.count)
+        var probs = [[Float]](repeating: [], count: set.count)
+        var vals = [Float](repeating: 0, count: set.count)
         var logits = [[Float]](repeating: [], count: set.count)
         var lossSum: Double = 0
         for start in stride(from: 0, to: order.count, by: batchSize) {
@@ -548,7 +697,10 @@ public enum Evaluator {
             for (r, i) in idx.enumerated() {
                 let row = Array(out.logits[(r * C)..<((r + 1) * C)])
                 logits[i] = row
-                if set.regression { vals[i] = row[0]; continue }
+                if set.regression {
+                    vals[i] = row[0]
+                    continue
+                }
                 let mx = row.max()!
                 let e = row.map { expf($0 - mx) }
                 let s = e.reduce(0, +)
@@ -556,10 +708,16 @@ public enum Evaluator {
                 preds[i] = row.indices.max { row[$0] < row[$1] }!
             }
         }
-        var r = Result(predictions: preds, probabilities: probs, logits: logits, values: vals, classification: nil, regression: nil, loss: lossSum / Double(max(1, set.count)))
+        var r = Result(
+            predictions: preds, probabilities: probs, logits: logits, values: vals, classification: nil,
+            regression: nil, loss: lossSum / Double(max(1, set.count)))
         if withLabels {
-            if set.regression { r.regression = RegressionMetrics(predictions: vals, targets: set.targets) }
-            else { r.classification = ClassificationMetrics(predictions: preds, labels: set.labels.map(Int.init), numClasses: C) }
+            if set.regression {
+                r.regression = RegressionMetrics(predictions: vals, targets: set.targets)
+            } else {
+                r.classification = ClassificationMetrics(
+                    predictions: preds, labels: set.labels.map(Int.init), numClasses: C)
+            }
         }
         return r
     }

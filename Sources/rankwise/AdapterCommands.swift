@@ -18,9 +18,11 @@ struct AdapterOptions: ParsableArguments {
 }
 
 struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC).")
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC).")
     @OptionGroup var a: AdapterOptions
-    @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).") var data: String
+    @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).")
+    var data: String
     @Option(help: "Text column.") var textColumn = "text"
     @Option(help: "Second text column.") var pairColumn: String?
     @Option(help: "Label column.") var labelColumn = "label"
@@ -30,28 +32,40 @@ struct Eval: ParsableCommand {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             var spec = DataSpec()
-            spec.textColumn = textColumn; spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)
+            spec.textColumn = textColumn
+            spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)
             spec.labelColumn = ModelStore.labelColumn(forData: data, given: labelColumn)
             spec.regression = l.regression
             // A suite name alone means its test part here (training data is what train reads by that name).
             var data = self.data
-            if DataSuite.dataSet(data) != nil { data += ":test"; print("evaluating on \(data)") }
-            let (ds, rep) = try Dataset.load(path: try ModelStore.resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
+            if DataSuite.dataSet(data) != nil {
+                data += ":test"
+                print("evaluating on \(data)")
+            }
+            let (ds, rep) = try Dataset.load(
+                path: try ModelStore.resolveData(data), spec: spec, labelNames: spec.regression ? nil : l.labelNames)
             for p in rep.problems { print("  - " + p) }
             let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
             let r = try Evaluator.evaluate(l.model, set)
             print("\(ds.examples.count) examples")
             if let c = r.classification { print(c.table(labelNames: l.labelNames), terminator: "") }
-            if let g = r.regression { print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse)) }
+            if let g = r.regression {
+                print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse))
+            }
             if let json {
-                try AtomicFileWrite(json, String(decoding: try JSONSerialization.data(withJSONObject: r.summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+                try AtomicFileWrite(
+                    json,
+                    String(
+                        decoding: try JSONSerialization.data(
+                            withJSONObject: r.summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
             }
         } catch { fail("\(error)") }
     }
 }
 
 struct Predict: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Predict labels with probabilities, as JSONL.",
+    static let configuration = CommandConfiguration(
+        abstract: "Predict labels with probabilities, as JSONL.",
         discussion: "Input: CSV/TSV/JSONL with a text column, or plain text (one per line, .txt or stdin).")
     @OptionGroup var a: AdapterOptions
     @Option(help: "Input file (default: standard input, one text per line).") var input: String?
@@ -62,31 +76,47 @@ struct Predict: ParsableCommand {
     func run() throws {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
-            var texts: [String] = [], pairs: [String?] = []
+            var texts: [String] = []
+            var pairs: [String?] = []
             if let input, !input.hasSuffix(".txt") {
                 let (cols, recs, bad) = try TableReader.read(path: input)
-                guard cols.contains(textColumn) else { throw DataError("\(input): no column \"\(textColumn)\" (columns: \(cols.joined(separator: ", ")))") }
-                if !bad.isEmpty { stderr("warning: \(input): \(bad.count) malformed rows skipped (first: line \(bad[0].0))\n") }
+                guard cols.contains(textColumn) else {
+                    throw DataError("\(input): no column \"\(textColumn)\" (columns: \(cols.joined(separator: ", ")))")
+                }
+                if !bad.isEmpty {
+                    stderr("warning: \(input): \(bad.count) malformed rows skipped (first: line \(bad[0].0))\n")
+                }
                 texts = recs.map { $0.fields[textColumn] ?? "" }
                 pairs = recs.map { r in pairColumn.flatMap { r.fields[$0] } }
             } else {
-                let data = input.flatMap { FileManager.default.contents(atPath: $0) } ?? FileHandle.standardInput.readDataToEndOfFile()
+                let data =
+                    input.flatMap { FileManager.default.contents(atPath: $0) }
+                    ?? FileHandle.standardInput.readDataToEndOfFile()
                 texts = Embed.lines(data).0
                 pairs = texts.map { _ in nil }
             }
-            let ds = Dataset(examples: zip(texts, pairs).enumerated().map { Example(text: $1.0, pair: $1.1, label: 0, target: 0, line: $0 + 1) },
-                             labelNames: l.labelNames, regression: l.regression)
+            let ds = Dataset(
+                examples: zip(texts, pairs).enumerated().map {
+                    Example(text: $1.0, pair: $1.1, label: 0, target: 0, line: $0 + 1)
+                },
+                labelNames: l.labelNames, regression: l.regression)
             let set = TokenizedSet(ds, tokenizer: l.tokenizer, maxLength: l.maxLength)
             let r = try Evaluator.evaluate(l.model, set, withLabels: false)
             var out = ""
             for i in 0..<texts.count {
                 var obj: [String: Any] = ["index": i, "text": texts[i]]
-                if l.regression { obj["value"] = Double(r.values[i]) } else {
+                if l.regression {
+                    obj["value"] = Double(r.values[i])
+                } else {
                     obj["label"] = l.labelNames[r.predictions[i]]
-                    obj["probabilities"] = Dictionary(uniqueKeysWithValues: zip(l.labelNames, r.probabilities[i].map(Double.init)))
+                    obj["probabilities"] = Dictionary(
+                        uniqueKeysWithValues: zip(l.labelNames, r.probabilities[i].map(Double.init)))
                     obj["logits"] = r.logits[i].map(Double.init)
                 }
-                out += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+                out +=
+                    String(
+                        decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self
+                    ) + "\n"
             }
             if let output { try AtomicFileWrite(output, out) } else { print(out, terminator: "") }
         } catch { fail("\(error)") }
@@ -94,7 +124,8 @@ struct Predict: ParsableCommand {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Export a training run's adapter (best or last checkpoint) in PEFT format.")
+    static let configuration = CommandConfiguration(
+        abstract: "Export a training run's adapter (best or last checkpoint) in PEFT format.")
     @Option(name: .customLong("run"), help: "Training output directory.") var runDir: String
     @Option(help: "best or last.") var which = "best"
     @Option(help: "Destination directory.") var output: String
@@ -107,29 +138,47 @@ struct Export: ParsableCommand {
             } else if which == "last" {
                 src = runDir + "/final"
                 guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else {
-                    throw ModelError("\(runDir): no final adapter (the run did not finish); resume it with `rankwise train ... --output \(runDir) --resume`")
+                    throw ModelError(
+                        "\(runDir): no final adapter (the run did not finish); resume it with `rankwise train ... "
+                            + "--output \(runDir) --resume`"
+                    )
                 }
-            } else { throw ValidationError("--which must be best or last") }
-            guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else { throw ModelError("\(src): no adapter") }
+            } else {
+                throw ValidationError("--which must be best or last")
+            }
+            guard FileManager.default.fileExists(atPath: src + "/adapter_model.safetensors") else {
+                throw ModelError("\(src): no adapter")
+            }
             let fm = FileManager.default
             try Trainer.makeDirectory(output)
-            // Dynamic LoRA's input gates live next to the PEFT files; a stale copy from an earlier export must not stay.
-            for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json", DynamicLoRAMethod.gatesFile] {
+            // Dynamic LoRA's input gates live next to the PEFT files; a stale copy from an earlier export must not
+            // stay.
+            for f in ["adapter_model.safetensors", "adapter_config.json", "rankwise.json", DynamicLoRAMethod.gatesFile]
+            {
                 try? fm.removeItem(atPath: output + "/" + f)
-                if fm.fileExists(atPath: src + "/" + f) { try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f) }
+                if fm.fileExists(atPath: src + "/" + f) {
+                    try fm.copyItem(atPath: src + "/" + f, toPath: output + "/" + f)
+                }
             }
             // Check that it reads back before saying so.
             _ = try AdapterLoader(directory: output)  // loads exactly as eval / predict / merge will
-            print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., \"\(output)\"))")
+            print(
+                "exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., "
+                    + "\"\(output)\"))"
+            )
             if fm.fileExists(atPath: output + "/" + DynamicLoRAMethod.gatesFile) {
-                print("note: the input gates are in \(output)/\(DynamicLoRAMethod.gatesFile): Rankwise uses them; PEFT cannot express them and loads the adapter without them")
+                print(
+                    "note: the input gates are in \(output)/\(DynamicLoRAMethod.gatesFile): Rankwise uses them; PEFT "
+                        + "cannot express them and loads the adapter without them"
+                )
             }
         } catch { fail("\(error)") }
     }
 }
 
 struct Merge: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Merge an adapter into the base weights and write a full model directory transformers loads.")
+    static let configuration = CommandConfiguration(
+        abstract: "Merge an adapter into the base weights and write a full model directory transformers loads.")
     @OptionGroup var a: AdapterOptions
     @Option(help: "Destination directory.") var output: String
 
@@ -137,7 +186,10 @@ struct Merge: ParsableCommand {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
-            print("merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) (BertForSequenceClassification, \(l.labelNames.count) labels)")
+            print(
+                "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
+                    + "(BertForSequenceClassification, \(l.labelNames.count) labels)"
+            )
         } catch { fail("\(error)") }
     }
 }

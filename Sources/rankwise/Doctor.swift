@@ -29,16 +29,28 @@ struct Doctor: ParsableCommand {
         print("blas library: \(info.path) (\(info.vendor))")
         if !info.config.isEmpty { print("blas config:  \(info.config.trimmingCharacters(in: .whitespaces))") }
         let why: String
-        if let u = info.userCoreType { why = "OPENBLAS_CORETYPE=\(u) set by you, respected" }
-        else if let r = info.requestedCoreType { why = "chosen by rankwise from CPU flags: \(r)" }
-        else { why = "library's own detection" }
+        if let u = info.userCoreType {
+            why = "OPENBLAS_CORETYPE=\(u) set by you, respected"
+        } else if let r = info.requestedCoreType {
+            why = "chosen by rankwise from CPU flags: \(r)"
+        } else {
+            why = "library's own detection"
+        }
         print("blas core:    \(info.coreName) (\(why))")
         print("threads:      \(info.threads) BLAS, \(Parallel.workers) element-wise")
-        print("kernels:      \(rw_kernels_avx512() != 0 ? "AVX-512" : CPUFeatures.current.flags.contains("avx2") ? "AVX2" : "baseline") clones of exp/erf/softmax/layer norm")
+        let hasAVX2 = CPUFeatures.current.flags.contains("avx2")
+        let kernelClones = rw_kernels_avx512() != 0 ? "AVX-512" : hasAVX2 ? "AVX2" : "baseline"
+        print("kernels:      \(kernelClones) clones of exp/erf/softmax/layer norm")
         print(String(format: "sgemm:        %.1f GFLOPS at %dx%dx%d", gflops, size, size, size))
-        let weak = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "northwood", "banias", "sandybridge"]
+        let weak = [
+            "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "northwood", "banias",
+            "sandybridge",
+        ]
         if let u = info.userCoreType, let best = cpu.openBLASCoreType, weak.contains(u.lowercased()) {
-            print("note:         OPENBLAS_CORETYPE=\(u) is set in your environment, but this CPU supports \(best) kernels;")
+            print(
+                "note:         OPENBLAS_CORETYPE=\(u) is set in your environment, but this CPU supports \(best) "
+                    + "kernels;"
+            )
             print("              unset it (or set OPENBLAS_CORETYPE=\(best)) for full sgemm speed.")
         }
     }

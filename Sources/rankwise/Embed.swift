@@ -6,7 +6,10 @@ import Models
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write sentence embeddings as JSONL, one line per input text.",
-        discussion: "Reads texts one per line from --input or standard input. Output lines are {\"index\", \"text\", \"embedding\"} in input order.")
+        discussion:
+            "Reads texts one per line from --input or standard input. Output lines are {\"index\", \"text\", "
+            + "\"embedding\"} in input order."
+    )
 
     @Option(help: "Model directory, or an alias such as minilm.") var model = "minilm"
     @Option(help: "Text file, one text per line (default: standard input).") var input: String?
@@ -17,7 +20,9 @@ struct Embed: ParsableCommand {
     @Option(help: "Maximum tokens per text (default: the model's).") var maxLength: Int?
 
     func run() throws {
-        guard let pool = Pooling(rawValue: pooling) else { fail("--pooling must be one of \(Pooling.allCases.map(\.rawValue))") }
+        guard let pool = Pooling(rawValue: pooling) else {
+            fail("--pooling must be one of \(Pooling.allCases.map(\.rawValue))")
+        }
         guard batchSize > 0 else { fail("--batch-size must be positive") }
         let dir: String
         do { dir = try ModelStore.resolve(model) } catch { fail("\(error)") }
@@ -30,14 +35,22 @@ struct Embed: ParsableCommand {
         }
         let (texts, invalid) = Self.lines(data)
         if let first = invalid.first {
-            stderr("warning: \(input ?? "stdin"): \(invalid.count) line(s) had invalid UTF-8, replaced with U+FFFD (first: line \(first))\n")
+            stderr(
+                "warning: \(input ?? "stdin"): \(invalid.count) line(s) had invalid UTF-8, replaced with U+FFFD "
+                    + "(first: line \(first))\n"
+            )
         }
         let embedder: SentenceEmbedder
-        do { embedder = try SentenceEmbedder(directory: dir, pooling: pool, normalize: !noNormalize, maxLength: maxLength) } catch { fail("\(error)") }
+        do {
+            embedder = try SentenceEmbedder(
+                directory: dir, pooling: pool, normalize: !noNormalize, maxLength: maxLength)
+        } catch { fail("\(error)") }
         // A file output is written next to its place and renamed at the end: never a partial file.
-        let out: FileHandle, tmp = output.map { $0 + ".tmp-\(getpid())" }
+        let out: FileHandle
+        let tmp = output.map { $0 + ".tmp-\(getpid())" }
         if let tmp {
-            guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else { fail("\(output!): cannot write there") }
+            guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp)
+            else { fail("\(output!): cannot write there") }
             out = h
         } else {
             out = FileHandle.standardOutput
@@ -72,7 +85,10 @@ struct Embed: ParsableCommand {
             let obj: [String: Any] = ["index": i, "text": t, "embedding": results[i]!.map { Double($0) }]
             let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             buf += String(decoding: d, as: UTF8.self) + "\n"
-            if buf.utf8.count > 1 << 20 { write(buf); buf = "" }
+            if buf.utf8.count > 1 << 20 {
+                write(buf)
+                buf = ""
+            }
         }
         write(buf)
         if let tmp, let output {
@@ -83,18 +99,23 @@ struct Embed: ParsableCommand {
                 fail("\(output): cannot write (\(why))")
             }
         }
-        stderr("embedded \(texts.count) texts with \(dir) (\(pool.rawValue) pooling\(noNormalize ? "" : ", normalised"))\n")
+        stderr(
+            "embedded \(texts.count) texts with \(dir) (\(pool.rawValue) pooling\(noNormalize ? "" : ", normalised"))\n"
+        )
     }
 
     /// Splits into lines (\n or \r\n), dropping one trailing empty line; invalid UTF-8 is replaced.
     static func lines(_ data: Data) -> ([String], [Int]) {
-        var texts: [String] = [], invalid: [Int] = []
+        var texts: [String] = []
+        var invalid: [Int] = []
         let bytes = [UInt8](data)
         var parts = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
         if parts.last?.isEmpty == true { parts.removeLast() }
         for (n, var p) in parts.enumerated() {
             if p.last == 0x0D { p = p.dropLast() }
-            if let s = String(validating: p, as: UTF8.self) { texts.append(s) } else {
+            if let s = String(validating: p, as: UTF8.self) {
+                texts.append(s)
+            } else {
                 invalid.append(n + 1)
                 texts.append(String(decoding: p, as: UTF8.self))
             }
@@ -121,7 +142,9 @@ struct Similarity: ParsableCommand {
         func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
         print("     " + sentences.indices.map { pad("[\($0)]", 7) }.joined())
         for i in sentences.indices {
-            print("[\(i)]".padding(toLength: 5, withPad: " ", startingAt: 0) + sentences.indices.map { String(format: "%7.3f", cos(i, $0)) }.joined())
+            print(
+                "[\(i)]".padding(toLength: 5, withPad: " ", startingAt: 0)
+                    + sentences.indices.map { String(format: "%7.3f", cos(i, $0)) }.joined())
         }
     }
 }

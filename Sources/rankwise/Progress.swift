@@ -11,7 +11,11 @@ final class ProgressBar {
     private let tty = isatty(2) != 0
     var extra: () -> String = { "" }
 
-    init(total: Int, label: String, unit: String = "it") { self.total = total; self.label = label; self.unit = unit }
+    init(total: Int, label: String, unit: String = "it") {
+        self.total = total
+        self.label = label
+        self.unit = unit
+    }
 
     func update(_ done: Int, force: Bool = false) {
         guard tty else { return }
@@ -25,7 +29,10 @@ final class ProgressBar {
         let filled = total > 0 ? min(width, width * done / total) : 0
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let x = extra()
-        stderr(String(format: "\r\u{1B}[K%@ %@ %d/%d  %.1f %@/s  ETA %@%@", label, bar, done, total, rate, unit, Self.clock(eta), x.isEmpty ? "" : "  " + x))
+        stderr(
+            String(
+                format: "\r\u{1B}[K%@ %@ %d/%d  %.1f %@/s  ETA %@%@", label, bar, done, total, rate, unit,
+                Self.clock(eta), x.isEmpty ? "" : "  " + x))
     }
 
     func finish(_ done: Int) {
@@ -35,6 +42,7 @@ final class ProgressBar {
 
     static func clock(_ s: Double) -> String {
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+        return t >= 3600
+            ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }
 }

@@ -30,7 +30,11 @@ struct Rankwise: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rankwise",
         abstract: "Adaptive-rank LoRA fine-tuning of transformers on the CPU.",
-        subcommands: [Doctor.self, FetchModel.self, FetchData.self, Train.self, Compare.self, ReportCommand.self, Quality.self, MethodsCommand.self, Eval.self, Predict.self, Export.self, Merge.self, Embed.self, Similarity.self, Bench.self])
+        subcommands: [
+            Doctor.self, FetchModel.self, FetchData.self, Train.self, Compare.self, ReportCommand.self, Quality.self,
+            MethodsCommand.self, Eval.self, Predict.self, Export.self, Merge.self, Embed.self, Similarity.self,
+            Bench.self,
+        ])
 }
 
 /// Prints an error and exits with status 1 (used for errors the user can fix).

@@ -40,22 +40,30 @@ struct Train: ParsableCommand {
         job.onEvent = { ev, trainer in view.show(ev, trainer) }
         let result: FineTuneResult
         do { result = try job.run() } catch { fail("\(error)") }
-        do { print("report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))") }
-        catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
+        do {
+            print(
+                "report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))"
+            )
+        } catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
         // Last, so that it is not lost above the tables: a collapsed model is not a result.
-        for (set, c) in result.collapse.sorted(by: { $0.key < $1.key }) { stderr("warning: this run's model COLLAPSED (\(set)): \(c.message)\n") }
+        for (set, c) in result.collapse.sorted(by: { $0.key < $1.key }) {
+            stderr("warning: this run's model COLLAPSED (\(set)): \(c.message)\n")
+        }
     }
 }
 
 /// The options of a YAML file (`FineTuneOptions.values(fromYAML:file:)`), as key/value pairs.
 func yamlOptions(_ path: String) throws -> [(key: String, value: String)] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw SettingsError("\(path): cannot read") }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw SettingsError("\(path): cannot read")
+    }
     return try FineTuneOptions.values(fromYAML: text, file: path)
 }
 
 /// Methods and their options.
 struct MethodsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "methods", abstract: "List every registered tuning method with its options and defaults.")
+    static let configuration = CommandConfiguration(
+        commandName: "methods", abstract: "List every registered tuning method with its options and defaults.")
     func run() throws {
         for e in MethodRegistry.all {
             print("\(e.name): \(e.summary)")
@@ -80,19 +88,26 @@ final class TrainProgress {
         switch ev {
         case let .step(step, total, epoch, loss, lr, _, tps):
             smooth = smooth.map { 0.9 * $0 + 0.1 * loss } ?? loss
-            lastLoss = smooth!; lastLR = lr; lastTPS = tps
+            lastLoss = smooth!
+            lastLR = lr
+            lastTPS = tps
             bar!.update(step)
             if isatty(2) == 0 && (Date().timeIntervalSince(lastLine) > 30 || step == total) {
                 lastLine = Date()
-                stderr(String(format: "step %d/%d  epoch %.2f  loss %.4f  lr %.2e  %.0f tok/s  elapsed %@\n", step, total, epoch, smooth!, lr, tps,
-                              ProgressBar.clock(Date().timeIntervalSince(bar!.start))))
+                stderr(
+                    String(
+                        format: "step %d/%d  epoch %.2f  loss %.4f  lr %.2e  %.0f tok/s  elapsed %@\n", step, total,
+                        epoch, smooth!, lr, tps,
+                        ProgressBar.clock(Date().timeIntervalSince(bar!.start))))
             }
             if step == total { bar!.finish(step) }
         case let .evaluation(step, m, best):
             if isatty(2) != 0 { stderr("\r\u{1B}[K") }
             let keys = trainer.train.regression ? ["pearson", "spearman", "mse"] : ["accuracy", "macro_f1", "mcc"]
-            stderr("eval @ step \(step): " + keys.map { String(format: "%@ %.4f", $0, m[$0] ?? .nan) }.joined(separator: "  ")
-                   + String(format: "  loss %.4f", m["loss"] ?? .nan) + (best ? "  (best)" : "") + "\n")
+            stderr(
+                "eval @ step \(step): "
+                    + keys.map { String(format: "%@ %.4f", $0, m[$0] ?? .nan) }.joined(separator: "  ")
+                    + String(format: "  loss %.4f", m["loss"] ?? .nan) + (best ? "  (best)" : "") + "\n")
         case let .resumed(step, epoch, batch):
             stderr("resumed from \(trainer.checkpointPath) at step \(step) (epoch \(epoch + 1), batch \(batch))\n")
         case let .stoppedEarly(step, reason):

@@ -22,13 +22,23 @@ public struct BertConfig: Sendable, Equatable {
     public var attentionDropout: Float
     public var padTokenId: Int
 
-    public init(hiddenSize: Int, numHeads: Int, numLayers: Int, intermediateSize: Int, hiddenAct: String = "gelu",
-                layerNormEps: Float = 1e-12, vocabSize: Int, maxPositions: Int = 512, typeVocabSize: Int = 2,
-                hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, padTokenId: Int = 0) {
-        self.hiddenSize = hiddenSize; self.numHeads = numHeads; self.numLayers = numLayers
-        self.intermediateSize = intermediateSize; self.hiddenAct = hiddenAct; self.layerNormEps = layerNormEps
-        self.vocabSize = vocabSize; self.maxPositions = maxPositions; self.typeVocabSize = typeVocabSize
-        self.hiddenDropout = hiddenDropout; self.attentionDropout = attentionDropout; self.padTokenId = padTokenId
+    public init(
+        hiddenSize: Int, numHeads: Int, numLayers: Int, intermediateSize: Int, hiddenAct: String = "gelu",
+        layerNormEps: Float = 1e-12, vocabSize: Int, maxPositions: Int = 512, typeVocabSize: Int = 2,
+        hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, padTokenId: Int = 0
+    ) {
+        self.hiddenSize = hiddenSize
+        self.numHeads = numHeads
+        self.numLayers = numLayers
+        self.intermediateSize = intermediateSize
+        self.hiddenAct = hiddenAct
+        self.layerNormEps = layerNormEps
+        self.vocabSize = vocabSize
+        self.maxPositions = maxPositions
+        self.typeVocabSize = typeVocabSize
+        self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout
+        self.padTokenId = padTokenId
     }
 
     public var headDim: Int { hiddenSize / numHeads }
@@ -43,7 +53,9 @@ public struct BertConfig: Sendable, Equatable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             file = (path as NSString).appendingPathComponent("config.json")
         }
-        guard let data = FileManager.default.contents(atPath: file) else { throw ModelError("\(file): cannot read config.json") }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ModelError("\(file): cannot read config.json")
+        }
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError("\(file): not a JSON object")
         }
@@ -52,7 +64,11 @@ public struct BertConfig: Sendable, Equatable {
 
     public init(json o: [String: Any], file: String = "config.json") throws {
         func int(_ k: String, _ def: Int? = nil) throws -> Int {
-            if let n = o[k] as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 || (k == "pad_token_id" && n.intValue >= 0) { return n.intValue }
+            if let n = o[k] as? NSNumber, n.doubleValue == n.doubleValue.rounded(),
+                n.intValue > 0 || (k == "pad_token_id" && n.intValue >= 0)
+            {
+                return n.intValue
+            }
             if o[k] == nil, let def { return def }
             throw ModelError("\(file): \"\(k)\" is \(o[k] == nil ? "missing" : "not a positive integer: \(o[k]!)")")
         }
@@ -61,7 +77,9 @@ public struct BertConfig: Sendable, Equatable {
             guard let n = v as? NSNumber else { throw ModelError("\(file): \"\(k)\" is not a number: \(v)") }
             return n.floatValue
         }
-        if let t = o["model_type"] as? String, !["bert", "roberta", "xlm-roberta", "camembert", "distilbert_as_bert"].contains(t) {
+        if let t = o["model_type"] as? String,
+            !["bert", "roberta", "xlm-roberta", "camembert", "distilbert_as_bert"].contains(t)
+        {
             throw ModelError("\(file): model_type \"\(t)\" is not a BERT-family encoder")
         }
         if let p = o["position_embedding_type"] as? String, p != "absolute" {
@@ -69,11 +87,16 @@ public struct BertConfig: Sendable, Equatable {
         }
         let act = o["hidden_act"] as? String ?? "gelu"
         guard Self.supportedActivations.contains(act) else {
-            throw ModelError("\(file): hidden_act \"\(act)\" is not supported (supported: \(Self.supportedActivations.sorted().joined(separator: ", ")))")
+            throw ModelError(
+                "\(file): hidden_act \"\(act)\" is not supported (supported: "
+                    + "\(Self.supportedActivations.sorted().joined(separator: ", ")))"
+            )
         }
         self.init(
-            hiddenSize: try int("hidden_size"), numHeads: try int("num_attention_heads"), numLayers: try int("num_hidden_layers"),
-            intermediateSize: try int("intermediate_size"), hiddenAct: act, layerNormEps: try float("layer_norm_eps", 1e-12),
+            hiddenSize: try int("hidden_size"), numHeads: try int("num_attention_heads"),
+            numLayers: try int("num_hidden_layers"),
+            intermediateSize: try int("intermediate_size"), hiddenAct: act,
+            layerNormEps: try float("layer_norm_eps", 1e-12),
             vocabSize: try int("vocab_size"), maxPositions: try int("max_position_embeddings", 512),
             typeVocabSize: try int("type_vocab_size", 2), hiddenDropout: try float("hidden_dropout_prob", 0.1),
             attentionDropout: try float("attention_probs_dropout_prob", 0.1), padTokenId: try int("pad_token_id", 0))
@@ -84,11 +107,14 @@ public struct BertConfig: Sendable, Equatable {
 
     /// JSON for writing a config back (merge, tiny test models).
     public var json: [String: Any] {
-        ["architectures": ["BertModel"], "model_type": "bert", "hidden_size": hiddenSize, "num_attention_heads": numHeads,
-         "num_hidden_layers": numLayers, "intermediate_size": intermediateSize, "hidden_act": hiddenAct,
-         "layer_norm_eps": Double(layerNormEps), "vocab_size": vocabSize, "max_position_embeddings": maxPositions,
-         "type_vocab_size": typeVocabSize, "hidden_dropout_prob": Double(hiddenDropout),
-         "attention_probs_dropout_prob": Double(attentionDropout), "pad_token_id": padTokenId,
-         "position_embedding_type": "absolute"]
+        [
+            "architectures": ["BertModel"], "model_type": "bert", "hidden_size": hiddenSize,
+            "num_attention_heads": numHeads,
+            "num_hidden_layers": numLayers, "intermediate_size": intermediateSize, "hidden_act": hiddenAct,
+            "layer_norm_eps": Double(layerNormEps), "vocab_size": vocabSize, "max_position_embeddings": maxPositions,
+            "type_vocab_size": typeVocabSize, "hidden_dropout_prob": Double(hiddenDropout),
+            "attention_probs_dropout_prob": Double(attentionDropout), "pad_token_id": padTokenId,
+            "position_embedding_type": "absolute",
+        ]
     }
 }

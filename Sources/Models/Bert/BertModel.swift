@@ -7,8 +7,10 @@ public struct BertLayerParams {
     public let query, key, value, attnOut, intermediate, output: Linear
     public let ln1, ln2: LayerNormParams
     public var linears: [(String, Linear)] {
-        [("attention.self.query", query), ("attention.self.key", key), ("attention.self.value", value),
-         ("attention.output.dense", attnOut), ("intermediate.dense", intermediate), ("output.dense", output)]
+        [
+            ("attention.self.query", query), ("attention.self.key", key), ("attention.self.value", value),
+            ("attention.output.dense", attnOut), ("intermediate.dense", intermediate), ("output.dense", output),
+        ]
     }
 }
 
@@ -37,7 +39,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
     /// Builds the model from a weight source. `withPooler` loads `pooler.dense` (an error if missing).
     public init(config: BertConfig, weights: WeightSource, withPooler: Bool? = nil) throws {
         self.config = config
-        let H = config.hiddenSize, I = config.intermediateSize
+        let H = config.hiddenSize
+        let I = config.intermediateSize
         let ps = params
         func p(_ name: String, _ shape: [Int]) throws -> Param {
             let x = Param(name: name, value: try weights.tensor(name, shape: shape))
@@ -45,7 +48,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
             return x
         }
         func lin(_ name: String, _ out: Int, _ inn: Int, layer: Int? = nil, kind: String? = nil) throws -> Linear {
-            Linear(path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]), layer: layer, kind: kind)
+            Linear(
+                path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]),
+                layer: layer, kind: kind)
         }
         func ln(_ name: String) throws -> LayerNormParams {
             LayerNormParams(gamma: try p(name + ".weight", [H]), beta: try p(name + ".bias", [H]))
@@ -61,10 +66,12 @@ public final class BertModel: Backbone, @unchecked Sendable {
                 let (name, kind) = Self.modules[module]
                 return try lin(pre + name, out, inn, layer: l, kind: kind)
             }
-            ls.append(BertLayerParams(
-                query: try block(0, H, H), key: try block(1, H, H), value: try block(2, H, H), attnOut: try block(3, H, H),
-                intermediate: try block(4, I, H), output: try block(5, H, I),
-                ln1: try ln(pre + "attention.output.LayerNorm"), ln2: try ln(pre + "output.LayerNorm")))
+            ls.append(
+                BertLayerParams(
+                    query: try block(0, H, H), key: try block(1, H, H), value: try block(2, H, H),
+                    attnOut: try block(3, H, H),
+                    intermediate: try block(4, I, H), output: try block(5, H, I),
+                    ln1: try ln(pre + "attention.output.LayerNorm"), ln2: try ln(pre + "output.LayerNorm")))
         }
         layers = ls
         let wantPooler = withPooler ?? weights.has("pooler.dense.weight")
@@ -75,8 +82,10 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public var linears: [Linear] { layers.flatMap { $0.linears.map(\.1) } }
 
     /// Each block's linear layers: path below `encoder.layer.N.` and the kind label tables show.
-    static let modules = [("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
-                          ("attention.output.dense", "attn.out"), ("intermediate.dense", "inter"), ("output.dense", "output")]
+    static let modules = [
+        ("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
+        ("attention.output.dense", "attn.out"), ("intermediate.dense", "inter"), ("output.dense", "output"),
+    ]
 
     // MARK: Backbone
 
@@ -88,8 +97,11 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public var headDropout: Float { config.hiddenDropout }
     public var adaptableLinears: [Linear] { linears }
     public var moduleKinds: [String] { Self.modules.map(\.1) }
-    /// PEFT's default for BERT names the attention projections only; Rankwise adapts every block linear, as the papers do.
-    public var defaultTargetModules: [String] { ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"] }
+    /// PEFT's default for BERT names the attention projections only; Rankwise adapts every block linear, as the papers
+    /// do.
+    public var defaultTargetModules: [String] {
+        ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    }
     public var isCausal: Bool { false }
     public var huggingFace: HuggingFaceNames { HuggingFaceNames(prefix: "bert.", classStem: "Bert", modelType: "bert") }
     public var configJSON: [String: Any] { config.json }
@@ -99,11 +111,14 @@ public final class BertModel: Backbone, @unchecked Sendable {
         try BertModel.load(directory: directory, withPooler: pooled)
     }
 
-    /// The prefix of a BERT checkpoint's tensors (`bert.` in a `BertForSequenceClassification` file, none in a `BertModel` one).
+    /// The prefix of a BERT checkpoint's tensors (`bert.` in a `BertForSequenceClassification` file, none in a
+    /// `BertModel` one).
     static func weightPrefix(in file: SafeTensorsFile) throws -> String {
         let probe = "embeddings.word_embeddings.weight"
-        guard let prefix = ["", "bert.", "model.", "encoder.", "roberta."].first(where: { file.contains($0 + probe) }) else {
-            throw ModelError("\(file.path): no tensor \"\(probe)\" (with or without a \"bert.\" prefix): not a BERT checkpoint?")
+        guard let prefix = ["", "bert.", "model.", "encoder.", "roberta."].first(where: { file.contains($0 + probe) })
+        else {
+            throw ModelError(
+                "\(file.path): no tensor \"\(probe)\" (with or without a \"bert.\" prefix): not a BERT checkpoint?")
         }
         return prefix
     }
@@ -146,27 +161,52 @@ public final class BertModel: Backbone, @unchecked Sendable {
     private func plan(_ layout: SequenceLayout, training: Bool) -> State {
         var s = State()
         let B = layout.count
-        s.B = B; s.N = layout.tokens; s.layout = layout; s.training = training
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, P = layout.probCount(heads: config.numHeads)
+        s.B = B
+        s.N = layout.tokens
+        s.layout = layout
+        s.training = training
+        let N = s.N
+        let H = config.hiddenSize
+        let I = config.intermediateSize
+        let P = layout.probCount(heads: config.numHeads)
         var off = 0
-        func take(_ n: Int) -> Int { let o = off; off += (n + 15) / 16 * 16; return o }
+        func take(_ n: Int) -> Int {
+            let o = off
+            off += (n + 15) / 16 * 16
+            return o
+        }
         let hd = training && config.hiddenDropout > 0
         let ad = training && config.attentionDropout > 0
-        s.embSum = take(N * H); s.embMean = take(N); s.embRstd = take(N); s.x0 = take(N * H)
+        s.embSum = take(N * H)
+        s.embMean = take(N)
+        s.embRstd = take(N)
+        s.x0 = take(N * H)
         s.embMask = hd ? take(N * H) : -1
         for _ in 0..<config.numLayers {
             var o = LayerOffsets()
-            o.q = take(N * H); o.k = take(N * H); o.v = take(N * H); o.probs = take(P)
+            o.q = take(N * H)
+            o.k = take(N * H)
+            o.v = take(N * H)
+            o.probs = take(P)
             o.probsDrop = ad ? take(P) : o.probs
             o.probsMask = ad ? take(P) : -1
-            o.ctx = take(N * H); o.res1 = take(N * H); o.mask1 = hd ? take(N * H) : -1
-            o.ln1 = take(N * H); o.mean1 = take(N); o.rstd1 = take(N)
-            o.h1 = take(N * I); o.g = take(N * I)
-            o.res2 = take(N * H); o.mask2 = hd ? take(N * H) : -1
-            o.ln2 = take(N * H); o.mean2 = take(N); o.rstd2 = take(N)
+            o.ctx = take(N * H)
+            o.res1 = take(N * H)
+            o.mask1 = hd ? take(N * H) : -1
+            o.ln1 = take(N * H)
+            o.mean1 = take(N)
+            o.rstd1 = take(N)
+            o.h1 = take(N * I)
+            o.g = take(N * I)
+            o.res2 = take(N * H)
+            o.mask2 = hd ? take(N * H) : -1
+            o.ln2 = take(N * H)
+            o.mean2 = take(N)
+            o.rstd2 = take(N)
             s.layer.append(o)
         }
-        s.pooledPre = take(B * H); s.pooled = take(B * H)
+        s.pooledPre = take(B * H)
+        s.pooled = take(B * H)
         s.total = off
         return s
     }
@@ -180,21 +220,32 @@ public final class BertModel: Backbone, @unchecked Sendable {
 
     /// Checks ids, type ids, mask length and sequence length; the error names the row and position.
     public func validate(_ input: TokenBatch) throws {
-        let n = input.layout.tokens, lay = input.layout
+        let n = input.layout.tokens
+        let lay = input.layout
         guard input.ids.count == n, input.typeIds.count == n, input.mask.count == n, lay.count == input.batch else {
-            throw ModelError("input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, expected \(n) tokens of \(input.batch) sequences")
+            throw ModelError(
+                "input: ids/typeIds/mask have \(input.ids.count)/\(input.typeIds.count)/\(input.mask.count) entries, "
+                    + "expected \(n) tokens of \(input.batch) sequences"
+            )
         }
         guard lay.maxLength <= config.maxPositions else {
-            throw ModelError("input: sequence length \(lay.maxLength) exceeds max_position_embeddings \(config.maxPositions)")
+            throw ModelError(
+                "input: sequence length \(lay.maxLength) exceeds max_position_embeddings \(config.maxPositions)")
         }
         for b in 0..<lay.count {
             for t in 0..<lay.lengths[b] {
                 let i = lay.starts[b] + t
                 if input.ids[i] < 0 || Int(input.ids[i]) >= config.vocabSize {
-                    throw ModelError("input: token id \(input.ids[i]) at row \(b), position \(t) is outside the vocabulary (size \(config.vocabSize))")
+                    throw ModelError(
+                        "input: token id \(input.ids[i]) at row \(b), position \(t) is outside the vocabulary (size "
+                            + "\(config.vocabSize))"
+                    )
                 }
                 if input.typeIds[i] < 0 || Int(input.typeIds[i]) >= config.typeVocabSize {
-                    throw ModelError("input: token type id \(input.typeIds[i]) at row \(b), position \(t) is outside type_vocab_size \(config.typeVocabSize)")
+                    throw ModelError(
+                        "input: token type id \(input.typeIds[i]) at row \(b), position \(t) is outside "
+                            + "type_vocab_size \(config.typeVocabSize)"
+                    )
                 }
             }
         }
@@ -208,14 +259,24 @@ public final class BertModel: Backbone, @unchecked Sendable {
         layout = input.layout
         perExample?.reset(layout: input.layout)
         var s = plan(input.layout, training: training)
-        s.seed = seed; s.ids = input.ids; s.types = input.typeIds
+        s.seed = seed
+        s.ids = input.ids
+        s.types = input.typeIds
         s.positions = [Int32](repeating: 0, count: s.N)
         for b in 0..<s.B { for t in 0..<s.layout.lengths[b] { s.positions[s.layout.starts[b] + t] = Int32(t) } }
         let w = ws.get(s.total)
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, B = s.B
-        let nh = config.numHeads, hdim = config.headDim, eps = config.layerNormEps
+        let N = s.N
+        let H = config.hiddenSize
+        let I = config.intermediateSize
+        let B = s.B
+        let nh = config.numHeads
+        let hdim = config.headDim
+        let eps = config.layerNormEps
         var seedCounter: UInt64 = 0
-        func nextSeed() -> UInt64 { seedCounter += 1; return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter }
+        func nextSeed() -> UInt64 {
+            seedCounter += 1
+            return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter
+        }
 
         // Embeddings
         let sum = w + s.embSum
@@ -228,10 +289,12 @@ public final class BertModel: Backbone, @unchecked Sendable {
             let typ = typeEmb.value.data + Int(input.typeIds[t]) * H
             for j in 0..<H { row[j] += pos[j] + typ[j] }
         }
-        Ops.layerNormForward(x: sum, gamma: embLN.gamma.value.data, beta: embLN.beta.value.data, y: w + s.x0,
-                             mean: w + s.embMean, rstd: w + s.embRstd, n: N, d: H, eps: eps)
+        Ops.layerNormForward(
+            x: sum, gamma: embLN.gamma.value.data, beta: embLN.beta.value.data, y: w + s.x0,
+            mean: w + s.embMean, rstd: w + s.embRstd, n: N, d: H, eps: eps)
         if s.embMask >= 0 {
-            Ops.dropoutForward(x: w + s.x0, y: w + s.x0, mask: w + s.embMask, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+            Ops.dropoutForward(
+                x: w + s.x0, y: w + s.x0, mask: w + s.embMask, count: N * H, p: config.hiddenDropout, seed: nextSeed())
         }
         // Blocks
         var x = w + s.x0
@@ -239,34 +302,51 @@ public final class BertModel: Backbone, @unchecked Sendable {
             for (l, L) in layers.enumerated() {
                 let o = s.layer[l]
                 Profiler.section("qkv") {
-                L.query.forward(x, w + o.q, n: N, training: training, seed: nextSeed())
-                L.key.forward(x, w + o.k, n: N, training: training, seed: nextSeed())
-                L.value.forward(x, w + o.v, n: N, training: training, seed: nextSeed())
+                    L.query.forward(x, w + o.q, n: N, training: training, seed: nextSeed())
+                    L.key.forward(x, w + o.k, n: N, training: training, seed: nextSeed())
+                    L.value.forward(x, w + o.v, n: N, training: training, seed: nextSeed())
                 }
                 Profiler.section("attention") {
-                Attention.forward(q: w + o.q, k: w + o.k, v: w + o.v, layout: s.layout, probs: w + o.probs,
-                                  ctx: w + o.ctx, heads: nh, headDim: hdim,
-                                  dropout: o.probsMask >= 0 ? (p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask, dropped: w + o.probsDrop) : nil)
+                    Attention.forward(
+                        q: w + o.q, k: w + o.k, v: w + o.v, layout: s.layout, probs: w + o.probs,
+                        ctx: w + o.ctx, heads: nh, headDim: hdim,
+                        dropout: o.probsMask >= 0
+                            ? (
+                                p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask,
+                                dropped: w + o.probsDrop
+                            ) : nil)
                 }
-                Profiler.section("attn.out") { L.attnOut.forward(w + o.ctx, w + o.res1, n: N, training: training, seed: nextSeed()) }
+                Profiler.section("attn.out") {
+                    L.attnOut.forward(w + o.ctx, w + o.res1, n: N, training: training, seed: nextSeed())
+                }
                 if o.mask1 >= 0 {
-                    Ops.dropoutForward(x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+                    Ops.dropoutForward(
+                        x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout,
+                        seed: nextSeed())
                 }
                 Profiler.section("residual+layernorm") {
-                Ops.add(w + o.res1, x, w + o.res1, count: N * H)
-                Ops.layerNormForward(x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
-                                     mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
+                    Ops.add(w + o.res1, x, w + o.res1, count: N * H)
+                    Ops.layerNormForward(
+                        x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
+                        mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
                 }
-                Profiler.section("intermediate") { L.intermediate.forward(w + o.ln1, w + o.h1, n: N, training: training, seed: nextSeed()) }
+                Profiler.section("intermediate") {
+                    L.intermediate.forward(w + o.ln1, w + o.h1, n: N, training: training, seed: nextSeed())
+                }
                 Profiler.section("gelu") { activationForward(w + o.h1, w + o.g, count: N * I) }
-                Profiler.section("output") { L.output.forward(w + o.g, w + o.res2, n: N, training: training, seed: nextSeed()) }
+                Profiler.section("output") {
+                    L.output.forward(w + o.g, w + o.res2, n: N, training: training, seed: nextSeed())
+                }
                 if o.mask2 >= 0 {
-                    Ops.dropoutForward(x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+                    Ops.dropoutForward(
+                        x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout,
+                        seed: nextSeed())
                 }
                 Profiler.section("residual+layernorm") {
-                Ops.add(w + o.res2, w + o.ln1, w + o.res2, count: N * H)
-                Ops.layerNormForward(x: w + o.res2, gamma: L.ln2.gamma.value.data, beta: L.ln2.beta.value.data, y: w + o.ln2,
-                                     mean: w + o.mean2, rstd: w + o.rstd2, n: N, d: H, eps: eps)
+                    Ops.add(w + o.res2, w + o.ln1, w + o.res2, count: N * H)
+                    Ops.layerNormForward(
+                        x: w + o.res2, gamma: L.ln2.gamma.value.data, beta: L.ln2.beta.value.data, y: w + o.ln2,
+                        mean: w + o.mean2, rstd: w + o.rstd2, n: N, d: H, eps: eps)
                 }
                 x = w + o.ln2
             }
@@ -293,7 +373,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
         }
     }
 
-    private func activationBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+    private func activationBackward(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
         if config.hiddenAct == "relu" {
             for i in 0..<count { dx[i] = x[i] > 0 ? dy[i] : 0 }
         } else {
@@ -308,26 +390,55 @@ public final class BertModel: Backbone, @unchecked Sendable {
     /// gradient with respect to the summed input embeddings (word + position + type), which is the
     /// gradient with respect to `inputs_embeds`; otherwise back-propagation stops below the lowest
     /// trainable parameter.
-    public func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?) throws {
+    public func backward(
+        dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?
+    ) throws {
         guard let s = state else { throw ModelError("backward called before forward") }
         let w = ws.get(s.total)
-        let N = s.N, H = config.hiddenSize, I = config.intermediateSize, B = s.B
-        let nh = config.numHeads, hdim = config.headDim, P = s.layout.probCount(heads: nh)
+        let N = s.N
+        let H = config.hiddenSize
+        let I = config.intermediateSize
+        let B = s.B
+        let nh = config.numHeads
+        let hdim = config.headDim
+        let P = s.layout.probCount(heads: nh)
         var goff = 0
-        func take(_ n: Int) -> Int { let o = goff; goff += (n + 15) / 16 * 16; return o }
-        let oDX = take(N * H), oDA = take(N * H), oDB = take(N * H), oDQ = take(N * H), oDK = take(N * H), oDV = take(N * H)
-        let oDI = take(N * I), oDP = take(P), oCls = take(B * H)
+        func take(_ n: Int) -> Int {
+            let o = goff
+            goff += (n + 15) / 16 * 16
+            return o
+        }
+        let oDX = take(N * H)
+        let oDA = take(N * H)
+        let oDB = take(N * H)
+        let oDQ = take(N * H)
+        let oDK = take(N * H)
+        let oDV = take(N * H)
+        let oDI = take(N * I)
+        let oDP = take(P)
+        let oCls = take(B * H)
         let g = gws.get(goff)
-        let dX = g + oDX, dA = g + oDA, dB = g + oDB, dQ = g + oDQ, dK = g + oDK, dV = g + oDV, dI = g + oDI
+        let dX = g + oDX
+        let dA = g + oDA
+        let dB = g + oDB
+        let dQ = g + oDQ
+        let dK = g + oDK
+        let dV = g + oDV
+        let dI = g + oDI
 
         // Which layers need work: the lowest layer holding a trainable parameter.
         func layerTrainable(_ L: BertLayerParams) -> Bool {
             L.linears.contains { $0.1.hasTrainable }
                 || L.ln1.gamma.trainable || L.ln1.beta.trainable || L.ln2.gamma.trainable || L.ln2.beta.trainable
         }
-        let embTrainable = wordEmb.trainable || posEmb.trainable || typeEmb.trainable || embLN.gamma.trainable || embLN.beta.trainable
+        let embTrainable =
+            wordEmb.trainable || posEmb.trainable || typeEmb.trainable || embLN.gamma.trainable || embLN.beta.trainable
         var lowest = layers.count
-        if inputGrad != nil || embTrainable { lowest = -1 } else if let i = layers.firstIndex(where: layerTrainable) { lowest = i }
+        if inputGrad != nil || embTrainable {
+            lowest = -1
+        } else if let i = layers.firstIndex(where: layerTrainable) {
+            lowest = i
+        }
 
         // Gradient of the last hidden state (plus the pooler's contribution on first tokens).
         if let d = dLastHidden { dX.update(from: d, count: N * H) } else { dX.update(repeating: 0, count: N * H) }
@@ -339,7 +450,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
             let dcls = dA  // temp [B, H]
             pooler.backward(dy: dpre, x: cls, dx: dcls, n: B)
             for b in 0..<B {
-                let row = dX + s.layout.starts[b] * H, src = dcls + b * H
+                let row = dX + s.layout.starts[b] * H
+                let src = dcls + b * H
                 for j in 0..<H { row[j] += src[j] }
             }
         }
@@ -348,11 +460,13 @@ public final class BertModel: Backbone, @unchecked Sendable {
 
         // Blocks, top to bottom. dX holds the gradient of the block's output.
         for l in stride(from: layers.count - 1, through: max(lowest, 0), by: -1) {
-            let L = layers[l], o = s.layer[l]
+            let L = layers[l]
+            let o = s.layer[l]
             let xIn = l == 0 ? w + s.x0 : w + s.layer[l - 1].ln2
             // Output layer norm -> dA = dRes2
-            Ops.layerNormBackward(dy: dX, x: w + o.res2, gamma: L.ln2.gamma.value.data, mean: w + o.mean2, rstd: w + o.rstd2,
-                                  dx: dA, dgamma: L.ln2.gamma.grad?.data, dbeta: L.ln2.beta.grad?.data, n: N, d: H)
+            Ops.layerNormBackward(
+                dy: dX, x: w + o.res2, gamma: L.ln2.gamma.value.data, mean: w + o.mean2, rstd: w + o.rstd2,
+                dx: dA, dgamma: L.ln2.gamma.grad?.data, dbeta: L.ln2.beta.grad?.data, n: N, d: H)
             // residual: dLn1 (dB) = dRes2 ; dense2 output grad = dRes2 * mask2 (into dX as temp)
             dB.update(from: dA, count: N * H)
             if o.mask2 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask2, dx: dA, count: N * H) }
@@ -360,15 +474,18 @@ public final class BertModel: Backbone, @unchecked Sendable {
             activationBackward(x: w + o.h1, dy: dI, dx: dI, count: N * I)
             L.intermediate.backward(dy: dI, x: w + o.ln1, dx: dB, n: N, accumulate: true)
             // Attention layer norm -> dA = dRes1
-            Ops.layerNormBackward(dy: dB, x: w + o.res1, gamma: L.ln1.gamma.value.data, mean: w + o.mean1, rstd: w + o.rstd1,
-                                  dx: dA, dgamma: L.ln1.gamma.grad?.data, dbeta: L.ln1.beta.grad?.data, n: N, d: H)
+            Ops.layerNormBackward(
+                dy: dB, x: w + o.res1, gamma: L.ln1.gamma.value.data, mean: w + o.mean1, rstd: w + o.rstd1,
+                dx: dA, dgamma: L.ln1.gamma.grad?.data, dbeta: L.ln1.beta.grad?.data, n: N, d: H)
             // residual into the block input: dX = dRes1
             dX.update(from: dA, count: N * H)
             if o.mask1 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask1, dx: dA, count: N * H) }
             L.attnOut.backward(dy: dA, x: w + o.ctx, dx: dB, n: N)  // dB = dCtx
-            Attention.backward(dctx: dB, q: w + o.q, k: w + o.k, v: w + o.v, probs: w + o.probs, dq: dQ, dk: dK, dv: dV,
-                               scratch: g + oDP, layout: s.layout, heads: nh, headDim: hdim,
-                               dropout: o.probsMask >= 0 ? (mask: UnsafePointer(w + o.probsMask), dropped: UnsafePointer(w + o.probsDrop)) : nil)
+            Attention.backward(
+                dctx: dB, q: w + o.q, k: w + o.k, v: w + o.v, probs: w + o.probs, dq: dQ, dk: dK, dv: dV,
+                scratch: g + oDP, layout: s.layout, heads: nh, headDim: hdim,
+                dropout: o.probsMask >= 0
+                    ? (mask: UnsafePointer(w + o.probsMask), dropped: UnsafePointer(w + o.probsDrop)) : nil)
             let needDx = l > 0 ? l > lowest : lowest < 0
             L.query.backward(dy: dQ, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
             L.key.backward(dy: dK, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
@@ -378,19 +495,25 @@ public final class BertModel: Backbone, @unchecked Sendable {
         // Embeddings: dropout, layer norm, then the three tables.
         if s.embMask >= 0 { Ops.dropoutBackward(dy: dX, mask: w + s.embMask, dx: dX, count: N * H) }
         let dSum = inputGrad ?? dA
-        Ops.layerNormBackward(dy: dX, x: w + s.embSum, gamma: embLN.gamma.value.data, mean: w + s.embMean, rstd: w + s.embRstd,
-                              dx: dSum, dgamma: embLN.gamma.grad?.data, dbeta: embLN.beta.grad?.data, n: N, d: H)
+        Ops.layerNormBackward(
+            dy: dX, x: w + s.embSum, gamma: embLN.gamma.value.data, mean: w + s.embMean, rstd: w + s.embRstd,
+            dx: dSum, dgamma: embLN.gamma.grad?.data, dbeta: embLN.beta.grad?.data, n: N, d: H)
         if let gw = wordEmb.grad {
-            s.ids.withUnsafeBufferPointer { Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gw.data, n: N, d: H) }
+            s.ids.withUnsafeBufferPointer {
+                Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gw.data, n: N, d: H)
+            }
         }
         if let gp = posEmb.grad {
             for t in 0..<N {
-                let row = gp.data + Int(s.positions[t]) * H, src = dSum + t * H
+                let row = gp.data + Int(s.positions[t]) * H
+                let src = dSum + t * H
                 for j in 0..<H { row[j] += src[j] }
             }
         }
         if let gt = typeEmb.grad {
-            s.types.withUnsafeBufferPointer { Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gt.data, n: N, d: H) }
+            s.types.withUnsafeBufferPointer {
+                Ops.embeddingBackward(ids: $0.baseAddress!, dy: dSum, dtable: gt.data, n: N, d: H)
+            }
         }
     }
 }

@@ -10,11 +10,14 @@ public struct BackboneOutput {
     public let layout: SequenceLayout
     /// `[layout.tokens, hidden]` (`[batch, seq, hidden]` when padded)
     public let lastHidden: UnsafeMutablePointer<Float>
-    /// `[batch, hidden]`: one vector per sequence (BERT's tanh pooler on the first token), nil when the backbone has none.
+    /// `[batch, hidden]`: one vector per sequence (BERT's tanh pooler on the first token), nil when the backbone has
+    /// none.
     public let pooled: UnsafeMutablePointer<Float>?
 
-    public init(batch: Int, seq: Int, hidden: Int, layout: SequenceLayout, lastHidden: UnsafeMutablePointer<Float>,
-                pooled: UnsafeMutablePointer<Float>?) {
+    public init(
+        batch: Int, seq: Int, hidden: Int, layout: SequenceLayout, lastHidden: UnsafeMutablePointer<Float>,
+        pooled: UnsafeMutablePointer<Float>?
+    ) {
         self.batch = batch
         self.seq = seq
         self.hidden = hidden
@@ -76,14 +79,17 @@ public protocol Backbone: AnyObject {
     var layout: SequenceLayout? { get }
     /// When set, each forward starts a new batch in it and backward fills it: per-example gradient norms.
     var perExample: PerExampleNorms? { get set }
-    /// Checks a batch against the model (ids in the vocabulary, lengths within the positions); errors name row and position.
+    /// Checks a batch against the model (ids in the vocabulary, lengths within the positions); errors name row and
+    /// position.
     func validate(_ batch: TokenBatch) throws
     /// Runs the model; with `training`, dropout masks come from `seed` and backward's inputs are kept.
     @discardableResult
     func forward(_ batch: TokenBatch, training: Bool, seed: UInt64) throws -> BackboneOutput
     /// Back-propagates gradients of the last forward's outputs (either may be nil). `inputGrad`, when given,
     /// receives the gradient with respect to the input embeddings.
-    func backward(dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?) throws
+    func backward(
+        dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?)
+        throws
 }
 
 extension Backbone {

@@ -24,7 +24,9 @@ public enum BackboneFamilies {
     /// The family of a model directory, from its config.json's `model_type`.
     public static func family(of directory: String) throws -> BackboneFamily {
         let file = (directory as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: file) else { throw ModelError("\(file): cannot read config.json") }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ModelError("\(file): cannot read config.json")
+        }
         guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError("\(file): not a JSON object")
         }

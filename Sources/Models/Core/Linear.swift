@@ -46,16 +46,22 @@ public final class Linear {
     }
 
     @inline(__always)
-    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0) {
+    public func forward(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0
+    ) {
         Ops.linearForward(x: x, w: weight.value.data, b: bias?.value.data, y: y, n: n, inDim: inDim, outDim: outDim)
         adapter?.forward(x: x, y: y, n: n, training: training, seed: seed)
     }
 
     /// Writes (or accumulates) `dx` when given; accumulates weight and bias gradients when trainable.
     @inline(__always)
-    public func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, accumulate: Bool = false) {
-        Ops.linearBackward(dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
-                           n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
+    public func backward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int,
+        accumulate: Bool = false
+    ) {
+        Ops.linearBackward(
+            dy: dy, x: x, w: weight.value.data, dx: dx, dw: weight.grad?.data, db: bias?.grad?.data,
+            n: n, inDim: inDim, outDim: outDim, accumulateDx: accumulate)
         weightGradientObserver?(dy, x, n)
         adapter?.backward(dy: dy, x: x, dx: dx, n: n)
     }

@@ -36,7 +36,9 @@ public struct ModuleMap: Sendable, Equatable {
         var order: [String] = []
         for path in paths {
             let parts = path.split(separator: ".")
-            guard let index = parts.firstIndex(where: { Int($0) != nil }), let layer = Int(parts[index]) else { continue }
+            guard let index = parts.firstIndex(where: { Int($0) != nil }), let layer = Int(parts[index]) else {
+                continue
+            }
             let kind = parts[(index + 1)...].joined(separator: ".")
             layers[path] = layer
             kinds[path] = kind
@@ -48,7 +50,8 @@ public struct ModuleMap: Sendable, Equatable {
     /// The map results.json holds (`{"kinds": [...], "modules": {path: {"layer": n, "kind": k}}}`), or nil.
     public init?(json: Any?) {
         guard let object = json as? [String: Any], let order = object["kinds"] as? [String],
-              let modules = object["modules"] as? [String: Any] else { return nil }
+            let modules = object["modules"] as? [String: Any]
+        else { return nil }
         var layers: [String: Int] = [:]
         var kinds: [String: String] = [:]
         for (path, value) in modules {

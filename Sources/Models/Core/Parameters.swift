@@ -13,7 +13,9 @@ public final class Param: @unchecked Sendable {
     public var trainable: Bool { grad != nil }
 
     public init(name: String, value: Tensor) {
-        self.name = name; self.shape = value.shape; self.value = value
+        self.name = name
+        self.shape = value.shape
+        self.value = value
     }
 }
 
@@ -28,7 +30,8 @@ public final class ParameterSet: @unchecked Sendable {
 
     public func add(_ p: Param) {
         precondition(index[p.name] == nil, "duplicate parameter \(p.name)")
-        all.append(p); index[p.name] = p
+        all.append(p)
+        index[p.name] = p
     }
 
     public subscript(name: String) -> Param? { index[name] }
@@ -43,7 +46,10 @@ public final class ParameterSet: @unchecked Sendable {
         let chosen = all.filter { predicate($0.name) }
         let total = chosen.reduce(0) { $0 + $1.count }
         for p in all { p.grad = nil }
-        guard total > 0 else { gradBuffer = nil; return }
+        guard total > 0 else {
+            gradBuffer = nil
+            return
+        }
         let buf = Tensor(zeros: [total])
         var off = 0
         for p in chosen {
@@ -78,7 +84,9 @@ public final class SafeTensorsWeights: WeightSource {
 
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = prefix + name
-        guard let info = file.info(full) else { throw ModelError("\(file.path): missing tensor \"\(full)\" (expected shape \(shape))") }
+        guard let info = file.info(full) else {
+            throw ModelError("\(file.path): missing tensor \"\(full)\" (expected shape \(shape))")
+        }
         guard info.shape == shape else {
             throw ModelError("\(file.path): tensor \"\(full)\" has shape \(info.shape), expected \(shape)")
         }
@@ -96,7 +104,10 @@ public final class SafeTensorsWeights: WeightSource {
 public final class RandomWeights: WeightSource {
     var rng: SplitMix64
     let std: Float
-    public init(seed: UInt64, std: Float = 0.02) { rng = SplitMix64(seed: seed); self.std = std }
+    public init(seed: UInt64, std: Float = 0.02) {
+        rng = SplitMix64(seed: seed)
+        self.std = std
+    }
     public func has(_ name: String) -> Bool { true }
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let t = Tensor(zeros: shape)

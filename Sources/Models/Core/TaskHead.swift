@@ -44,10 +44,14 @@ public protocol TaskHead: AnyObject {
     var names: HeadNames { get }
     /// Runs the head on the backbone's output; with `classes` or `values` (one per example) it also computes
     /// the loss and keeps its gradient for `backward`.
-    func forward(_ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64) throws -> HeadOutput
+    func forward(
+        _ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64
+    ) throws -> HeadOutput
     /// Back-propagates the last forward's loss (times `lossScale`) into the head's parameters and returns the
     /// gradients of the backbone's outputs; adds the head's rows to `perExample` when given.
-    func backward(lossScale: Float, perExample: PerExampleNorms?) throws
+    func backward(
+        lossScale: Float, perExample: PerExampleNorms?
+    ) throws
         -> (dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?)
     /// For a linear head: its input `[batch, in]` and the loss gradient of its outputs `[batch, outputs]` in the
     /// last forward with targets, from which an example's head gradient is `dOutputs ⊗ [features, 1]`.

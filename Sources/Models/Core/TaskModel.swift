@@ -29,14 +29,17 @@ public final class TaskModel: @unchecked Sendable {
 
     /// A sequence classifier (`numLabels` classes) or regressor (one output) on `backbone`; the head's weights
     /// come from `head` when given, else they are initialised from `seed`.
-    public convenience init(backbone: any Backbone, numLabels: Int, problem: Problem, head weights: WeightSource? = nil,
-                            seed: UInt64 = 0) throws {
+    public convenience init(
+        backbone: any Backbone, numLabels: Int, problem: Problem, head weights: WeightSource? = nil,
+        seed: UInt64 = 0
+    ) throws {
         guard numLabels >= 1, problem != .regression || numLabels == 1 else {
             throw ModelError("regression needs exactly one output (got num_labels \(numLabels))")
         }
         let head: any TaskHead
         switch problem {
-        case .singleLabel: head = try ClassificationHead(backbone: backbone, classes: numLabels, weights: weights, seed: seed)
+        case .singleLabel:
+            head = try ClassificationHead(backbone: backbone, classes: numLabels, weights: weights, seed: seed)
         case .regression: head = try RegressionHead(backbone: backbone, weights: weights, seed: seed)
         }
         self.init(backbone: backbone, head: head)
@@ -61,8 +64,10 @@ public final class TaskModel: @unchecked Sendable {
     }
 
     /// Runs the model. `labels` (class ids) or `targets` (values), whichever the head learns, give a loss.
-    public func forward(_ batch: TokenBatch, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false,
-                        seed: UInt64 = 0) throws -> Output {
+    public func forward(
+        _ batch: TokenBatch, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false,
+        seed: UInt64 = 0
+    ) throws -> Output {
         let features = try backbone.forward(batch, training: training, seed: seed)
         let out = try head.forward(features, classes: labels, values: targets, training: training, seed: seed)
         var loss = out.loss
@@ -98,6 +103,10 @@ public struct AdapterMetadata: Codable, Sendable, Equatable {
     public var baseModel: String
     public var method: String
     public init(labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String) {
-        self.labelNames = labelNames; self.problem = problem; self.maxLength = maxLength; self.baseModel = baseModel; self.method = method
+        self.labelNames = labelNames
+        self.problem = problem
+        self.maxLength = maxLength
+        self.baseModel = baseModel
+        self.method = method
     }
 }

@@ -34,7 +34,9 @@ public struct TokenBatch: Sendable {
 
     /// A padded batch.
     public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
-        self.batch = batch; self.seq = seq; self.ids = ids
+        self.batch = batch
+        self.seq = seq
+        self.ids = ids
         self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
         self.mask = mask ?? [Float](repeating: 1, count: ids.count)
         layout = .padded(batch: batch, seq: seq, mask: self.mask)
@@ -43,7 +45,8 @@ public struct TokenBatch: Sendable {
     /// A packed batch: no padding, each sequence attends over its own tokens only.
     public init(packed ids: [[Int32]], typeIds: [[Int32]]? = nil) {
         layout = .packed(lengths: ids.map(\.count))
-        batch = ids.count; seq = layout.maxLength
+        batch = ids.count
+        seq = layout.maxLength
         self.ids = ids.flatMap { $0 }
         self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
         mask = [Float](repeating: 1, count: self.ids.count)

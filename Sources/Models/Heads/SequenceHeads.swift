@@ -17,7 +17,8 @@ public class SequenceHead {
     /// initialised as Hugging Face does (normal(0, 0.02), zero bias).
     init(backbone: any Backbone, outputs: Int, weights: WeightSource?, seed: UInt64) throws {
         guard backbone.hasPooledOutput else {
-            throw ModelError("sequence classification needs one vector per sequence (BERT: pooler.dense) but the model has none")
+            throw ModelError(
+                "sequence classification needs one vector per sequence (BERT: pooler.dense) but the model has none")
         }
         self.outputs = outputs
         hidden = backbone.hiddenSize
@@ -45,13 +46,18 @@ public class SequenceHead {
 
     /// Hugging Face's sequence-classification model; PEFT saves the head as `classifier` (BERT) or `score`.
     public var names: HeadNames {
-        HeadNames(peftTaskType: "SEQ_CLS", modulesToSave: ["classifier", "score"], classSuffix: "ForSequenceClassification",
-                  problemType: problemType)
+        HeadNames(
+            peftTaskType: "SEQ_CLS", modulesToSave: ["classifier", "score"], classSuffix: "ForSequenceClassification",
+            problemType: problemType)
     }
 
     /// Pointers into the workspace for a batch of `batch`.
-    private func buffers(_ batch: Int) -> (dropped: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
-                                           logits: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>) {
+    private func buffers(
+        _ batch: Int
+    ) -> (
+        dropped: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
+        logits: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>
+    ) {
         let base = workspace.get(batch * hidden * 2 + batch * outputs * 2)
         let logits = base + 2 * batch * hidden
         return (base, base + batch * hidden, logits, logits + batch * outputs)
@@ -59,32 +65,43 @@ public class SequenceHead {
 
     /// The loss of `logits` against the batch's targets, writing its gradient into `dLogits` and each example's
     /// loss into `exampleLosses`; nil when this head's targets were not given.
-    func loss(logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
-              dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]) throws -> Float? {
+    func loss(
+        logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
+        dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]
+    ) throws -> Float? {
         fatalError("SequenceHead.loss is defined by each head")
     }
 
-    public func forward(_ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64) throws -> HeadOutput {
-        guard let pooled = features.pooled else { throw ModelError("the backbone gave no pooled vector for the sequence head") }
+    public func forward(
+        _ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64
+    ) throws -> HeadOutput {
+        guard let pooled = features.pooled else {
+            throw ModelError("the backbone gave no pooled vector for the sequence head")
+        }
         let batch = features.batch
         let b = buffers(batch)
         if training && dropout > 0 {
-            Ops.dropoutForward(x: pooled, y: b.dropped, mask: b.mask, count: batch * hidden, p: dropout, seed: seed &+ 0xC1A5_51F1)
+            Ops.dropoutForward(
+                x: pooled, y: b.dropped, mask: b.mask, count: batch * hidden, p: dropout, seed: seed &+ 0xC1A5_51F1)
         } else {
             b.dropped.update(from: pooled, count: batch * hidden)
             b.mask.update(repeating: 1, count: batch * hidden)
         }
         classifier.forward(b.dropped, b.logits, n: batch)
         var exampleLosses = [Float](repeating: 0, count: batch)
-        let loss = try self.loss(logits: b.logits, batch: batch, classes: classes, values: values, dLogits: b.dLogits,
-                                 exampleLosses: &exampleLosses)
+        let loss = try self.loss(
+            logits: b.logits, batch: batch, classes: classes, values: values, dLogits: b.dLogits,
+            exampleLosses: &exampleLosses)
         lastBatch = batch
         let logits = Array(UnsafeBufferPointer(start: b.logits, count: batch * outputs))
         return HeadOutput(logits: logits, loss: loss, exampleLosses: loss == nil ? [] : exampleLosses)
     }
 
-    public func backward(lossScale: Float, perExample: PerExampleNorms?) throws
-        -> (dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?) {
+    public func backward(
+        lossScale: Float, perExample: PerExampleNorms?
+    ) throws
+        -> (dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?)
+    {
         guard let batch = lastBatch else { throw ModelError("backward called before a forward with labels") }
         let b = buffers(batch)
         if lossScale != 1 { for i in 0..<(batch * outputs) { b.dLogits[i] *= lossScale } }
@@ -92,7 +109,9 @@ public class SequenceHead {
         classifier.backward(dy: b.dLogits, x: b.dropped, dx: dPooled, n: batch)
         if let perExample, classifier.weight.trainable {  // one row per example
             let trainableBias = classifier.bias?.trainable == true ? classifier.bias : nil
-            perExample.addRows(dy: b.dLogits, x: b.dropped, outDim: outputs, inDim: hidden, weight: classifier.weight, bias: trainableBias)
+            perExample.addRows(
+                dy: b.dLogits, x: b.dropped, outDim: outputs, inDim: hidden, weight: classifier.weight,
+                bias: trainableBias)
         }
         for i in 0..<(batch * hidden) { dPooled[i] *= b.mask[i] }
         return (nil, UnsafePointer(dPooled))
@@ -108,22 +127,28 @@ public class SequenceHead {
 /// Single-label classification: cross-entropy over `outputs` classes, macro-F1 as the primary metric.
 public final class ClassificationHead: SequenceHead, TaskHead {
     public init(backbone: any Backbone, classes: Int, weights: WeightSource? = nil, seed: UInt64 = 0) throws {
-        guard classes >= 1 else { throw ModelError("classification needs at least one class (got num_labels \(classes))") }
+        guard classes >= 1 else {
+            throw ModelError("classification needs at least one class (got num_labels \(classes))")
+        }
         try super.init(backbone: backbone, outputs: classes, weights: weights, seed: seed)
     }
 
     public var primaryMetric: String { "macro_f1" }
     override var problemType: String { "single_label_classification" }
 
-    override func loss(logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
-                       dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]) throws -> Float? {
+    override func loss(
+        logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
+        dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]
+    ) throws -> Float? {
         guard let classes else { return nil }
         guard classes.count == batch else { throw ModelError("labels: \(classes.count) for a batch of \(batch)") }
         for (row, label) in classes.enumerated() where label != -100 && (label < 0 || Int(label) >= outputs) {
             throw ModelError("label \(label) of row \(row) is outside 0..<\(outputs)")
         }
         return classes.withUnsafeBufferPointer {
-            Ops.crossEntropy(logits: logits, labels: $0.baseAddress!, n: batch, classes: outputs, dlogits: dLogits, rowLoss: &exampleLosses)
+            Ops.crossEntropy(
+                logits: logits, labels: $0.baseAddress!, n: batch, classes: outputs, dlogits: dLogits,
+                rowLoss: &exampleLosses)
         }
     }
 }
@@ -137,8 +162,10 @@ public final class RegressionHead: SequenceHead, TaskHead {
     public var primaryMetric: String { "pearson" }
     override var problemType: String { "regression" }
 
-    override func loss(logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
-                       dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]) throws -> Float? {
+    override func loss(
+        logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
+        dLogits: UnsafeMutablePointer<Float>, exampleLosses: inout [Float]
+    ) throws -> Float? {
         guard let values else { return nil }
         guard values.count == batch else { throw ModelError("targets: \(values.count) for a batch of \(batch)") }
         return values.withUnsafeBufferPointer {
