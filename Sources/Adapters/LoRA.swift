@@ -9,16 +9,16 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
     public var alpha: Float = 16
     public var loraDropout: Float = 0.05
     /// PEFT `target_modules`: a module is adapted when its path equals an entry or ends with "." + entry.
-    public var targetModules = [
-        "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense",
-    ]
+    /// Empty: the backbone's defaults (`Backbone.defaultTargetModules`), filled in before a method is built.
+    public var targetModules: [String] = []
     public init() {}
 
     public static let help = [
         "r": "rank of every adapter (adaptive methods: the average final rank per module, PEFT's target_r)",
         "alpha": "LoRA alpha (output scale alpha/r)",
         "loraDropout": "dropout on the adapter's input",
-        "targetModules": "modules to adapt, PEFT's suffix rule (path equals or ends with .NAME)",
+        "targetModules": "modules to adapt, PEFT's suffix rule (path equals or ends with .NAME) "
+            + "[none: the model's defaults, every linear layer of its blocks]",
     ]
 
     /// PEFT's matching rule for a list of target names.
@@ -31,21 +31,28 @@ public struct LoRATargeting: Settings, Sendable, Equatable {
         guard loraDropout >= 0 && loraDropout < 1 else {
             throw ModelError("\(method): lora_dropout must be in [0, 1) (got \(loraDropout))")
         }
-        guard !targetModules.isEmpty else { throw ModelError("\(method): target_modules is empty") }
+    }
+
+    /// These settings with an empty `targetModules` replaced by `backbone`'s defaults.
+    public func resolved(for backbone: any Backbone) -> LoRATargeting {
+        var copy = self
+        if copy.targetModules.isEmpty { copy.targetModules = backbone.defaultTargetModules }
+        return copy
     }
 
     /// The targeted linear layers of `model`, or an error listing what could be targeted. `rank` (the
     /// most ranks an adapter will hold) is checked against every target's width before anything is
     /// allocated: a rank above min(in, out) adds nothing and a huge one would exhaust memory.
     public func targets(in model: any Backbone, method: String, rank: Int) throws -> [Linear] {
-        let found = model.adaptableLinears.filter { matches($0.path) }
+        let targeting = resolved(for: model)
+        let found = model.adaptableLinears.filter { targeting.matches($0.path) }
         guard !found.isEmpty else {
             let shortPaths = model.adaptableLinears.map {
                 $0.path.split(separator: ".").suffix(2).joined(separator: ".")
             }
             let available = Set(shortPaths)
             throw ModelError(
-                "\(method): target_modules \(targetModules) match no linear layer (available: "
+                "\(method): target_modules \(targeting.targetModules) match no linear layer (available: "
                     + "\(available.sorted().joined(separator: ", ")))")
         }
         guard rank > 0 else { throw ModelError("\(method): rank must be positive (got \(rank))") }

@@ -31,9 +31,11 @@ public enum PEFTFormat {
         }
         tensors += PEFTNames.headTensors(model)
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
+        // A configuration built without the registry may leave target_modules to the backbone: name the modules.
+        let targets = config.targetModules.isEmpty ? adapters.keys.sorted() : config.targetModules
         var cfg: [String: Any] = [
             "peft_type": "LORA", "r": config.r, "lora_alpha": Double(config.alpha),
-            "lora_dropout": Double(config.dropout), "target_modules": config.targetModules, "bias": "none",
+            "lora_dropout": Double(config.dropout), "target_modules": targets, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_rslora": config.useRSLoRA,
             "use_dora": !magnitudes.isEmpty,
             "rank_pattern": patterns?.rank ?? [:], "alpha_pattern": (patterns?.alpha ?? [:]).mapValues { Double($0) },
@@ -41,13 +43,7 @@ public enum PEFTFormat {
             "layers_pattern": NSNull(), "revision": NSNull(), "lora_bias": false,
         ]
         cfg.merge(PEFTNames.configBase(model: model, baseModel: extra.baseModel)) { $1 }
-        try AtomicFile.write(
-            String(
-                decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]),
-                as: UTF8.self), to: directory + "/adapter_config.json")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
+        try PEFTNames.writeConfigFiles(cfg, metadata: extra, directory: directory)
     }
 
     /// One module of an adapter whose modules keep different ranks: A `[R, in]` and B `[out, R]` of which
@@ -97,19 +93,19 @@ public enum PEFTFormat {
     public static func loadKeptRanks(
         directory: String, backbone: any Backbone
     ) throws -> (LoRAConfig, [String: LoRAAdapter], WeightSource?) {
-        let (lc, rankPattern, alphaPattern) = try readConfigWithPatterns(directory: directory)
+        let (loraConfig, rankPattern, alphaPattern) = try readConfigWithPatterns(directory: directory)
         var adapters: [String: LoRAAdapter] = [:]
-        for lin in backbone.adaptableLinears where lc.matches(lin.path) {
+        for lin in backbone.adaptableLinears where loraConfig.matches(lin.path) {
             func pattern<V>(_ p: [String: V]) -> V? {
                 p.first { lin.path == $0.key || lin.path.hasSuffix("." + $0.key) }?.value
             }
-            let r = pattern(rankPattern) ?? lc.r
-            let alpha = pattern(alphaPattern) ?? lc.alpha
+            let r = pattern(rankPattern) ?? loraConfig.r
+            let alpha = pattern(alphaPattern) ?? loraConfig.alpha
             adapters[lin.path] = LoRAAdapter(
                 path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: LoRAConfig(r: r, alpha: alpha),
                 a: Tensor(zeros: [r, lin.inDim]), b: Tensor(zeros: [lin.outDim, r]))
         }
-        return (lc, adapters, try loadWeights(directory: directory, adapters: adapters))
+        return (loraConfig, adapters, try loadWeights(directory: directory, adapters: adapters))
     }
 
     /// Reads `adapter_config.json` as a LoRA configuration; clear errors for what is not LoRA.

@@ -27,6 +27,16 @@ public enum PEFTNames {
         ]
     }
 
+    /// Writes `adapter_config.json` and Rankwise's `rankwise.json` into an adapter directory, each atomically.
+    public static func writeConfigFiles(_ config: [String: Any], metadata: AdapterMetadata, directory: String) throws {
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(String(decoding: configData, as: UTF8.self), to: directory + "/adapter_config.json")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let metadataText = String(decoding: try encoder.encode(metadata), as: UTF8.self)
+        try AtomicFile.write(metadataText, to: directory + "/rankwise.json")
+    }
+
     /// The tensor of `file` named `stem` (a module path and a suffix) under any prefix: PEFT and other tools
     /// save the same tensor as `base_model.model.bert.PATH…`, `bert.PATH…` or `PATH…`.
     public static func find(_ stems: [String], in file: SafeTensorsFile) -> String? {

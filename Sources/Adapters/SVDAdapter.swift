@@ -231,33 +231,22 @@ public final class OrthogonalRegularizer: LossRegularizer {
 ///   on the active ranks, B = 0. B gets a full gradient from the first step, as LoRA's B does; with
 ///   e = 1/√3 the update s·B diag(E) A per unit of B is the size of LoRA's s·B A (PEFT's A has rows of
 ///   norm about 1/√3).
-public enum SVDStart: String, Sendable, CaseIterable {
+public enum SVDStart: String, Sendable, SettingChoice {
     case peft
     case zeroB = "zero-b"
-
-    /// The start named `name`, or an error naming the option and the choices.
-    public static func named(_ name: String, method: String) throws -> SVDStart {
-        guard let s = SVDStart(rawValue: name) else {
-            throw ModelError(
-                "\(method): --adapter-init must be one of \(allCases.map(\.rawValue).joined(separator: ", ")) (got "
-                    + "\(name))"
-            )
-        }
-        return s
-    }
 }
 
 /// How an SVD method's adapters start, one group (`start`) in every SVD method's config; the options keep
 /// their flat names (`--adapter-init`, `--init-e`).
 public struct SVDStartSettings: Settings, Sendable, Equatable {
-    public var adapterInit = SVDStart.zeroB.rawValue
+    public var adapterInit = SVDStart.zeroB
     public var initE: Float = 1 / Float(3).squareRoot()
     public init() {}
 
     /// PEFT AdaLoRA's start (what the parity tests and the AdaLoRA loader build).
     public static var peft: SVDStartSettings {
         var settings = SVDStartSettings()
-        settings.adapterInit = SVDStart.peft.rawValue
+        settings.adapterInit = .peft
         return settings
     }
 
@@ -268,8 +257,8 @@ public struct SVDStartSettings: Settings, Sendable, Equatable {
             + "--adapter-init zero-b (1/sqrt(3): LoRA's output scale)",
     ]
 
-    /// The start `adapterInit` names, or an error naming the option and the choices.
-    public func kind(method: String) throws -> SVDStart { try SVDStart.named(adapterInit, method: method) }
+    /// The start `adapterInit` names.
+    public func kind(method: String) throws -> SVDStart { adapterInit }
 }
 
 extension SVDAdapter {

@@ -81,8 +81,8 @@ public final class QualityAudit {
             data = job.data!
         }
         print(
-            "== scoring \(data.train.examples.count) training examples (\(quality.scoring) gradients, loss reduction "
-                + "\(quality.lossReduction))"
+            "== scoring \(data.train.examples.count) training examples (\(quality.scoring.rawValue) gradients, "
+                + "loss reduction \(quality.lossReduction.rawValue))"
         )
         let all = Array(0..<data.trainTokens.count)
         let s = try QualityScorer.score(
@@ -157,7 +157,8 @@ public final class QualityAudit {
             + (flipped ? ",flipped,original_label" : "")
             + (correlate.map { "," + field($0) } ?? "") + ",text\n"
         for r in rows {
-            var line = "\(r.row),\(r.quality),\(r.gradNorm),\(r.reduction),\(r.alignment),\(r.probability),"
+            var line =
+                "\(r.row),\(r.quality),\(r.gradNorm),\(r.reduction),\(r.alignment),\(r.probability),"
                 + "\(field(r.label)),\(field(r.predicted)),\(r.loss)"
             if flipped { line += r.originalLabel.map { ",1," + field($0) } ?? ",0," + field(r.label) }
             if correlate != nil { line += "," + field(r.extra ?? "") }

@@ -47,9 +47,10 @@ public enum AdaLoRAFormat {
         }
         tensors += PEFTNames.headTensors(model)
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory + "/adapter_model.safetensors")
+        let targets = t.targetModules.isEmpty ? adapters.map(\.0).sorted() : t.targetModules
         var cfg: [String: Any] = [
             "peft_type": "ADALORA", "r": 8, "init_r": initR, "target_r": t.r, "lora_alpha": Double(t.alpha),
-            "lora_dropout": Double(t.loraDropout), "target_modules": t.targetModules, "total_step": 1, "tinit": 0,
+            "lora_dropout": Double(t.loraDropout), "target_modules": targets, "total_step": 1, "tinit": 0,
             "tfinal": 0,
             "rank_pattern": rp, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
             "init_lora_weights": true,
@@ -59,13 +60,7 @@ public enum AdaLoRAFormat {
         ]
         cfg.merge(PEFTNames.configBase(model: model, baseModel: extra.baseModel)) { $1 }
         cfg.merge(schedule) { $1 }
-        try AtomicFile.write(
-            String(
-                decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]),
-                as: UTF8.self), to: directory + "/adapter_config.json")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(String(decoding: try enc.encode(extra), as: UTF8.self), to: directory + "/rankwise.json")
+        try PEFTNames.writeConfigFiles(cfg, metadata: extra, directory: directory)
     }
 
     /// Reads an AdaLoRA adapter directory's config: targeting, init_r and the rank pattern (nil when

@@ -28,13 +28,13 @@ public final class DoRAMethod: TuningMethod {
 
     public init(config: DoRAConfig, backbone: any Backbone, seed: UInt64) throws {
         self.config = config
-        let lc = config.loraConfig
-        try lc.validate()
+        let loraConfig = config.loraConfig
+        try loraConfig.validate()
         var rng = SplitMix64(seed: seed)
         var out: [(String, DoRAAdapter)] = []
-        for lin in try config.lora.targets(in: backbone, method: "DoRA", rank: lc.r) {
+        for lin in try config.lora.targets(in: backbone, method: "DoRA", rank: loraConfig.r) {
             // A and B as LoRA initialises them (B = 0, so W + s·B A = W); m = the rows' norms of W.
-            let a = LoRA.initialA(r: lc.r, inDim: lin.inDim, rng: &rng)
+            let a = LoRA.initialA(r: loraConfig.r, inDim: lin.inDim, rng: &rng)
             let m = Tensor(zeros: [lin.outDim])
             for o in 0..<lin.outDim {
                 var s: Float = 0
@@ -44,8 +44,8 @@ public final class DoRAMethod: TuningMethod {
                 }
                 m[o] = s.squareRoot()
             }
-            let ad = DoRAAdapter(
-                path: lin.path, layer: lin, config: lc, a: a, b: Tensor(zeros: [lin.outDim, lc.r]), magnitude: m)
+            let b = Tensor(zeros: [lin.outDim, loraConfig.r])
+            let ad = DoRAAdapter(path: lin.path, layer: lin, config: loraConfig, a: a, b: b, magnitude: m)
             lin.adapter = ad
             for p in ad.params { backbone.params.add(p) }
             out.append((lin.path, ad))
@@ -55,13 +55,13 @@ public final class DoRAMethod: TuningMethod {
 
     /// Reads a PEFT DoRA directory into `backbone`; returns the method and the classifier weights.
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
-        let lc = try PEFTFormat.readConfig(directory: directory, dora: true)
+        let loraConfig = try PEFTFormat.readConfig(directory: directory, dora: true)
         var c = DoRAConfig()
-        c.lora.r = lc.r
-        c.lora.alpha = lc.alpha
-        c.lora.loraDropout = lc.dropout
-        c.lora.targetModules = lc.targetModules
-        c.rslora = lc.useRSLoRA
+        c.lora.r = loraConfig.r
+        c.lora.alpha = loraConfig.alpha
+        c.lora.loraDropout = loraConfig.dropout
+        c.lora.targetModules = loraConfig.targetModules
+        c.rslora = loraConfig.useRSLoRA
         let m = try DoRAMethod(config: c, backbone: backbone, seed: 0)
         let head = try PEFTFormat.loadWeights(
             directory: directory, adapters: Dictionary(uniqueKeysWithValues: m.doraAdapters.map { ($0.0, $0.1.lora) }),

@@ -165,7 +165,7 @@ public final class DynamicLoRAMethod: TuningMethod {
         self.seed = seed
         let (r, R) = (config.lora.r, config.allocatedRank)
         // R ranks allocated, the scale alpha / r of the r ranks a module starts with.
-        let lc = LoRAConfig(
+        let loraConfig = LoRAConfig(
             r: R, alpha: config.lora.alpha * Float(R) / Float(r), dropout: config.lora.loraDropout,
             targetModules: config.lora.targetModules)
         var rng = SplitMix64(seed: seed)
@@ -177,7 +177,7 @@ public final class DynamicLoRAMethod: TuningMethod {
             // ranks r..<R start off (zero)
             _ = a.buffer.update(from: LoRA.initialA(r: r, inDim: lin.inDim, rng: &rng).array)
             let ad = DynamicLoRAAdapter(
-                path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: lc, a: a,
+                path: lin.path, inDim: lin.inDim, outDim: lin.outDim, config: loraConfig, a: a,
                 b: Tensor(zeros: [lin.outDim, R]),
                 gate: config.gate, gateBiasInit: config.gateBias, causal: backbone.isCausal,
                 layout: { [unowned backbone] in backbone.layout })
@@ -423,17 +423,17 @@ public final class DynamicLoRAMethod: TuningMethod {
 
     /// Reads the PEFT LoRA directory (layer weights folded into B, per-module ranks) and, when present, the gates.
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
-        let (lc, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
+        let (loraConfig, loaded, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         let gatesPath = directory + "/" + gatesFile
         var c = DynamicLoRAConfig()
-        c.lora.r = lc.r
-        c.lora.alpha = lc.alpha
-        c.lora.loraDropout = lc.dropout
-        c.lora.targetModules = lc.targetModules
-        let most = loaded.values.map(\.r).max() ?? lc.r
-        if loaded.values.contains(where: { $0.r != lc.r }) {
+        c.lora.r = loraConfig.r
+        c.lora.alpha = loraConfig.alpha
+        c.lora.loraDropout = loraConfig.dropout
+        c.lora.targetModules = loraConfig.targetModules
+        let most = loaded.values.map(\.r).max() ?? loraConfig.r
+        if loaded.values.contains(where: { $0.r != loraConfig.r }) {
             c.mode = .ranks
-            c.maxRank = max(most, lc.r)
+            c.maxRank = max(most, loraConfig.r)
         }
         c.gate = FileManager.default.fileExists(atPath: gatesPath)
         let m = try DynamicLoRAMethod(config: c, backbone: backbone, seed: 0)

@@ -205,7 +205,7 @@ public final class ElaLoRAAllocator: CheckpointState {
         ElaLoRAAllocator.orthonormal(
             count: inD, set: { a[j * inD + $0] = $1 },
             others: others.map { o in { a[o * inD + $0] } }, rng: &rng)
-        let zeroB = config.start.adapterInit == SVDStart.zeroB.rawValue
+        let zeroB = config.start.adapterInit == .zeroB
         if zeroB {
             for o in 0..<outD { b[o * r + j] = 0 }
         } else {

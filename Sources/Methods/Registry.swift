@@ -55,13 +55,31 @@ public struct MethodEntry: @unchecked Sendable {
         let hasR = options.contains { $0.key == "r" }
         self.budgetOptions = budgetOptions ?? { hasR ? ["r": "\($0)"] : [:] }
         create = { values, backbone, seed in
-            let c = try SettingsTable.decode(C.self, values: values)
+            let c = try Self.fillingDefaultTargets(try SettingsTable.decode(C.self, values: values), backbone: backbone)
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             return (try make(c, backbone, seed), String(decoding: try enc.encode(c), as: UTF8.self))
         }
         check = { values in try SettingsTable.decode(C.self, values: values).validate() }
         loader = load
+    }
+
+    /// `config` with every empty `target_modules` replaced by the backbone's defaults, so that run.json, checkpoint
+    /// fingerprints and saved adapters name the modules (as they did when the default was a fixed list).
+    static func fillingDefaultTargets<C: Codable>(_ config: C, backbone: any Backbone) throws -> C {
+        func fill(_ value: Any) -> Any {
+            if let object = value as? [String: Any] {
+                var out: [String: Any] = [:]
+                for (key, inner) in object {
+                    let isEmptyTargets = key == "targetModules" && (inner as? [Any])?.isEmpty == true
+                    out[key] = isEmptyTargets ? backbone.defaultTargetModules : fill(inner)
+                }
+                return out
+            }
+            return value
+        }
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config))
+        return try JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: fill(json)))
     }
 
     /// Decodes and validates `values` (option key → text) without a model: the errors a run would stop on,

@@ -6,6 +6,14 @@ import SafeTensors
 import Training
 
 /// SoRA's options (Ding et al. 2023; reference code TsinghuaC3I/SoRA). `r` is the rank every module
+/// SoRA's sparsifying schedule of ξ (the reference's `lambda_schedule`).
+public enum SoRASchedule: String, Sendable, SettingChoice {
+    case none
+    case linear
+    case logLinear = "log_linear"
+    case expLinear = "exp_linear"
+}
+
 /// starts with; the final ranks are the gates left non-zero.
 public struct SoRAConfig: Settings, Sendable, Equatable {
     public var lora = LoRATargeting()
@@ -16,7 +24,7 @@ public struct SoRAConfig: Settings, Sendable, Equatable {
     public var threshold: Float = 3e-4
     /// The sparsifying schedule: `none` (ξ throughout) or ξ rising from `threshold` to `max-threshold` in
     /// `stages` equal parts of training, `linear`, `log_linear` or `exp_linear` as in the reference.
-    public var schedule = "none"
+    public var schedule = SoRASchedule.none
     public var maxThreshold: Float = 1e-3
     public var stages = 5
     public init() {}
@@ -36,25 +44,22 @@ public struct SoRAConfig: Settings, Sendable, Equatable {
         guard l1Weight >= 0, threshold >= 0, maxThreshold >= 0 else {
             throw SettingsError("SoRA: --l1-weight, --threshold and --max-threshold must not be negative")
         }
-        guard ["none", "linear", "log_linear", "exp_linear"].contains(schedule) else {
-            throw SettingsError("SoRA: --schedule must be none, linear, log_linear or exp_linear (got \(schedule))")
-        }
         guard stages >= 1 else { throw SettingsError("SoRA: --stages must be at least 1") }
-        if schedule == "exp_linear" && (threshold <= 0 || maxThreshold <= 0) {
+        if schedule == .expLinear && (threshold <= 0 || maxThreshold <= 0) {
             throw SettingsError("SoRA: an exp_linear schedule needs positive --threshold and --max-threshold")
         }
     }
 
     /// ξ for each stage of the schedule.
     public var thresholds: [Float] {
-        let n = schedule == "none" ? 1 : stages
+        let n = schedule == .none ? 1 : stages
         return (0..<n).map { i in
             let t = n == 1 ? 0 : Float(i) / Float(n - 1)
             switch schedule {
-            case "linear": return threshold + t * (maxThreshold - threshold)
-            case "log_linear": return log(exp(threshold) + t * (exp(maxThreshold) - exp(threshold)))
-            case "exp_linear": return exp(log(threshold) + t * (log(maxThreshold) - log(threshold)))
-            default: return threshold
+            case .linear: return threshold + t * (maxThreshold - threshold)
+            case .logLinear: return log(exp(threshold) + t * (exp(maxThreshold) - exp(threshold)))
+            case .expLinear: return exp(log(threshold) + t * (log(maxThreshold) - log(threshold)))
+            case .none: return threshold
             }
         }
     }
@@ -119,8 +124,10 @@ public final class SoRAMethod: TuningMethod {
     public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: soraAdapters.map { ($0.0, $0.1.activeRank) }) }
     public var maxRank: Int { config.lora.r }
     public var summary: String {
-        let threshold = config.schedule == "none" ? "\(config.threshold)"
-            : "\(config.schedule) \(config.threshold) to \(config.maxThreshold) in \(config.stages) stages"
+        let threshold =
+            config.schedule == .none
+            ? "\(config.threshold)"
+            : "\(config.schedule.rawValue) \(config.threshold) to \(config.maxThreshold) in \(config.stages) stages"
         return "SoRA r \(config.lora.r), eta \(config.l1Weight), xi \(threshold)"
     }
 
@@ -167,11 +174,11 @@ public final class SoRAMethod: TuningMethod {
     /// Reads a PEFT LoRA directory with per-module ranks (as `save` writes it) into `backbone`, each module's
     /// ranks with gates of 1.
     public static func load(directory: String, backbone: any Backbone) throws -> (TuningMethod, WeightSource?) {
-        let (lc, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
+        let (loraConfig, loraAdapters, head) = try PEFTFormat.loadKeptRanks(directory: directory, backbone: backbone)
         var c = SoRAConfig()
-        c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? lc.r)
-        c.lora.alpha = lc.alpha
-        c.lora.targetModules = lc.targetModules
+        c.lora.r = max(1, loraAdapters.values.map(\.r).max() ?? loraConfig.r)
+        c.lora.alpha = loraConfig.alpha
+        c.lora.targetModules = loraConfig.targetModules
         let ads = loraAdapters.map { path, l in
             (
                 path,

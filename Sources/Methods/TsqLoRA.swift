@@ -18,12 +18,19 @@ import Training
 /// each term z-normalised over the pool; the signs of a1 and a3 (a wrongly labelled example has a
 /// large gradient and points against the pool, so the defaults sample it less); a probability floor;
 /// the rotating pool refreshed every K steps; the warm-up at the uniform rank r, after which ranks are
+/// How TsqLoRA's warm-up sensitivity sets initial ranks: each adapted matrix by its own, or each layer's matrices
+/// by the layer's mean.
+public enum SensitivityGroup: String, Sendable, SettingChoice {
+    case module
+    case layer
+}
+
 /// set ∝ S (per module or per layer) within the same total budget, 1 ≤ rank ≤ max-rank.
 public struct TsqLoRAConfig: Settings, Sendable, Equatable {
     /// Adapters, the total rank budget (`r` per module on average), warm-up (`tinit`) and ElaLoRA's rounds.
-    public var ela = ElaLoRAConfig()
+    public var elastic = ElaLoRAConfig()
     public var quality = QualityConfig()
-    public var sensitivityGroup = "module"
+    public var sensitivityGroup = SensitivityGroup.module
     public init() {}
 
     public static let help = [
@@ -34,9 +41,6 @@ public struct TsqLoRAConfig: Settings, Sendable, Equatable {
 
     public func validate() throws {
         try quality.validate()
-        guard ["module", "layer"].contains(sensitivityGroup) else {
-            throw ModelError("TsqLoRA: sensitivity-group must be module or layer (got \(sensitivityGroup))")
-        }
     }
 }
 
@@ -96,7 +100,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     public let name = "tsqlora"
     public let config: TsqLoRAConfig
     /// The ElaLoRA part: adapters, orthogonal regulariser, prune-and-grow rounds.
-    public let ela: ElaLoRAMethod
+    public let elastic: ElaLoRAMethod
     public private(set) var state: TsqLoRAState?
     public private(set) var sampler: WeightedSampler?
     let seed: UInt64
@@ -111,20 +115,20 @@ public final class TsqLoRAMethod: SVDTuningMethod {
         try config.validate()
         self.config = config
         self.seed = seed
-        ela = try ElaLoRAMethod(config: config.ela, backbone: backbone, seed: seed)
+        elastic = try ElaLoRAMethod(config: config.elastic, backbone: backbone, seed: seed)
         let byPath = Dictionary(uniqueKeysWithValues: backbone.adaptableLinears.map { ($0.path, $0) })
-        linears = ela.svdAdapters.map { byPath[$0.0]! }
+        linears = elastic.svdAdapters.map { byPath[$0.0]! }
     }
 
-    public var svdAdapters: [(String, SVDAdapter)] { ela.svdAdapters }
-    public var regularizers: [LossRegularizer] { ela.regularizers }
-    public var maxRank: Int { ela.maxRank }
+    public var svdAdapters: [(String, SVDAdapter)] { elastic.svdAdapters }
+    public var regularizers: [LossRegularizer] { elastic.regularizers }
+    public var maxRank: Int { elastic.maxRank }
 
     public func prepare(totalSteps: Int) throws {
-        try ela.prepare(totalSteps: totalSteps)
-        guard let a = ela.allocator, a.tinit >= 1 else {
+        try elastic.prepare(totalSteps: totalSteps)
+        guard let a = elastic.allocator, a.tinit >= 1 else {
             throw ModelError(
-                "TsqLoRA: the sensitivity warm-up needs tinit >= 1 step (got \(ela.allocator?.tinit ?? 0) of "
+                "TsqLoRA: the sensitivity warm-up needs tinit >= 1 step (got \(elastic.allocator?.tinit ?? 0) of "
                     + "\(totalSteps) steps)"
             )
         }
@@ -167,12 +171,12 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     }
 
     public func afterOptimizerStep(_ ctx: StepContext) throws {
-        try ela.afterOptimizerStep(ctx)
-        guard let state, let allocator = ela.allocator else { return }
+        try elastic.afterOptimizerStep(ctx)
+        guard let state, let allocator = elastic.allocator else { return }
         if !state.ranksInitialised && ctx.step >= allocator.tinit {
             let target = Self.initialRanks(
-                sensitivity: groupedSensitivity(), budget: config.ela.lora.r * linears.count,
-                maxRank: config.ela.maxRank)
+                sensitivity: groupedSensitivity(), budget: config.elastic.lora.r * linears.count,
+                maxRank: config.elastic.maxRank)
             setRanks(target, step: ctx.step, allocator: allocator, optimizer: ctx.optimizer)
             state.ranksInitialised = true
             for lin in linears { lin.weightGradientObserver = nil }
@@ -220,7 +224,7 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     /// Module sensitivities, or each module's layer mean with `sensitivity-group layer`.
     func groupedSensitivity() -> [Double] {
         guard let state else { return [] }
-        guard config.sensitivityGroup == "layer" else { return state.sensitivity }
+        guard config.sensitivityGroup == .layer else { return state.sensitivity }
         let layer = linears.map { $0.layer ?? -1 }
         var sum: [Int: Double] = [:]
         var count: [Int: Int] = [:]
@@ -281,14 +285,14 @@ public final class TsqLoRAMethod: SVDTuningMethod {
     }
 
     public var checkpointStates: [String: CheckpointState] {
-        var s = ela.checkpointStates
+        var s = elastic.checkpointStates
         if let state { s["tsqlora"] = state }
         return s
     }
 
     /// The adapter in PEFT's AdaLoRA format, plus `quality.csv`: every training example's latest scores.
     public func save(directory: String, model: TaskModel, metadata: AdapterMetadata) throws {
-        try ela.save(directory: directory, model: model, metadata: metadata)
+        try elastic.save(directory: directory, model: model, metadata: metadata)
         guard let state, let sampler else { return }
         var csv = "example,scored_at_step,quality,grad_norm,reduction,alignment,loss,probability\n"
         for i in state.quality.indices {
@@ -303,9 +307,9 @@ public final class TsqLoRAMethod: SVDTuningMethod {
 
     public var summary: String {
         let q = config.quality
-        return ela.summary
+        return elastic.summary
             + ", quality a=(\(q.a1), \(q.a2), \(q.a3)) tau \(q.tau) every \(q.refreshEvery) steps on \(q.poolSize) "
             + "examples"
-            + " (\(q.scoring)), ranks by \(config.sensitivityGroup) sensitivity"
+            + " (\(q.scoring.rawValue)), ranks by \(config.sensitivityGroup.rawValue) sensitivity"
     }
 }

@@ -45,7 +45,7 @@ public struct JSONParser {
     {
         var p = JSONParser(b: bytes, rejectDuplicates: rejectDuplicateKeys)
         let v = try p.value(depth: 0)
-        p.ws()
+        p.skipWhitespace()
         if p.i != bytes.count { throw JSONParseError(message: "unexpected trailing data", offset: p.i) }
         return v
     }
@@ -59,7 +59,7 @@ public struct JSONParser {
         self.rejectDuplicates = rejectDuplicates
     }
 
-    private mutating func ws() {
+    private mutating func skipWhitespace() {
         while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
     }
 
@@ -67,28 +67,28 @@ public struct JSONParser {
 
     private mutating func value(depth: Int) throws -> JSONValue {
         if depth > 64 { throw err("JSON nested too deeply") }
-        ws()
+        skipWhitespace()
         guard i < b.count else { throw err("unexpected end of JSON") }
         switch b[i] {
         case UInt8(ascii: "{"):
             i += 1
             var kv: [(String, JSONValue)] = []
             var seen = Set<String>()
-            ws()
+            skipWhitespace()
             if i < b.count, b[i] == UInt8(ascii: "}") {
                 i += 1
                 return .object(kv)
             }
             while true {
-                ws()
+                skipWhitespace()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw err("expected a string key") }
                 let k = try string()
                 if rejectDuplicates, !seen.insert(k).inserted { throw err("duplicate key \"\(k)\"") }
-                ws()
+                skipWhitespace()
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { throw err("expected ':'") }
                 i += 1
                 kv.append((k, try value(depth: depth + 1)))
-                ws()
+                skipWhitespace()
                 guard i < b.count else { throw err("unexpected end of JSON") }
                 if b[i] == UInt8(ascii: ",") {
                     i += 1
@@ -103,14 +103,14 @@ public struct JSONParser {
         case UInt8(ascii: "["):
             i += 1
             var arr: [JSONValue] = []
-            ws()
+            skipWhitespace()
             if i < b.count, b[i] == UInt8(ascii: "]") {
                 i += 1
                 return .array(arr)
             }
             while true {
                 arr.append(try value(depth: depth + 1))
-                ws()
+                skipWhitespace()
                 guard i < b.count else { throw err("unexpected end of JSON") }
                 if b[i] == UInt8(ascii: ",") {
                     i += 1

@@ -84,7 +84,7 @@ public final class AdamW {
 }
 
 /// Learning-rate schedules with linear warmup, as Hugging Face's `get_*_schedule_with_warmup`.
-public enum Schedule: String, Sendable, Codable, CaseIterable {
+public enum Schedule: String, Sendable, SettingChoice {
     case linear, cosine, constant
 
     /// Multiplier of the base learning rate at optimizer step `step` (0-based) of `total`.

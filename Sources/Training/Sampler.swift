@@ -2,6 +2,12 @@ import Foundation
 import RankwiseCore
 import SafeTensors
 
+/// `--sampler`: seeded random batches (run unpadded), or batches of texts of similar length.
+public enum SamplerKind: String, Sendable, SettingChoice {
+    case random
+    case bucketed
+}
+
 /// Where a training run's batches come from. The trainer asks for batch `index` of epoch `epoch`,
 /// in order; a sampler must answer the same for the same question after a resume, which it does by
 /// deriving its randomness from (seed, epoch, index) and checkpointing anything else it holds.

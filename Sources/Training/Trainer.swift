@@ -12,14 +12,14 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public var batchSize = 32
     public var gradAccum = 1
     public var lr: Float = 5e-4
-    public var schedule = Schedule.linear.rawValue
+    public var schedule = Schedule.linear
     public var warmupRatio: Float = 0.06
     public var warmupSteps: Int? = nil
     public var weightDecay: Float = 0
     public var maxGradNorm: Float = 1
     public var maxLength = 128
     public var seed: UInt64 = 42
-    public var sampler = "random"
+    public var sampler = SamplerKind.random
     public var padded = false
     public var evalEvery = 0
     public var checkpointEvery = 200
@@ -54,18 +54,12 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
         "learning-rate": "lr", "gradient-accumulation": "gradAccum", "early-stopping-patience": "patience",
     ]
 
-    public var scheduleKind: Schedule { Schedule(rawValue: schedule) ?? .linear }
+    public var scheduleKind: Schedule { schedule }
 
     /// Errors for settings that cannot work, naming the option.
     public func validate() throws {
         guard batchSize > 0, gradAccum > 0, epochs > 0 else {
             throw TrainError("--batch-size, --grad-accum and --epochs must be positive")
-        }
-        guard Schedule(rawValue: schedule) != nil else {
-            throw TrainError("--schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard ["bucketed", "random"].contains(sampler) else {
-            throw TrainError("--sampler must be bucketed or random (got \(sampler))")
         }
         guard lr.isFinite, lr > 0, lr < 10 else {
             throw TrainError("--lr must be a positive number below 10 (got \(lr))")
@@ -170,7 +164,7 @@ public final class Trainer {
             method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
             ?? BucketedSampler(
                 lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed,
-                bucket: config.sampler == "random" ? 1 : 50)
+                bucket: config.sampler == .random ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
         groupNorms = GroupNorms(params: model.params.trainable)
         try method.prepare(totalSteps: totalSteps)

@@ -53,7 +53,7 @@ struct Eval: ParsableCommand {
                 print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse))
             }
             if let json {
-                try AtomicFileWrite(
+                try writeOutputFile(
                     json,
                     String(
                         decoding: try JSONSerialization.data(
@@ -118,7 +118,7 @@ struct Predict: ParsableCommand {
                         decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self
                     ) + "\n"
             }
-            if let output { try AtomicFileWrite(output, out) } else { print(out, terminator: "") }
+            if let output { try writeOutputFile(output, out) } else { print(out, terminator: "") }
         } catch { fail("\(error)") }
     }
 }

@@ -505,7 +505,7 @@ extension BenchTrain {
         func writeJSON() {
             guard let path = self.json else { return }
             do {
-                try AtomicFileWrite(
+                try writeOutputFile(
                     path,
                     String(
                         decoding: try JSONSerialization.data(

@@ -166,7 +166,8 @@ struct Compare: ParsableCommand {
                             model.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.prefix(24).map(
                                 Character.init))
                 let taskName = Comparison.taskName(task)
-                let out = cmp.grid.output
+                let out =
+                    cmp.grid.output
                     + "/speed-\(taskName)-\(method)-b\(batch)-len\(maxLength)-t\(peerThreads)\(modelTag).json"
                 if !FileManager.default.fileExists(atPath: out) {
                     stderr("speed: \(Comparison.taskName(task)) \(method) next to PEFT ...\n")
@@ -206,7 +207,7 @@ struct Compare: ParsableCommand {
             }
         }
         do {
-            try AtomicFileWrite(
+            try writeOutputFile(
                 cmp.grid.output + "/speed.json",
                 String(
                     decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]),

@@ -72,11 +72,11 @@ struct Quality: ParsableCommand {
         audit.onEvent = { ev, trainer in view.show(ev, trainer) }
         let result: QualityAudit.Result
         do { result = try audit.run() } catch { fail("\(error)") }
-        do { try AtomicFileWrite(output, QualityAudit.csv(result.rows, correlate: correlate)) } catch {
+        do { try writeOutputFile(output, QualityAudit.csv(result.rows, correlate: correlate)) } catch {
             fail("\(error)")
         }
         summarise(result)
-        do { try AtomicFileWrite(summaryPath, summaryJSON(result)) } catch { fail("\(error)") }
+        do { try writeOutputFile(summaryPath, summaryJSON(result)) } catch { fail("\(error)") }
         print("wrote \(output) (\(result.rows.count) rows, lowest quality first) and \(summaryPath)")
     }
 

@@ -119,7 +119,7 @@ final class TrainProgress {
     }
 }
 
-func AtomicFileWrite(_ path: String, _ text: String) throws {
+func writeOutputFile(_ path: String, _ text: String) throws {
     let parent = (path as NSString).deletingLastPathComponent  // "" for a bare name: the current directory
     if !parent.isEmpty { try Trainer.makeDirectory(parent) }
     do { try AtomicFile.write(text, to: path) } catch { throw TrainError("--output \(path): \(error)") }

@@ -15,7 +15,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = ElaLoRAConfig()
         c.lora.r = 2; c.maxRank = maxRank; c.offersPerModule = k; c.ranksPerRound = b; c.lora.targetModules = ["query", "value"]
-        c.phases.tinit = 0; c.phases.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.start.adapterInit = start.rawValue
+        c.phases.tinit = 0; c.phases.tfinal = 0; c.deltaT = 1; c.cubicDecay = false; c.start.adapterInit = start
         let m = try ElaLoRAMethod(config: c, backbone: enc, seed: 7)
         try m.prepare(totalSteps: 100)
         enc.params.setTrainable { $0.contains("lora_") }

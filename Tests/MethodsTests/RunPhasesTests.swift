@@ -70,12 +70,12 @@ import Adapters
         #expect(option(ElaLoRAConfig.self, "tfinal-fraction")?.help.contains("fraction of the run") == true)
         #expect(option(SalientLoRAConfig.self, "init-e")?.defaultText == "0.57735026")
         let parsed = try SettingsTable.decode(ElaLoRAConfig.self, values: ["tinit": "3", "tfinal-fraction": "0.3", "adapter-init": "peft"])
-        #expect(parsed.phases.tinit == 3 && parsed.phases.tfinalFraction == 0.3 && parsed.start.adapterInit == "peft")
+        #expect(parsed.phases.tinit == 3 && parsed.phases.tfinalFraction == 0.3 && parsed.start.adapterInit == .peft)
         var negative = PhaseSettings()
         negative.tfinal = -1
         #expect(throws: ModelError.self) { try negative.validate(method: "X") }
-        var badStart = SVDStartSettings()
-        badStart.adapterInit = "gaussian"
-        #expect(throws: ModelError.self) { try badStart.kind(method: "X") }
+        #expect { try SettingsTable.decode(ElaLoRAConfig.self, values: ["adapter-init": "gaussian"]) } throws: {
+            "\($0)".contains("--adapter-init: expected one of peft, zero-b")
+        }
     }
 }

@@ -38,14 +38,16 @@ import SafeTensors
     @Test func scheduleAndPenalty() throws {
         var c = SoRAConfig()
         c.threshold = 1e-4; c.maxThreshold = 5e-4; c.stages = 5
-        c.schedule = "linear"
+        c.schedule = .linear
         #expect(c.thresholds.map { ($0 * 1e5).rounded() } == [10, 20, 30, 40, 50])
-        c.schedule = "exp_linear"
+        c.schedule = .expLinear
         #expect(zip(c.thresholds, [1e-4, 1.4953e-4, 2.2361e-4, 3.3437e-4, 5e-4]).allSatisfy { abs($0 - Float($1)) < 1e-7 })
-        c.schedule = "none"
+        c.schedule = .none
         #expect(c.thresholds == [1e-4])
-        c.schedule = "cubic"
-        #expect { try c.validate() } throws: { "\($0)".contains("--schedule must be") }
+        #expect(try SettingsTable.decode(SoRAConfig.self, values: ["schedule": "log_linear"]).schedule == .logLinear)
+        #expect { try SettingsTable.decode(SoRAConfig.self, values: ["schedule": "cubic"]) } throws: {
+            "\($0)".contains("--schedule: expected one of none, linear, log_linear, exp_linear")
+        }
         // η · mean |g| and its gradient η · sign(g) / N
         let g = Param(name: "g", value: Tensor(shape: [4], values: [0.5, -2, 0, 1.5]))
         let ps = ParameterSet(); ps.add(g); ps.setTrainable { _ in true }
@@ -62,7 +64,7 @@ import SafeTensors
         let enc = try BertModel(config: cfg, weights: RandomWeights(seed: 1))
         var c = SoRAConfig()
         c.lora.r = 3; c.lora.targetModules = ["query", "value"]; c.lora.loraDropout = 0
-        c.schedule = "linear"; c.threshold = 0.1; c.maxThreshold = 0.3; c.stages = 3
+        c.schedule = .linear; c.threshold = 0.1; c.maxThreshold = 0.3; c.stages = 3
         let m = try SoRAMethod(config: c, backbone: enc, seed: 5)
         enc.params.setTrainable { $0.contains("lora_") }
         let q = m.soraAdapters.first { $0.0.hasSuffix("query") }!.1

@@ -35,7 +35,7 @@ import RankwiseCore
         // The gradient buffer holds something else before: the scorer must put it back.
         for i in 0..<model.params.gradBuffer!.count { model.params.gradBuffer![i] = Float(i % 7) }
         let before = model.params.gradBuffer!.array
-        var c = QualityConfig(); c.scoring = "full"
+        var c = QualityConfig(); c.scoring = .full
         let s = try QualityScorer.score(model: model, data: data, indices: idx, config: c, learningRate: 0.01, batchSize: 3)
         #expect(model.params.gradBuffer!.array == before, "gradient buffer restored")
         let (g, losses) = try gradients(model, data, idx)
@@ -56,7 +56,7 @@ import RankwiseCore
         let model = try self.model(svd: false)
         let data = tinyTask(n: 10, seed: 7)
         let idx = Array(0..<10)
-        var c = QualityConfig(); c.scoring = "head"
+        var c = QualityConfig(); c.scoring = .head
         let s = try QualityScorer.score(model: model, data: data, indices: idx, config: c, learningRate: 0.01, batchSize: 4)
         let (g, _) = try gradients(model, data, idx, only: "classifier.")
         let mean = (0..<g[0].count).map { j in g.reduce(0) { $0 + $1[j] } / Float(g.count) }
@@ -70,7 +70,7 @@ import RankwiseCore
     @Test func exactReductionIsTheLossDropAfterOneStepOnTheExample() throws {
         let model = try self.model(svd: true)
         let data = tinyTask(n: 6, seed: 9)
-        var c = QualityConfig(); c.lossReduction = "exact"
+        var c = QualityConfig(); c.lossReduction = .exact
         let lr: Float = 0.05
         let values = model.params.trainable.map(\.value.array)
         let s = try QualityScorer.score(model: model, data: data, indices: [1, 2, 4], config: c, learningRate: lr, batchSize: 2)
@@ -129,7 +129,7 @@ import RankwiseCore
 
     @Test func warmUpSensitivityIsMeanAbsWeightTimesItsGradient() throws {
         let enc = try tinyEncoder(seed: 5)
-        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.lora.loraDropout = 0
+        var cfg = TsqLoRAConfig(); cfg.elastic.lora.r = 2; cfg.elastic.maxRank = 4; cfg.elastic.lora.loraDropout = 0
         let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
         let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)
         model.setTrainable(adapted: method.isTrainable)
@@ -173,7 +173,7 @@ import RankwiseCore
 
     @Test func thePoolRotatesThroughEveryExample() throws {
         let enc = try tinyEncoder(seed: 5)
-        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.quality.poolSize = 7
+        var cfg = TsqLoRAConfig(); cfg.elastic.lora.r = 2; cfg.elastic.maxRank = 4; cfg.quality.poolSize = 7
         let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
         _ = method.makeSampler(count: 21, batchSize: 4, seed: 3)
         let pools = (1...3).map { method.pool(refresh: $0) }
@@ -183,9 +183,9 @@ import RankwiseCore
         #expect(pools[0] != Array(0..<7), "in a seeded order, not the file's (files are often grouped by class)")
     }
 
-    @Test(arguments: ["head", "full"]) func aTsqLoRARunScoresReweightsAndResizes(scoring: String) throws {
+    @Test(arguments: [QualityScoring.head, .full]) func aTsqLoRARunScoresReweightsAndResizes(scoring: QualityScoring) throws {
         let enc = try tinyEncoder(seed: 6)
-        var cfg = TsqLoRAConfig(); cfg.ela.lora.r = 2; cfg.ela.maxRank = 4; cfg.ela.phases.tinit = 4; cfg.ela.phases.tfinal = 4; cfg.ela.deltaT = 2
+        var cfg = TsqLoRAConfig(); cfg.elastic.lora.r = 2; cfg.elastic.maxRank = 4; cfg.elastic.phases.tinit = 4; cfg.elastic.phases.tfinal = 4; cfg.elastic.deltaT = 2
         cfg.quality.scoring = scoring; cfg.quality.refreshEvery = 3; cfg.quality.poolSize = 12
         let method = try TsqLoRAMethod(config: cfg, backbone: enc, seed: 1)
         let model = try TaskModel(backbone: enc, numLabels: 2, problem: .singleLabel, seed: 2)

@@ -24,8 +24,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public let layers: [BertLayerParams]
     public let pooler: Linear?
 
-    private let ws = Scratch()
-    private let gws = Scratch()
+    private let activationScratch = Scratch()
+    private let gradientScratch = Scratch()
     private var state: State?
     /// The sequences of the batch being run (set by `forward`; backward runs on the same batch), for
     /// adapters that work per sequence rather than per token (Dynamic LoRA's input gate).
@@ -145,7 +145,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         var training = false
         var seed: UInt64 = 0
         var ids: [Int32] = [], types: [Int32] = [], positions: [Int32] = []
-        // offsets into ws
+        // offsets into activationScratch
         var embSum = 0, embMean = 0, embRstd = 0, embMask = 0, x0 = 0
         var layer: [LayerOffsets] = []
         var pooledPre = 0, pooled = 0
@@ -264,7 +264,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         s.types = input.typeIds
         s.positions = [Int32](repeating: 0, count: s.N)
         for b in 0..<s.B { for t in 0..<s.layout.lengths[b] { s.positions[s.layout.starts[b] + t] = Int32(t) } }
-        let w = ws.get(s.total)
+        let w = activationScratch.get(s.total)
         let N = s.N
         let H = config.hiddenSize
         let I = config.intermediateSize
@@ -394,7 +394,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?
     ) throws {
         guard let s = state else { throw ModelError("backward called before forward") }
-        let w = ws.get(s.total)
+        let w = activationScratch.get(s.total)
         let N = s.N
         let H = config.hiddenSize
         let I = config.intermediateSize
@@ -417,7 +417,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let oDI = take(N * I)
         let oDP = take(P)
         let oCls = take(B * H)
-        let g = gws.get(goff)
+        let g = gradientScratch.get(goff)
         let dX = g + oDX
         let dA = g + oDA
         let dB = g + oDB

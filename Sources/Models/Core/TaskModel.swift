@@ -82,7 +82,7 @@ public final class TaskModel: @unchecked Sendable {
 
     /// The head's input and the gradient of the batch's mean loss with respect to its outputs in the last forward
     /// with targets (a linear head only). Valid until the next forward or backward.
-    public func lastHead() -> (features: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int)? {
+    public func lastHeadGradient() -> (features: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int)? {
         head.lastLinearGradient().map { ($0.features, $0.dOutputs, $0.batch) }
     }
 
