@@ -37,20 +37,32 @@ public enum PEFTNames {
         try AtomicFile.write(metadataText, to: directory + "/rankwise.json")
     }
 
-    /// The tensor of `file` named `stem` (a module path and a suffix) under any prefix: PEFT and other tools
-    /// save the same tensor as `base_model.model.bert.PATH…`, `bert.PATH…` or `PATH…`.
+    /// The prefixes under which PEFT and other tools save a module's tensors, most specific first: for every
+    /// registered family's Hugging Face prefix `p` (`bert.`), `base_model.model.p`, then `base_model.model.`, `p`
+    /// and none.
+    public static var knownPrefixes: [String] {
+        let familyPrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes)
+        return familyPrefixes.map { modelPrefix + $0 } + [modelPrefix] + familyPrefixes + [""]
+    }
+
+    /// The tensor of `file` named one of `stems` (a module path and a suffix) under a known prefix, trying each
+    /// prefix with every stem before the next prefix.
     public static func find(_ stems: [String], in file: SafeTensorsFile) -> String? {
-        for stem in stems {
-            if file.contains(stem) { return stem }
-            if let name = file.names.first(where: { $0.hasSuffix("." + stem) }) { return name }
+        for prefix in knownPrefixes {
+            if let name = stems.map({ prefix + $0 }).first(where: file.contains) { return name }
         }
         return nil
     }
 
-    /// The module path among `paths` that a saved name (prefixes and all) refers to: the longest path the name
-    /// equals or ends with after a dot.
+    /// The module path among `paths` that a saved name refers to: the name without a known prefix, when that
+    /// is one of `paths`.
     public static func modulePath(of savedName: String, among paths: some Sequence<String>) -> String? {
-        paths.filter { savedName == $0 || savedName.hasSuffix("." + $0) }.max { $0.count < $1.count }
+        let candidates = Set(paths)
+        for prefix in knownPrefixes where savedName.hasPrefix(prefix) {
+            let path = String(savedName.dropFirst(prefix.count))
+            if candidates.contains(path) { return path }
+        }
+        return nil
     }
 
     /// The head's weights inside an adapter file (`base_model.model.classifier.weight`, or PEFT's

@@ -33,11 +33,15 @@ public struct SoRAConfig: Settings, Sendable, Equatable {
         "l1Weight": "eta: weight of the L1 penalty on the gates (mean |g|) in the loss",
         "threshold": "xi: soft threshold applied to every gate after each optimizer step",
         "schedule":
-            "sparsifying schedule of xi: none, linear, log_linear, exp_linear (the reference's lambda_schedule)",
+            "sparsifying schedule of xi: none, linear, log_linear, exp_linear (the reference's lambda_schedule); "
+            + "give it as --xi-schedule, since --schedule is the learning rate's",
         "maxThreshold": "the last xi of a schedule (the reference's max_lambda)",
         "stages":
             "number of xi values a schedule steps through, in equal parts of training (the reference's lambda_num)",
     ]
+
+    /// `--schedule` is the training option (the learning rate's schedule), so this one is reached by its alias.
+    public static let aliases = ["xi-schedule": "schedule"]
 
     public func validate() throws {
         try lora.validate(method: "SoRA")

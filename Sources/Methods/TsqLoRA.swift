@@ -40,6 +40,7 @@ public struct TsqLoRAConfig: Settings, Sendable, Equatable {
     ]
 
     public func validate() throws {
+        try elastic.validate(method: "TsqLoRA")
         try quality.validate()
     }
 }

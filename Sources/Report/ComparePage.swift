@@ -103,7 +103,7 @@ public enum ComparePage {
                 var sums: [String: Double] = [:]
                 for run in r.runs {
                     let map = run.modules
-                    if kinds.isEmpty { kinds = map.kindOrder }
+                    for kind in map.kindOrder where !kinds.contains(kind) { kinds.append(kind) }
                     for (m, v) in (run.results["ranks"] as? [String: Int]) ?? [:] {
                         if let p = map.place(m) { sums[p.kind, default: 0] += Double(v) }
                     }

@@ -161,11 +161,10 @@ struct Export: ParsableCommand {
                 }
             }
             // Check that it reads back before saying so.
-            _ = try AdapterLoader(directory: output)  // loads exactly as eval / predict / merge will
-            print(
-                "exported \(src) -> \(output) (load with PeftModel.from_pretrained(BertForSequenceClassification..., "
-                    + "\"\(output)\"))"
-            )
+            // loads exactly as eval / predict / merge will
+            let loaded = try AdapterLoader(directory: output)
+            let modelClass = loaded.model.backbone.huggingFace.classStem + loaded.model.head.names.classSuffix
+            print("exported \(src) -> \(output) (load with PeftModel.from_pretrained(\(modelClass)..., \"\(output)\"))")
             if fm.fileExists(atPath: output + "/" + DynamicLoRAMethod.gatesFile) {
                 print(
                     "note: the input gates are in \(output)/\(DynamicLoRAMethod.gatesFile): Rankwise uses them; PEFT "
@@ -186,10 +185,9 @@ struct Merge: ParsableCommand {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
-            print(
-                "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
-                    + "(BertForSequenceClassification, \(l.labelNames.count) labels)"
-            )
+            let modelClass = l.model.backbone.huggingFace.classStem + l.model.head.names.classSuffix
+            print("merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
+                + "(\(modelClass), \(l.labelNames.count) labels)")
         } catch { fail("\(error)") }
     }
 }

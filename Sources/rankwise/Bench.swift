@@ -265,9 +265,11 @@ struct BenchTrain: ParsableCommand {
         }
         if json != nil && data == nil { fail("--json needs --data (it records the real-batch measurement)") }
         let info = try BLAS.load()
-        var rng = SplitMix64(seed: 1)
         let vocab = try BackboneFamilies.load(directory: dir, pooled: false).vocabularySize
         let ids = try randomTokenIds(modelDirectory: dir, vocabularySize: vocab, batch: batch, seq: seq)
+        // The labels continue the ids' random stream (one draw per non-first token), as they always did.
+        var rng = SplitMix64(seed: 1)
+        for _ in 0..<(batch * (seq - 1)) { _ = rng.next() }
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
         let input = TokenBatch(batch: batch, seq: seq, ids: ids)
 

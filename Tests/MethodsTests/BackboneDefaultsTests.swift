@@ -46,6 +46,24 @@ import SafeTensors
         #expect(saved.targetModules.sorted() == adapters.keys.sorted())
     }
 
+    /// Every model type the BERT config reads is loaded by the BERT family (RoBERTa-family checkpoints loaded
+    /// before the registry); an unknown one is a clear error naming the file.
+    @Test func modelTypesPickTheirFamily() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-family-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for modelType in ["bert", "roberta", "xlm-roberta", "camembert"] {
+            try "{\"model_type\": \"\(modelType)\"}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+            #expect(try BackboneFamilies.family(of: dir).name == "bert")
+        }
+        try "{\"model_type\": \"gpt2\"}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        #expect { try BackboneFamilies.family(of: dir) } throws: { "\($0)".contains("config.json: model_type \"gpt2\"") }
+        // Adapter readers strip only known prefixes: a tensor saved for another model's module is not taken.
+        #expect(PEFTNames.modulePath(of: "base_model.model.bert.encoder.layer.0.output.dense", among: ["encoder.layer.0.output.dense"])
+                == "encoder.layer.0.output.dense")
+        #expect(PEFTNames.modulePath(of: "base_model.model.gpt.encoder.layer.0.output.dense", among: ["encoder.layer.0.output.dense"]) == nil)
+    }
+
     /// Every `targetModules` list in a configuration's JSON.
     static func targetLists(in value: Any) -> [[String]] {
         guard let object = value as? [String: Any] else { return [] }

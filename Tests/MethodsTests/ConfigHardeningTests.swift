@@ -31,6 +31,12 @@ import FineTuning
         }
     }
 
+    /// SoRA's sparsifying schedule is reached as --xi-schedule (--schedule is the learning rate's).
+    @Test func soraScheduleHasItsOwnName() throws {
+        let o = try FineTuneOptions.from([("train", "tweets"), ("method", "sora"), ("xi-schedule", "log_linear")])
+        #expect(o.methodOptions["xi-schedule"] == "log_linear" && o.training.schedule == .linear)
+    }
+
     @Test func ordinaryConfigsPass() throws {
         let text = "train: tweets   # the * in a comment is fine\ntarget_modules: [query, value]\nlr: 5e-3\nname: \"a & b *c\"\nlabels:\n  - negative\n  - positive\n"
         try FineTuneOptions.checkConfigText(text, file: "c.yaml")

@@ -43,6 +43,9 @@ public struct BertConfig: Sendable, Equatable {
 
     public var headDim: Int { hiddenSize / numHeads }
 
+    /// config.json `model_type`s whose checkpoints have BERT's layout.
+    public static let modelTypes = ["bert", "roberta", "xlm-roberta", "camembert", "distilbert_as_bert"]
+
     /// Activations the encoder implements.
     public static let supportedActivations: Set<String> = ["gelu", "relu"]
 
@@ -77,9 +80,7 @@ public struct BertConfig: Sendable, Equatable {
             guard let n = v as? NSNumber else { throw ModelError("\(file): \"\(k)\" is not a number: \(v)") }
             return n.floatValue
         }
-        if let t = o["model_type"] as? String,
-            !["bert", "roberta", "xlm-roberta", "camembert", "distilbert_as_bert"].contains(t)
-        {
+        if let t = o["model_type"] as? String, !Self.modelTypes.contains(t) {
             throw ModelError("\(file): model_type \"\(t)\" is not a BERT-family encoder")
         }
         if let p = o["position_embedding_type"] as? String, p != "absolute" {

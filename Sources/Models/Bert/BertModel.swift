@@ -107,7 +107,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public var configJSON: [String: Any] { config.json }
 
     /// The BERT family: BERT and the encoders that share its layout.
-    public static let family = BackboneFamily(name: "bert", modelTypes: ["bert"]) { directory, pooled in
+    public static let family = BackboneFamily(
+        name: "bert", modelTypes: BertConfig.modelTypes, tensorPrefixes: ["bert."]
+    ) { directory, pooled in
         try BertModel.load(directory: directory, withPooler: pooled)
     }
 

@@ -6,13 +6,18 @@ public struct BackboneFamily: Sendable {
     public let name: String
     /// config.json `model_type` values of this family.
     public let modelTypes: [String]
+    /// Prefixes of the backbone's tensors inside Hugging Face task models and PEFT files (`bert.`), which adapter
+    /// readers strip to find a module's path.
+    public let tensorPrefixes: [String]
     /// Builds the backbone from a model directory. `pooled`: true when a head needs one vector per sequence
     /// (an error if the checkpoint cannot give it), false to skip it, nil to load it when present.
     public let load: @Sendable (_ directory: String, _ pooled: Bool?) throws -> any Backbone
 
-    public init(name: String, modelTypes: [String], load: @escaping @Sendable (String, Bool?) throws -> any Backbone) {
+    public init(name: String, modelTypes: [String], tensorPrefixes: [String],
+                load: @escaping @Sendable (String, Bool?) throws -> any Backbone) {
         self.name = name
         self.modelTypes = modelTypes
+        self.tensorPrefixes = tensorPrefixes
         self.load = load
     }
 }
