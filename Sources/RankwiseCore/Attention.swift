@@ -96,14 +96,7 @@ public enum Attention {
         dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? =
             nil
     ) {
-        let queryWidth = heads * headDim
-        let kvHeadCount = kvHeads ?? heads
-        precondition(
-            kvHeadCount > 0 && heads % kvHeadCount == 0,
-            "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
-        let kvWidth = kvHeadCount * headDim
-        let group = heads / kvHeadCount
-        let scale = 1 / Float(headDim).squareRoot()
+        let (queryWidth, kvHeadCount, kvWidth, group, scale) = shape(heads: heads, headDim: headDim, kvHeads: kvHeads)
         layout.keyMask.withOptionalPointer { keyMask in
             layout.forEachHead(heads: heads, headDim: headDim) { b, L, off, po, bh in
                 let kvOffset = layout.starts[b] * kvWidth + (bh % heads) / group * headDim
@@ -131,6 +124,18 @@ public enum Attention {
         }
     }
 
+    /// Row widths of Q and of K/V, key/value heads, query heads per key/value head and the score scale.
+    static func shape(heads: Int, headDim: Int, kvHeads: Int?)
+        -> (queryWidth: Int, kvHeadCount: Int, kvWidth: Int, group: Int, scale: Float)
+    {
+        let kvHeadCount = kvHeads ?? heads
+        precondition(
+            kvHeadCount > 0 && heads % kvHeadCount == 0,
+            "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
+        let scale = 1 / Float(headDim).squareRoot()
+        return (heads * headDim, kvHeadCount, kvHeadCount * headDim, heads / kvHeadCount, scale)
+    }
+
     /// Row `i` of the `length x length` scores becomes a softmax over keys `0...i`; the keys after it get 0.
     static func causalSoftmax(_ scores: UnsafeMutablePointer<Float>, length: Int, keyMask: UnsafePointer<Float>?) {
         for row in 0..<length {
@@ -150,14 +155,7 @@ public enum Attention {
         headDim: Int,
         kvHeads: Int? = nil, dropout: (mask: UnsafePointer<Float>, dropped: UnsafePointer<Float>)? = nil
     ) {
-        let queryWidth = heads * headDim
-        let kvHeadCount = kvHeads ?? heads
-        precondition(
-            kvHeadCount > 0 && heads % kvHeadCount == 0,
-            "attention: \(heads) query heads, \(kvHeadCount) key/value heads")
-        let kvWidth = kvHeadCount * headDim
-        let group = heads / kvHeadCount
-        let scale = 1 / Float(headDim).squareRoot()
+        let (queryWidth, kvHeadCount, kvWidth, group, scale) = shape(heads: heads, headDim: headDim, kvHeads: kvHeads)
         let used = dropout?.dropped ?? probs
         // One task per (sequence, key/value head): the group's query heads run in turn, so no two tasks write
         // the same rows of dk and dv.
