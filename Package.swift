@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
-        .target(name: "Models", dependencies: ["RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),

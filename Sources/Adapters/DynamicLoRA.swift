@@ -46,7 +46,10 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         lora = LoRAAdapter(path: path, inDim: inDim, outDim: outDim, config: config, a: a, b: b)
         inputDropout = InputDropout(p: config.dropout, inDim: inDim)
         gateWeight = gate ? Param(name: path + ".lora_gate.weight", value: Tensor(zeros: [inDim])) : nil
-        gateBias = gate ? Param(name: path + ".lora_gate.bias", value: Tensor(shape: [1], values: [gateBiasInit])) : nil
+        gateBias =
+            gate
+            ? Param(
+                name: path + ".lora_gate.bias", value: Tensor(shape: [1], values: [gateBiasInit]), role: .bias) : nil
     }
 
     /// The sequences of the current layout as `(first row, rows)`, or the whole batch as one sequence when

@@ -66,11 +66,15 @@ public enum PEFTNames {
     }
 
     /// The head's weights inside an adapter file (`base_model.model.classifier.weight`, or PEFT's
-    /// `classifier.modules_to_save.default.weight`), or nil when the file holds none.
+    /// `classifier.modules_to_save.default.weight`), or nil when the file holds none: a head tensor is one under
+    /// `base_model.model.` that is neither an adapter tensor nor under a backbone's prefix.
     public static func headWeights(in file: SafeTensorsFile) -> WeightSource? {
-        let headNames = file.names.filter { $0.hasPrefix(modelPrefix) && !$0.contains("lora_") }
-        guard let first = headNames.first else { return nil }
-        return HeadWeights(file: file, wrapped: first.contains(".modules_to_save.default."))
+        let backbonePrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes).map { modelPrefix + $0 }
+        let headNames = file.names.filter { name in
+            name.hasPrefix(modelPrefix) && !name.contains("lora_") && !backbonePrefixes.contains { name.hasPrefix($0) }
+        }
+        guard !headNames.isEmpty else { return nil }
+        return HeadWeights(file: file, wrapped: headNames.contains { $0.contains(".modules_to_save.default.") })
     }
 
     /// A head's tensors in an adapter file, by the head's own names (`classifier.weight`).

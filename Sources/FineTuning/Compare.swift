@@ -63,8 +63,8 @@ public struct CompareOptions: Settings, Sendable, Equatable {
             ("--seeds", seedValues.map(String.init)), ("--lrs", lrs.map { "\(Double($0) ?? .nan)" }),
         ]
         for (name, list) in lists {
-            if let d = list.first(where: { x in list.filter { $0 == x }.count > 1 }) {
-                throw SettingsError("\(name): \(d) is listed twice")
+            if let duplicate = list.first(where: { x in list.filter { $0 == x }.count > 1 }) {
+                throw SettingsError("\(name): \(duplicate) is listed twice")
             }
         }
         for (i, t) in taskList.enumerated() {
@@ -207,7 +207,9 @@ public final class Comparison {
         let tables =
             [SettingsTable.options(of: DataOptions.self), SettingsTable.options(of: TrainConfig.self)]
             + MethodRegistry.all.map(\.options)
-        for t in tables { if let o = t.first(where: { $0.key == key || $0.aliases.contains(key) }) { return o.key } }
+        for t in tables {
+            if let match = t.first(where: { $0.key == key || $0.aliases.contains(key) }) { return match.key }
+        }
         return key
     }
 
@@ -244,9 +246,9 @@ public final class Comparison {
                 try FileManager.default.removeItem(atPath: dir + "/results.json")
             }
             onCell(c, i, all.count, eta(all[i...], seconds))
-            let o = try options(for: c)
+            let cellOptions = try options(for: c)
             let resume = FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors")
-            let job = FineTuneJob(options: o, resume: resume)
+            let job = FineTuneJob(options: cellOptions, resume: resume)
             job.print = { _ in }
             job.onEvent = { [unowned self] ev, t in self.onEvent(ev, t) }
             resetPeakRSS()
@@ -271,11 +273,12 @@ public final class Comparison {
         }
         var built = Set<String>()
         for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
-            let o = try options(for: c)
+            let cellOptions = try options(for: c)
             do {
                 let backbone = try BackboneFamilies.load(
-                    directory: try ModelStore.resolve(o.data.model, quiet: true), pooled: true)
-                _ = try MethodRegistry.entry(c.method).make(options: o.methodOptions, backbone: backbone, seed: c.seed)
+                    directory: try ModelStore.resolve(cellOptions.data.model, quiet: true), pooled: true)
+                _ = try MethodRegistry.entry(c.method).make(
+                    options: cellOptions.methodOptions, backbone: backbone, seed: c.seed)
             } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }
         }
     }
@@ -285,16 +288,16 @@ public final class Comparison {
     func checkSameData() throws {
         let path = grid.output + "/data.json"
         var known: [String: String] = [:]
-        if let d = FileManager.default.contents(atPath: path) {
-            guard let k = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else {
+        if let bytes = FileManager.default.contents(atPath: path) {
+            guard let k = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: String] else {
                 throw TrainError("\(path): not a JSON object of content hashes; remove it to start this grid over")
             }
             known = k
         }
         var changed = false
         for task in grid.taskList {
-            let d = try DataSuite.resolve(try options(for: cells.first { $0.task == task }!).data, quiet: true)
-            let hash = try [d.train, d.dev, d.test].compactMap { $0 }.map {
+            let resolved = try DataSuite.resolve(try options(for: cells.first { $0.task == task }!).data, quiet: true)
+            let hash = try [resolved.train, resolved.dev, resolved.test].compactMap { $0 }.map {
                 try FineTuneJob.contentHash(try ModelStore.resolveData($0, quiet: true))
             }.joined(separator: "+")
             let name = Comparison.taskName(task)
@@ -332,8 +335,8 @@ public final class Comparison {
     func checkSameOptions() throws {
         let path = grid.output + "/options.json"
         let now = Dictionary(common.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        if let d = FileManager.default.contents(atPath: path), anyCellStarted() {
-            guard let before = (try? JSONSerialization.jsonObject(with: d)) as? [String: String] else {
+        if let bytes = FileManager.default.contents(atPath: path), anyCellStarted() {
+            guard let before = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: String] else {
                 throw TrainError("\(path): not a JSON object of options; remove it to start this grid over")
             }
             if before != now {
@@ -385,8 +388,8 @@ public struct CompareTable {
         public var regression: Bool
 
         public init?(cell: CompareCell, directory: String) {
-            guard let d = FileManager.default.contents(atPath: directory + "/results.json"),
-                let r = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+            guard let bytes = FileManager.default.contents(atPath: directory + "/results.json"),
+                let r = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any]
             else { return nil }
             self.cell = cell
             self.directory = directory
@@ -489,8 +492,8 @@ public struct CompareTable {
     /// The speed next to PyTorch + PEFT recorded in `directory/speed.json` (by `rankwise compare --peer-python`), as
     /// Markdown.
     public static func speedMarkdown(directory: String) -> String {
-        guard let d = FileManager.default.contents(atPath: directory + "/speed.json"),
-            let rows = (try? JSONSerialization.jsonObject(with: d)) as? [[String: Any]], !rows.isEmpty
+        guard let bytes = FileManager.default.contents(atPath: directory + "/speed.json"),
+            let rows = (try? JSONSerialization.jsonObject(with: bytes)) as? [[String: Any]], !rows.isEmpty
         else { return "" }
         var md =
             "\n### Speed next to PyTorch + PEFT (training steps on the same random batches of each task, the same "
@@ -498,11 +501,11 @@ public struct CompareTable {
             + "| task | method | batch | threads | Rankwise tokens/s | PEFT tokens/s | speed ratio | Rankwise peak "
             + "MiB | PEFT peak MiB | memory ratio |\n"
             + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
-        for o in rows {
-            let n = { (k: String) in (o[k] as? NSNumber)?.doubleValue ?? .nan }
+        for row in rows {
+            let n = { (k: String) in (row[k] as? NSNumber)?.doubleValue ?? .nan }
             md += String(
                 format: "| %@ | %@ | %.0f | %.0f | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n",
-                o["task"] as? String ?? "?", o["method"] as? String ?? "?",
+                row["task"] as? String ?? "?", row["method"] as? String ?? "?",
                 n("batch"), n("peer_threads"), n("tokens_per_s"), n("peer_tokens_per_s"),
                 n("tokens_per_s") / n("peer_tokens_per_s"),
                 n("peak_rss_mib"), n("peer_peak_rss_mib"), n("peak_rss_mib") / n("peer_peak_rss_mib"))
@@ -651,7 +654,7 @@ public struct CompareTable {
                 "dev_pearson",
             ] + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = [
+            var record: [String: Any] = [
                 "task": r.task, "method": r.method, "budget": r.budget,
                 "lr": r.lr ?? NSNull(), "chosen": r.chosen,
                 "seeds": r.runs.map { NSNumber(value: $0.cell.seed) },
@@ -660,8 +663,8 @@ public struct CompareTable {
                     ["run": ($0.directory as NSString).lastPathComponent, "finding": $0.collapse ?? ""]
                 },
             ]
-            for k in keys { if let s = r.stat(k) { o[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
-            return o
+            for k in keys { if let s = r.stat(k) { record[k] = ["mean": s.mean, "sd": s.sd, "n": s.n] } }
+            return record
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

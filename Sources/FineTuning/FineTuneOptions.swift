@@ -74,14 +74,14 @@ public struct FineTuneOptions: Sendable {
 
     /// Options from `values` (key → text; YAML first, then flags, so flags win). Keys in any spelling.
     public static func from(_ values: [(key: String, value: String)]) throws -> FineTuneOptions {
-        var o = FineTuneOptions()
+        var options = FineTuneOptions()
         var dataValues: [String: String] = [:]
         var trainValues: [String: String] = [:]
         let dataTable = SettingsTable.options(of: DataOptions.self)
         let trainTable = SettingsTable.options(of: TrainConfig.self)
         func has(_ t: [SettingInfo], _ k: String) -> Bool { t.contains { $0.key == k || $0.aliases.contains(k) } }
-        for (k, v) in values where SettingsTable.normalise(k) == "method" { o.method = v }
-        let entry = try MethodRegistry.entry(o.method)
+        for (k, v) in values where SettingsTable.normalise(k) == "method" { options.method = v }
+        let entry = try MethodRegistry.entry(options.method)
         for (rawKey, v) in values {
             let k = SettingsTable.normalise(rawKey)
             if k == "method" { continue }
@@ -90,19 +90,19 @@ public struct FineTuneOptions: Sendable {
             } else if has(trainTable, k) {
                 trainValues[k] = v
             } else if entry.hasOption(k) {
-                o.methodOptions[k] = v
-            } else if let other = MethodRegistry.owner(ofOption: k, except: o.method) {
+                options.methodOptions[k] = v
+            } else if let other = MethodRegistry.owner(ofOption: k, except: options.method) {
                 throw SettingsError(
-                    "--\(k) is an option of method \(other), not of \(o.method) (see `rankwise methods`)")
+                    "--\(k) is an option of method \(other), not of \(options.method) (see `rankwise methods`)")
             } else {
                 throw SettingsError("unknown option --\(k) (see `rankwise train --help` and `rankwise methods`)")
             }
         }
-        o.data = try SettingsTable.decode(DataOptions.self, values: dataValues)
-        o.training = try SettingsTable.decode(TrainConfig.self, values: trainValues)
-        try o.data.validate()
-        try o.training.validate()
-        return o
+        options.data = try SettingsTable.decode(DataOptions.self, values: dataValues)
+        options.training = try SettingsTable.decode(TrainConfig.self, values: trainValues)
+        try options.data.validate()
+        try options.training.validate()
+        return options
     }
 
     /// Checks a YAML config's text before a YAML parser sees it: configs are flat mappings of option

@@ -36,7 +36,11 @@ let targets: [Target] = [
         _ = try AdaLoRAFormat.readConfig(directory: dir)
     },
     Target(name: "rankwise-json", fileName: "rankwise.json") { _, dir in _ = PEFTFormat.readExtra(directory: dir) },
-    Target(name: "bert-config", fileName: "config.json") { _, dir in _ = try BertConfig(path: dir) },
+    // Every registered family's config reader, through the registry (model_type picks it; the directory has
+    // no weights, so a config that parses ends in "no model.safetensors").
+    Target(name: "bert-config", fileName: "config.json") { _, dir in
+        _ = try BackboneFamilies.load(directory: dir, pooled: nil)
+    },
     Target(name: "tokenizer", fileName: "tokenizer.json") { _, dir in
         let t = try Tokenizer(path: dir)
         for s in ["hello world", "A man eats.", "", "ünïcödé 漢字 😀", String(repeating: "a", count: 300)] {

@@ -88,6 +88,10 @@ public enum AdaLoRAFormat {
         } else if let m = o["target_modules"] as? String {
             t.targetModules = [m]
         }
+        // An empty list would mean "the backbone's defaults" to the attach routine: a saved adapter names its modules.
+        guard !t.targetModules.isEmpty else {
+            throw ModelError("\(file): target_modules missing or empty (no module to load)")
+        }
         var pattern: [String: [Bool]] = [:]
         if let rp = o["rank_pattern"] as? [String: Any] {
             for (k, v) in rp {

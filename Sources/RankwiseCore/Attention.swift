@@ -125,7 +125,9 @@ public enum Attention {
     }
 
     /// Row widths of Q and of K/V, key/value heads, query heads per key/value head and the score scale.
-    static func shape(heads: Int, headDim: Int, kvHeads: Int?)
+    static func shape(
+        heads: Int, headDim: Int, kvHeads: Int?
+    )
         -> (queryWidth: Int, kvHeadCount: Int, kvWidth: Int, group: Int, scale: Float)
     {
         let kvHeadCount = kvHeads ?? heads

@@ -26,7 +26,7 @@ public final class AdamW {
     }
 
     /// Parameters with no weight decay (biases and layer norms, as is customary).
-    public var noDecay: (Param) -> Bool = { $0.name.hasSuffix(".bias") || $0.name.contains("LayerNorm") }
+    public var noDecay: (Param) -> Bool = { $0.role != .weight }
 
     public func step(lr: Float) {
         t += 1

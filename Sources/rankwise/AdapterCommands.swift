@@ -184,10 +184,11 @@ struct Merge: ParsableCommand {
     func run() throws {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
-            try PEFTFormat.merge(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
+            try MergedModel.write(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
             let modelClass = l.model.backbone.huggingFace.classStem + l.model.head.names.classSuffix
-            print("merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
-                + "(\(modelClass), \(l.labelNames.count) labels)")
+            print(
+                "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
+                    + "(\(modelClass), \(l.labelNames.count) labels)")
         } catch { fail("\(error)") }
     }
 }

@@ -271,13 +271,13 @@ struct BenchTrain: ParsableCommand {
         var rng = SplitMix64(seed: 1)
         for _ in 0..<(batch * (seq - 1)) { _ = rng.next() }
         let labels = (0..<batch).map { _ in Int32(rng.next() % 3) }
-        let input = TokenBatch(batch: batch, seq: seq, ids: ids)
 
-        /// Builds a model with the method and returns a closure running one full training step on a batch.
+        /// Builds a model with the method and returns a closure running the trainer's own step on a batch of
+        /// example indices into the method's data (the fixed batch by default).
         func makeStep(
             _ e: MethodEntry, _ values: [String: String], classes: Int = 3, data methodData: TokenizedSet? = nil
         ) throws
-            -> (TaskModel, TuningMethod, (TokenBatch, [Int32]) throws -> Void)
+            -> (TaskModel, TuningMethod, (_ indices: [Int], _ padded: Bool) throws -> Void)
         {
             let enc = try BackboneFamilies.load(directory: dir, pooled: true)
             let (m, _) = try e.make(options: values, backbone: enc, seed: 1)
@@ -285,7 +285,6 @@ struct BenchTrain: ParsableCommand {
             model.setTrainable(adapted: m.isTrainable)
             model.regularizers = m.regularizers
             let total = 1_000_000
-            let opt = AdamW(params: model.params)
             // The method sees data as in training (a method that scores examples scores these).
             let data =
                 methodData
@@ -297,24 +296,18 @@ struct BenchTrain: ParsableCommand {
                 m.makeSampler(count: data.count, batchSize: batch, seed: 0)
                 ?? BucketedSampler(lengths: [seq], batchSize: 1, seed: 0)
             try m.prepare(totalSteps: total)
+            let trainingStep = TrainingStep(
+                model: model, method: m, optimizer: AdamW(params: model.params), sampler: sampler, data: data,
+                maxGradNorm: 1, seed: 1)
             var stepIndex = 0
             return (
                 model, m,
-                { input, labels in
-                    _ = try model.forward(input, labels: labels, training: true, seed: UInt64(stepIndex + 1))
-                    try model.backward()
-                    clipGradNorm(model.params, maxNorm: 1)
-                    try m.beforeOptimizerStep(
-                        StepContext(
-                            step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler,
-                            model: model, data: data, learningRate: 1e-4))
-                    opt.step(lr: 1e-4)
+                { indices, padded in
+                    _ = try trainingStep.run(
+                        batches: [indices], padded: padded, step: stepIndex, totalSteps: total, epoch: 0,
+                        learningRate: 1e-4)
+                    trainingStep.finish()
                     stepIndex += 1
-                    try m.afterOptimizerStep(
-                        StepContext(
-                            step: stepIndex, totalSteps: total, epoch: 0, optimizer: opt, sampler: sampler,
-                            model: model, data: data, learningRate: 1e-4))
-                    model.params.zeroGrad()
                 }
             )
         }
@@ -323,7 +316,8 @@ struct BenchTrain: ParsableCommand {
             return
         }
         let (m, tm, stepOn) = try makeStep(entry, overrides)
-        let step = { try stepOn(input, labels) }
+        let fixedBatch = Array(0..<batch)
+        let step = { try stepOn(fixedBatch, false) }
         for _ in 0..<2 { try step() }
         func measure(_ f: () throws -> Void) throws -> Double {
             var times: [Double] = []
@@ -351,7 +345,7 @@ struct BenchTrain: ParsableCommand {
         if method != "lora" {
             // The method's own cost: next to LoRA r=8, alternating.
             let (_, _, loraStepOn) = try makeStep(try MethodRegistry.entry("lora"), [:])
-            let loraStep = { try loraStepOn(input, labels) }
+            let loraStep = { try loraStepOn(fixedBatch, false) }
             for _ in 0..<2 { try loraStep() }
             var l = Double.infinity
             var a = best
@@ -420,7 +414,7 @@ extension BenchTrain {
     func runOnData(
         _ data: String, dir: String, entry: MethodEntry, overrides: [String: String], info: BLAS.Info,
         makeStep: (MethodEntry, [String: String], Int, TokenizedSet?) throws -> (
-            TaskModel, TuningMethod, (TokenBatch, [Int32]) throws -> Void
+            TaskModel, TuningMethod, ([Int], Bool) throws -> Void
         )
     ) throws {
         var spec = DataSpec()
@@ -448,23 +442,17 @@ extension BenchTrain {
         func time(_ batches: [[Int]], packed: Bool) throws -> (tokensPerSecond: Double, padding: Double) {
             var real = 0
             var computed = 0
-            let t0 = DispatchTime.now().uptimeNanoseconds
             for idx in batches {
-                let labelled = set.batch(idx, packed: packed)
-                let input = labelled.tokens
-                let labels = labelled.labels
-                let n = labelled.realTokens
-                try step(input, labels)
-                real += n
-                computed += input.ids.count
+                let lengths = idx.map { set.ids[$0].count }
+                real += lengths.reduce(0, +)
+                computed += packed ? lengths.reduce(0, +) : idx.count * lengths.max()!
             }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for idx in batches { try step(idx, !packed) }
             let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             return (Double(real) / secs, 1 - Double(real) / Double(computed))
         }
-        for idx in randomBatches.prefix(2) {
-            let labelled = set.batch(idx, packed: true)
-            try step(labelled.tokens, labelled.labels)
-        }
+        for idx in randomBatches.prefix(2) { try step(idx, false) }
         var best: [String: (tokensPerSecond: Double, padding: Double)] = [:]
         let orders: [(String, [[Int]], Bool)] = [
             ("random, unpadded", randomBatches, true), ("random, padded", randomBatches, false),

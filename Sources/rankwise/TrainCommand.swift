@@ -29,20 +29,21 @@ struct Train: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Options (see below).") var options: [String] = []
 
     func run() throws {
-        let o: FineTuneOptions
+        let runOptions: FineTuneOptions
         do {
             var values = try config.map(yamlOptions) ?? []
             values += try FineTuneOptions.values(fromArguments: options)
-            o = try FineTuneOptions.from(values)
+            runOptions = try FineTuneOptions.from(values)
         } catch { fail("\(error)") }
-        let job = FineTuneJob(options: o, resume: resume)
+        let job = FineTuneJob(options: runOptions, resume: resume)
         let view = TrainProgress()
         job.onEvent = { ev, trainer in view.show(ev, trainer) }
         let result: FineTuneResult
         do { result = try job.run() } catch { fail("\(error)") }
         do {
             print(
-                "report: " + (try RunReport.write(runDirectory: o.data.output)) + "  (rankwise report \(o.data.output))"
+                "report: " + (try RunReport.write(runDirectory: runOptions.data.output))
+                    + "  (rankwise report \(runOptions.data.output))"
             )
         } catch { stderr("warning: the run finished but its report was not written: \(error)\n") }
         // Last, so that it is not lost above the tables: a collapsed model is not a result.
@@ -103,7 +104,7 @@ final class TrainProgress {
             if step == total { bar!.finish(step) }
         case let .evaluation(step, m, best):
             if isatty(2) != 0 { stderr("\r\u{1B}[K") }
-            let keys = trainer.train.regression ? ["pearson", "spearman", "mse"] : ["accuracy", "macro_f1", "mcc"]
+            let keys = trainer.model.head.metricNames
             stderr(
                 "eval @ step \(step): "
                     + keys.map { String(format: "%@ %.4f", $0, m[$0] ?? .nan) }.joined(separator: "  ")

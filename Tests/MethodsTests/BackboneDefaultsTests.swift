@@ -5,6 +5,7 @@ import Testing
 import Models
 import RankwiseCore
 import SafeTensors
+import Training
 
 /// Target modules come from the backbone when the user names none: every registered method records the
 /// backbone's list in its configuration (so run.json, fingerprints and adapter files name the modules), and a
@@ -62,6 +63,67 @@ import SafeTensors
         #expect(PEFTNames.modulePath(of: "base_model.model.bert.encoder.layer.0.output.dense", among: ["encoder.layer.0.output.dense"])
                 == "encoder.layer.0.output.dense")
         #expect(PEFTNames.modulePath(of: "base_model.model.gpt.encoder.layer.0.output.dense", among: ["encoder.layer.0.output.dense"]) == nil)
+    }
+
+    /// A saved adapter names its modules: an empty `target_modules` is an error naming the file, not a silent
+    /// "the backbone's defaults" (which the attach routine would read it as).
+    @Test func emptySavedTargetsAreAnError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-empty-targets-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": []}"#
+            .write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
+        #expect { try PEFTFormat.readConfig(directory: dir) } throws: {
+            "\($0)".contains("adapter_config.json: target_modules is empty")
+        }
+        try #"{"peft_type": "ADALORA", "init_r": 4, "target_r": 2, "lora_alpha": 4, "target_modules": []}"#
+            .write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
+        #expect { try AdaLoRAFormat.readConfig(directory: dir) } throws: {
+            "\($0)".contains("adapter_config.json: target_modules missing or empty")
+        }
+    }
+
+    /// The head's tensors in an adapter file are those under `base_model.model.` that are neither adapter tensors
+    /// nor the backbone's: a file whose only other tensors belong to the backbone has no head.
+    @Test func headWeightsSkipTheBackbonesTensors() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-head-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let backboneOnly = [
+            TensorToWrite(name: "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight", shape: [1, 2], floats: [1, 2]),
+            TensorToWrite(name: "base_model.model.bert.embeddings.word_embeddings.weight", shape: [1, 2], floats: [1, 2]),
+        ]
+        try SafeTensorsWriter.write(backboneOnly, to: path)
+        #expect(PEFTNames.headWeights(in: try SafeTensorsFile(path: path)) == nil)
+        // PEFT's wrapping is found whichever tensor comes first.
+        let wrapped = backboneOnly + [
+            TensorToWrite(name: "base_model.model.classifier.modules_to_save.default.weight", shape: [2, 1], floats: [3, 4]),
+        ]
+        try SafeTensorsWriter.write(wrapped, to: path)
+        let head = try #require(PEFTNames.headWeights(in: try SafeTensorsFile(path: path)))
+        #expect(try head.tensor("classifier.weight", shape: [2, 1]).array == [3, 4])
+    }
+
+    /// Weight decay and random initialisation go by the role the model gave each parameter, not by BERT's names;
+    /// on BERT (with a head and Dynamic LoRA's gated adapters) the roles pick exactly what the old name rule
+    /// (`.bias` suffix or `LayerNorm`) picked, so runs with weight decay do not change.
+    @Test func parameterRolesReplaceTheNameRule() throws {
+        let backbone = try tinyBackbone()
+        _ = try MethodRegistry.entry("dynamic").make(options: ["r": "2"], backbone: backbone, seed: 1)
+        let model = try TaskModel(backbone: backbone, numLabels: 2, problem: .singleLabel, seed: 2)
+        let optimizer = AdamW(params: model.params)
+        var skipped = 0
+        for param in model.params.all {
+            let byName = param.name.hasSuffix(".bias") || param.name.contains("LayerNorm")
+            #expect(optimizer.noDecay(param) == byName, "\(param.name)")
+            #expect((param.role == .normScale) == param.name.hasSuffix("LayerNorm.weight"), "\(param.name)")
+            if byName { skipped += 1 }
+        }
+        #expect(skipped > 12)
+        // A random normalisation scale starts near one, a random weight near zero.
+        let scale = try RandomWeights(seed: 3).tensor("norm", shape: [64], role: .normScale).array
+        #expect(abs(scale.reduce(0, +) / 64 - 1) < 0.1)
+        let weight = try RandomWeights(seed: 3).tensor("norm", shape: [64]).array
+        #expect(abs(weight.reduce(0, +) / 64) < 0.1)
     }
 
     /// Every `targetModules` list in a configuration's JSON.

@@ -91,7 +91,7 @@ import Tokenizers
         // depends on its input beyond a linear map (Dynamic LoRA's gate) may refuse, and must say why.
         let merged = dir("\(name)-merged")
         var refused = false
-        do { try PEFTFormat.merge(model: m2, labelNames: meta.labelNames, baseDirectory: s.model, to: merged) } catch let err where "\(err)".contains("cannot be folded into a weight") {
+        do { try MergedModel.write(model: m2, labelNames: meta.labelNames, baseDirectory: s.model, to: merged) } catch let err where "\(err)".contains("cannot be folded into a weight") {
             #expect(e.hasOption("gate"), "\(name): refused to merge: \(err)")
             refused = true
         }

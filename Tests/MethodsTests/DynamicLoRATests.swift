@@ -123,7 +123,7 @@ import SafeTensors
         #expect(zip(b, top.lora.b.value.array).allSatisfy { abs($0 - $1 * top.layerWeight) < 1e-6 })
         #expect(FileManager.default.fileExists(atPath: dir + "/" + DynamicLoRAMethod.gatesFile))
         #expect((loaded as! DynamicLoRAMethod).dynamicAdapters.allSatisfy { $0.1.gateWeight != nil })
-        #expect { try PEFTFormat.merge(model: model, labelNames: ["a", "b"], baseDirectory: dir, to: dir + "-merged") } throws: { "\($0)".contains("input gate") }
+        #expect { try MergedModel.write(model: model, labelNames: ["a", "b"], baseDirectory: dir, to: dir + "-merged") } throws: { "\($0)".contains("input gate") }
     }
 
     /// Shares of a budget of r = 4 per module: proportional to modules x weight, within [m, m · maxRank],

@@ -81,7 +81,7 @@ import TestSupport
         method.loraAdapters[0].1.b.value[3] = .nan
         try method.save(directory: tmp + "/nan", model: model, metadata: meta)
         #expect { try AdapterLoader(directory: tmp + "/nan") } throws: { "\($0)".contains("lora_B") && "\($0)".contains("non-finite") }
-        #expect { try PEFTFormat.merge(model: model, labelNames: meta.labelNames, baseDirectory: dir, to: tmp + "/merged") } throws: { "\($0)".contains("non-finite") }
+        #expect { try MergedModel.write(model: model, labelNames: meta.labelNames, baseDirectory: dir, to: tmp + "/merged") } throws: { "\($0)".contains("non-finite") }
         #expect(!FileManager.default.fileExists(atPath: tmp + "/merged"))
     }
 }

@@ -42,18 +42,20 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let H = config.hiddenSize
         let I = config.intermediateSize
         let ps = params
-        func p(_ name: String, _ shape: [Int]) throws -> Param {
-            let x = Param(name: name, value: try weights.tensor(name, shape: shape))
+        func p(_ name: String, _ shape: [Int], role: ParamRole = .weight) throws -> Param {
+            let x = Param(name: name, value: try weights.tensor(name, shape: shape, role: role), role: role)
             ps.add(x)
             return x
         }
         func lin(_ name: String, _ out: Int, _ inn: Int, layer: Int? = nil, kind: String? = nil) throws -> Linear {
             Linear(
-                path: name, weight: try p(name + ".weight", [out, inn]), bias: try p(name + ".bias", [out]),
+                path: name, weight: try p(name + ".weight", [out, inn]),
+                bias: try p(name + ".bias", [out], role: .bias),
                 layer: layer, kind: kind)
         }
         func ln(_ name: String) throws -> LayerNormParams {
-            LayerNormParams(gamma: try p(name + ".weight", [H]), beta: try p(name + ".bias", [H]))
+            LayerNormParams(
+                gamma: try p(name + ".weight", [H], role: .normScale), beta: try p(name + ".bias", [H], role: .bias))
         }
         wordEmb = try p("embeddings.word_embeddings.weight", [config.vocabSize, H])
         posEmb = try p("embeddings.position_embeddings.weight", [config.maxPositions, H])

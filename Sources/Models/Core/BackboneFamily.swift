@@ -13,8 +13,10 @@ public struct BackboneFamily: Sendable {
     /// (an error if the checkpoint cannot give it), false to skip it, nil to load it when present.
     public let load: @Sendable (_ directory: String, _ pooled: Bool?) throws -> any Backbone
 
-    public init(name: String, modelTypes: [String], tensorPrefixes: [String],
-                load: @escaping @Sendable (String, Bool?) throws -> any Backbone) {
+    public init(
+        name: String, modelTypes: [String], tensorPrefixes: [String],
+        load: @escaping @Sendable (String, Bool?) throws -> any Backbone
+    ) {
         self.name = name
         self.modelTypes = modelTypes
         self.tensorPrefixes = tensorPrefixes

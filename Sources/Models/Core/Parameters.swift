@@ -2,19 +2,28 @@ import Foundation
 import RankwiseCore
 import SafeTensors
 
+/// What a parameter is to the optimiser (weight decay skips biases and normalisation scales, as Hugging Face's
+/// trainer does) and to random initialisation (a normalisation scale starts near one). Set by the model that
+/// creates the parameter, never guessed from its name.
+public enum ParamRole: Sendable {
+    case weight, bias, normScale
+}
+
 /// One named parameter: its value and, when trainable, a gradient that is a slice of the set's flat
 /// gradient buffer.
 public final class Param: @unchecked Sendable {
     public let name: String
     public let shape: [Int]
+    public let role: ParamRole
     public internal(set) var value: Tensor
     public internal(set) var grad: Tensor?
     public var count: Int { value.count }
     public var trainable: Bool { grad != nil }
 
-    public init(name: String, value: Tensor) {
+    public init(name: String, value: Tensor, role: ParamRole = .weight) {
         self.name = name
         self.shape = value.shape
+        self.role = role
         self.value = value
     }
 }
@@ -66,7 +75,16 @@ public final class ParameterSet: @unchecked Sendable {
 public protocol WeightSource {
     /// The tensor `name` with exactly `shape`, or an error naming both.
     func tensor(_ name: String, shape: [Int]) throws -> Tensor
+    /// The same for a parameter of `role` (a random source initialises each role its own way).
+    func tensor(_ name: String, shape: [Int], role: ParamRole) throws -> Tensor
     func has(_ name: String) -> Bool
+}
+
+extension WeightSource {
+    /// Stored weights are the same whatever the role.
+    public func tensor(_ name: String, shape: [Int], role: ParamRole) throws -> Tensor {
+        try tensor(name, shape: shape)
+    }
 }
 
 /// Weights from a safetensors file, each name after `prefix` (a family's loader knows its checkpoints'
@@ -99,8 +117,8 @@ public final class SafeTensorsWeights: WeightSource {
     }
 }
 
-/// Random weights in the way BERT initialises them (normal(0, std) for matrices, ones/zeros for
-/// layer norms), for tests and tiny models.
+/// Random weights for tests and tiny models: normal(0, std) for weights and biases, 1 + normal(0, 0.1) for
+/// normalisation scales.
 public final class RandomWeights: WeightSource {
     var rng: SplitMix64
     let std: Float
@@ -110,12 +128,15 @@ public final class RandomWeights: WeightSource {
     }
     public func has(_ name: String) -> Bool { true }
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-        let t = Tensor(zeros: shape)
-        if name.hasSuffix("LayerNorm.weight") {
-            for i in 0..<t.count { t[i] = 1 + 0.1 * rng.nextNormal() }
+        try tensor(name, shape: shape, role: .weight)
+    }
+    public func tensor(_ name: String, shape: [Int], role: ParamRole) throws -> Tensor {
+        let values = Tensor(zeros: shape)
+        if role == .normScale {
+            for i in 0..<values.count { values[i] = 1 + 0.1 * rng.nextNormal() }
         } else {
-            for i in 0..<t.count { t[i] = std * rng.nextNormal() }
+            for i in 0..<values.count { values[i] = std * rng.nextNormal() }
         }
-        return t
+        return values
     }
 }

@@ -41,6 +41,11 @@ public protocol TaskHead: AnyObject {
     var outputs: Int { get }
     /// The metric that chooses the best checkpoint and the learning rate: `macro_f1`, `pearson`.
     var primaryMetric: String { get }
+    /// The metrics `evaluate` gives, in the order a summary prints them (`loss` aside).
+    var metricNames: [String] { get }
+    /// Reads a set's outputs (`outputs[i]`: example i's logits): the predictions, and with `classes` or
+    /// `values` (one per example) the metrics. The evaluator fills in the loss.
+    func evaluate(outputs: [[Float]], classes: [Int32]?, values: [Float]?) -> Evaluation
     var names: HeadNames { get }
     /// Runs the head on the backbone's output; with `classes` or `values` (one per example) it also computes
     /// the loss and keeps its gradient for `backward`.

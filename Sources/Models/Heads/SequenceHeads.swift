@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import RankwiseCore
 
 /// Hugging Face's `*ForSequenceClassification` head: the backbone's pooled vector → dropout → a linear layer
@@ -33,7 +34,7 @@ public class SequenceHead {
             bias = Tensor(zeros: [outputs])
         }
         let weightParam = Param(name: "classifier.weight", value: weight)
-        let biasParam = Param(name: "classifier.bias", value: bias)
+        let biasParam = Param(name: "classifier.bias", value: bias, role: .bias)
         backbone.params.add(weightParam)
         backbone.params.add(biasParam)
         classifier = Linear(path: "classifier", weight: weightParam, bias: biasParam)
@@ -134,7 +135,29 @@ public final class ClassificationHead: SequenceHead, TaskHead {
     }
 
     public var primaryMetric: String { "macro_f1" }
+    public var metricNames: [String] { ["accuracy", "macro_f1", "mcc"] }
     override var problemType: String { "single_label_classification" }
+
+    /// The arg-max class and the softmax of each row; accuracy, macro-F1 and MCC against `classes`.
+    public func evaluate(outputs rows: [[Float]], classes: [Int32]?, values: [Float]?) -> Evaluation {
+        var predictions = [Int](repeating: 0, count: rows.count)
+        var probabilities = [[Float]](repeating: [], count: rows.count)
+        for (index, row) in rows.enumerated() {
+            let largest = row.max()!
+            let exponentials = row.map { expf($0 - largest) }
+            let total = exponentials.reduce(0, +)
+            probabilities[index] = exponentials.map { $0 / total }
+            predictions[index] = row.indices.max { row[$0] < row[$1] }!
+        }
+        var evaluation = Evaluation(
+            predictions: predictions, probabilities: probabilities, logits: rows,
+            values: [Float](repeating: 0, count: rows.count))
+        if let classes {
+            evaluation.classification = ClassificationMetrics(
+                predictions: predictions, labels: classes.map(Int.init), numClasses: outputs)
+        }
+        return evaluation
+    }
 
     override func loss(
         logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
@@ -160,7 +183,18 @@ public final class RegressionHead: SequenceHead, TaskHead {
     }
 
     public var primaryMetric: String { "pearson" }
+    public var metricNames: [String] { ["pearson", "spearman", "mse"] }
     override var problemType: String { "regression" }
+
+    /// Each row's one output as the predicted value; Pearson, Spearman and MSE against `values`.
+    public func evaluate(outputs rows: [[Float]], classes: [Int32]?, values: [Float]?) -> Evaluation {
+        let predicted = rows.map { $0[0] }
+        var evaluation = Evaluation(
+            predictions: [Int](repeating: 0, count: rows.count),
+            probabilities: [[Float]](repeating: [], count: rows.count), logits: rows, values: predicted)
+        if let values { evaluation.regression = RegressionMetrics(predictions: predicted, targets: values) }
+        return evaluation
+    }
 
     override func loss(
         logits: UnsafePointer<Float>, batch: Int, classes: [Int32]?, values: [Float]?,
