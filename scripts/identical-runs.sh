@@ -4,6 +4,7 @@
 #   bash scripts/identical-runs.sh OLD_BINARY NEW_BINARY OUTPUT_ROOT
 # runs each method once per binary (OUTPUT_ROOT/old/NAME, OUTPUT_ROOT/new/NAME; about 20 s a run) and
 # compares {best,final}/adapter_model.safetensors byte for byte; exits 1 when any differs or a run fails.
+# KEEP_OLD=1 keeps the old binary's finished runs under OUTPUT_ROOT/old and runs only the new one again.
 # Both binaries run with the same thread count (RANKWISE_THREADS, default 2): BLAS sums depend on it.
 # Later binaries changed defaults: to reproduce a binary older than the --split-seed option pass
 # EXTRA="--split-seed 11"; older than unpadded random batches (7a6b583), add "--sampler bucketed --padded".
@@ -31,6 +32,10 @@ for run in "${RUNS[@]}"; do
   name=${run%%|*}; options=${run#*|}
   for side in old new; do
     binary=$OLD; [ $side = new ] && binary=$NEW
+    # KEEP_OLD=1 reuses the old binary's finished runs (a refactor checked again after more changes)
+    if [ $side = old ] && [ "${KEEP_OLD:-0}" = 1 ] && [ -f "$OUT/old/$name/final/adapter_model.safetensors" ]; then
+      continue
+    fi
     rm -rf "$OUT/$side/$name"; mkdir -p "$OUT/$side"
     if ! $binary train "${COMMON[@]}" $options --output "$OUT/$side/$name" > "$OUT/$side/$name.log" 2>&1; then
       echo "$name: the $side binary failed (see $OUT/$side/$name.log)"; status=1; continue 2

@@ -11,6 +11,36 @@ import re
 import sys
 
 
+def literal_positions(line, start):
+    """Positions of the characters of the literal opening at `start` that stand outside any interpolation and
+    escape, up to and including its closing quote (or to the end of the line when it has none)."""
+    i = start + 1
+    depth = 0
+    while i < len(line):
+        if line[i] == '\\' and i + 1 < len(line) and line[i + 1] == '(':
+            depth += 1
+            i += 2
+            continue
+        if depth > 0:
+            if line[i] == '(':
+                depth += 1
+            elif line[i] == ')':
+                depth -= 1
+            elif line[i] == '"':  # a literal inside an interpolation: skip it
+                i += 1
+                while i < len(line) and line[i] != '"':
+                    i += 2 if line[i] == '\\' else 1
+            i += 1
+            continue
+        if line[i] == '\\':
+            i += 2
+            continue
+        yield i
+        if line[i] == '"':
+            return
+        i += 1
+
+
 def literals(line):
     """(start, end) of each plain one-line string literal: start at the opening quote, end after the closing one."""
     spans = []
@@ -25,30 +55,10 @@ def literals(line):
             return spans + [None]
         if c == '"':
             start = i
-            i += 1
-            depth = 0
-            while i < len(line):
-                if line[i] == '\\' and i + 1 < len(line) and line[i + 1] == '(':
-                    depth += 1
-                    i += 2
-                    continue
-                if depth > 0:
-                    if line[i] == '(':
-                        depth += 1
-                    elif line[i] == ')':
-                        depth -= 1
-                    elif line[i] == '"':  # a literal inside an interpolation: skip it
-                        i += 1
-                        while i < len(line) and line[i] != '"':
-                            i += 2 if line[i] == '\\' else 1
-                    i += 1
-                    continue
-                if line[i] == '\\':
-                    i += 2
-                    continue
-                if line[i] == '"':
-                    break
-                i += 1
+            i = len(line)
+            for position in literal_positions(line, start):
+                if line[position] == '"':
+                    i = position
             spans.append((start, i + 1))
         i += 1
     return spans
@@ -56,26 +66,7 @@ def literals(line):
 
 def split_points(line, start, end):
     """Positions of spaces inside the literal that are outside interpolations (split after the space)."""
-    points = []
-    depth = 0
-    i = start + 1
-    while i < end - 1:
-        if line[i] == '\\' and line[i + 1] == '(':
-            depth += 1
-            i += 2
-            continue
-        if depth > 0:
-            if line[i] == '(':
-                depth += 1
-            elif line[i] == ')':
-                depth -= 1
-        elif line[i] == '\\':
-            i += 2
-            continue
-        elif line[i] == ' ':
-            points.append(i + 1)
-        i += 1
-    return points
+    return [p + 1 for p in literal_positions(line, start) if p < end - 1 and line[p] == ' ']
 
 
 def fix(line, limit):

@@ -38,7 +38,7 @@ let targets: [Target] = [
     Target(name: "rankwise-json", fileName: "rankwise.json") { _, dir in _ = PEFTFormat.readExtra(directory: dir) },
     // Every registered family's config reader, through the registry (model_type picks it; the directory has
     // no weights, so a config that parses ends in "no model.safetensors").
-    Target(name: "bert-config", fileName: "config.json") { _, dir in
+    Target(name: "model-config", fileName: "config.json") { _, dir in
         _ = try BackboneFamilies.load(directory: dir, pooled: nil)
     },
     Target(name: "tokenizer", fileName: "tokenizer.json") { _, dir in

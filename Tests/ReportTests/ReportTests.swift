@@ -105,5 +105,11 @@ import Testing
         let guessed = ModuleMap(guessingFrom: ["model.layers.3.self_attn.q_proj", "lm_head"])
         #expect(guessed.place("model.layers.3.self_attn.q_proj")! == (3, "self_attn.q_proj"))
         #expect(guessed.place("lm_head") == nil)
+        // A registered family's paths get its short kinds, in its table order.
+        let bertGuess = ModuleMap(guessingFrom: ["encoder.layer.1.output.dense", "encoder.layer.0.attention.self.query",
+                                                 "encoder.layer.0.extra.proj"])
+        #expect(bertGuess.place("encoder.layer.1.output.dense")! == (1, "output"))
+        #expect(bertGuess.place("encoder.layer.0.attention.self.query")! == (0, "query"))
+        #expect(bertGuess.kindOrder == ["query", "output", "extra.proj"])
     }
 }

@@ -84,7 +84,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public var linears: [Linear] { layers.flatMap { $0.linears.map(\.1) } }
 
     /// Each block's linear layers: path below `encoder.layer.N.` and the kind label tables show.
-    static let modules = [
+    static let modules: [(path: String, kind: String)] = [
         ("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
         ("attention.output.dense", "attn.out"), ("intermediate.dense", "inter"), ("output.dense", "output"),
     ]
@@ -110,7 +110,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
 
     /// The BERT family: BERT and the encoders that share its layout.
     public static let family = BackboneFamily(
-        name: "bert", modelTypes: BertConfig.modelTypes, tensorPrefixes: ["bert."]
+        name: "bert", modelTypes: BertConfig.modelTypes, tensorPrefixes: ["bert."], moduleKinds: modules
     ) { directory, pooled in
         try BertModel.load(directory: directory, withPooler: pooled)
     }
@@ -175,9 +175,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let P = layout.probCount(heads: config.numHeads)
         var off = 0
         func take(_ n: Int) -> Int {
-            let o = off
+            let start = off
             off += (n + 15) / 16 * 16
-            return o
+            return start
         }
         let hd = training && config.hiddenDropout > 0
         let ad = training && config.attentionDropout > 0
@@ -187,27 +187,27 @@ public final class BertModel: Backbone, @unchecked Sendable {
         s.x0 = take(N * H)
         s.embMask = hd ? take(N * H) : -1
         for _ in 0..<config.numLayers {
-            var o = LayerOffsets()
-            o.q = take(N * H)
-            o.k = take(N * H)
-            o.v = take(N * H)
-            o.probs = take(P)
-            o.probsDrop = ad ? take(P) : o.probs
-            o.probsMask = ad ? take(P) : -1
-            o.ctx = take(N * H)
-            o.res1 = take(N * H)
-            o.mask1 = hd ? take(N * H) : -1
-            o.ln1 = take(N * H)
-            o.mean1 = take(N)
-            o.rstd1 = take(N)
-            o.h1 = take(N * I)
-            o.g = take(N * I)
-            o.res2 = take(N * H)
-            o.mask2 = hd ? take(N * H) : -1
-            o.ln2 = take(N * H)
-            o.mean2 = take(N)
-            o.rstd2 = take(N)
-            s.layer.append(o)
+            var offsets = LayerOffsets()
+            offsets.q = take(N * H)
+            offsets.k = take(N * H)
+            offsets.v = take(N * H)
+            offsets.probs = take(P)
+            offsets.probsDrop = ad ? take(P) : offsets.probs
+            offsets.probsMask = ad ? take(P) : -1
+            offsets.ctx = take(N * H)
+            offsets.res1 = take(N * H)
+            offsets.mask1 = hd ? take(N * H) : -1
+            offsets.ln1 = take(N * H)
+            offsets.mean1 = take(N)
+            offsets.rstd1 = take(N)
+            offsets.h1 = take(N * I)
+            offsets.g = take(N * I)
+            offsets.res2 = take(N * H)
+            offsets.mask2 = hd ? take(N * H) : -1
+            offsets.ln2 = take(N * H)
+            offsets.mean2 = take(N)
+            offsets.rstd2 = take(N)
+            s.layer.append(offsets)
         }
         s.pooledPre = take(B * H)
         s.pooled = take(B * H)
@@ -300,59 +300,60 @@ public final class BertModel: Backbone, @unchecked Sendable {
             Ops.dropoutForward(
                 x: w + s.x0, y: w + s.x0, mask: w + s.embMask, count: N * H, p: config.hiddenDropout, seed: nextSeed())
         }
+        /// The end of each half of a block: hidden dropout on the sub-layer's output (in place, at scratch offset
+        /// `sublayer`), the residual added, then the layer norm into `output` (offsets into the scratch).
+        func closeSublayer(
+            _ sublayer: Int, mask: Int, residual: UnsafeMutablePointer<Float>, norm: LayerNormParams, output: Int,
+            mean: Int, rstd: Int
+        ) {
+            if mask >= 0 {
+                Ops.dropoutForward(
+                    x: w + sublayer, y: w + sublayer, mask: w + mask, count: N * H, p: config.hiddenDropout,
+                    seed: nextSeed())
+            }
+            Profiler.section("residual+layernorm") {
+                Ops.add(w + sublayer, residual, w + sublayer, count: N * H)
+                Ops.layerNormForward(
+                    x: w + sublayer, gamma: norm.gamma.value.data, beta: norm.beta.value.data, y: w + output,
+                    mean: w + mean, rstd: w + rstd, n: N, d: H, eps: eps)
+            }
+        }
         // Blocks
         var x = w + s.x0
         do {
             for (l, L) in layers.enumerated() {
-                let o = s.layer[l]
+                let at = s.layer[l]
                 Profiler.section("qkv") {
-                    L.query.forward(x, w + o.q, n: N, training: training, seed: nextSeed())
-                    L.key.forward(x, w + o.k, n: N, training: training, seed: nextSeed())
-                    L.value.forward(x, w + o.v, n: N, training: training, seed: nextSeed())
+                    L.query.forward(x, w + at.q, n: N, training: training, seed: nextSeed())
+                    L.key.forward(x, w + at.k, n: N, training: training, seed: nextSeed())
+                    L.value.forward(x, w + at.v, n: N, training: training, seed: nextSeed())
                 }
                 Profiler.section("attention") {
                     Attention.forward(
-                        q: w + o.q, k: w + o.k, v: w + o.v, layout: s.layout, probs: w + o.probs,
-                        ctx: w + o.ctx, heads: nh, headDim: hdim,
-                        dropout: o.probsMask >= 0
+                        q: w + at.q, k: w + at.k, v: w + at.v, layout: s.layout, probs: w + at.probs,
+                        ctx: w + at.ctx, heads: nh, headDim: hdim,
+                        dropout: at.probsMask >= 0
                             ? (
-                                p: config.attentionDropout, seed: nextSeed(), mask: w + o.probsMask,
-                                dropped: w + o.probsDrop
+                                p: config.attentionDropout, seed: nextSeed(), mask: w + at.probsMask,
+                                dropped: w + at.probsDrop
                             ) : nil)
                 }
                 Profiler.section("attn.out") {
-                    L.attnOut.forward(w + o.ctx, w + o.res1, n: N, training: training, seed: nextSeed())
+                    L.attnOut.forward(w + at.ctx, w + at.res1, n: N, training: training, seed: nextSeed())
                 }
-                if o.mask1 >= 0 {
-                    Ops.dropoutForward(
-                        x: w + o.res1, y: w + o.res1, mask: w + o.mask1, count: N * H, p: config.hiddenDropout,
-                        seed: nextSeed())
-                }
-                Profiler.section("residual+layernorm") {
-                    Ops.add(w + o.res1, x, w + o.res1, count: N * H)
-                    Ops.layerNormForward(
-                        x: w + o.res1, gamma: L.ln1.gamma.value.data, beta: L.ln1.beta.value.data, y: w + o.ln1,
-                        mean: w + o.mean1, rstd: w + o.rstd1, n: N, d: H, eps: eps)
-                }
+                closeSublayer(
+                    at.res1, mask: at.mask1, residual: x, norm: L.ln1, output: at.ln1, mean: at.mean1, rstd: at.rstd1)
                 Profiler.section("intermediate") {
-                    L.intermediate.forward(w + o.ln1, w + o.h1, n: N, training: training, seed: nextSeed())
+                    L.intermediate.forward(w + at.ln1, w + at.h1, n: N, training: training, seed: nextSeed())
                 }
-                Profiler.section("gelu") { activationForward(w + o.h1, w + o.g, count: N * I) }
+                Profiler.section("gelu") { activationForward(w + at.h1, w + at.g, count: N * I) }
                 Profiler.section("output") {
-                    L.output.forward(w + o.g, w + o.res2, n: N, training: training, seed: nextSeed())
+                    L.output.forward(w + at.g, w + at.res2, n: N, training: training, seed: nextSeed())
                 }
-                if o.mask2 >= 0 {
-                    Ops.dropoutForward(
-                        x: w + o.res2, y: w + o.res2, mask: w + o.mask2, count: N * H, p: config.hiddenDropout,
-                        seed: nextSeed())
-                }
-                Profiler.section("residual+layernorm") {
-                    Ops.add(w + o.res2, w + o.ln1, w + o.res2, count: N * H)
-                    Ops.layerNormForward(
-                        x: w + o.res2, gamma: L.ln2.gamma.value.data, beta: L.ln2.beta.value.data, y: w + o.ln2,
-                        mean: w + o.mean2, rstd: w + o.rstd2, n: N, d: H, eps: eps)
-                }
-                x = w + o.ln2
+                closeSublayer(
+                    at.res2, mask: at.mask2, residual: w + at.ln1, norm: L.ln2, output: at.ln2, mean: at.mean2,
+                    rstd: at.rstd2)
+                x = w + at.ln2
             }
         }
         // Pooler on the first token of each row
@@ -408,9 +409,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let P = s.layout.probCount(heads: nh)
         var goff = 0
         func take(_ n: Int) -> Int {
-            let o = goff
+            let start = goff
             goff += (n + 15) / 16 * 16
-            return o
+            return start
         }
         let oDX = take(N * H)
         let oDA = take(N * H)
@@ -465,31 +466,31 @@ public final class BertModel: Backbone, @unchecked Sendable {
         // Blocks, top to bottom. dX holds the gradient of the block's output.
         for l in stride(from: layers.count - 1, through: max(lowest, 0), by: -1) {
             let L = layers[l]
-            let o = s.layer[l]
+            let at = s.layer[l]
             let xIn = l == 0 ? w + s.x0 : w + s.layer[l - 1].ln2
             // Output layer norm -> dA = dRes2
             Ops.layerNormBackward(
-                dy: dX, x: w + o.res2, gamma: L.ln2.gamma.value.data, mean: w + o.mean2, rstd: w + o.rstd2,
+                dy: dX, x: w + at.res2, gamma: L.ln2.gamma.value.data, mean: w + at.mean2, rstd: w + at.rstd2,
                 dx: dA, dgamma: L.ln2.gamma.grad?.data, dbeta: L.ln2.beta.grad?.data, n: N, d: H)
             // residual: dLn1 (dB) = dRes2 ; dense2 output grad = dRes2 * mask2 (into dX as temp)
             dB.update(from: dA, count: N * H)
-            if o.mask2 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask2, dx: dA, count: N * H) }
-            L.output.backward(dy: dA, x: w + o.g, dx: dI, n: N)
-            activationBackward(x: w + o.h1, dy: dI, dx: dI, count: N * I)
-            L.intermediate.backward(dy: dI, x: w + o.ln1, dx: dB, n: N, accumulate: true)
+            if at.mask2 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + at.mask2, dx: dA, count: N * H) }
+            L.output.backward(dy: dA, x: w + at.g, dx: dI, n: N)
+            activationBackward(x: w + at.h1, dy: dI, dx: dI, count: N * I)
+            L.intermediate.backward(dy: dI, x: w + at.ln1, dx: dB, n: N, accumulate: true)
             // Attention layer norm -> dA = dRes1
             Ops.layerNormBackward(
-                dy: dB, x: w + o.res1, gamma: L.ln1.gamma.value.data, mean: w + o.mean1, rstd: w + o.rstd1,
+                dy: dB, x: w + at.res1, gamma: L.ln1.gamma.value.data, mean: w + at.mean1, rstd: w + at.rstd1,
                 dx: dA, dgamma: L.ln1.gamma.grad?.data, dbeta: L.ln1.beta.grad?.data, n: N, d: H)
             // residual into the block input: dX = dRes1
             dX.update(from: dA, count: N * H)
-            if o.mask1 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + o.mask1, dx: dA, count: N * H) }
-            L.attnOut.backward(dy: dA, x: w + o.ctx, dx: dB, n: N)  // dB = dCtx
+            if at.mask1 >= 0 { Ops.dropoutBackward(dy: dA, mask: w + at.mask1, dx: dA, count: N * H) }
+            L.attnOut.backward(dy: dA, x: w + at.ctx, dx: dB, n: N)  // dB = dCtx
             Attention.backward(
-                dctx: dB, q: w + o.q, k: w + o.k, v: w + o.v, probs: w + o.probs, dq: dQ, dk: dK, dv: dV,
+                dctx: dB, q: w + at.q, k: w + at.k, v: w + at.v, probs: w + at.probs, dq: dQ, dk: dK, dv: dV,
                 scratch: g + oDP, layout: s.layout, heads: nh, headDim: hdim,
-                dropout: o.probsMask >= 0
-                    ? (mask: UnsafePointer(w + o.probsMask), dropped: UnsafePointer(w + o.probsDrop)) : nil)
+                dropout: at.probsMask >= 0
+                    ? (mask: UnsafePointer(w + at.probsMask), dropped: UnsafePointer(w + at.probsDrop)) : nil)
             let needDx = l > 0 ? l > lowest : lowest < 0
             L.query.backward(dy: dQ, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)
             L.key.backward(dy: dK, x: xIn, dx: needDx ? dX : nil, n: N, accumulate: true)

@@ -9,17 +9,21 @@ public struct BackboneFamily: Sendable {
     /// Prefixes of the backbone's tensors inside Hugging Face task models and PEFT files (`bert.`), which adapter
     /// readers strip to find a module's path.
     public let tensorPrefixes: [String]
+    /// The block modules' paths after the block index and their short kinds, in table order
+    /// (`attention.self.query` → `query`): how a report labels an older run that stored no module map.
+    public let moduleKinds: [(path: String, kind: String)]
     /// Builds the backbone from a model directory. `pooled`: true when a head needs one vector per sequence
     /// (an error if the checkpoint cannot give it), false to skip it, nil to load it when present.
     public let load: @Sendable (_ directory: String, _ pooled: Bool?) throws -> any Backbone
 
     public init(
-        name: String, modelTypes: [String], tensorPrefixes: [String],
+        name: String, modelTypes: [String], tensorPrefixes: [String], moduleKinds: [(path: String, kind: String)],
         load: @escaping @Sendable (String, Bool?) throws -> any Backbone
     ) {
         self.name = name
         self.modelTypes = modelTypes
         self.tensorPrefixes = tensorPrefixes
+        self.moduleKinds = moduleKinds
         self.load = load
     }
 }

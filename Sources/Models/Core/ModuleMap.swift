@@ -29,22 +29,28 @@ public struct ModuleMap: Sendable, Equatable {
     }
 
     /// A map guessed from paths alone, for runs written before results.json held one: the first whole-number
-    /// component is the block, the rest of the path after it the kind.
+    /// component is the block, the rest of the path after it the kind, shortened as a registered family labels it
+    /// (`attention.self.query` → `query`) and ordered as that family's table.
     public init(guessingFrom paths: some Sequence<String>) {
+        let known = BackboneFamilies.all.flatMap(\.moduleKinds)
         var layers: [String: Int] = [:]
         var kinds: [String: String] = [:]
-        var order: [String] = []
+        var seen: Set<String> = []
         for path in paths {
             let parts = path.split(separator: ".")
             guard let index = parts.firstIndex(where: { Int($0) != nil }), let layer = Int(parts[index]) else {
                 continue
             }
-            let kind = parts[(index + 1)...].joined(separator: ".")
+            let rest = parts[(index + 1)...].joined(separator: ".")
+            let kind = known.first { $0.path == rest }?.kind ?? rest
             layers[path] = layer
             kinds[path] = kind
-            if !order.contains(kind) { order.append(kind) }
+            seen.insert(kind)
         }
-        self.init(layers: layers, kinds: kinds, kindOrder: order.sorted())
+        var order: [String] = []
+        for entry in known where seen.contains(entry.kind) && !order.contains(entry.kind) { order.append(entry.kind) }
+        order += seen.subtracting(order).sorted()
+        self.init(layers: layers, kinds: kinds, kindOrder: order)
     }
 
     /// The map results.json holds (`{"kinds": [...], "modules": {path: {"layer": n, "kind": k}}}`), or nil.
