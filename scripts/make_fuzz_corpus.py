@@ -62,5 +62,5 @@ if os.path.exists(os.path.join(model, "tokenizer.json")):
     for name, spec in (pp.get("special_tokens") or {}).items():
         spec["ids"] = [keep.index(name)] if name in keep else spec["ids"]
     put("tokenizer", "tokenizer.json", json.dumps(tok, indent=1))
-    put("bert-config", "config.json", open(os.path.join(model, "config.json")).read())
+    put("model-config", "config.json", open(os.path.join(model, "config.json")).read())
 print("wrote", root)

@@ -24,7 +24,7 @@ public struct FineTuneData {
     /// The data options with suite names resolved (`DataSuite.resolve`).
     public var dataOptions: DataOptions
 
-    /// Loads the data `o` names; `print` receives the data summary and warnings.
+    /// Loads the data `options` names; `print` receives the data summary and warnings.
     public static func load(options: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
         try BLAS.load()
         let modelDir = try ModelStore.resolve(options.data.model)
@@ -52,7 +52,7 @@ public struct FineTuneData {
         public var options: DataOptions
     }
 
-    /// Loads, splits, samples and (with `flipLabels`) corrupts the data `d` names, exactly as a run does.
+    /// Loads, splits, samples and (with `flipLabels`) corrupts the data `data` names, exactly as a run does.
     public static func sets(_ data: DataOptions, print: (String) -> Void) throws -> Sets {
         let resolved = try DataSuite.resolve(data)
         var spec = DataSpec()
@@ -124,24 +124,21 @@ public struct FineTuneData {
             guard present.count >= 2 else {
                 throw TrainError(
                     "\(resolved.train!): the training examples all have one label (\(present.first ?? "none")); a "
-                        + "classifier "
-                        + "needs at least two classes"
+                        + "classifier needs at least two classes"
                 )
             }
         }
         if let ds = devSet, ds.examples.isEmpty {
             print(
                 "warning: the dev set is empty (too few examples for --dev-fraction \(resolved.devFraction)); the "
-                    + "final "
-                    + "adapter is used as the best"
+                    + "final adapter is used as the best"
             )
             devSet = nil
         }
         if let ts = testSet, ts.examples.isEmpty {
             print(
                 "warning: the test set is empty (too few examples for --test-fraction \(resolved.testFraction)); no "
-                    + "test "
-                    + "metrics"
+                    + "test metrics"
             )
             testSet = nil
         }

@@ -3,12 +3,19 @@ import Foundation
 import Models
 import RankwiseCore
 
-/// Why a step could not update the parameters.
-public enum StepFailure: Error {
+/// Why a step could not update the parameters (the trainer adds the step, epoch and checkpoint to tell the user).
+public enum StepFailure: Error, CustomStringConvertible {
     /// The loss of the group's batch at `batchOffset` (0-based) was not finite.
     case loss(Float, batchOffset: Int)
     /// The clipped gradient's norm was not finite.
     case gradientNorm(Float)
+
+    public var description: String {
+        switch self {
+        case let .loss(loss, offset): "the loss of batch \(offset + 1) of the step is \(loss)"
+        case let .gradientNorm(norm): "the gradient norm of the step is \(norm)"
+        }
+    }
 }
 
 /// One optimizer step, as the trainer's loop and `bench train` both run it: forward and backward over a group of

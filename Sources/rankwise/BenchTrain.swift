@@ -112,7 +112,7 @@ struct BenchTrain: ParsableCommand {
         }
         let (m, tm, stepOn) = try makeStep(entry, overrides)
         let fixedBatch = Array(0..<batch)
-        let step = { try stepOn(fixedBatch, false) }
+        let step = { try stepOn(fixedBatch, true) }
         for _ in 0..<2 { try step() }
         func measure(_ f: () throws -> Void) throws -> Double {
             var times: [Double] = []
@@ -140,7 +140,7 @@ struct BenchTrain: ParsableCommand {
         if method != "lora" {
             // The method's own cost: next to LoRA r=8, alternating.
             let (_, _, loraStepOn) = try makeStep(try MethodRegistry.entry("lora"), [:])
-            let loraStep = { try loraStepOn(fixedBatch, false) }
+            let loraStep = { try loraStepOn(fixedBatch, true) }
             for _ in 0..<2 { try loraStep() }
             var l = Double.infinity
             var a = best

@@ -110,7 +110,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
 
     /// The BERT family: BERT and the encoders that share its layout.
     public static let family = BackboneFamily(
-        name: "bert", modelTypes: BertConfig.modelTypes, tensorPrefixes: ["bert."], moduleKinds: modules
+        name: "bert", modelTypes: BertConfig.modelTypes, tensorPrefixes: ["bert.", "roberta."], moduleKinds: modules
     ) { directory, pooled in
         try BertModel.load(directory: directory, withPooler: pooled)
     }
