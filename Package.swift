@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Methods", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "FineTuning", "Data", "Tokenizers", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Data", "Models", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Methods", "Data", "Models", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]
 )

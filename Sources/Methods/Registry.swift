@@ -185,12 +185,17 @@ public enum MethodRegistry {
 
     /// Budget options measured on the tweets (scripts/compare-methods.sh): pruning methods start at 1.5x
     /// the budget with AdaLoRA's orthogonality weight 0.1; prune-and-grow methods may grow a module to 2x;
-    /// SVD adapters learn at 5e-3, LoRA at 1e-3.
+    /// SVD adapters learn at 5e-3, LoRA at 1e-3. Alpha is 2x the budget for every method, as LoRA's: an SVD
+    /// adapter's output scale alpha / initial rank is then the same at every budget (with alpha fixed at 16, a
+    /// budget-2 ElaLoRA adapter's output scale was 4x a budget-8 one's).
     static let svdBudget: @Sendable (Int) -> [String: String] = {
-        ["r": "\($0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3", "orth-reg-weight": "0.1"]
+        [
+            "r": "\($0)", "alpha": "\(2 * $0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3",
+            "orth-reg-weight": "0.1",
+        ]
     }
     static let elasticBudget: @Sendable (Int) -> [String: String] = {
-        ["r": "\($0)", "max-rank": "\(2 * $0)", "lr": "5e-3"]
+        ["r": "\($0)", "alpha": "\(2 * $0)", "max-rank": "\(2 * $0)", "lr": "5e-3"]
     }
 
     public static var names: [String] { all.map(\.name) }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import FineTuning
+import Methods
 import Report
 
 /// The grid: which options each cell gets, the table's statistics worked by hand, and a real grid that
@@ -31,6 +32,21 @@ import Report
         #expect(ela.methodOptions["r"] == "8" && ela.methodOptions["max-rank"] == "12")  // the user's max-rank over 2 x budget
         let ela4 = try Comparison(grid: g, common: []).options(for: CompareCell(task: "tweets", method: "elalora", budget: 4, seed: 1))
         #expect(ela4.methodOptions["max-rank"] == "8" && ela4.training.lr == 5e-3)
+    }
+
+    /// Every method's adapter output scale (alpha over the rank it starts with) is the same at every budget, so
+    /// a learning rate means the same at budget 2 as at budget 8.
+    @Test func outputScaleDoesNotDependOnTheBudget() throws {
+        for name in MethodRegistry.names {
+            let entry = try MethodRegistry.entry(name)
+            let scales = [2, 4, 8, 16].map { budget -> Double in
+                let options = entry.budgetOptions(budget)
+                let alpha = Double(options["alpha"] ?? "") ?? .nan
+                let startRank = Double(options["init-r"] ?? options["r"] ?? "") ?? .nan
+                return alpha / startRank
+            }
+            #expect(scales.allSatisfy { abs($0 - scales[3]) < 0.2 * scales[3] }, "\(name): \(scales)")
+        }
     }
 
     /// --lrs multiplies the cells, gives each its rate (over the method's own) and names its folder; --lr with
