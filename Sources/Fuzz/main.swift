@@ -10,6 +10,7 @@ import Adapters
 import Data
 import FineTuning
 import Foundation
+import GGUF
 import Methods
 import Models
 import RankwiseCore
@@ -30,6 +31,11 @@ let targets: [Target] = [
             guard let info = f.info(n) else { continue }
             if info.dtype == .I64 { _ = try f.ints(n) } else { _ = try? f.floats(n) }
         }
+    },
+    Target(name: "gguf", fileName: "model.gguf") { path, _ in
+        let file = try GGUFFile(path: path)
+        for tensor in file.tensors { _ = try file.floats(tensor.name) }
+        for key in file.keys { _ = try? file.strings(key) }
     },
     Target(name: "adapter-config", fileName: "adapter_config.json") { _, dir in
         _ = try? PEFTFormat.readConfig(directory: dir)

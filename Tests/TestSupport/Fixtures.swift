@@ -34,3 +34,18 @@ extension Fixtures {
         return nil
     }
 }
+
+extension Fixtures {
+    /// The real SmolLM2-135M-Instruct GGUF file (`rankwise fetch-model smollm2`); a test failure in CI when missing.
+    public static func smollm2() -> String? {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["RANKWISE_CACHE"] ?? (NSHomeDirectory() + "/.cache/rankwise")
+        let file = cache + "/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+        if FileManager.default.fileExists(atPath: file) { return file }
+        if env["CI"] == "true" {
+            Issue.record("SmolLM2 not found at \(file): run `rankwise fetch-model smollm2` (CI must install it)")
+        }
+        return nil
+    }
+}
+
