@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         // GGUF files (llama.cpp's format): metadata, tensor infos, ggml block dequantisation.
         .target(name: "GGUF", swiftSettings: fast),
-        .target(name: "Tokenizers", swiftSettings: fast),
+        .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),

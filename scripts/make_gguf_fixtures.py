@@ -98,6 +98,28 @@ def real_blocks(model):
     save_file({**expected, **{n + ".rows": r for n, r in expected_rows.items()}},
               os.path.join(OUT, "smollm2-blocks.safetensors"))
     print("wrote real blocks of", ", ".join(picks))
+    # A fuzz seed with the real tokenizer metadata cut to its first 400 tokens and the merges among them.
+    fields = reader.fields
+    tokens = [bytes(fields["tokenizer.ggml.tokens"].parts[i]).decode() for i in fields["tokenizer.ggml.tokens"].data]
+    kept = set(tokens[:400])
+    merges = [bytes(fields["tokenizer.ggml.merges"].parts[i]).decode() for i in fields["tokenizer.ggml.merges"].data]
+    merges = [m for m in merges if set(m.split(" ")) <= kept and m.replace(" ", "") in kept]
+    types = [int(fields["tokenizer.ggml.token_type"].parts[i][0]) for i in fields["tokenizer.ggml.token_type"].data]
+    writer = GGUFWriter(os.path.join(CORPUS, "tokenizer.gguf"), "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("smollm")
+    writer.add_token_list(tokens[:400])
+    writer.add_token_types(types[:400])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(fields["tokenizer.chat_template"].contents())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    print("wrote the tokenizer seed:", len(merges), "merges")
 
 
 tiny()

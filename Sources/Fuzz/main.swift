@@ -36,6 +36,10 @@ let targets: [Target] = [
         let file = try GGUFFile(path: path)
         for tensor in file.tensors { _ = try file.floats(tensor.name) }
         for key in file.keys { _ = try? file.strings(key) }
+        if file.metadata["tokenizer.ggml.model"] != nil {
+            let (tokenizer, _) = try Tokenizer.gguf(file)
+            _ = tokenizer.decode(tokenizer.encode("Hello <|im_start|>world 123 ½ 😀\n\n").ids)
+        }
     },
     Target(name: "adapter-config", fileName: "adapter_config.json") { _, dir in
         _ = try? PEFTFormat.readConfig(directory: dir)

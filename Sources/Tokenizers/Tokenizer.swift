@@ -36,10 +36,13 @@ public struct Tokenizer: Sendable {
     public var addedTokens: [(String, Int)]
     public var padId: Int
     public var padTypeId: Int
+    /// How ids become text again.
+    public var decoder: TokenDecoder
 
     public init(
         normalizer: Normalizer?, preTokenizer: PreTokenizer, model: TokenizerModel,
-        postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0
+        postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0,
+        decoder: TokenDecoder = .wordPiece(prefix: "##")
     ) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
@@ -48,6 +51,7 @@ public struct Tokenizer: Sendable {
         self.addedTokens = addedTokens.sorted { $0.0.unicodeScalars.count > $1.0.unicodeScalars.count }
         self.padId = padId
         self.padTypeId = padTypeId
+        self.decoder = decoder
     }
 
     /// Loads `tokenizer.json` from a file or from a model directory containing one.
@@ -298,15 +302,38 @@ public struct Tokenizer: Sendable {
         return EncodedBatch(batch: encs.count, seqLen: len, ids: ids, typeIds: types, attentionMask: mask)
     }
 
-    /// Decodes ids to text (WordPiece: joins `##` continuations, drops special tokens).
+    /// Decodes ids to text, dropping special tokens unless `skipSpecial` is false.
     public func decode(_ ids: [Int], skipSpecial: Bool = true) -> String {
         let specials = Set(addedTokens.map(\.1))
-        var out = ""
-        for id in ids {
-            if skipSpecial && specials.contains(id) { continue }
-            guard let t = model.token(of: id) else { continue }
-            if t.hasPrefix("##") { out += t.dropFirst(2) } else { out += (out.isEmpty ? "" : " ") + t }
+        let kept = ids.filter { !(skipSpecial && specials.contains($0)) }.compactMap { model.token(of: $0) }
+        return decoder.decode(kept)
+    }
+}
+
+/// The last stage backwards: token texts to one string.
+public enum TokenDecoder: Sendable {
+    /// WordPiece: tokens joined by spaces, continuations (`##ing`) glued to the token before.
+    case wordPiece(prefix: String)
+    /// Byte-level BPE: each token's alphabet characters back to bytes, the bytes read as UTF-8 (an invalid
+    /// sequence, such as a character cut between two tokens, becomes U+FFFD as in Hugging Face).
+    case byteLevel
+
+    public func decode(_ tokens: [String]) -> String {
+        switch self {
+        case .wordPiece(let prefix):
+            var text = ""
+            for token in tokens {
+                if token.hasPrefix(prefix) {
+                    text += token.dropFirst(prefix.count)
+                } else {
+                    text += (text.isEmpty ? "" : " ") + token
+                }
+            }
+            return text
+        case .byteLevel:
+            var bytes: [UInt8] = []
+            for token in tokens { ByteLevelAlphabet.unspell(token, into: &bytes) }
+            return String(decoding: bytes, as: UTF8.self)
         }
-        return out
     }
 }

@@ -1,0 +1,53 @@
+/// One message of a conversation.
+public struct ChatMessage: Sendable, Equatable, Codable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// A chat format recognised from a model's Jinja chat template (Rankwise has no Jinja engine: it knows the formats
+/// and reads from the template only what varies, such as the default system prompt).
+public enum ChatTemplate: Sendable, Equatable {
+    /// ChatML: `<|im_start|>ROLE\nCONTENT<|im_end|>\n` per message, `<|im_start|>assistant\n` to ask for a reply;
+    /// a conversation that does not open with a system message gets the template's default one, if it has one.
+    case chatML(defaultSystem: String?)
+
+    /// The format of `template`, or an error saying what was found.
+    public init(jinja template: String) throws {
+        guard template.contains("<|im_start|>"), template.contains("<|im_end|>") else {
+            throw TokenizerError.invalid(
+                "the model's chat template is not one Rankwise knows (known: ChatML); give --raw to use the prompt "
+                    + "as it is")
+        }
+        self = .chatML(defaultSystem: Self.literalSystemPrompt(template))
+    }
+
+    /// The system prompt a ChatML template writes itself: the text between `<|im_start|>system` and the next
+    /// `<|im_end|>` when it is a literal (no `{{` inside), else nil.
+    static func literalSystemPrompt(_ template: String) -> String? {
+        guard let start = template.range(of: "<|im_start|>system\n") else { return nil }
+        guard let end = template.range(of: "<|im_end|>", range: start.upperBound..<template.endIndex) else {
+            return nil
+        }
+        let prompt = String(template[start.upperBound..<end.lowerBound])
+        return prompt.contains("{{") || prompt.contains("{%") || prompt.contains("'") ? nil : prompt
+    }
+
+    /// The conversation as the model reads it, ending with the assistant's turn opened when `addGenerationPrompt`.
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        switch self {
+        case .chatML(let defaultSystem):
+            var text = ""
+            if let defaultSystem, messages.first?.role != "system" {
+                text += "<|im_start|>system\n\(defaultSystem)<|im_end|>\n"
+            }
+            for message in messages { text += "<|im_start|>\(message.role)\n\(message.content)<|im_end|>\n" }
+            if addGenerationPrompt { text += "<|im_start|>assistant\n" }
+            return text
+        }
+    }
+}
