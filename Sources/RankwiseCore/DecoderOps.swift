@@ -69,7 +69,8 @@ extension Ops {
         }
     }
 
-    /// Backward of SwiGLU: `dgate = dy · up · σ(g)(1 + g(1 - σ(g)))` and `dup = dy · silu(g)`, both written.
+    /// Backward of SwiGLU: `dgate = dy · up · σ(g)(1 + g(1 - σ(g)))` and `dup = dy · silu(g)`, both written;
+    /// `dgate` may be `dy` itself.
     public static func swigluBackward(
         dy: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
         dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int
@@ -77,8 +78,10 @@ extension Ops {
         parallelFor(count, minChunk: 4096) { range in
             for i in range {
                 let sigmoid = 1 / (1 + exp(-gate[i]))
-                dgate[i] = dy[i] * up[i] * sigmoid * (1 + gate[i] * (1 - sigmoid))
-                dup[i] = dy[i] * gate[i] * sigmoid
+                let upstream = dy[i]
+                let gateValue = gate[i]
+                dgate[i] = upstream * up[i] * sigmoid * (1 + gateValue * (1 - sigmoid))
+                dup[i] = upstream * gateValue * sigmoid
             }
         }
     }

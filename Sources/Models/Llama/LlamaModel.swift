@@ -1,0 +1,360 @@
+import Foundation
+import GGUF
+import RankwiseCore
+
+/// One decoder block's parameters (Hugging Face names under `model.layers.N.`).
+public struct LlamaLayerParams {
+    public let query, key, value, attentionOutput, gate, up, down: Linear
+    public let inputNorm, postAttentionNorm: Param
+    public var linears: [Linear] { [query, key, value, attentionOutput, gate, up, down] }
+}
+
+/// A LLaMA-family decoder (token embedding, pre-norm blocks of grouped-query causal attention with rotary
+/// positions and a SwiGLU MLP, final RMS norm) with a hand-written backward in the style of llm.c: `forward`
+/// keeps what `backward` needs in one workspace. `logits` applies the output projection (tied to the embedding
+/// when the model has no `lm_head`).
+public final class LlamaModel: Backbone, @unchecked Sendable {
+    public let config: LlamaConfig
+    public let params = ParameterSet()
+    public let embedding: Param
+    public let layers: [LlamaLayerParams]
+    public let finalNorm: Param
+    /// The output projection `[vocab, hidden]`: `lm_head.weight`, or the embedding when tied.
+    public let outputProjection: Param
+    let rotary: RotaryEmbedding
+
+    private let activationScratch = Scratch()
+    private let gradientScratch = Scratch()
+    private var state: State?
+    public private(set) var layout: SequenceLayout?
+    public var perExample: PerExampleNorms? {
+        didSet { for linear in adaptableLinears { linear.adapter?.perExample = perExample } }
+    }
+
+    /// Each block's linear layers: path below `model.layers.N.` and the kind tables show.
+    static let modules: [(path: String, kind: String)] = [
+        ("self_attn.q_proj", "q_proj"), ("self_attn.k_proj", "k_proj"), ("self_attn.v_proj", "v_proj"),
+        ("self_attn.o_proj", "o_proj"), ("mlp.gate_proj", "gate_proj"), ("mlp.up_proj", "up_proj"),
+        ("mlp.down_proj", "down_proj"),
+    ]
+
+    public init(config: LlamaConfig, weights: WeightSource) throws {
+        self.config = config
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let keyValueWidth = config.numKeyValueHeads * config.headDim
+        let parameters = params
+        func parameter(_ name: String, _ shape: [Int], role: ParamRole = .weight) throws -> Param {
+            let created = Param(name: name, value: try weights.tensor(name, shape: shape, role: role), role: role)
+            parameters.add(created)
+            return created
+        }
+        embedding = try parameter("model.embed_tokens.weight", [config.vocabSize, hidden])
+        var blocks: [LlamaLayerParams] = []
+        for layer in 0..<config.numLayers {
+            let prefix = "model.layers.\(layer)."
+            func linear(_ module: Int, _ out: Int, _ inputs: Int) throws -> Linear {
+                let (path, kind) = Self.modules[module]
+                let weight = try parameter(prefix + path + ".weight", [out, inputs])
+                return Linear(path: prefix + path, weight: weight, bias: nil, layer: layer, kind: kind)
+            }
+            blocks.append(
+                LlamaLayerParams(
+                    query: try linear(0, hidden, hidden), key: try linear(1, keyValueWidth, hidden),
+                    value: try linear(2, keyValueWidth, hidden), attentionOutput: try linear(3, hidden, hidden),
+                    gate: try linear(4, inner, hidden), up: try linear(5, inner, hidden), down: try linear(6, hidden, inner),
+                    inputNorm: try parameter(prefix + "input_layernorm.weight", [hidden], role: .normScale),
+                    postAttentionNorm: try parameter(
+                        prefix + "post_attention_layernorm.weight", [hidden], role: .normScale)))
+        }
+        layers = blocks
+        finalNorm = try parameter("model.norm.weight", [hidden], role: .normScale)
+        outputProjection =
+            config.tieWordEmbeddings ? embedding : try parameter("lm_head.weight", [config.vocabSize, hidden])
+        rotary = RotaryEmbedding(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositions)
+    }
+
+    /// Loads a GGUF file of architecture `llama` (weights dequantised to float32).
+    public static func load(gguf path: String) throws -> LlamaModel {
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
+        let config = try LlamaConfig(gguf: file)
+        return try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+    }
+
+    // MARK: Backbone
+
+    public var hiddenSize: Int { config.hiddenSize }
+    public var maxPositions: Int { config.maxPositions }
+    public var vocabularySize: Int { config.vocabSize }
+    public var layerCount: Int { config.numLayers }
+    public var hasPooledOutput: Bool { false }
+    public var headDropout: Float { 0 }
+    public var adaptableLinears: [Linear] { layers.flatMap(\.linears) }
+    public var moduleKinds: [String] { Self.modules.map(\.kind) }
+    /// PEFT's LLaMA default is q_proj and v_proj; Rankwise adapts every block linear, as the papers do.
+    public var defaultTargetModules: [String] { Self.modules.map(\.kind) }
+    public var isCausal: Bool { true }
+    public var huggingFace: HuggingFaceNames { HuggingFaceNames(prefix: "", classStem: "Llama", modelType: "llama") }
+    public var configJSON: [String: Any] { config.json }
+
+    // MARK: Workspace
+
+    struct State {
+        var layout = SequenceLayout.packed(lengths: [])
+        var tokens = 0
+        var ids: [Int32] = []
+        var positions: [Int32] = []
+        var layer: [LayerOffsets] = []
+        var finalInput = 0, finalRstd = 0, output = 0
+        var total = 0
+    }
+
+    /// Offsets of one block's saved activations: its input (the residual stream), the normed input and its rstd,
+    /// rotated queries and keys, values, probabilities, context, the stream after attention, the normed stream and
+    /// its rstd, gate and up projections and their SwiGLU product.
+    struct LayerOffsets {
+        var input = 0, normed = 0, rstd = 0, query = 0, key = 0, value = 0, probabilities = 0, context = 0
+        var afterAttention = 0, normedAfterAttention = 0, rstdAfterAttention = 0, gate = 0, up = 0, product = 0
+    }
+
+    private func plan(_ layout: SequenceLayout) -> State {
+        var state = State()
+        state.layout = layout
+        state.tokens = layout.tokens
+        let tokens = layout.tokens
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let keyValueWidth = config.numKeyValueHeads * config.headDim
+        var end = 0
+        func take(_ count: Int) -> Int {
+            let start = end
+            end += (count + 15) / 16 * 16
+            return start
+        }
+        for _ in 0..<config.numLayers {
+            var at = LayerOffsets()
+            at.input = take(tokens * hidden)
+            at.normed = take(tokens * hidden)
+            at.rstd = take(tokens)
+            at.query = take(tokens * hidden)
+            at.key = take(tokens * keyValueWidth)
+            at.value = take(tokens * keyValueWidth)
+            at.probabilities = take(layout.probCount(heads: config.numHeads))
+            at.context = take(tokens * hidden)
+            at.afterAttention = take(tokens * hidden)
+            at.normedAfterAttention = take(tokens * hidden)
+            at.rstdAfterAttention = take(tokens)
+            at.gate = take(tokens * inner)
+            at.up = take(tokens * inner)
+            at.product = take(tokens * inner)
+            state.layer.append(at)
+        }
+        state.finalInput = take(tokens * hidden)
+        state.finalRstd = take(tokens)
+        state.output = take(tokens * hidden)
+        state.total = end
+        return state
+    }
+
+    // MARK: Forward
+
+    /// Checks ids and lengths; the error names the row and position.
+    public func validate(_ batch: TokenBatch) throws {
+        let layout = batch.layout
+        guard batch.ids.count == layout.tokens, layout.count == batch.batch else {
+            throw ModelError(
+                "input: \(batch.ids.count) ids for \(layout.tokens) tokens of \(batch.batch) sequences")
+        }
+        guard layout.maxLength <= config.maxPositions else {
+            throw ModelError("input: sequence length \(layout.maxLength) exceeds the context length \(config.maxPositions)")
+        }
+        for row in 0..<layout.count {
+            for position in 0..<layout.lengths[row] {
+                let id = batch.ids[layout.starts[row] + position]
+                guard id >= 0 && Int(id) < config.vocabSize else {
+                    throw ModelError(
+                        "input: token id \(id) at row \(row), position \(position) is outside the vocabulary (size "
+                            + "\(config.vocabSize))")
+                }
+            }
+        }
+    }
+
+    /// Runs the decoder over packed (or padded) sequences, each attending causally within itself; positions restart
+    /// at 0 in every sequence. Dropout: none (LLaMA has none).
+    @discardableResult
+    public func forward(_ batch: TokenBatch, training: Bool, seed: UInt64) throws -> BackboneOutput {
+        try validate(batch)
+        layout = batch.layout
+        perExample?.reset(layout: batch.layout)
+        var state = plan(batch.layout)
+        state.ids = batch.ids
+        state.positions = [Int32](repeating: 0, count: state.tokens)
+        for row in 0..<state.layout.count {
+            for position in 0..<state.layout.lengths[row] {
+                state.positions[state.layout.starts[row] + position] = Int32(position)
+            }
+        }
+        let workspace = activationScratch.get(state.total)
+        let tokens = state.tokens
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        var seedCounter: UInt64 = 0
+        func nextSeed() -> UInt64 {
+            seedCounter += 1
+            return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter
+        }
+        let firstInput = state.layer.first.map { workspace + $0.input } ?? workspace + state.finalInput
+        batch.ids.withUnsafeBufferPointer { ids in
+            Ops.embeddingForward(ids: ids.baseAddress!, table: embedding.value.data, y: firstInput, n: tokens, d: hidden)
+        }
+        for (index, block) in layers.enumerated() {
+            let at = state.layer[index]
+            let stream = workspace + at.input
+            Ops.rmsNormForward(
+                x: stream, weight: block.inputNorm.value.data, y: workspace + at.normed, rstd: workspace + at.rstd,
+                n: tokens, d: hidden, eps: config.rmsNormEps)
+            block.query.forward(workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
+            block.key.forward(workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
+            block.value.forward(workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
+            state.positions.withUnsafeBufferPointer { positions in
+                rotary.apply(workspace + at.query, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads)
+                rotary.apply(
+                    workspace + at.key, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads)
+            }
+            Attention.forward(
+                q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, layout: state.layout,
+                probs: workspace + at.probabilities, ctx: workspace + at.context, heads: config.numHeads,
+                headDim: config.headDim, kvHeads: config.numKeyValueHeads, causal: true)
+            let afterAttention = workspace + at.afterAttention
+            block.attentionOutput.forward(
+                workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed())
+            Ops.add(afterAttention, stream, afterAttention, count: tokens * hidden)
+            Ops.rmsNormForward(
+                x: afterAttention, weight: block.postAttentionNorm.value.data, y: workspace + at.normedAfterAttention,
+                rstd: workspace + at.rstdAfterAttention, n: tokens, d: hidden, eps: config.rmsNormEps)
+            block.gate.forward(
+                workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training, seed: nextSeed())
+            block.up.forward(
+                workspace + at.normedAfterAttention, workspace + at.up, n: tokens, training: training, seed: nextSeed())
+            Ops.swigluForward(
+                gate: workspace + at.gate, up: workspace + at.up, y: workspace + at.product, count: tokens * inner)
+            let next = index + 1 < layers.count ? workspace + state.layer[index + 1].input : workspace + state.finalInput
+            block.down.forward(workspace + at.product, next, n: tokens, training: training, seed: nextSeed())
+            Ops.add(next, afterAttention, next, count: tokens * hidden)
+        }
+        let output = workspace + state.output
+        Ops.rmsNormForward(
+            x: workspace + state.finalInput, weight: finalNorm.value.data, y: output, rstd: workspace + state.finalRstd,
+            n: tokens, d: hidden, eps: config.rmsNormEps)
+        self.state = state
+        return BackboneOutput(
+            batch: batch.batch, seq: batch.seq, hidden: hidden, layout: state.layout, lastHidden: output, pooled: nil)
+    }
+
+    /// `[rows, vocab]` logits of `rows` hidden states (`hidden · outputProjectionᵀ`).
+    public func logits(_ hiddenStates: UnsafePointer<Float>, rows: Int) -> [Float] {
+        var logits = [Float](repeating: 0, count: rows * config.vocabSize)
+        logits.withUnsafeMutableBufferPointer { output in
+            Ops.linearForward(
+                x: hiddenStates, w: outputProjection.value.data, b: nil, y: output.baseAddress!, n: rows,
+                inDim: config.hiddenSize, outDim: config.vocabSize)
+        }
+        return logits
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates the gradient of the last forward's final hidden states. Accumulates into trainable
+    /// parameters' gradients; `inputGrad` (`[tokens, hidden]`), when given, receives the gradient with respect to
+    /// the input embeddings.
+    public func backward(
+        dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?, inputGrad: UnsafeMutablePointer<Float>?
+    ) throws {
+        guard let state else { throw ModelError("backward called before forward") }
+        guard let dLastHidden else { return }
+        let workspace = activationScratch.get(state.total)
+        let tokens = state.tokens
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let keyValueWidth = config.numKeyValueHeads * config.headDim
+        var end = 0
+        func take(_ count: Int) -> Int {
+            let start = end
+            end += (count + 15) / 16 * 16
+            return start
+        }
+        let streamOffset = take(tokens * hidden)
+        let branchOffset = take(tokens * hidden)
+        let queryOffset = take(tokens * hidden)
+        let keyOffset = take(tokens * keyValueWidth)
+        let valueOffset = take(tokens * keyValueWidth)
+        let gateOffset = take(tokens * inner)
+        let upOffset = take(tokens * inner)
+        let probabilityOffset = take(state.layout.probCount(heads: config.numHeads))
+        let gradients = gradientScratch.get(end)
+        let dStream = gradients + streamOffset
+        let dBranch = gradients + branchOffset
+        let dQuery = gradients + queryOffset
+        let dKey = gradients + keyOffset
+        let dValue = gradients + valueOffset
+        let dGate = gradients + gateOffset
+        let dUp = gradients + upOffset
+
+        func blockTrainable(_ block: LlamaLayerParams) -> Bool {
+            block.linears.contains(where: \.hasTrainable) || block.inputNorm.trainable
+                || block.postAttentionNorm.trainable
+        }
+        let lowest =
+            inputGrad != nil || embedding.trainable ? -1 : (layers.firstIndex(where: blockTrainable) ?? layers.count)
+        Ops.rmsNormBackward(
+            dy: dLastHidden, x: workspace + state.finalInput, weight: finalNorm.value.data,
+            rstd: workspace + state.finalRstd, dx: dStream, dweight: finalNorm.grad?.data, n: tokens, d: hidden)
+        if lowest >= layers.count { return }
+        for index in stride(from: layers.count - 1, through: max(lowest, 0), by: -1) {
+            let block = layers[index]
+            let at = state.layer[index]
+            // MLP: dStream is the gradient of the block's output, which is also the stream after attention's.
+            block.down.backward(dy: dStream, x: workspace + at.product, dx: dGate, n: tokens)
+            Ops.swigluBackward(
+                dy: dGate, gate: workspace + at.gate, up: workspace + at.up, dgate: dGate, dup: dUp, count: tokens * inner)
+            block.gate.backward(dy: dGate, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens)
+            block.up.backward(dy: dUp, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens, accumulate: true)
+            Ops.rmsNormBackward(
+                dy: dBranch, x: workspace + at.afterAttention, weight: block.postAttentionNorm.value.data,
+                rstd: workspace + at.rstdAfterAttention, dx: dStream, dweight: block.postAttentionNorm.grad?.data,
+                n: tokens, d: hidden, accumulateDx: true)
+            // Attention: dStream is now the gradient of the stream after attention, also the block input's.
+            block.attentionOutput.backward(dy: dStream, x: workspace + at.context, dx: dBranch, n: tokens)
+            Attention.backward(
+                dctx: dBranch, q: workspace + at.query, k: workspace + at.key, v: workspace + at.value,
+                probs: workspace + at.probabilities, dq: dQuery, dk: dKey, dv: dValue,
+                scratch: gradients + probabilityOffset, layout: state.layout, heads: config.numHeads,
+                headDim: config.headDim, kvHeads: config.numKeyValueHeads)
+            state.positions.withUnsafeBufferPointer { positions in
+                rotary.apply(dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
+                rotary.apply(
+                    dKey, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads, inverse: true)
+            }
+            // The branch gradient is needed below this block, or for this block's input norm weight.
+            let needBranch = index > lowest || block.inputNorm.trainable
+            let normed = workspace + at.normed
+            block.query.backward(dy: dQuery, x: normed, dx: needBranch ? dBranch : nil, n: tokens)
+            block.key.backward(dy: dKey, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
+            block.value.backward(dy: dValue, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
+            if needBranch {
+                Ops.rmsNormBackward(
+                    dy: dBranch, x: workspace + at.input, weight: block.inputNorm.value.data, rstd: workspace + at.rstd,
+                    dx: dStream, dweight: block.inputNorm.grad?.data, n: tokens, d: hidden, accumulateDx: true)
+            }
+        }
+        guard lowest < 0 else { return }
+        if let gradient = embedding.grad {
+            state.ids.withUnsafeBufferPointer {
+                Ops.embeddingBackward(ids: $0.baseAddress!, dy: dStream, dtable: gradient.data, n: tokens, d: hidden)
+            }
+        }
+        inputGrad?.update(from: dStream, count: tokens * hidden)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import Models
+import RankwiseCore
+
+/// Finite-difference check of the whole decoder backward on a tiny random LLaMA (6 query heads over 2 key/value
+/// heads, untied output), padded-free packed sequences of different lengths; causality checked directly.
+@Suite struct LlamaBackwardTests {
+    static let config = LlamaConfig(
+        vocabSize: 23, hiddenSize: 12, intermediateSize: 20, numLayers: 2, numHeads: 6, numKeyValueHeads: 2,
+        ropeTheta: 10_000, rmsNormEps: 1e-5, maxPositions: 16, tieWordEmbeddings: false)
+    static let batch = TokenBatch(packed: [[1, 4, 7, 3], [2, 9, 9, 12, 5, 0]])
+
+    func loss(_ model: LlamaModel, _ weights: [Float]) throws -> Double {
+        let output = try model.forward(Self.batch, training: true, seed: 3)
+        var sum = 0.0
+        for i in weights.indices { sum += Double(weights[i]) * Double(output.lastHidden[i]) }
+        return sum
+    }
+
+    @Test func everyParameterGradientMatchesFiniteDifferences() throws {
+        let model = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))
+        model.params.setTrainable { _ in true }
+        var rng = SplitMix64(seed: 9)
+        let hidden = Self.config.hiddenSize
+        let tokens = Self.batch.layout.tokens
+        let weights = (0..<(tokens * hidden)).map { _ in rng.nextNormal() }
+        _ = try loss(model, weights)
+        var inputGradient = [Float](repeating: 0, count: tokens * hidden)
+        try model.backward(dLastHidden: weights, dPooled: nil, inputGrad: &inputGradient)
+        let eps: Float = 2e-3
+        var checked = 0
+        for parameter in model.params.all where parameter.name != "lm_head.weight" {
+            var analytic: [Float] = []
+            var numeric: [Float] = []
+            let step = max(1, parameter.count / 24)
+            for i in stride(from: 0, to: parameter.count, by: step) {
+                let original = parameter.value[i]
+                parameter.value[i] = original + eps
+                let plus = try loss(model, weights)
+                parameter.value[i] = original - eps
+                let minus = try loss(model, weights)
+                parameter.value[i] = original
+                numeric.append(Float((plus - minus) / Double(2 * eps)))
+                analytic.append(parameter.grad![i])
+            }
+            let difference = zip(analytic, numeric).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            let scale = max(
+                analytic.map { $0 * $0 }.reduce(0, +).squareRoot(), numeric.map { $0 * $0 }.reduce(0, +).squareRoot())
+            if parameter.name == "model.embed_tokens.weight" && scale == 0 { continue }  // sampled rows unused
+            #expect(scale > 0.05, "\(parameter.name): gradient too small to check (\(scale))")
+            #expect(difference <= 1e-2 * scale + 2e-3, "\(parameter.name): |Δ| \(difference) vs |g| \(scale); \(analytic.prefix(3)) \(numeric.prefix(3))")
+            checked += 1
+        }
+        #expect(checked == 1 + 2 * 9 + 1)
+        // Token 4 occurs once (row 0, position 1): its embedding gradient row is the input gradient there.
+        let embeddingGradient = model.embedding.grad!
+        for j in 0..<hidden { #expect(abs(embeddingGradient[4 * hidden + j] - inputGradient[hidden + j]) < 1e-6) }
+    }
+
+    /// A token's output depends on the tokens before it in its own sequence only.
+    @Test func outputsAreCausalAndPerSequence() throws {
+        let model = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))
+        let hidden = Self.config.hiddenSize
+        let first = Array(UnsafeBufferPointer(start: try model.forward(Self.batch).lastHidden, count: 10 * hidden))
+        let changed = TokenBatch(packed: [[1, 4, 7, 8], [2, 9, 9, 12, 5, 0]])
+        let second = Array(UnsafeBufferPointer(start: try model.forward(changed).lastHidden, count: 10 * hidden))
+        #expect(first[0..<(3 * hidden)] == second[0..<(3 * hidden)])
+        #expect(first[(3 * hidden)..<(4 * hidden)] != second[(3 * hidden)..<(4 * hidden)])
+        #expect(first[(4 * hidden)...] == second[(4 * hidden)...])
+        let alone = try model.forward(TokenBatch(packed: [[2, 9, 9, 12, 5, 0]])).lastHidden
+        for i in 0..<(6 * hidden) { #expect(abs(alone[i] - first[4 * hidden + i]) < 1e-5) }
+    }
+}
