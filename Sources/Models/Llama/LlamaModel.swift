@@ -62,7 +62,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 LlamaLayerParams(
                     query: try linear(0, hidden, hidden), key: try linear(1, keyValueWidth, hidden),
                     value: try linear(2, keyValueWidth, hidden), attentionOutput: try linear(3, hidden, hidden),
-                    gate: try linear(4, inner, hidden), up: try linear(5, inner, hidden), down: try linear(6, hidden, inner),
+                    gate: try linear(4, inner, hidden), up: try linear(5, inner, hidden),
+                    down: try linear(6, hidden, inner),
                     inputNorm: try parameter(prefix + "input_layernorm.weight", [hidden], role: .normScale),
                     postAttentionNorm: try parameter(
                         prefix + "post_attention_layernorm.weight", [hidden], role: .normScale)))
@@ -167,7 +168,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 "input: \(batch.ids.count) ids for \(layout.tokens) tokens of \(batch.batch) sequences")
         }
         guard layout.maxLength <= config.maxPositions else {
-            throw ModelError("input: sequence length \(layout.maxLength) exceeds the context length \(config.maxPositions)")
+            throw ModelError(
+                "input: sequence length \(layout.maxLength) exceeds the context length \(config.maxPositions)")
         }
         for row in 0..<layout.count {
             for position in 0..<layout.lengths[row] {
@@ -207,7 +209,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         }
         let firstInput = state.layer.first.map { workspace + $0.input } ?? workspace + state.finalInput
         batch.ids.withUnsafeBufferPointer { ids in
-            Ops.embeddingForward(ids: ids.baseAddress!, table: embedding.value.data, y: firstInput, n: tokens, d: hidden)
+            Ops.embeddingForward(
+                ids: ids.baseAddress!, table: embedding.value.data, y: firstInput, n: tokens, d: hidden)
         }
         for (index, block) in layers.enumerated() {
             let at = state.layer[index]
@@ -215,11 +218,15 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
             Ops.rmsNormForward(
                 x: stream, weight: block.inputNorm.value.data, y: workspace + at.normed, rstd: workspace + at.rstd,
                 n: tokens, d: hidden, eps: config.rmsNormEps)
-            block.query.forward(workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
-            block.key.forward(workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
-            block.value.forward(workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
+            block.query.forward(
+                workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
+            block.key.forward(
+                workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
+            block.value.forward(
+                workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
             state.positions.withUnsafeBufferPointer { positions in
-                rotary.apply(workspace + at.query, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads)
+                rotary.apply(
+                    workspace + at.query, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads)
                 rotary.apply(
                     workspace + at.key, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads)
             }
@@ -235,12 +242,14 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 x: afterAttention, weight: block.postAttentionNorm.value.data, y: workspace + at.normedAfterAttention,
                 rstd: workspace + at.rstdAfterAttention, n: tokens, d: hidden, eps: config.rmsNormEps)
             block.gate.forward(
-                workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training, seed: nextSeed())
+                workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training,
+                seed: nextSeed())
             block.up.forward(
                 workspace + at.normedAfterAttention, workspace + at.up, n: tokens, training: training, seed: nextSeed())
             Ops.swigluForward(
                 gate: workspace + at.gate, up: workspace + at.up, y: workspace + at.product, count: tokens * inner)
-            let next = index + 1 < layers.count ? workspace + state.layer[index + 1].input : workspace + state.finalInput
+            let next =
+                index + 1 < layers.count ? workspace + state.layer[index + 1].input : workspace + state.finalInput
             block.down.forward(workspace + at.product, next, n: tokens, training: training, seed: nextSeed())
             Ops.add(next, afterAttention, next, count: tokens * hidden)
         }
@@ -318,7 +327,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
             // MLP: dStream is the gradient of the block's output, which is also the stream after attention's.
             block.down.backward(dy: dStream, x: workspace + at.product, dx: dGate, n: tokens)
             Ops.swigluBackward(
-                dy: dGate, gate: workspace + at.gate, up: workspace + at.up, dgate: dGate, dup: dUp, count: tokens * inner)
+                dy: dGate, gate: workspace + at.gate, up: workspace + at.up, dgate: dGate, dup: dUp,
+                count: tokens * inner)
             block.gate.backward(dy: dGate, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens)
             block.up.backward(dy: dUp, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens, accumulate: true)
             Ops.rmsNormBackward(
@@ -333,9 +343,11 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 scratch: gradients + probabilityOffset, layout: state.layout, heads: config.numHeads,
                 headDim: config.headDim, kvHeads: config.numKeyValueHeads)
             state.positions.withUnsafeBufferPointer { positions in
-                rotary.apply(dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
                 rotary.apply(
-                    dKey, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads, inverse: true)
+                    dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
+                rotary.apply(
+                    dKey, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads, inverse: true
+                )
             }
             // The branch gradient is needed below this block, or for this block's input norm weight.
             let needBranch = index > lowest || block.inputNorm.trainable
