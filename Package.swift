@@ -16,7 +16,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Models", targets: ["Models"]),
-        .library(name: "Rankwise", targets: ["Report", "FineTuning", "Methods", "Training", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "GGUF", "RankwiseCore"]),
+        .library(name: "Rankwise", targets: ["Report", "FineTuning", "Methods", "Training", "Generation", "Adapters", "Data", "Metrics", "Models", "Tokenizers", "SafeTensors", "GGUF", "RankwiseCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["GGUF", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        // Text generation with decoders: key/value-cache decoding, sampling, streaming, stop rules.
+        .target(name: "Generation", dependencies: ["Models", "RankwiseCore", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
@@ -48,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "rankwise",
             dependencies: [
-                "RankwiseCore", "CKernels", "SafeTensors", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "Methods", "FineTuning", "Report",
+                "RankwiseCore", "CKernels", "SafeTensors", "GGUF", "Tokenizers", "Models", "Adapters", "Data", "Metrics", "Training", "Methods", "FineTuning", "Report", "Generation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -59,6 +61,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenizers", "GGUF", "SafeTensors", "RankwiseCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),

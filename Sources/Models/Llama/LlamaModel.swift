@@ -25,6 +25,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
 
     private let activationScratch = Scratch()
     private let gradientScratch = Scratch()
+    /// Buffers of `decode` (KV-cache inference), kept between calls.
+    let decodingScratch = DecodingScratch()
     private var state: State?
     public private(set) var layout: SequenceLayout?
     public var perExample: PerExampleNorms? {

@@ -1,0 +1,140 @@
+import Foundation
+import RankwiseCore
+
+/// The keys (after rotation) and values of every block for the tokens decoded so far: one sequence, up to
+/// `capacity` tokens, preallocated so that a decoding step allocates nothing.
+public final class KeyValueCache {
+    public let capacity: Int
+    /// Tokens cached so far (the position of the next token).
+    public private(set) var length = 0
+    let width: Int
+    let keys: [UnsafeMutablePointer<Float>]
+    let values: [UnsafeMutablePointer<Float>]
+
+    public init(layers: Int, keyValueWidth: Int, capacity: Int) {
+        self.capacity = capacity
+        width = keyValueWidth
+        keys = (0..<layers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity * keyValueWidth) }
+        values = (0..<layers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity * keyValueWidth) }
+    }
+
+    deinit {
+        for pointer in keys + values { pointer.deallocate() }
+    }
+
+    /// Bytes the cache holds.
+    public var bytes: Int { 2 * keys.count * capacity * width * 4 }
+
+    /// Forgets every token (a new conversation reuses the memory).
+    public func reset() { length = 0 }
+
+    func advance(by count: Int) { length += count }
+}
+
+/// Scratch rows of one decoding call, reused between calls (grown only when a longer chunk comes).
+final class DecodingScratch {
+    var stream = Scratch()
+    var normed = Scratch()
+    var rstd = Scratch()
+    var query = Scratch()
+    var context = Scratch()
+    var projected = Scratch()
+    var gate = Scratch()
+    var up = Scratch()
+    var scores = Scratch()
+}
+
+extension LlamaModel {
+    /// A cache for this model's shape holding up to `capacity` tokens (at most the context length).
+    public func makeCache(capacity: Int? = nil) -> KeyValueCache {
+        KeyValueCache(
+            layers: config.numLayers, keyValueWidth: config.numKeyValueHeads * config.headDim,
+            capacity: min(capacity ?? config.maxPositions, config.maxPositions))
+    }
+
+    /// Runs `ids` as the next tokens of the cached sequence (a whole prompt at once, or one generated token) and
+    /// returns the logits of the last one. Inference only: adapters apply, nothing is kept for backward.
+    public func decode(_ ids: [Int32], cache: KeyValueCache) throws -> [Float] {
+        let count = ids.count
+        guard count > 0 else { throw ModelError("decode: no tokens") }
+        guard cache.length + count <= cache.capacity else {
+            throw ModelError(
+                "decode: \(cache.length) cached + \(count) new tokens exceed the cache's \(cache.capacity) (context "
+                    + "length \(config.maxPositions))")
+        }
+        for id in ids where id < 0 || Int(id) >= config.vocabSize {
+            throw ModelError("decode: token id \(id) is outside the vocabulary (size \(config.vocabSize))")
+        }
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let headDim = config.headDim
+        let heads = config.numHeads
+        let keyValueWidth = config.numKeyValueHeads * headDim
+        let group = heads / config.numKeyValueHeads
+        let scratch = decodingScratch
+        let stream = scratch.stream.get(count * hidden)
+        let normed = scratch.normed.get(count * hidden)
+        let query = scratch.query.get(count * hidden)
+        let context = scratch.context.get(count * hidden)
+        let projected = scratch.projected.get(count * hidden)
+        let gate = scratch.gate.get(count * inner)
+        let up = scratch.up.get(count * inner)
+        let total = cache.length + count
+        let scores = scratch.scores.get(count * total)
+        let rstd = scratch.rstd.get(count)
+        let positions = (0..<count).map { Int32(cache.length + $0) }
+        let scale = 1 / Float(headDim).squareRoot()
+        ids.withUnsafeBufferPointer {
+            Ops.embeddingForward(ids: $0.baseAddress!, table: embedding.value.data, y: stream, n: count, d: hidden)
+        }
+        for (index, block) in layers.enumerated() {
+            let keys = cache.keys[index]
+            let values = cache.values[index]
+            let newKeys = keys + cache.length * keyValueWidth
+            let newValues = values + cache.length * keyValueWidth
+            Ops.rmsNormForward(
+                x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
+                eps: config.rmsNormEps)
+            block.query.forward(normed, query, n: count)
+            block.key.forward(normed, newKeys, n: count)
+            block.value.forward(normed, newValues, n: count)
+            positions.withUnsafeBufferPointer { positionPointer in
+                rotary.apply(query, positions: positionPointer.baseAddress!, rows: count, heads: heads)
+                rotary.apply(
+                    newKeys, positions: positionPointer.baseAddress!, rows: count, heads: config.numKeyValueHeads)
+            }
+            for head in 0..<heads {
+                let keyValueOffset = (head / group) * headDim
+                BLAS.sgemm(
+                    transB: true, m: count, n: total, k: headDim, alpha: scale, a: query + head * headDim, lda: hidden,
+                    b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: total)
+                for row in 0..<count {
+                    // Token `row` of the chunk sees the cached tokens and the chunk's tokens up to itself.
+                    let visible = cache.length + row + 1
+                    let rowScores = scores + row * total
+                    Ops.softmaxRows(rowScores, rows: 1, d: visible, keyMask: nil)
+                    (rowScores + visible).update(repeating: 0, count: total - visible)
+                }
+                BLAS.sgemm(
+                    m: count, n: headDim, k: total, a: scores, lda: total, b: values + keyValueOffset,
+                    ldb: keyValueWidth,
+                    c: context + head * headDim, ldc: hidden)
+            }
+            block.attentionOutput.forward(context, projected, n: count)
+            Ops.add(stream, projected, stream, count: count * hidden)
+            Ops.rmsNormForward(
+                x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
+                eps: config.rmsNormEps)
+            block.gate.forward(normed, gate, n: count)
+            block.up.forward(normed, up, n: count)
+            Ops.swigluForward(gate: gate, up: up, y: gate, count: count * inner)
+            block.down.forward(gate, projected, n: count)
+            Ops.add(stream, projected, stream, count: count * hidden)
+        }
+        cache.advance(by: count)
+        let last = stream + (count - 1) * hidden
+        Ops.rmsNormForward(
+            x: last, weight: finalNorm.value.data, y: normed, rstd: rstd, n: 1, d: hidden, eps: config.rmsNormEps)
+        return logits(normed, rows: 1)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GGUF
+import SafeTensors
+import Testing
+import TestSupport
+import Tokenizers
+
+@testable import Generation
+@testable import Models
+
+/// Sampling rules on hand-made logits, and SmolLM2 generation through the key/value cache against transformers.
+@Suite(.serialized) struct GenerationTests {
+    @Test func samplingRules() throws {
+        let logits: [Float] = [1, 3, 2, -1, 2.9]
+        var greedy = TokenSampler(options: SamplingOptions())
+        #expect(greedy.next(logits: logits, history: []) == 1)
+        // Repetition penalty 2: token 1's logit 3 becomes 1.5, so token 4 (2.9) wins; a negative logit doubles.
+        var penalised = TokenSampler(options: SamplingOptions(repetitionPenalty: 2))
+        #expect(penalised.next(logits: logits, history: [1, 1, 3]) == 4)
+        // top-k 1 and a tiny top-p are greedy whatever the temperature and seed.
+        for seed in UInt64(0)..<20 {
+            var topK = TokenSampler(options: SamplingOptions(temperature: 5, topK: 1, seed: seed))
+            #expect(topK.next(logits: logits, history: []) == 1)
+            var topP = TokenSampler(options: SamplingOptions(temperature: 5, topP: 0.01, seed: seed))
+            #expect(topP.next(logits: logits, history: []) == 1)
+        }
+        // top-k 2 draws only the two best, both of them, and a seed repeats its stream.
+        var drawn: [Int32] = []
+        var sampler = TokenSampler(options: SamplingOptions(temperature: 1, topK: 2, seed: 7))
+        for _ in 0..<200 { drawn.append(sampler.next(logits: logits, history: [])) }
+        #expect(Set(drawn) == [1, 4])
+        var again = TokenSampler(options: SamplingOptions(temperature: 1, topK: 2, seed: 7))
+        #expect((0..<200).map { _ in again.next(logits: logits, history: []) } == drawn)
+        // Temperature 1 over all tokens: frequencies follow the softmax (token 1: e^3 / Σ ≈ 0.41).
+        var full = TokenSampler(options: SamplingOptions(temperature: 1, seed: 3))
+        let share = Double((0..<4000).filter { _ in full.next(logits: logits, history: []) == 1 }.count) / 4000
+        let expected = exp(3.0) / logits.map { exp(Double($0)) }.reduce(0, +)
+        #expect(abs(share - expected) < 0.03, "share \(share), softmax \(expected)")
+        #expect { try SamplingOptions(topP: 0).validate() } throws: { "\($0)".contains("--top-p") }
+    }
+
+    /// Greedy generation through the key/value cache gives transformers' `generate` tokens, and the cache's
+    /// prompt pass gives the same last logits as the full forward.
+    @Test func cachedGreedyGenerationMatchesTransformers() throws {
+        guard let path = Fixtures.smollm2() else { return }
+        let file = try GGUFFile(path: path)
+        let config = try LlamaConfig(gguf: file)
+        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        let (tokenizer, specials) = try Tokenizer.gguf(file)
+        let generator = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: 256)
+        let reference = try SafeTensorsFile(
+            path: Fixtures.packageRoot.path + "/Tests/Fixtures/llama/smollm2-reference.safetensors")
+        for index in 0..<3 {
+            let prompt = try reference.ints("prompt\(index).ids").map { Int32($0) }
+            let greedy = try reference.ints("prompt\(index).greedy").map { Int32($0) }
+            let cache = model.makeCache(capacity: 128)
+            let cachedLogits = try model.decode(prompt, cache: cache)
+            let last = try reference.floats("prompt\(index).last")
+            let worst = zip(cachedLogits, last).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-3 * last.map(abs).max()!, "prompt \(index): cached prompt pass, worst |Δ| \(worst)")
+            var streamed = ""
+            let result = try generator.generate(
+                prompt: prompt, maxTokens: greedy.count, sampling: SamplingOptions()) { streamed += $0 }
+            let expected = greedy.prefix { $0 != 2 }
+            #expect(result.ids == Array(expected), "prompt \(index)")
+            #expect(result.stopReason == (expected.count < greedy.count ? .stopToken : .maxTokens))
+            #expect(streamed == result.text)
+            #expect(result.text == tokenizer.decode(result.ids.map(Int.init), skipSpecial: false))
+        }
+        // The chat prompt the generator builds is the one transformers' template gave.
+        let chat = try generator.chatPrompt([ChatMessage(role: "user", content: "What is the capital of France?")])
+        #expect(chat == (try reference.ints("prompt0.ids").map { Int32($0) }))
+        // A stop string cuts the text before it and stops.
+        let stopped = try generator.generate(
+            prompt: chat, maxTokens: 20, sampling: SamplingOptions(), stopStrings: [" is"])
+        #expect(stopped.text == "The capital of France" && stopped.stopReason == .stopString)
+    }
+}
