@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["GGUF", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         // Text generation with decoders: key/value-cache decoding, sampling, streaming, stop rules.
-        .target(name: "Generation", dependencies: ["Models", "RankwiseCore", "Tokenizers"], swiftSettings: fast),
+        .target(name: "Generation", dependencies: ["GGUF", "Models", "RankwiseCore", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),

