@@ -12,7 +12,7 @@ import Tokenizers
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, measured next to PyTorch in the same run when a peer Python is given.",
-        subcommands: [BenchForward.self, BenchTrain.self, BenchGemm.self, BenchKernels.self])
+        subcommands: [BenchForward.self, BenchTrain.self, BenchGenerate.self, BenchGemm.self, BenchKernels.self])
 }
 
 /// Median of a sample.
