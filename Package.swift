@@ -34,7 +34,7 @@ let package = Package(
         // GGUF files (llama.cpp's format): metadata, tensor infos, ggml block dequantisation.
         .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: fast),
-        .target(name: "Models", dependencies: ["GGUF", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["CKernels", "GGUF", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         // Text generation with decoders: key/value-cache decoding, sampling, streaming, stop rules.
         .target(name: "Generation", dependencies: ["GGUF", "Models", "RankwiseCore", "Tokenizers"], swiftSettings: fast),
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),

@@ -211,3 +211,99 @@ CLONES void rw_layernorm_param_grads(const float *dy, const float *x, const floa
             for (long j = 0; j < d; j++) dbeta[j] += g[j];
     }
 }
+
+/* ---- Quantised matrix-vector products (ggml block layouts) ---- */
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F;
+    uint32_t mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {
+            /* subnormal: normalise */
+            exponent = 127 - 15 + 1;
+            while ((mantissa & 0x400) == 0) { mantissa <<= 1; exponent--; }
+            mantissa &= 0x3FF;
+            bits = sign | (exponent << 23) | (mantissa << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Each kernel keeps 16 (or 32) independent lanes per row, so the compiler vectorises the block loop without
+   reassociating a sum; the lanes are added once per row. */
+CLONES void rw_q4_1_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = w + r * blocks * 20;
+        float lanes[16] = {0};
+        for (long b = 0; b < blocks; b++) {
+            const unsigned char *block = row + b * 20;
+            uint16_t dh, mh;
+            memcpy(&dh, block, 2);
+            memcpy(&mh, block + 2, 2);
+            float d = half_to_float(dh), m = half_to_float(mh);
+            const unsigned char *q = block + 4;
+            const float *xb = x + b * 32;
+            for (int j = 0; j < 16; j++) {
+                float low = (float)(q[j] & 15) * d + m, high = (float)(q[j] >> 4) * d + m;
+                lanes[j] += low * xb[j] + high * xb[j + 16];
+            }
+        }
+        float total = 0;
+        for (int j = 0; j < 16; j++) total += lanes[j];
+        y[r] = total;
+    }
+}
+
+CLONES void rw_q4_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = w + r * blocks * 18;
+        float lanes[16] = {0};
+        for (long b = 0; b < blocks; b++) {
+            const unsigned char *block = row + b * 18;
+            uint16_t dh;
+            memcpy(&dh, block, 2);
+            float d = half_to_float(dh);
+            const unsigned char *q = block + 2;
+            const float *xb = x + b * 32;
+            for (int j = 0; j < 16; j++) {
+                float low = (float)((int)(q[j] & 15) - 8) * d, high = (float)((int)(q[j] >> 4) - 8) * d;
+                lanes[j] += low * xb[j] + high * xb[j + 16];
+            }
+        }
+        float total = 0;
+        for (int j = 0; j < 16; j++) total += lanes[j];
+        y[r] = total;
+    }
+}
+
+CLONES void rw_q8_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols) {
+    long blocks = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = w + r * blocks * 34;
+        float lanes[32] = {0};
+        for (long b = 0; b < blocks; b++) {
+            const unsigned char *block = row + b * 34;
+            uint16_t dh;
+            memcpy(&dh, block, 2);
+            float d = half_to_float(dh);
+            const signed char *q = (const signed char *)(block + 2);
+            const float *xb = x + b * 32;
+            for (int j = 0; j < 32; j++) lanes[j] += (float)q[j] * d * xb[j];
+        }
+        float total = 0;
+        for (int j = 0; j < 32; j++) total += lanes[j];
+        y[r] = total;
+    }
+}

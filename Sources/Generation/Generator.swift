@@ -119,12 +119,14 @@ public final class Generator {
 }
 
 extension Generator {
-    /// A generator for the GGUF file at `path` (weights dequantised to float32, tokenizer from its metadata).
+    /// A generator for the GGUF file at `path` (weights dequantised to float32 for prompts, kept quantised for single
+    /// tokens; tokenizer from its metadata).
     public static func load(gguf path: String, capacity: Int? = nil) throws -> Generator {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
         let config = try LlamaConfig(gguf: file)
         let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        try model.keepQuantizedWeights(of: file)
         let (tokenizer, specials) = try Tokenizer.gguf(file)
         return Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: capacity)
     }

@@ -62,11 +62,14 @@ struct BenchGenerate: ParsableCommand {
                 format: "bandwidth:  %.1f GB/s read; limit %.1f tokens/s at float32 weights (%.0f MB a token), "
                     + "%.1f tokens/s at the file's bytes (%.0f MB)", bandwidth / 1e9, bandwidth / floatBytes,
                 floatBytes / 1e6, bandwidth / fileBytes, fileBytes / 1e6))
+        let quantized = !decoder.quantizedWeights.isEmpty && decoder.useQuantizedDecoding
+        let readBytes = quantized ? fileBytes : floatBytes
         print(
             String(
-                format: "rankwise:   prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of its float32 limit)"
-                    + "   peak RSS %.0f MiB", ours.prompt, ours.generate, 100 * ours.generate * floatBytes / bandwidth,
-                peakRSSMiB()))
+                format: "rankwise:   prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of the limit at the %@ it "
+                    + "reads)   peak RSS %.0f MiB", ours.prompt, ours.generate,
+                100 * ours.generate * readBytes / bandwidth,
+                quantized ? "file's quantised bytes" : "float32 weights", peakRSSMiB()))
         guard let peerPython else { return }
         let idsFile = FileManager.default.temporaryDirectory.appendingPathComponent("rw-bench-gen-\(getpid()).json")
         try JSONSerialization.data(withJSONObject: prompt.map(Int.init)).write(to: idsFile)

@@ -50,7 +50,22 @@ import Tokenizers
         let generator = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: 256)
         let reference = try SafeTensorsFile(
             path: Fixtures.packageRoot.path + "/Tests/Fixtures/llama/smollm2-reference.safetensors")
-        for index in 0..<3 {
+        for (index, quantized) in [(0, false), (1, false), (2, false), (0, true), (1, true), (2, true)] {
+            // Then again with single tokens multiplied from the file's quantised blocks.
+            if quantized && model.quantizedWeights.isEmpty {
+                try model.keepQuantizedWeights(of: file)
+                #expect(model.quantizedWeights.count == 30 * 7 + 1)
+                // Each fused product equals the float32 weights' (query rows back in Hugging Face's order).
+                for linear in model.layers[0].linears + [model.layers[29].down] {
+                    let x = (0..<linear.inDim).map { Float(sin(Double($0))) }
+                    var fused = [Float](repeating: 0, count: linear.outDim)
+                    var float = [Float](repeating: 0, count: linear.outDim)
+                    try #require(model.quantizedWeights[linear.path]).multiply(x, into: &fused)
+                    linear.forward(x, &float, n: 1)
+                    let worst = zip(fused, float).map { abs($0 - $1) }.max()!
+                    #expect(worst <= 1e-4 * max(1, float.map(abs).max()!), "\(linear.path): \(worst)")
+                }
+            }
             let prompt = try reference.ints("prompt\(index).ids").map { Int32($0) }
             let greedy = try reference.ints("prompt\(index).greedy").map { Int32($0) }
             let cache = model.makeCache(capacity: 128)
@@ -62,7 +77,7 @@ import Tokenizers
             let result = try generator.generate(
                 prompt: prompt, maxTokens: greedy.count, sampling: SamplingOptions()) { streamed += $0 }
             let expected = greedy.prefix { $0 != 2 }
-            #expect(result.ids == Array(expected), "prompt \(index)")
+            #expect(result.ids == Array(expected), "prompt \(index), quantized \(quantized)")
             #expect(result.stopReason == (expected.count < greedy.count ? .stopToken : .maxTokens))
             #expect(streamed == result.text)
             #expect(result.text == tokenizer.decode(result.ids.map(Int.init), skipSpecial: false))

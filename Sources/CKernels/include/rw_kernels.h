@@ -28,6 +28,11 @@ void rw_layernorm_backward(const float *dy, const float *x, const float *gamma, 
 /** dgamma += sum dy * xhat, dbeta += sum dy (either may be NULL). */
 void rw_layernorm_param_grads(const float *dy, const float *x, const float *mean, const float *rstd,
                               float *dgamma, float *dbeta, long n, long d);
+/** y[r] = W[r, :] . x for `rows` rows of a ggml Q4_1 / Q4_0 / Q8_0 matrix of `cols` columns (whole blocks of 32),
+    stored row after row as ggml writes it: the weights stay quantised, each block dequantised inside the dot. */
+void rw_q4_1_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
+void rw_q4_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
+void rw_q8_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
 /** 1 when an AVX-512 clone is in use (for `rankwise doctor`). */
 int rw_kernels_avx512(void);
 

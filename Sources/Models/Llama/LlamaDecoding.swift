@@ -95,9 +95,9 @@ extension LlamaModel {
             Ops.rmsNormForward(
                 x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
                 eps: config.rmsNormEps)
-            block.query.forward(normed, query, n: count)
-            block.key.forward(normed, newKeys, n: count)
-            block.value.forward(normed, newValues, n: count)
+            project(block.query, normed, query, count)
+            project(block.key, normed, newKeys, count)
+            project(block.value, normed, newValues, count)
             positions.withUnsafeBufferPointer { positionPointer in
                 rotary.apply(query, positions: positionPointer.baseAddress!, rows: count, heads: heads)
                 rotary.apply(
@@ -120,21 +120,39 @@ extension LlamaModel {
                     ldb: keyValueWidth,
                     c: context + head * headDim, ldc: hidden)
             }
-            block.attentionOutput.forward(context, projected, n: count)
+            project(block.attentionOutput, context, projected, count)
             Ops.add(stream, projected, stream, count: count * hidden)
             Ops.rmsNormForward(
                 x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
                 eps: config.rmsNormEps)
-            block.gate.forward(normed, gate, n: count)
-            block.up.forward(normed, up, n: count)
+            project(block.gate, normed, gate, count)
+            project(block.up, normed, up, count)
             Ops.swigluForward(gate: gate, up: up, y: gate, count: count * inner)
-            block.down.forward(gate, projected, n: count)
+            project(block.down, gate, projected, count)
             Ops.add(stream, projected, stream, count: count * hidden)
         }
         cache.advance(by: count)
         let last = stream + (count - 1) * hidden
         Ops.rmsNormForward(
             x: last, weight: finalNorm.value.data, y: normed, rstd: rstd, n: 1, d: hidden, eps: config.rmsNormEps)
+        if useQuantizedDecoding, let output = quantizedWeights["output"] {
+            var logits = [Float](repeating: 0, count: config.vocabSize)
+            logits.withUnsafeMutableBufferPointer { output.multiply(normed, into: $0.baseAddress!) }
+            return logits
+        }
         return logits(normed, rows: 1)
+    }
+
+    /// `linear`'s output for `count` rows: one row from the quantised blocks when kept, else the float32 weights;
+    /// the adapter, if any, adds its part either way.
+    private func project(
+        _ linear: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int
+    ) {
+        guard count == 1, useQuantizedDecoding, let quantized = quantizedWeights[linear.path] else {
+            linear.forward(x, y, n: count)
+            return
+        }
+        quantized.multiply(x, into: y)
+        linear.adapter?.forward(x: x, y: y, n: count, training: false, seed: 0)
     }
 }

@@ -27,6 +27,11 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
     private let gradientScratch = Scratch()
     /// Buffers of `decode` (KV-cache inference), kept between calls.
     let decodingScratch = DecodingScratch()
+    /// The GGUF file's quantised blocks of each linear (by path) and of the output projection ("output"), which
+    /// `decode` multiplies one token at a time instead of the float32 weights (`useQuantizedDecoding`).
+    public internal(set) var quantizedWeights: [String: QuantizedMatrix] = [:]
+    /// Decode single tokens from the quantised blocks when the file has them (false: float32 weights).
+    public var useQuantizedDecoding = true
     private var state: State?
     public private(set) var layout: SequenceLayout?
     public var perExample: PerExampleNorms? {
@@ -82,7 +87,23 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
         let config = try LlamaConfig(gguf: file)
-        return try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        try model.keepQuantizedWeights(of: file)
+        return model
+    }
+
+    /// Keeps the blocks of every quantised linear of `file` (and of the output projection) for `decode`.
+    public func keepQuantizedWeights(of file: GGUFFile) throws {
+        for linear in adaptableLinears {
+            guard let name = GGUFWeights.ggufName(linear.path + ".weight") else { continue }
+            let heads =
+                linear.path.hasSuffix("q_proj")
+                ? config.numHeads
+                : linear.path.hasSuffix("k_proj") ? config.numKeyValueHeads : nil
+            quantizedWeights[linear.path] = try QuantizedMatrix(file: file, tensor: name, headsToUnpermute: heads)
+        }
+        let output = config.tieWordEmbeddings ? "token_embd.weight" : "output.weight"
+        quantizedWeights["output"] = try QuantizedMatrix(file: file, tensor: output)
     }
 
     // MARK: Backbone
