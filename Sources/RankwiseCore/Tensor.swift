@@ -98,3 +98,18 @@ public enum Parallel {
         return ProcessInfo.processInfo.activeProcessorCount
     }()
 }
+
+/// Lays out buffers one after another in one workspace, each starting on a 64-byte boundary (16 floats).
+public struct WorkspaceLayout {
+    /// Floats laid out so far: the workspace size to allocate.
+    public private(set) var total = 0
+
+    public init() {}
+
+    /// The offset of a new buffer of `count` floats.
+    public mutating func take(_ count: Int) -> Int {
+        let start = total
+        total += (count + 15) / 16 * 16
+        return start
+    }
+}

@@ -173,12 +173,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let H = config.hiddenSize
         let I = config.intermediateSize
         let P = layout.probCount(heads: config.numHeads)
-        var off = 0
-        func take(_ n: Int) -> Int {
-            let start = off
-            off += (n + 15) / 16 * 16
-            return start
-        }
+        var workspace = WorkspaceLayout()
+        func take(_ n: Int) -> Int { workspace.take(n) }
         let hd = training && config.hiddenDropout > 0
         let ad = training && config.attentionDropout > 0
         s.embSum = take(N * H)
@@ -211,7 +207,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         }
         s.pooledPre = take(B * H)
         s.pooled = take(B * H)
-        s.total = off
+        s.total = workspace.total
         return s
     }
 
@@ -407,12 +403,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let nh = config.numHeads
         let hdim = config.headDim
         let P = s.layout.probCount(heads: nh)
-        var goff = 0
-        func take(_ n: Int) -> Int {
-            let start = goff
-            goff += (n + 15) / 16 * 16
-            return start
-        }
+        var gradientLayout = WorkspaceLayout()
+        func take(_ n: Int) -> Int { gradientLayout.take(n) }
         let oDX = take(N * H)
         let oDA = take(N * H)
         let oDB = take(N * H)
@@ -422,7 +414,7 @@ public final class BertModel: Backbone, @unchecked Sendable {
         let oDI = take(N * I)
         let oDP = take(P)
         let oCls = take(B * H)
-        let g = gradientScratch.get(goff)
+        let g = gradientScratch.get(gradientLayout.total)
         let dX = g + oDX
         let dA = g + oDA
         let dB = g + oDB

@@ -150,12 +150,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         let hidden = config.hiddenSize
         let inner = config.intermediateSize
         let keyValueWidth = config.numKeyValueHeads * config.headDim
-        var end = 0
-        func take(_ count: Int) -> Int {
-            let start = end
-            end += (count + 15) / 16 * 16
-            return start
-        }
+        var workspaceLayout = WorkspaceLayout()
+        func take(_ count: Int) -> Int { workspaceLayout.take(count) }
         for _ in 0..<config.numLayers {
             var at = LayerOffsets()
             at.input = take(tokens * hidden)
@@ -177,7 +173,7 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         state.finalInput = take(tokens * hidden)
         state.finalRstd = take(tokens)
         state.output = take(tokens * hidden)
-        state.total = end
+        state.total = workspaceLayout.total
         return state
     }
 
@@ -311,12 +307,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         let hidden = config.hiddenSize
         let inner = config.intermediateSize
         let keyValueWidth = config.numKeyValueHeads * config.headDim
-        var end = 0
-        func take(_ count: Int) -> Int {
-            let start = end
-            end += (count + 15) / 16 * 16
-            return start
-        }
+        var workspaceLayout = WorkspaceLayout()
+        func take(_ count: Int) -> Int { workspaceLayout.take(count) }
         let streamOffset = take(tokens * hidden)
         let branchOffset = take(tokens * hidden)
         let queryOffset = take(tokens * hidden)
@@ -325,7 +317,7 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         let gateOffset = take(tokens * inner)
         let upOffset = take(tokens * inner)
         let probabilityOffset = take(state.layout.probCount(heads: config.numHeads))
-        let gradients = gradientScratch.get(end)
+        let gradients = gradientScratch.get(workspaceLayout.total)
         let dStream = gradients + streamOffset
         let dBranch = gradients + branchOffset
         let dQuery = gradients + queryOffset
