@@ -225,7 +225,10 @@ static inline float half_to_float(uint16_t h) {
         } else {
             /* subnormal: normalise */
             exponent = 127 - 15 + 1;
-            while ((mantissa & 0x400) == 0) { mantissa <<= 1; exponent--; }
+            while ((mantissa & 0x400) == 0) {
+                mantissa <<= 1;
+                exponent--;
+            }
             mantissa &= 0x3FF;
             bits = sign | (exponent << 23) | (mantissa << 13);
         }
@@ -248,14 +251,17 @@ CLONES void rw_q4_1_matvec(const unsigned char *w, const float *x, float *y, lon
         float lanes[16] = {0};
         for (long b = 0; b < blocks; b++) {
             const unsigned char *block = row + b * 20;
-            uint16_t dh, mh;
-            memcpy(&dh, block, 2);
-            memcpy(&mh, block + 2, 2);
-            float d = half_to_float(dh), m = half_to_float(mh);
+            uint16_t scale_bits;
+            uint16_t minimum_bits;
+            memcpy(&scale_bits, block, 2);
+            memcpy(&minimum_bits, block + 2, 2);
+            float d = half_to_float(scale_bits);
+            float m = half_to_float(minimum_bits);
             const unsigned char *q = block + 4;
             const float *xb = x + b * 32;
             for (int j = 0; j < 16; j++) {
-                float low = (float)(q[j] & 15) * d + m, high = (float)(q[j] >> 4) * d + m;
+                float low = (float)(q[j] & 15) * d + m;
+                float high = (float)(q[j] >> 4) * d + m;
                 lanes[j] += low * xb[j] + high * xb[j + 16];
             }
         }
@@ -278,7 +284,8 @@ CLONES void rw_q4_0_matvec(const unsigned char *w, const float *x, float *y, lon
             const unsigned char *q = block + 2;
             const float *xb = x + b * 32;
             for (int j = 0; j < 16; j++) {
-                float low = (float)((int)(q[j] & 15) - 8) * d, high = (float)((int)(q[j] >> 4) - 8) * d;
+                float low = (float)((int)(q[j] & 15) - 8) * d;
+                float high = (float)((int)(q[j] >> 4) - 8) * d;
                 lanes[j] += low * xb[j] + high * xb[j + 16];
             }
         }

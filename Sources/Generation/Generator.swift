@@ -74,12 +74,21 @@ public final class Generator {
         var sampler = TokenSampler(options: sampling)
         var history = prompt
         var generated: [Int32] = []
-        var emitted = ""
+        // Streaming works on UTF-8 bytes: a later token may join an earlier character (an emoji's variation
+        // selector, "\r" + "\n"), so characters are not counted.
+        var emittedBytes = 0
+        func emit(_ text: String, upTo end: Int) {
+            let bytes = Array(text.utf8)
+            guard end > emittedBytes else { return }
+            stream(String(decoding: bytes[emittedBytes..<end], as: UTF8.self))
+            emittedBytes = end
+        }
         let started = Date()
         var logits = try model.decode(prompt, cache: cache)
         let promptSeconds = Date().timeIntervalSince(started)
         let generationStarted = Date()
         var reason = StopReason.maxTokens
+        var text = ""
         while generated.count < maxTokens {
             let next = sampler.next(logits: logits, history: history)
             if stops.contains(next) {
@@ -88,19 +97,13 @@ public final class Generator {
             }
             generated.append(next)
             history.append(next)
-            var text = tokenizer.decode(generated.map(Int.init), skipSpecial: false)
+            text = tokenizer.decode(generated.map(Int.init), skipSpecial: false)
             if let stop = stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
                 text = String(text[..<stop.lowerBound])
-                if text.count > emitted.count { stream(String(text.dropFirst(emitted.count))) }
-                emitted = text
                 reason = .stopString
                 break
             }
-            // Hold back a character still being spelled out byte by byte (decoded as U+FFFD for now).
-            if !text.hasSuffix("\u{FFFD}"), text.count > emitted.count, text.hasPrefix(emitted) {
-                stream(String(text.dropFirst(emitted.count)))
-                emitted = text
-            }
+            emit(text, upTo: Self.streamableBytes(text, stopStrings: stopStrings))
             if generated.count == maxTokens { break }
             guard cache.length < cache.capacity else {
                 reason = .contextFull
@@ -108,10 +111,7 @@ public final class Generator {
             }
             logits = try model.decode([next], cache: cache)
         }
-        let text = reason == .stopString ? emitted : tokenizer.decode(generated.map(Int.init), skipSpecial: false)
-        if reason != .stopString && text.count > emitted.count && text.hasPrefix(emitted) {
-            stream(String(text.dropFirst(emitted.count)))
-        }
+        emit(text, upTo: text.utf8.count)
         return Generation(
             promptTokens: prompt.count, ids: generated, text: text, stopReason: reason, promptSeconds: promptSeconds,
             generationSeconds: Date().timeIntervalSince(generationStarted))
@@ -119,6 +119,27 @@ public final class Generator {
 }
 
 extension Generator {
+    /// How many leading UTF-8 bytes of `text` can be shown now: not a character still being spelled out (trailing
+    /// U+FFFD), nor an ending that may be the start of a stop string; always on a character boundary.
+    static func streamableBytes(_ text: String, stopStrings: [String]) -> Int {
+        let bytes = Array(text.utf8)
+        var end = bytes.count
+        let replacement = Array("\u{FFFD}".utf8)
+        while end >= 3 && Array(bytes[(end - 3)..<end]) == replacement { end -= 3 }
+        var heldBack = 0
+        for stop in stopStrings {
+            let stopBytes = Array(stop.utf8)
+            for length in stride(from: min(stopBytes.count - 1, end), to: heldBack, by: -1)
+            where Array(bytes[(end - length)..<end]) == Array(stopBytes[0..<length]) {
+                heldBack = length
+                break
+            }
+        }
+        end -= heldBack
+        while end > 0 && end < bytes.count && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return end
+    }
+
     /// A generator for the GGUF file at `path` (weights dequantised to float32 for prompts, kept quantised for single
     /// tokens; tokenizer from its metadata).
     public static func load(gguf path: String, capacity: Int? = nil) throws -> Generator {

@@ -185,12 +185,14 @@ public enum MethodRegistry {
 
     /// Budget options measured on the tweets (scripts/compare-methods.sh): pruning methods start at 1.5x
     /// the budget with AdaLoRA's orthogonality weight 0.1; prune-and-grow methods may grow a module to 2x;
-    /// SVD adapters learn at 5e-3, LoRA at 1e-3. Alpha is 2x the budget for every method, as LoRA's: an SVD
-    /// adapter's output scale alpha / initial rank is then the same at every budget (with alpha fixed at 16, a
+    /// SVD adapters learn at 5e-3, LoRA at 1e-3. Alpha follows the rank a method starts with, as LoRA's 2r does: an
+    /// SVD adapter's output scale alpha / initial rank is then the same at every budget (with alpha fixed at 16, a
     /// budget-2 ElaLoRA adapter's output scale was 4x a budget-8 one's).
-    static let svdBudget: @Sendable (Int) -> [String: String] = {
-        [
-            "r": "\($0)", "alpha": "\(2 * $0)", "init-r": "\(($0 * 3 + 1) / 2)", "lr": "5e-3",
+    static let svdBudget: @Sendable (Int) -> [String: String] = { budget in
+        // Alpha 4/3 of the starting rank: 16 at budget 8 (12 ranks), 4 at budget 2 (3 ranks), also at odd budgets.
+        let startRank = (budget * 3 + 1) / 2
+        return [
+            "r": "\(budget)", "alpha": "\(Double(4 * startRank) / 3)", "init-r": "\(startRank)", "lr": "5e-3",
             "orth-reg-weight": "0.1",
         ]
     }

@@ -31,7 +31,8 @@ public enum ByteLevelAlphabet {
         return String(spelled)
     }
 
-    /// The bytes a spelled token stands for; characters outside the alphabet (a special token's) as their UTF-8.
+    /// The bytes a spelled token stands for (characters outside the alphabet, which no spelled token has, as their
+    /// UTF-8).
     public static func unspell(_ token: String, into output: inout [UInt8]) {
         for character in token.unicodeScalars {
             if let byte = bytes[character] {

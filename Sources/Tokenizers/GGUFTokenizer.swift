@@ -56,9 +56,11 @@ extension Tokenizer {
         let post =
             single.count > 1
             ? TemplateProcessing(single: single, pair: single + [.sequence(first: false, typeId: 0)]) : nil
+        // Control tokens are special (skipped when decoding without special tokens); user-defined ones are not.
+        let control = Set(types.enumerated().filter { $0.element == 3 }.map(\.offset))
         let tokenizer = Tokenizer(
             normalizer: nil, preTokenizer: ByteLevelPreTokenizer(split: split), model: model, postProcessor: post,
-            addedTokens: added, padId: specials.pad ?? specials.eos ?? 0, decoder: .byteLevel)
+            addedTokens: added, padId: specials.pad ?? specials.eos ?? 0, decoder: .byteLevel, specialTokenIds: control)
         return (tokenizer, specials)
     }
 }

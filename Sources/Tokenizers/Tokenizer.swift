@@ -38,17 +38,22 @@ public struct Tokenizer: Sendable {
     public var padTypeId: Int
     /// How ids become text again.
     public var decoder: TokenDecoder
+    /// The added tokens `decode` drops when asked to skip special tokens (default: every added token).
+    public var specialTokenIds: Set<Int>
 
     public init(
         normalizer: Normalizer?, preTokenizer: PreTokenizer, model: TokenizerModel,
         postProcessor: PostProcessor?, addedTokens: [(String, Int)] = [], padId: Int = 0, padTypeId: Int = 0,
-        decoder: TokenDecoder = .wordPiece(prefix: "##")
+        decoder: TokenDecoder = .wordPiece(prefix: "##"), specialTokenIds: Set<Int>? = nil
     ) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.model = model
         self.postProcessor = postProcessor
-        self.addedTokens = addedTokens.sorted { $0.0.unicodeScalars.count > $1.0.unicodeScalars.count }
+        // An empty added token would match everywhere (and cannot be matched scalar by scalar): it is dropped.
+        let nonEmpty = addedTokens.filter { !$0.0.isEmpty }
+        self.addedTokens = nonEmpty.sorted { $0.0.unicodeScalars.count > $1.0.unicodeScalars.count }
+        self.specialTokenIds = specialTokenIds ?? Set(nonEmpty.map(\.1))
         self.padId = padId
         self.padTypeId = padTypeId
         self.decoder = decoder
@@ -304,8 +309,7 @@ public struct Tokenizer: Sendable {
 
     /// Decodes ids to text, dropping special tokens unless `skipSpecial` is false.
     public func decode(_ ids: [Int], skipSpecial: Bool = true) -> String {
-        let specials = Set(addedTokens.map(\.1))
-        let kept = ids.filter { !(skipSpecial && specials.contains($0)) }.compactMap { model.token(of: $0) }
+        let kept = ids.filter { !(skipSpecial && specialTokenIds.contains($0)) }.compactMap { model.token(of: $0) }
         return decoder.decode(kept)
     }
 }
@@ -332,7 +336,14 @@ public enum TokenDecoder: Sendable {
             return text
         case .byteLevel:
             var bytes: [UInt8] = []
-            for token in tokens { ByteLevelAlphabet.unspell(token, into: &bytes) }
+            for token in tokens {
+                // A token with a character outside the alphabet (an added token such as "é→") is its own text.
+                if token.unicodeScalars.allSatisfy({ ByteLevelAlphabet.bytes[$0] != nil }) {
+                    ByteLevelAlphabet.unspell(token, into: &bytes)
+                } else {
+                    bytes.append(contentsOf: Array(token.utf8))
+                }
+            }
             return String(decoding: bytes, as: UTF8.self)
         }
     }

@@ -29,6 +29,7 @@ struct GenerationFlags: ParsableArguments {
         do {
             try sampling.validate()
             guard maxTokens > 0 else { throw ModelError("--max-tokens must be positive") }
+            guard (context ?? 1) > 0 else { throw ModelError("--context must be positive") }
             let path = try ModelStore.resolveGGUF(model)
             let started = Date()
             let generator = try Generator.load(gguf: path, capacity: context ?? 4096)

@@ -39,6 +39,17 @@ import Tokenizers
         #expect { try SamplingOptions(topP: 0).validate() } throws: { "\($0)".contains("--top-p") }
     }
 
+    /// What may be streamed: not a trailing U+FFFD (a character being spelled out), not an ending that could
+    /// start a stop string, never half a character.
+    @Test func streamableBytesHoldBackWhatMayChange() {
+        #expect(Generator.streamableBytes("I ❤", stopStrings: []) == "I ❤".utf8.count)
+        #expect(Generator.streamableBytes("ab\u{FFFD}", stopStrings: []) == 2)
+        #expect(Generator.streamableBytes("The capital of France", stopStrings: ["France is"]) == 15)
+        #expect(Generator.streamableBytes("The capital of Fr", stopStrings: ["France is", "Fr!"]) == 15)
+        #expect(Generator.streamableBytes("x é", stopStrings: ["\u{E9}t\u{E9}"]) == 2)
+        #expect(Generator.streamableBytes("plain", stopStrings: ["zzz"]) == 5)
+    }
+
     /// Greedy generation through the key/value cache gives transformers' `generate` tokens, and the cache's
     /// prompt pass gives the same last logits as the full forward.
     @Test func cachedGreedyGenerationMatchesTransformers() throws {
@@ -86,8 +97,11 @@ import Tokenizers
         let chat = try generator.chatPrompt([ChatMessage(role: "user", content: "What is the capital of France?")])
         #expect(chat == (try reference.ints("prompt0.ids").map { Int32($0) }))
         // A stop string cuts the text before it and stops.
+        var streamedBeforeStop = ""
         let stopped = try generator.generate(
-            prompt: chat, maxTokens: 20, sampling: SamplingOptions(), stopStrings: [" is"])
-        #expect(stopped.text == "The capital of France" && stopped.stopReason == .stopString)
+            prompt: chat, maxTokens: 20, sampling: SamplingOptions(), stopStrings: ["France is"]
+        ) { streamedBeforeStop += $0 }
+        #expect(stopped.text == "The capital of " && stopped.stopReason == .stopString)
+        #expect(streamedBeforeStop == stopped.text)
     }
 }

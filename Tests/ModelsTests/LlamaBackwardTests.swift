@@ -59,6 +59,28 @@ import RankwiseCore
         for j in 0..<hidden { #expect(abs(embeddingGradient[4 * hidden + j] - inputGradient[hidden + j]) < 1e-6) }
     }
 
+    /// With only the top block trainable and no input gradient, backward stops early and gives that block exactly
+    /// the gradients it gets when everything is trainable.
+    @Test func partlyTrainableModelGetsTheSameGradients() throws {
+        var rng = SplitMix64(seed: 9)
+        let hidden = Self.config.hiddenSize
+        let weights = (0..<(Self.batch.layout.tokens * hidden)).map { _ in rng.nextNormal() }
+        let everything = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))
+        everything.params.setTrainable { _ in true }
+        _ = try loss(everything, weights)
+        try everything.backward(dLastHidden: weights, dPooled: nil, inputGrad: nil)
+        let top = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))
+        top.params.setTrainable { $0.hasPrefix("model.layers.1.") }
+        _ = try loss(top, weights)
+        try top.backward(dLastHidden: weights, dPooled: nil, inputGrad: nil)
+        for parameter in top.params.trainable {
+            let reference = try #require(everything.params[parameter.name]?.grad)
+            let worst = (0..<parameter.count).map { abs(parameter.grad![$0] - reference[$0]) }.max()!
+            #expect(worst <= 1e-6, "\(parameter.name): \(worst)")
+        }
+        #expect(top.params.trainable.count == 9)
+    }
+
     /// A token's output depends on the tokens before it in its own sequence only.
     @Test func outputsAreCausalAndPerSequence() throws {
         let model = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))

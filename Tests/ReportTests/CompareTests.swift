@@ -39,13 +39,13 @@ import Report
     @Test func outputScaleDoesNotDependOnTheBudget() throws {
         for name in MethodRegistry.names {
             let entry = try MethodRegistry.entry(name)
-            let scales = [2, 4, 8, 16].map { budget -> Double in
+            let scales = [2, 3, 4, 5, 8, 16].map { budget -> Double in
                 let options = entry.budgetOptions(budget)
                 let alpha = Double(options["alpha"] ?? "") ?? .nan
                 let startRank = Double(options["init-r"] ?? options["r"] ?? "") ?? .nan
                 return alpha / startRank
             }
-            #expect(scales.allSatisfy { abs($0 - scales[3]) < 0.2 * scales[3] }, "\(name): \(scales)")
+            #expect(scales.allSatisfy { abs($0 - scales[4]) < 1e-9 * scales[4] }, "\(name): \(scales)")
         }
     }
 

@@ -57,6 +57,19 @@ import Tokenizers
         }
     }
 
+    /// An empty added token is ignored (it used to trap), a non-special added token survives skipSpecial, and a
+    /// token outside the byte alphabet decodes as its own text.
+    @Test func addedTokensEdgeCases() throws {
+        let tokens = ["H", "i", "<s>", "é→", ""]
+        let model = try BPE(tokens: tokens, merges: [])
+        let tokenizer = Tokenizer(
+            normalizer: nil, preTokenizer: ByteLevelPreTokenizer(split: .gpt2), model: model, postProcessor: nil,
+            addedTokens: [("<s>", 2), ("é→", 3), ("", 4)], decoder: .byteLevel, specialTokenIds: [2])
+        #expect(tokenizer.encode("Hi<s>Hié→").ids == [0, 1, 2, 0, 1, 3])
+        #expect(tokenizer.decode([0, 1, 2, 3]) == "Hié→")
+        #expect(tokenizer.decode([0, 1, 2, 3], skipSpecial: false) == "Hi<s>é→")
+    }
+
     /// GPT-2's split on its own: contractions, letters, numbers, other, and the whitespace rule.
     @Test func gpt2SplitFollowsThePattern() {
         let split = ByteLevelPreTokenizer(split: .gpt2)

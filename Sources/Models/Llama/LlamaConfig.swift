@@ -91,6 +91,9 @@ public struct LlamaConfig: Sendable, Equatable {
                     + "divide evenly (head width must be even)")
         }
         guard ropeTheta > 0, rmsNormEps > 0 else { throw ModelError("\(path): rope base and RMS epsilon must be > 0") }
+        guard maxPositions <= 1 << 20 else {
+            throw ModelError("\(path): context length \(maxPositions) is beyond the 1,048,576 Rankwise supports")
+        }
     }
 
     /// The config.json Hugging Face writes for this shape.

@@ -45,11 +45,12 @@ final class DecodingScratch {
 }
 
 extension LlamaModel {
-    /// A cache for this model's shape holding up to `capacity` tokens (at most the context length).
+    /// A cache for this model's shape holding up to `capacity` tokens (default 4,096; at most the context length,
+    /// at least one).
     public func makeCache(capacity: Int? = nil) -> KeyValueCache {
         KeyValueCache(
             layers: config.numLayers, keyValueWidth: config.numKeyValueHeads * config.headDim,
-            capacity: min(capacity ?? config.maxPositions, config.maxPositions))
+            capacity: max(1, min(capacity ?? 4096, config.maxPositions)))
     }
 
     /// Runs `ids` as the next tokens of the cached sequence (a whole prompt at once, or one generated token) and
@@ -65,6 +66,7 @@ extension LlamaModel {
         for id in ids where id < 0 || Int(id) >= config.vocabSize {
             throw ModelError("decode: token id \(id) is outside the vocabulary (size \(config.vocabSize))")
         }
+        ensurePositions(cache.length + count)
         let hidden = config.hiddenSize
         let inner = config.intermediateSize
         let headDim = config.headDim
@@ -135,7 +137,7 @@ extension LlamaModel {
         let last = stream + (count - 1) * hidden
         Ops.rmsNormForward(
             x: last, weight: finalNorm.value.data, y: normed, rstd: rstd, n: 1, d: hidden, eps: config.rmsNormEps)
-        if useQuantizedDecoding, let output = quantizedWeights["output"] {
+        if useQuantizedDecoding, !outputProjection.trainable, let output = quantizedWeights["output"] {
             var logits = [Float](repeating: 0, count: config.vocabSize)
             logits.withUnsafeMutableBufferPointer { output.multiply(normed, into: $0.baseAddress!) }
             return logits
@@ -148,7 +150,8 @@ extension LlamaModel {
     private func project(
         _ linear: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int
     ) {
-        guard count == 1, useQuantizedDecoding, let quantized = quantizedWeights[linear.path] else {
+        guard count == 1, useQuantizedDecoding, !linear.weight.trainable, let quantized = quantizedWeights[linear.path]
+        else {
             linear.forward(x, y, n: count)
             return
         }

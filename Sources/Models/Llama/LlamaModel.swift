@@ -21,7 +21,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
     public let finalNorm: Param
     /// The output projection `[vocab, hidden]`: `lm_head.weight`, or the embedding when tied.
     public let outputProjection: Param
-    let rotary: RotaryEmbedding
+    /// Rotation tables for the positions used so far (grown on demand up to the context length).
+    private(set) var rotary: RotaryEmbedding
 
     private let activationScratch = Scratch()
     private let gradientScratch = Scratch()
@@ -79,7 +80,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         finalNorm = try parameter("model.norm.weight", [hidden], role: .normScale)
         outputProjection =
             config.tieWordEmbeddings ? embedding : try parameter("lm_head.weight", [config.vocabSize, hidden])
-        rotary = RotaryEmbedding(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositions)
+        rotary = RotaryEmbedding(
+            headDim: config.headDim, base: config.ropeTheta, maxPositions: min(config.maxPositions, 4096))
     }
 
     /// Loads a GGUF file of architecture `llama` (weights dequantised to float32).
@@ -104,6 +106,14 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         }
         let output = config.tieWordEmbeddings ? "token_embd.weight" : "output.weight"
         quantizedWeights["output"] = try QuantizedMatrix(file: file, tensor: output)
+    }
+
+    /// Makes the rotation tables cover positions `0..<count` (at most the context length, checked by the callers).
+    func ensurePositions(_ count: Int) {
+        guard count > rotary.maxPositions else { return }
+        rotary = RotaryEmbedding(
+            headDim: config.headDim, base: config.ropeTheta,
+            maxPositions: min(config.maxPositions, max(count, 2 * rotary.maxPositions)))
     }
 
     // MARK: Backbone
@@ -207,6 +217,7 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
     @discardableResult
     public func forward(_ batch: TokenBatch, training: Bool, seed: UInt64) throws -> BackboneOutput {
         try validate(batch)
+        ensurePositions(batch.layout.maxLength)
         layout = batch.layout
         perExample?.reset(layout: batch.layout)
         var state = plan(batch.layout)
