@@ -52,18 +52,91 @@ public struct BPE: TokenizerModel {
                 symbols.append(unknownId)
             }
         }
-        while symbols.count > 1 {
-            var best: (position: Int, rank: Int, merged: Int)? = nil
-            for position in 0..<(symbols.count - 1) {
-                let key = UInt64(symbols[position]) << 32 | UInt64(symbols[position + 1])
-                if let merge = merges[key], merge.rank < (best?.rank ?? Int.max) {
-                    best = (position, merge.rank, merge.merged)
-                }
+        guard symbols.count > 1 else { return symbols }
+        // Symbols form a linked list; candidate merges wait in a heap ordered by (rank, position), so the lowest rank
+        // merges first and the leftmost on a tie, in n log n steps (a rescan after every merge costs n²).
+        var next = Array(1...symbols.count)
+        next[symbols.count - 1] = -1
+        var previous = Array(-1..<(symbols.count - 1))
+        var alive = [Bool](repeating: true, count: symbols.count)
+        var candidates = MergeHeap()
+        func offer(_ left: Int) {
+            let right = next[left]
+            guard left >= 0, right >= 0 else { return }
+            if let merge = merges[UInt64(symbols[left]) << 32 | UInt64(symbols[right])] {
+                candidates.push(
+                    MergeCandidate(rank: merge.rank, position: left, left: symbols[left], right: symbols[right]))
             }
-            guard let best else { break }
-            symbols[best.position] = best.merged
-            symbols.remove(at: best.position + 1)
         }
-        return symbols
+        for position in 0..<(symbols.count - 1) { offer(position) }
+        while let candidate = candidates.pop() {
+            let left = candidate.position
+            let right = next[left]
+            // A candidate is stale when either symbol has merged since it was offered.
+            guard alive[left], right >= 0, symbols[left] == candidate.left, symbols[right] == candidate.right else {
+                continue
+            }
+            symbols[left] = merges[UInt64(candidate.left) << 32 | UInt64(candidate.right)]!.merged
+            alive[right] = false
+            next[left] = next[right]
+            if next[right] >= 0 { previous[next[right]] = left }
+            offer(left)
+            if previous[left] >= 0 { offer(previous[left]) }
+        }
+        var ids: [Int] = []
+        var position = 0
+        while position >= 0 {
+            ids.append(symbols[position])
+            position = next[position]
+        }
+        return ids
+    }
+}
+
+/// A merge waiting to happen: its rank, the position of its left symbol, and the two ids it joins.
+struct MergeCandidate {
+    var rank: Int
+    var position: Int
+    var left: Int
+    var right: Int
+
+    func comesBefore(_ other: MergeCandidate) -> Bool {
+        rank != other.rank ? rank < other.rank : position < other.position
+    }
+}
+
+/// A binary min-heap of merge candidates.
+struct MergeHeap {
+    private var items: [MergeCandidate] = []
+
+    mutating func push(_ item: MergeCandidate) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].comesBefore(items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> MergeCandidate? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var smallest = parent
+                if left < items.count && items[left].comesBefore(items[smallest]) { smallest = left }
+                if right < items.count && items[right].comesBefore(items[smallest]) { smallest = right }
+                guard smallest != parent else { break }
+                items.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return first
     }
 }

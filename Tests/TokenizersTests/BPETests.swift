@@ -42,6 +42,16 @@ import Tokenizers
         }
     }
 
+    /// A 100,000-character word (one pre-token) encodes in n log n merges and decodes back.
+    @Test func aVeryLongWordEncodesAndDecodesBack() throws {
+        guard let model = Fixtures.smollm2() else { return }
+        let (tokenizer, _) = try Tokenizer.gguf(try GGUFFile(path: model))
+        let word = String(repeating: "abcdefghij", count: 10_000)
+        let ids = tokenizer.encode(word).ids
+        #expect(ids.count < word.count / 2)
+        #expect(tokenizer.decode(ids) == word)
+    }
+
     @Test func chatMLWithTheDefaultSystemPromptMatchesTransformers() throws {
         guard let model = Fixtures.smollm2() else { return }
         let (tokenizer, specials) = try Tokenizer.gguf(try GGUFFile(path: model))
