@@ -1,12 +1,5 @@
 import Foundation
 
-/// Errors loading or running a model; each names the file, tensor or field at fault.
-public struct ModelError: Error, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The fields of a Hugging Face BERT-family `config.json` that the encoder needs.
 public struct BertConfig: Sendable, Equatable {
     public var hiddenSize: Int
