@@ -22,6 +22,8 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "A Python with torch, transformers and gguf: transformers' generate on the same file and prompt.")
     var peerPython: String?
     @Option(help: "Threads for the PyTorch peer.") var peerThreads = 2
+    @Option(help: "A Python with llama-cpp-python (scripts/llamacpp-env.sh): llama.cpp on the same file and prompt.")
+    var llamacppPython: String?
 
     func run() throws {
         guard promptTokens > 0, newTokens > 0, repeats > 0 else { fail("lengths and repeats must be positive") }
@@ -70,10 +72,31 @@ struct BenchGenerate: ParsableCommand {
                     + "reads)   peak RSS %.0f MiB", ours.prompt, ours.generate,
                 100 * ours.generate * readBytes / bandwidth,
                 quantized ? "file's quantised bytes" : "float32 weights", peakRSSMiB()))
-        guard let peerPython else { return }
         let idsFile = FileManager.default.temporaryDirectory.appendingPathComponent("rw-bench-gen-\(getpid()).json")
         try JSONSerialization.data(withJSONObject: prompt.map(Int.init)).write(to: idsFile)
         defer { try? FileManager.default.removeItem(at: idsFile) }
+        if let llamacppPython {
+            let peer = try runPeer(
+                llamacppPython, "peer_llamacpp.py",
+                [path, idsFile.path, String(newTokens), String(repeats), String(Parallel.workers)])
+            let theirs = (
+                prompt: (peer["prompt_tokens_per_s"] as? Double) ?? 0,
+                generate: (peer["generate_tokens_per_s"] as? Double) ?? 0
+            )
+            print(
+                String(
+                    format: "llama.cpp:  prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of the limit at the "
+                        + "file's bytes)   peak RSS %.0f MiB (llama-cpp-python %@, %d threads)", theirs.prompt,
+                    theirs.generate, 100 * theirs.generate * fileBytes / bandwidth,
+                    (peer["peak_rss_mib"] as? Double) ?? 0,
+                    (peer["llama_cpp"] as? String) ?? "?", (peer["threads"] as? Int) ?? 0))
+            print(
+                String(
+                    format: "ratio:      prompt %.2fx   generate %.2fx llama.cpp",
+                    ours.prompt / max(theirs.prompt, 1e-9),
+                    ours.generate / max(theirs.generate, 1e-9)))
+        }
+        guard let peerPython else { return }
         let peer = try runPeer(
             peerPython, "peer_generate.py",
             [path, idsFile.path, String(newTokens), String(repeats), String(peerThreads)])
