@@ -35,4 +35,4 @@ prompt_rates, generate_rates = sorted(prompt_rates[1:]), sorted(generate_rates[1
 print(json.dumps({"prompt_tokens_per_s": prompt_rates[len(prompt_rates) // 2],
                   "generate_tokens_per_s": generate_rates[len(generate_rates) // 2],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                  "version": "torch " + torch.__version__, "threads": torch.get_num_threads()}))

@@ -32,4 +32,4 @@ prompt_rates, generate_rates = sorted(prompt_rates[1:]), sorted(generate_rates[1
 print(json.dumps({"prompt_tokens_per_s": prompt_rates[len(prompt_rates) // 2],
                   "generate_tokens_per_s": generate_rates[len(generate_rates) // 2],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "llama_cpp": llama_cpp.__version__, "threads": threads}))
+                  "version": "llama-cpp-python " + llama_cpp.__version__, "threads": threads}))

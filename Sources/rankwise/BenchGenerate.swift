@@ -68,52 +68,41 @@ struct BenchGenerate: ParsableCommand {
         let readBytes = quantized ? fileBytes : floatBytes
         print(
             String(
-                format: "rankwise:   prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of the limit at the %@ it "
+                format:
+                    "rankwise:    prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of the limit at the %@ it "
                     + "reads)   peak RSS %.0f MiB", ours.prompt, ours.generate,
                 100 * ours.generate * readBytes / bandwidth,
                 quantized ? "file's quantised bytes" : "float32 weights", peakRSSMiB()))
         let idsFile = FileManager.default.temporaryDirectory.appendingPathComponent("rw-bench-gen-\(getpid()).json")
         try JSONSerialization.data(withJSONObject: prompt.map(Int.init)).write(to: idsFile)
         defer { try? FileManager.default.removeItem(at: idsFile) }
-        if let llamacppPython {
+        /// Runs a peer on the same file and prompt, prints its row (with the share of the limit at the bytes it reads
+        /// per token) and our ratio to it.
+        func comparePeer(_ label: String, _ python: String, _ script: String, threads: Int, readsBytes: Double) throws {
             let peer = try runPeer(
-                llamacppPython, "peer_llamacpp.py",
-                [path, idsFile.path, String(newTokens), String(repeats), String(Parallel.workers)])
-            let theirs = (
-                prompt: (peer["prompt_tokens_per_s"] as? Double) ?? 0,
-                generate: (peer["generate_tokens_per_s"] as? Double) ?? 0
-            )
+                python, script, [path, idsFile.path, String(newTokens), String(repeats), String(threads)])
+            let prompt = (peer["prompt_tokens_per_s"] as? Double) ?? 0
+            let generate = (peer["generate_tokens_per_s"] as? Double) ?? 0
             print(
                 String(
-                    format: "llama.cpp:  prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of the limit at the "
-                        + "file's bytes)   peak RSS %.0f MiB (llama-cpp-python %@, %d threads)", theirs.prompt,
-                    theirs.generate, 100 * theirs.generate * fileBytes / bandwidth,
-                    (peer["peak_rss_mib"] as? Double) ?? 0,
-                    (peer["llama_cpp"] as? String) ?? "?", (peer["threads"] as? Int) ?? 0))
+                    format: "%@ prompt %7.1f tokens/s   generate %6.1f tokens/s (%.0f%% of its limit)   peak RSS %.0f "
+                        + "MiB (%@, %d threads)", (label + ":").padding(toLength: 13, withPad: " ", startingAt: 0),
+                    prompt,
+                    generate, 100 * generate * readsBytes / bandwidth, (peer["peak_rss_mib"] as? Double) ?? 0,
+                    (peer["version"] as? String) ?? "?", (peer["threads"] as? Int) ?? 0))
             print(
                 String(
-                    format: "ratio:      prompt %.2fx   generate %.2fx llama.cpp",
-                    ours.prompt / max(theirs.prompt, 1e-9),
-                    ours.generate / max(theirs.generate, 1e-9)))
+                    format: "ratio:       prompt %.2fx   generate %.2fx %@", ours.prompt / max(prompt, 1e-9),
+                    ours.generate / max(generate, 1e-9), label))
         }
-        guard let peerPython else { return }
-        let peer = try runPeer(
-            peerPython, "peer_generate.py",
-            [path, idsFile.path, String(newTokens), String(repeats), String(peerThreads)])
-        let theirs = (
-            prompt: (peer["prompt_tokens_per_s"] as? Double) ?? 0,
-            generate: (peer["generate_tokens_per_s"] as? Double) ?? 0
-        )
-        print(
-            String(
-                format: "transformers: prompt %5.1f tokens/s   generate %6.1f tokens/s   peak RSS %.0f MiB (torch %@, "
-                    + "%d threads)", theirs.prompt, theirs.generate, (peer["peak_rss_mib"] as? Double) ?? 0,
-                (peer["torch"] as? String) ?? "?", (peer["threads"] as? Int) ?? 0))
-        print(
-            String(
-                format: "ratio:      prompt %.2fx   generate %.2fx transformers",
-                ours.prompt / max(theirs.prompt, 1e-9),
-                ours.generate / max(theirs.generate, 1e-9)))
+        if let llamacppPython {
+            try comparePeer(
+                "llama.cpp", llamacppPython, "peer_llamacpp.py", threads: Parallel.workers, readsBytes: fileBytes)
+        }
+        if let peerPython {
+            try comparePeer(
+                "transformers", peerPython, "peer_generate.py", threads: peerThreads, readsBytes: floatBytes)
+        }
     }
 
     /// Bytes per second of summing a 256 MiB buffer with every worker thread (the best of five passes).
