@@ -2,11 +2,11 @@
 prompt ids, greedy decoding of exactly N new tokens, the same thread count.
 
 Usage: python peer_generate.py GGUF_FILE IDS_JSON NEW_TOKENS REPEATS THREADS
-Prints one JSON line: {"prompt_tokens_per_s", "generate_tokens_per_s", "peak_rss_mib", "torch", "threads"} (medians).
+Prints one JSON line: {"prompt_tokens_per_s", "generate_tokens_per_s", "peak_rss_mib", "version",
+"threads"} (medians).
 """
 import json
 import os
-import resource
 import sys
 import time
 
@@ -18,6 +18,15 @@ torch.set_num_threads(threads)
 ids = torch.tensor([json.load(open(ids_path))], dtype=torch.long)
 model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                              torch_dtype=torch.float32).eval()
+
+def peak_rss_mib():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not carry the parent's over a fork)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 prompt_rates, generate_rates = [], []
 with torch.inference_mode():
     for _ in range(repeats + 1):
@@ -34,5 +43,5 @@ with torch.inference_mode():
 prompt_rates, generate_rates = sorted(prompt_rates[1:]), sorted(generate_rates[1:])
 print(json.dumps({"prompt_tokens_per_s": prompt_rates[len(prompt_rates) // 2],
                   "generate_tokens_per_s": generate_rates[len(generate_rates) // 2],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mib": peak_rss_mib(),
                   "version": "torch " + torch.__version__, "threads": torch.get_num_threads()}))

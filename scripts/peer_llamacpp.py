@@ -2,11 +2,10 @@
 file, the same prompt ids, greedy decoding of exactly N new tokens, the same thread count.
 
 Usage: python peer_llamacpp.py GGUF_FILE IDS_JSON NEW_TOKENS REPEATS THREADS
-Prints one JSON line: {"prompt_tokens_per_s", "generate_tokens_per_s", "peak_rss_mib", "llama_cpp", "threads"}
+Prints one JSON line: {"prompt_tokens_per_s", "generate_tokens_per_s", "peak_rss_mib", "version", "threads"}
 (medians).
 """
 import json
-import resource
 import sys
 import time
 
@@ -17,6 +16,15 @@ path, ids_path, new_tokens, repeats, threads = sys.argv[1], sys.argv[2], int(sys
 ids = json.load(open(ids_path))
 model = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + new_tokens + 8, n_threads=threads, n_threads_batch=threads,
                         n_batch=max(len(ids), 8), verbose=False, logits_all=False)
+
+def peak_rss_mib():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not carry the parent's over a fork)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 prompt_rates, generate_rates = [], []
 for _ in range(repeats + 1):
     model.reset()
@@ -31,5 +39,5 @@ for _ in range(repeats + 1):
 prompt_rates, generate_rates = sorted(prompt_rates[1:]), sorted(generate_rates[1:])
 print(json.dumps({"prompt_tokens_per_s": prompt_rates[len(prompt_rates) // 2],
                   "generate_tokens_per_s": generate_rates[len(generate_rates) // 2],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mib": peak_rss_mib(),
                   "version": "llama-cpp-python " + llama_cpp.__version__, "threads": threads}))

@@ -6,7 +6,7 @@ Usage: python peer_train.py MODEL_DIR IDS_JSON ITERS THREADS PEFT_METHOD   (lora
 IDS_JSON: {"batch", "seq", "ids", "labels"} (one fixed batch) or {"batches": [{"ids": [[...]], "labels": [...]}]}.
 Prints one JSON line: tokens_per_s (real tokens), median_s (fixed batch) or total_s, padding_fraction, peak_rss_mb.
 """
-import json, resource, sys, time
+import json, sys, time
 
 import torch
 from peft import AdaLoraConfig, LoraConfig, get_peft_model
@@ -64,7 +64,8 @@ for i, (ids, mask, labels, n_real, n_padded) in enumerate(step_batches):
         times.append(time.perf_counter() - t0)
         real += n_real
         padded_tokens += n_padded
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: ru_maxrss keeps the peak of the forked copy of the calling rankwise process.
+peak = next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 if "batches" in spec:
     total = sum(times)
     print(json.dumps({"tokens_per_s": real / total, "total_s": total, "padding_fraction": 1 - real / padded_tokens,
