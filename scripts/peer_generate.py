@@ -12,20 +12,14 @@ import time
 
 import torch
 from transformers import AutoModelForCausalLM
+from peer_memory import peak_rss_mib
 
-path, ids_path, new_tokens, repeats, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+path, ids_path = sys.argv[1], sys.argv[2]
+new_tokens, repeats, threads = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 ids = torch.tensor([json.load(open(ids_path))], dtype=torch.long)
 model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                              torch_dtype=torch.float32).eval()
-
-def peak_rss_mib():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not carry the parent's over a fork)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 prompt_rates, generate_rates = [], []
 with torch.inference_mode():

@@ -10,20 +10,13 @@ import sys
 import time
 
 import llama_cpp
+from peer_memory import peak_rss_mib
 
-path, ids_path, new_tokens, repeats, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(
-    sys.argv[5])
+path, ids_path = sys.argv[1], sys.argv[2]
+new_tokens, repeats, threads = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 ids = json.load(open(ids_path))
 model = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + new_tokens + 8, n_threads=threads, n_threads_batch=threads,
                         n_batch=max(len(ids), 8), verbose=False, logits_all=False)
-
-def peak_rss_mib():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not carry the parent's over a fork)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 prompt_rates, generate_rates = [], []
 for _ in range(repeats + 1):

@@ -12,6 +12,8 @@ import torch
 from peft import AdaLoraConfig, LoraConfig, get_peft_model
 from transformers import BertForSequenceClassification
 
+from peer_memory import peak_rss_mib
+
 model_dir, ids_path, iters, threads, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 if method not in ("lora", "dora", "adalora"):
     sys.exit(f"peer_train.py: PEFT method must be lora, dora or adalora, got {method}")
@@ -64,8 +66,7 @@ for i, (ids, mask, labels, n_real, n_padded) in enumerate(step_batches):
         times.append(time.perf_counter() - t0)
         real += n_real
         padded_tokens += n_padded
-# VmHWM, not ru_maxrss: ru_maxrss keeps the peak of the forked copy of the calling rankwise process.
-peak = next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+peak = peak_rss_mib()
 if "batches" in spec:
     total = sum(times)
     print(json.dumps({"tokens_per_s": real / total, "total_s": total, "padding_fraction": 1 - real / padded_tokens,
