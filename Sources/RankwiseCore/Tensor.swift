@@ -77,18 +77,32 @@ public final class Scratch: @unchecked Sendable {
 /// Runs `body` over `0..<n` split into chunks on all cores when the work is large enough.
 @inline(__always)
 public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let workers = Parallel.workers
-    if workers <= 1 || n < 2 * minChunk {
-        body(0..<n)
+    parallelChunks(n, minChunk: minChunk) { _, range in body(range) }
+}
+
+/// `parallelFor` that also hands each chunk its index, below `parallelChunkCount(n, minChunk:)`: the index of
+/// a per-chunk scratch buffer no other chunk touches.
+@inline(__always)
+public func parallelChunks(_ n: Int, minChunk: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+    let chunks = parallelChunkCount(n, minChunk: minChunk)
+    if chunks <= 1 {
+        body(0, 0..<n)
         return
     }
-    let chunks = min(workers, (n + minChunk - 1) / minChunk)
     let per = (n + chunks - 1) / chunks
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
         let lo = c * per
         let hi = min(n, lo + per)
-        if lo < hi { body(lo..<hi) }
+        if lo < hi { body(c, lo..<hi) }
     }
+}
+
+/// How many chunks `parallelFor` and `parallelChunks` split `n` items into (1 when it runs them in one go).
+@inline(__always)
+public func parallelChunkCount(_ n: Int, minChunk: Int = 1) -> Int {
+    let workers = Parallel.workers
+    if workers <= 1 || n < 2 * minChunk { return 1 }
+    return min(workers, (n + minChunk - 1) / minChunk)
 }
 
 /// The number of threads element-wise kernels use (defaults to the core count).

@@ -82,6 +82,24 @@ import RankwiseCore
     }
 
     /// A token's output depends on the tokens before it in its own sequence only.
+    /// SmolLM2-135M's shape, one sequence of 2,048 tokens: attention keeps no probabilities, so its scratch (two
+    /// 2,048² matrices per core) is a small fraction of what storing all 30 x 9 heads' would take (4.5 GB), and
+    /// the step's whole workspace stays under that store.
+    @Test func attentionMemoryDoesNotGrowWithHeadsAndLayers() {
+        let smol = LlamaConfig(
+            vocabSize: 49_152, hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKeyValueHeads: 3,
+            ropeTheta: 100_000, maxPositions: 8192)
+        let memory = LlamaModel.stepMemory(config: smol, layout: .packed(lengths: [2048]))
+        #expect(memory.storedProbabilities == 30 * 9 * 2048 * 2048 * 4)
+        let cores = SequenceLayout.packed(lengths: [2048]).headChunkCount(heads: 9)
+        #expect(memory.attention == cores * 2 * 2048 * 2048 * 4)
+        #expect(memory.attention * 30 <= memory.storedProbabilities)
+        let whole = memory.activations + memory.gradients + memory.attention
+        #expect(whole < memory.storedProbabilities / 2, "step workspace \(whole) bytes")
+        // Activations grow linearly: 30 layers x 8,450 floats a token (two rstd), plus the final norm's.
+        #expect(memory.activations < 2048 * (30 * 8_450 + 2 * 576 + 1) * 4 + 64 * 400)
+    }
+
     @Test func outputsAreCausalAndPerSequence() throws {
         let model = try LlamaModel(config: Self.config, weights: RandomWeights(seed: 5, std: 0.3))
         let hidden = Self.config.hiddenSize

@@ -272,6 +272,19 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
             Attention.backward(dctx: rowWeights, q: q, k: k, v: v, probs: probs, dq: &dq, dk: &dk, dv: &dv, scratch: &scratch,
                                layout: layout, heads: heads, headDim: headDim, kvHeads: kvHeads)
             let name = "grouped attention (causal \(causal), packed \(packed))"
+            // Recomputing the probabilities in backward (nothing stored) gives the same numbers, from NaN scratch.
+            var shares = [Float](repeating: .nan, count: Attention.recomputeScratchCount(layout: layout, heads: heads))
+            var ctxAgain = [Float](repeating: 0, count: N * queryWidth)
+            Attention.forwardRecomputing(q: q, k: k, v: v, layout: layout, ctx: &ctxAgain, scratch: &shares, heads: heads,
+                                         headDim: headDim, kvHeads: kvHeads, causal: causal)
+            #expect(realRows.allSatisfy { row in (0..<queryWidth).allSatisfy { ctxAgain[row * queryWidth + $0] == ctx[row * queryWidth + $0] } },
+                    "\(name): recomputing forward differs")
+            var dqAgain = [Float](repeating: 0, count: N * queryWidth), dkAgain = [Float](repeating: 7, count: N * kvWidth)
+            var dvAgain = dkAgain
+            Attention.backwardRecomputing(dctx: rowWeights, q: q, k: k, v: v, dq: &dqAgain, dk: &dkAgain, dv: &dvAgain,
+                                          scratch: &shares, layout: layout, heads: heads, headDim: headDim, kvHeads: kvHeads,
+                                          causal: causal)
+            #expect(dqAgain == dq && dkAgain == dk && dvAgain == dv, "\(name): recomputing backward differs")
             FD.check(name + " dq", x: &q, grad: dq, eps: 1e-2, tol: 2e-3, samples: 200) { loss($0, k, v) }
             FD.check(name + " dk", x: &k, grad: dk, eps: 1e-2, tol: 2e-3, samples: 200) { loss(q, $0, v) }
             FD.check(name + " dv", x: &v, grad: dv, eps: 1e-2, tol: 2e-3, samples: 200) { loss(q, k, $0) }

@@ -26,6 +26,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
 
     private let activationScratch = Scratch()
     private let gradientScratch = Scratch()
+    /// Each core's attention matrices (`Attention.recomputeScratchCount`): no layer keeps its probabilities.
+    private let attentionScratch = Scratch()
     /// Buffers of `decode` (KV-cache inference), kept between calls.
     let decodingScratch = DecodingScratch()
     /// The GGUF file's quantised blocks of each linear (by path) and of the output projection ("output"), which
@@ -145,14 +147,16 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
     }
 
     /// Offsets of one block's saved activations: its input (the residual stream), the normed input and its rstd,
-    /// rotated queries and keys, values, probabilities, context, the stream after attention, the normed stream and
-    /// its rstd, gate and up projections and their SwiGLU product.
+    /// rotated queries and keys, values, context (attention probabilities are recomputed in backward), the stream
+    /// after attention, the normed stream and its rstd, gate and up projections and their SwiGLU product.
     struct LayerOffsets {
-        var input = 0, normed = 0, rstd = 0, query = 0, key = 0, value = 0, probabilities = 0, context = 0
+        var input = 0, normed = 0, rstd = 0, query = 0, key = 0, value = 0, context = 0
         var afterAttention = 0, normedAfterAttention = 0, rstdAfterAttention = 0, gate = 0, up = 0, product = 0
     }
 
-    private func plan(_ layout: SequenceLayout) -> State {
+    private func plan(_ layout: SequenceLayout) -> State { Self.plan(config, layout) }
+
+    private static func plan(_ config: LlamaConfig, _ layout: SequenceLayout) -> State {
         var state = State()
         state.layout = layout
         state.tokens = layout.tokens
@@ -170,7 +174,6 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
             at.query = take(tokens * hidden)
             at.key = take(tokens * keyValueWidth)
             at.value = take(tokens * keyValueWidth)
-            at.probabilities = take(layout.probCount(heads: config.numHeads))
             at.context = take(tokens * hidden)
             at.afterAttention = take(tokens * hidden)
             at.normedAfterAttention = take(tokens * hidden)
@@ -229,6 +232,8 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
             }
         }
         let workspace = activationScratch.get(state.total)
+        let attention = attentionScratch.get(
+            Attention.recomputeScratchCount(layout: state.layout, heads: config.numHeads))
         let tokens = state.tokens
         let hidden = config.hiddenSize
         let inner = config.intermediateSize
@@ -260,10 +265,10 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 rotary.apply(
                     workspace + at.key, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads)
             }
-            Attention.forward(
+            Attention.forwardRecomputing(
                 q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, layout: state.layout,
-                probs: workspace + at.probabilities, ctx: workspace + at.context, heads: config.numHeads,
-                headDim: config.headDim, kvHeads: config.numKeyValueHeads, causal: true)
+                ctx: workspace + at.context, scratch: attention, heads: config.numHeads, headDim: config.headDim,
+                kvHeads: config.numKeyValueHeads, causal: true)
             let afterAttention = workspace + at.afterAttention
             block.attentionOutput.forward(
                 workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed())
@@ -305,6 +310,41 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
 
     // MARK: Backward
 
+    /// Offsets of backward's gradient buffers: the residual stream's, a branch's, the queries', keys' and values',
+    /// and the MLP's gate and up projections'.
+    struct GradientOffsets {
+        let stream: Int, branch: Int, query: Int, key: Int, value: Int, gate: Int, up: Int, total: Int
+
+        init(_ config: LlamaConfig, tokens: Int) {
+            let hidden = config.hiddenSize
+            let keyValueWidth = config.numKeyValueHeads * config.headDim
+            var workspaceLayout = WorkspaceLayout()
+            stream = workspaceLayout.take(tokens * hidden)
+            branch = workspaceLayout.take(tokens * hidden)
+            query = workspaceLayout.take(tokens * hidden)
+            key = workspaceLayout.take(tokens * keyValueWidth)
+            value = workspaceLayout.take(tokens * keyValueWidth)
+            gate = workspaceLayout.take(tokens * config.intermediateSize)
+            up = workspaceLayout.take(tokens * config.intermediateSize)
+            total = workspaceLayout.total
+        }
+    }
+
+    /// Bytes of a training step's workspaces for `layout`; attention grows with the longest sequence squared times
+    /// the cores (`recomputed`), where keeping every head's probabilities for backward would take `stored`.
+    public struct StepMemory: Sendable {
+        public let activations: Int, gradients: Int, attention: Int, storedProbabilities: Int
+    }
+
+    public static func stepMemory(config: LlamaConfig, layout: SequenceLayout) -> StepMemory {
+        let bytes = MemoryLayout<Float>.size
+        return StepMemory(
+            activations: plan(config, layout).total * bytes,
+            gradients: GradientOffsets(config, tokens: layout.tokens).total * bytes,
+            attention: Attention.recomputeScratchCount(layout: layout, heads: config.numHeads) * bytes,
+            storedProbabilities: config.numLayers * layout.probCount(heads: config.numHeads) * bytes)
+    }
+
     /// Back-propagates the gradient of the last forward's final hidden states. Accumulates into trainable
     /// parameters' gradients; `inputGrad` (`[tokens, hidden]`), when given, receives the gradient with respect to
     /// the input embeddings.
@@ -317,25 +357,17 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         let tokens = state.tokens
         let hidden = config.hiddenSize
         let inner = config.intermediateSize
-        let keyValueWidth = config.numKeyValueHeads * config.headDim
-        var workspaceLayout = WorkspaceLayout()
-        func take(_ count: Int) -> Int { workspaceLayout.take(count) }
-        let streamOffset = take(tokens * hidden)
-        let branchOffset = take(tokens * hidden)
-        let queryOffset = take(tokens * hidden)
-        let keyOffset = take(tokens * keyValueWidth)
-        let valueOffset = take(tokens * keyValueWidth)
-        let gateOffset = take(tokens * inner)
-        let upOffset = take(tokens * inner)
-        let probabilityOffset = take(state.layout.probCount(heads: config.numHeads))
-        let gradients = gradientScratch.get(workspaceLayout.total)
-        let dStream = gradients + streamOffset
-        let dBranch = gradients + branchOffset
-        let dQuery = gradients + queryOffset
-        let dKey = gradients + keyOffset
-        let dValue = gradients + valueOffset
-        let dGate = gradients + gateOffset
-        let dUp = gradients + upOffset
+        let offsets = GradientOffsets(config, tokens: tokens)
+        let attention = attentionScratch.get(
+            Attention.recomputeScratchCount(layout: state.layout, heads: config.numHeads))
+        let gradients = gradientScratch.get(offsets.total)
+        let dStream = gradients + offsets.stream
+        let dBranch = gradients + offsets.branch
+        let dQuery = gradients + offsets.query
+        let dKey = gradients + offsets.key
+        let dValue = gradients + offsets.value
+        let dGate = gradients + offsets.gate
+        let dUp = gradients + offsets.up
 
         func blockTrainable(_ block: LlamaLayerParams) -> Bool {
             block.linears.contains(where: \.hasTrainable) || block.inputNorm.trainable
@@ -363,11 +395,10 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
                 n: tokens, d: hidden, accumulateDx: true)
             // Attention: dStream is now the gradient of the stream after attention, also the block input's.
             block.attentionOutput.backward(dy: dStream, x: workspace + at.context, dx: dBranch, n: tokens)
-            Attention.backward(
-                dctx: dBranch, q: workspace + at.query, k: workspace + at.key, v: workspace + at.value,
-                probs: workspace + at.probabilities, dq: dQuery, dk: dKey, dv: dValue,
-                scratch: gradients + probabilityOffset, layout: state.layout, heads: config.numHeads,
-                headDim: config.headDim, kvHeads: config.numKeyValueHeads)
+            Attention.backwardRecomputing(
+                dctx: dBranch, q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, dq: dQuery,
+                dk: dKey, dv: dValue, scratch: attention, layout: state.layout, heads: config.numHeads,
+                headDim: config.headDim, kvHeads: config.numKeyValueHeads, causal: true)
             state.positions.withUnsafeBufferPointer { positions in
                 rotary.apply(
                     dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
