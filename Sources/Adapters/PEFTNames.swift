@@ -41,7 +41,7 @@ public enum PEFTNames {
     /// registered family's Hugging Face prefix `p` (`bert.`), `base_model.model.p`, then `base_model.model.`, `p`
     /// and none.
     public static var knownPrefixes: [String] {
-        let familyPrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes)
+        let familyPrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes).filter { !$0.isEmpty }
         return familyPrefixes.map { modelPrefix + $0 } + [modelPrefix] + familyPrefixes + [""]
     }
 
@@ -69,7 +69,10 @@ public enum PEFTNames {
     /// `classifier.modules_to_save.default.weight`), or nil when the file holds none: a head tensor is one under
     /// `base_model.model.` that is neither an adapter tensor nor under a backbone's prefix.
     public static func headWeights(in file: SafeTensorsFile) -> WeightSource? {
-        let backbonePrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes).map { modelPrefix + $0 }
+        // A family whose modules sit directly under the model (LLaMA's `model.layers.…`) adds no prefix here.
+        let backbonePrefixes = BackboneFamilies.all.flatMap(\.tensorPrefixes).filter { !$0.isEmpty }.map {
+            modelPrefix + $0
+        }
         let headNames = file.names.filter { name in
             name.hasPrefix(modelPrefix) && !name.contains("lora_") && !backbonePrefixes.contains { name.hasPrefix($0) }
         }

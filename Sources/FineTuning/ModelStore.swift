@@ -71,18 +71,22 @@ public enum ModelStore {
         )
     }
 
-    /// Resolves a decoder `--model`: a `.gguf` file, a directory holding exactly one, or a known alias (fetched on
-    /// first use, e.g. smollm2).
-    public static func resolveGGUF(_ spec: String, quiet: Bool = false) throws -> String {
+    /// Resolves a decoder `--model`: a `.gguf` file, a Hugging Face directory (config.json, safetensors,
+    /// tokenizer.json), a directory holding exactly one `.gguf` file, or a known alias (fetched on first use, e.g.
+    /// smollm2).
+    public static func resolveDecoder(_ spec: String, quiet: Bool = false) throws -> String {
         var isDirectory: ObjCBool = false
         var directory = spec
         if FileManager.default.fileExists(atPath: spec, isDirectory: &isDirectory) {
             if !isDirectory.boolValue { return spec }
+            if FileManager.default.fileExists(atPath: (spec as NSString).appendingPathComponent("config.json")) {
+                return spec
+            }
         } else if let known = known.first(where: { $0.alias == spec || $0.directoryName == spec }) {
             directory = try fetch(known, force: false, quiet: quiet)
         } else {
             throw ModelError(
-                "model \"\(spec)\" is neither a .gguf file, a directory holding one, nor a known alias (known: "
+                "model \"\(spec)\" is neither a .gguf file, a model directory, nor a known alias (known: "
                     + "\(known.map(\.alias).joined(separator: ", ")))")
         }
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
@@ -90,9 +94,9 @@ public enum ModelStore {
         }
         guard files.count == 1 else {
             throw ModelError(
-                "\(directory): \(files.isEmpty ? "no .gguf file" : "\(files.count) .gguf files (give one)") (decoders "
-                    + "are "
-                    + "read from GGUF files)")
+                "\(directory): "
+                    + "\(files.isEmpty ? "no .gguf file and no config.json" : "\(files.count) .gguf files (give one)")"
+                    + " (a decoder is a GGUF file or a Hugging Face directory)")
         }
         return (directory as NSString).appendingPathComponent(files[0])
     }

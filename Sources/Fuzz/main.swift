@@ -54,7 +54,20 @@ let targets: [Target] = [
     Target(name: "tokenizer", fileName: "tokenizer.json") { _, dir in
         let t = try Tokenizer(path: dir)
         for s in ["hello world", "A man eats.", "", "ünïcödé 漢字 😀", String(repeating: "a", count: 300)] {
-            _ = t.encode(s, pair: "the cat", maxLength: 16)
+            _ = t.decode(t.encode(s, pair: "the cat", maxLength: 16).ids)
+        }
+    },
+    // A decoder directory's tokenizer_config.json (special tokens, chat template) next to a small BPE tokenizer.json.
+    Target(name: "tokenizer-config", fileName: "tokenizer_config.json") { _, dir in
+        let tokenizerJSON = """
+            {"model": {"type": "BPE", "vocab": {"<s>": 0, "</s>": 1, "a": 2, "b": 3, "ab": 4}, "merges": ["a b"]},
+             "added_tokens": [{"id": 0, "content": "<s>", "special": true}, {"id": 1, "content": "</s>"}],
+             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "decoder": {"type": "ByteLevel"}}
+            """
+        try tokenizerJSON.write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        let (tokenizer, specials) = try Tokenizer.huggingFace(directory: dir)
+        if let template = specials.chatTemplate, let chat = try? ChatTemplate(jinja: template) {
+            _ = tokenizer.encode(chat.render([ChatMessage(role: "user", content: "ab")]))
         }
     },
     Target(name: "yaml-config", fileName: "config.yaml") { path, _ in

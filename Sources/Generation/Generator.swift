@@ -140,6 +140,25 @@ extension Generator {
         return end
     }
 
+    /// A generator for a model: a GGUF file, or a Hugging Face LLaMA-family directory (config.json, safetensors,
+    /// tokenizer.json).
+    public static func load(model path: String, capacity: Int? = nil) throws -> Generator {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError("\(path): no such model file or directory")
+        }
+        guard isDirectory.boolValue else { return try load(gguf: path, capacity: capacity) }
+        let model = try LlamaModel.load(directory: path)
+        let (tokenizer, specials) = try Tokenizer.huggingFace(directory: path)
+        guard tokenizer.model.vocabularySize <= model.config.vocabSize else {
+            throw ModelError(
+                "\(path): tokenizer.json has \(tokenizer.model.vocabularySize) tokens, the model "
+                    + "\(model.config.vocabSize)"
+            )
+        }
+        return Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: capacity)
+    }
+
     /// A generator for the GGUF file at `path` (weights dequantised to float32 for prompts, kept quantised for single
     /// tokens; tokenizer from its metadata).
     public static func load(gguf path: String, capacity: Int? = nil) throws -> Generator {

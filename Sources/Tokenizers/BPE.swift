@@ -1,3 +1,5 @@
+import Foundation
+
 /// Byte-pair encoding by merge rank, as Hugging Face's `BPE` model and llama.cpp's byte-level vocabularies: a word
 /// starts as its characters and the adjacent pair whose merge ranks first is merged (leftmost on a tie) until no
 /// adjacent pair has a merge.
@@ -8,26 +10,39 @@ public struct BPE: TokenizerModel {
     let merges: [UInt64: (rank: Int, merged: Int)]
     /// The id of an unknown character, when the vocabulary has one (byte-level vocabularies need none).
     public let unknownId: Int?
+    /// A word that is a token of its own is that token, merges or not (`ignore_merges` of LLaMA-3's tokenizer).
+    public let ignoreMerges: Bool
 
     /// `tokens[i]` is token i's text; `merges` are "left right" pairs, best first. A merge whose parts or result is
     /// not in the vocabulary is an error naming it.
     public init(tokens: [String], merges mergeLines: [String], unknownToken: String? = nil) throws {
-        var vocabulary: [String: Int] = [:]
-        vocabulary.reserveCapacity(tokens.count)
-        for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = id }
-        var merges: [UInt64: (rank: Int, merged: Int)] = [:]
-        merges.reserveCapacity(mergeLines.count)
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(mergeLines.count)
         for (rank, line) in mergeLines.enumerated() {
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2 else {
                 throw TokenizerError.invalid("merge \(rank) \"\(line)\" is not two tokens separated by one space")
             }
-            let left = String(parts[0])
-            let right = String(parts[1])
+            pairs.append((String(parts[0]), String(parts[1])))
+        }
+        try self.init(tokens: tokens, mergePairs: pairs, unknownToken: unknownToken)
+    }
+
+    /// The same from (left, right) pairs, best first.
+    public init(
+        tokens: [String], mergePairs: [(String, String)], unknownToken: String? = nil, ignoreMerges: Bool = false
+    ) throws {
+        var vocabulary: [String: Int] = [:]
+        vocabulary.reserveCapacity(tokens.count)
+        for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = id }
+        var merges: [UInt64: (rank: Int, merged: Int)] = [:]
+        merges.reserveCapacity(mergePairs.count)
+        for (rank, (left, right)) in mergePairs.enumerated() {
             guard let leftId = vocabulary[left], let rightId = vocabulary[right],
                 let mergedId = vocabulary[left + right]
             else {
-                throw TokenizerError.invalid("merge \(rank) \"\(line)\" names a token the vocabulary does not have")
+                throw TokenizerError.invalid(
+                    "merge \(rank) \"\(left) \(right)\" names a token the vocabulary does not have")
             }
             let key = UInt64(leftId) << 32 | UInt64(rightId)
             if merges[key] == nil { merges[key] = (rank, mergedId) }
@@ -35,6 +50,7 @@ public struct BPE: TokenizerModel {
         self.vocabulary = vocabulary
         self.tokens = tokens
         self.merges = merges
+        self.ignoreMerges = ignoreMerges
         unknownId = unknownToken.flatMap { vocabulary[$0] }
     }
 
@@ -43,7 +59,7 @@ public struct BPE: TokenizerModel {
     public func token(of id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     public func tokenize(word: String) -> [Int] {
-        if let whole = vocabulary[word], word.unicodeScalars.count == 1 { return [whole] }
+        if let whole = vocabulary[word], ignoreMerges || word.unicodeScalars.count == 1 { return [whole] }
         var symbols: [Int] = []
         for character in word.unicodeScalars {
             if let id = vocabulary[String(character)] {
@@ -138,5 +154,49 @@ struct MergeHeap {
             }
         }
         return first
+    }
+}
+
+extension BPE {
+    /// The BPE model of a tokenizer.json: `vocab` (token → id), `merges` as "left right" strings or [left, right]
+    /// pairs, `ignore_merges`, `unk_token`. Added tokens beyond the vocabulary get their ids' slots, so `decode`
+    /// finds them. Byte fallback, dropout and subword affixes (SentencePiece-style BPE) are refused by name.
+    init(json: [String: Any], addedTokens: [(String, Int)], _ config: StageConfig) throws {
+        guard let entries = json["vocab"] as? [String: Any] else { throw config.bad("BPE model has no vocab") }
+        if json["byte_fallback"] as? Bool ?? false {
+            throw config.bad("BPE with byte_fallback (SentencePiece-style, LLaMA-2) is not supported yet")
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix", "dropout"]
+        where !(json[key] is NSNull)
+            && json[key] != nil
+        {
+            throw config.bad("BPE option \(key) is not supported yet")
+        }
+        let vocab = try denseVocabulary(entries, config)
+        let count = max((vocab.values.max() ?? -1) + 1, (addedTokens.map(\.1).max() ?? -1) + 1)
+        var tokens = [String](repeating: "", count: count)
+        for (token, id) in vocab { tokens[id] = token }
+        for (token, id) in addedTokens where tokens[id].isEmpty { tokens[id] = token }
+        var pairs: [(String, String)] = []
+        for (rank, merge) in (json["merges"] as? [Any] ?? []).enumerated() {
+            if let line = merge as? String {
+                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw config.bad("merge \(rank) \"\(line)\" is not two tokens separated by one space")
+                }
+                pairs.append((String(parts[0]), String(parts[1])))
+            } else if let pair = merge as? [String], pair.count == 2 {
+                pairs.append((pair[0], pair[1]))
+            } else {
+                throw config.bad("merge \(rank) is neither \"left right\" nor [left, right]")
+            }
+        }
+        do {
+            try self.init(
+                tokens: tokens, mergePairs: pairs, unknownToken: json["unk_token"] as? String,
+                ignoreMerges: json["ignore_merges"] as? Bool ?? false)
+        } catch let error as TokenizerError {
+            throw config.bad("\(error)")
+        }
     }
 }

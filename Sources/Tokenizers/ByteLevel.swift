@@ -54,6 +54,8 @@ public enum ByteLevelSplit: String, Sendable, CaseIterable {
     /// llama.cpp's `smollm` isolates every `\p{N}` instead, which differs on numerals such as "½" or "²"; the
     /// vocabulary has no merge of two ASCII digits, so on them every reading agrees.
     case smollm
+    /// No split: the whole text is one word (`ByteLevel` with `use_regex` false, after a `Split` of its own).
+    case whole
 
     /// The split a GGUF file's `tokenizer.ggml.pre` names.
     public init(ggufName: String) throws {
@@ -85,6 +87,8 @@ public struct ByteLevelPreTokenizer: PreTokenizer {
         switch split {
         case .gpt2:
             for range in Self.gpt2Words(scalars) { words.append(spelled(scalars[range])) }
+        case .whole:
+            if !scalars.isEmpty { words.append(spelled(scalars[...])) }
         case .smollm:
             var start = 0
             for (position, scalar) in scalars.enumerated() where ("0"..."9").contains(scalar) {

@@ -65,6 +65,27 @@ public struct BertNormalizer: Normalizer {
     }
 }
 
+/// The normalizer a tokenizer.json declares.
+func normalizerStage(_ json: [String: Any], _ config: StageConfig) throws -> Normalizer {
+    let type = json["type"] as? String
+    switch type {
+    case "BertNormalizer":
+        return BertNormalizer(
+            cleanText: json["clean_text"] as? Bool ?? true,
+            handleChineseChars: json["handle_chinese_chars"] as? Bool ?? true,
+            stripAccents: json["strip_accents"] as? Bool, lowercase: json["lowercase"] as? Bool ?? true)
+    case "NFC", "NFD", "NFKC", "NFKD":
+        return UnicodeNormalizer(UnicodeNormalizer.Form(rawValue: type!)!)
+    case "Sequence":
+        let stages = json["normalizers"] as? [[String: Any]] ?? []
+        return SequenceNormalizer(try stages.map { try normalizerStage($0, config) })
+    default:
+        throw config.bad(
+            "normalizer \"\(type ?? "?")\" is not supported yet (supported: BertNormalizer, NFC, NFD, NFKC, NFKD, "
+                + "Sequence)")
+    }
+}
+
 /// Tab, newline and carriage return, plus Unicode White_Space.
 @inline(__always) func isBertWhitespace(_ c: Unicode.Scalar) -> Bool {
     c == "\t" || c == "\n" || c == "\r" || c.properties.isWhitespace

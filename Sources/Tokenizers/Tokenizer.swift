@@ -82,112 +82,37 @@ public struct Tokenizer: Sendable {
     }
 
     init(json root: [String: Any], file: String) throws {
-        func bad(_ m: String) -> TokenizerError { .invalid("\(file): \(m)") }
-        // Model
-        guard let m = root["model"] as? [String: Any] else { throw bad("missing \"model\"") }
-        let mtype = m["type"] as? String ?? "WordPiece"
-        let model: TokenizerModel
-        switch mtype {
-        case "WordPiece":
-            guard let v = m["vocab"] as? [String: Any] else { throw bad("WordPiece model has no vocab") }
-            var vocab: [String: Int] = [:]
-            vocab.reserveCapacity(v.count)
-            for (k, x) in v {
-                guard let i = (x as? NSNumber)?.intValue else { throw bad("vocab entry \"\(k)\" is not an integer") }
-                // Ids are dense (0..<count) in real vocabularies; a far larger one would allocate its size.
-                guard i >= 0, i < 2 * v.count + 1024 else {
-                    throw bad(
-                        "vocab entry \"\(k)\" has id \(i), outside 0..<\(2 * v.count + 1024) for \(v.count) entries")
-                }
-                vocab[k] = i
-            }
-            model = try WordPiece(
-                vocab: vocab, unkToken: m["unk_token"] as? String ?? "[UNK]",
-                prefix: m["continuing_subword_prefix"] as? String ?? "##",
-                maxInputCharsPerWord: (m["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100)
-        default:
-            throw bad("tokenizer model \"\(mtype)\" is not supported yet (supported: WordPiece)")
-        }
-        // Normalizer
-        var normalizer: Normalizer? = nil
-        if let n = root["normalizer"] as? [String: Any] {
-            switch n["type"] as? String {
-            case "BertNormalizer":
-                normalizer = BertNormalizer(
-                    cleanText: n["clean_text"] as? Bool ?? true,
-                    handleChineseChars: n["handle_chinese_chars"] as? Bool ?? true,
-                    stripAccents: n["strip_accents"] as? Bool, lowercase: n["lowercase"] as? Bool ?? true)
-            case let t: throw bad("normalizer \"\(t ?? "?")\" is not supported yet (supported: BertNormalizer)")
-            }
-        }
-        // Pre-tokenizer
-        var pre: PreTokenizer = BertPreTokenizer()
-        if let p = root["pre_tokenizer"] as? [String: Any] {
-            switch p["type"] as? String {
-            case "BertPreTokenizer": pre = BertPreTokenizer()
-            case "WhitespaceSplit": pre = WhitespaceSplit()
-            case let t:
-                throw bad(
-                    "pre_tokenizer \"\(t ?? "?")\" is not supported yet (supported: BertPreTokenizer, WhitespaceSplit)")
-            }
-        }
-        // Post-processor
-        var post: PostProcessor? = nil
-        if let p = root["post_processor"] as? [String: Any] {
-            switch p["type"] as? String {
-            case "TemplateProcessing":
-                let specials = p["special_tokens"] as? [String: Any] ?? [:]
-                func pieces(_ key: String) throws -> [TemplateProcessing.Piece] {
-                    guard let arr = p[key] as? [[String: Any]] else {
-                        throw bad("TemplateProcessing has no \"\(key)\" template")
-                    }
-                    return try arr.map { item in
-                        if let s = item["SpecialToken"] as? [String: Any] {
-                            let name = s["id"] as? String ?? ""
-                            guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber]
-                            else {
-                                throw bad(
-                                    "template names special token \"\(name)\" that special_tokens does not define")
-                            }
-                            return .special(
-                                ids: ids.map(\.intValue), typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
-                        }
-                        if let s = item["Sequence"] as? [String: Any] {
-                            return .sequence(
-                                first: (s["id"] as? String ?? "A") == "A",
-                                typeId: (s["type_id"] as? NSNumber)?.intValue ?? 0)
-                        }
-                        throw bad("unknown template piece \(item)")
-                    }
-                }
-                post = TemplateProcessing(single: try pieces("single"), pair: try pieces("pair"))
-            case "BertProcessing":
-                guard let cls = p["cls"] as? [Any], let sep = p["sep"] as? [Any],
-                    let c = (cls.last as? NSNumber)?.intValue, let s = (sep.last as? NSNumber)?.intValue
-                else {
-                    throw bad("BertProcessing without cls/sep")
-                }
-                post = TemplateProcessing(
-                    single: [
-                        .special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
-                    ],
-                    pair: [
-                        .special(ids: [c], typeId: 0), .sequence(first: true, typeId: 0), .special(ids: [s], typeId: 0),
-                        .sequence(first: false, typeId: 1), .special(ids: [s], typeId: 1),
-                    ])
-            case let t:
-                throw bad(
-                    "post_processor \"\(t ?? "?")\" is not supported yet (supported: TemplateProcessing, "
-                        + "BertProcessing)"
-                )
-            }
-        }
+        let config = StageConfig(file: file)
+        guard let modelJSON = root["model"] as? [String: Any] else { throw config.bad("missing \"model\"") }
         var added: [(String, Int)] = []
-        for a in root["added_tokens"] as? [[String: Any]] ?? [] {
-            if let c = a["content"] as? String, let id = (a["id"] as? NSNumber)?.intValue, !c.isEmpty {
-                added.append((c, id))
+        var special = Set<Int>()
+        for (index, entry) in (root["added_tokens"] as? [[String: Any]] ?? []).enumerated() {
+            guard let content = entry["content"] as? String, let id = (entry["id"] as? NSNumber)?.intValue else {
+                throw config.bad("added_tokens[\(index)] has no content or id")
             }
+            guard id >= 0 && id < 1 << 24 else { throw config.bad("added_tokens[\(index)] has id \(id)") }
+            added.append((content, id))
+            if entry["special"] as? Bool ?? true { special.insert(id) }
         }
+        let modelType = modelJSON["type"] as? String ?? "WordPiece"
+        let model: TokenizerModel
+        var decoder = TokenDecoder.wordPiece(prefix: "##")
+        switch modelType {
+        case "WordPiece":
+            model = try WordPiece(json: modelJSON, config)
+            decoder = .wordPiece(prefix: modelJSON["continuing_subword_prefix"] as? String ?? "##")
+        case "BPE":
+            model = try BPE(json: modelJSON, addedTokens: added, config)
+            decoder = .byteLevel
+        default:
+            throw config.bad("tokenizer model \"\(modelType)\" is not supported yet (supported: WordPiece, BPE)")
+        }
+        if let decoderJSON = root["decoder"] as? [String: Any] {
+            decoder = try TokenDecoder(json: decoderJSON, config)
+        }
+        let normalizer = try (root["normalizer"] as? [String: Any]).map { try normalizerStage($0, config) }
+        let preTokenizer = try (root["pre_tokenizer"] as? [String: Any]).map { try preTokenizerStage($0, config) }
+        let post = try (root["post_processor"] as? [String: Any]).flatMap { try postProcessorStage($0, config) }
         var padId = model.id(of: "[PAD]") ?? 0
         var padType = 0
         if let pad = root["padding"] as? [String: Any] {
@@ -195,8 +120,9 @@ public struct Tokenizer: Sendable {
             padType = (pad["pad_type_id"] as? NSNumber)?.intValue ?? 0
         }
         self.init(
-            normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post,
-            addedTokens: added, padId: padId, padTypeId: padType)
+            normalizer: normalizer, preTokenizer: preTokenizer ?? BertPreTokenizer(), model: model,
+            postProcessor: post, addedTokens: added, padId: padId, padTypeId: padType, decoder: decoder,
+            specialTokenIds: special)
     }
 
     /// Token ids of one text without special tokens.
@@ -322,6 +248,16 @@ public enum TokenDecoder: Sendable {
     /// sequence, such as a character cut between two tokens, becomes U+FFFD as in Hugging Face).
     case byteLevel
 
+    /// The decoder a tokenizer.json declares.
+    init(json: [String: Any], _ config: StageConfig) throws {
+        switch json["type"] as? String {
+        case "ByteLevel": self = .byteLevel
+        case "WordPiece": self = .wordPiece(prefix: json["prefix"] as? String ?? "##")
+        case let other:
+            throw config.bad("decoder \"\(other ?? "?")\" is not supported yet (supported: ByteLevel, WordPiece)")
+        }
+    }
+
     public func decode(_ tokens: [String]) -> String {
         switch self {
         case .wordPiece(let prefix):
@@ -347,4 +283,10 @@ public enum TokenDecoder: Sendable {
             return String(decoding: bytes, as: UTF8.self)
         }
     }
+}
+
+/// Where a tokenizer.json's stages come from, for their error messages.
+struct StageConfig {
+    let file: String
+    func bad(_ message: String) -> TokenizerError { .invalid("\(file): \(message)") }
 }

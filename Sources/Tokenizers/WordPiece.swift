@@ -1,3 +1,5 @@
+import Foundation
+
 /// The third stage: turns one word into token ids. A BPE model (LLaMA-family tokenizers) is another
 /// conformance to this protocol.
 public protocol TokenizerModel: Sendable {
@@ -63,4 +65,36 @@ public struct WordPiece: TokenizerModel {
         }
         return ids
     }
+}
+
+extension WordPiece {
+    /// The WordPiece model of a tokenizer.json.
+    init(json: [String: Any], _ config: StageConfig) throws {
+        guard let entries = json["vocab"] as? [String: Any] else { throw config.bad("WordPiece model has no vocab") }
+        let vocab = try denseVocabulary(entries, config)
+        try self.init(
+            vocab: vocab, unkToken: json["unk_token"] as? String ?? "[UNK]",
+            prefix: json["continuing_subword_prefix"] as? String ?? "##",
+            maxInputCharsPerWord: (json["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100)
+    }
+}
+
+/// A tokenizer.json vocabulary (token → id) with its ids checked: integers, and dense enough (0..<count in real
+/// vocabularies) that a table indexed by id does not allocate a hostile file's idea of a size.
+func denseVocabulary(_ entries: [String: Any], _ config: StageConfig) throws -> [String: Int] {
+    var vocab: [String: Int] = [:]
+    vocab.reserveCapacity(entries.count)
+    for (token, value) in entries {
+        guard let id = (value as? NSNumber)?.intValue else {
+            throw config.bad("vocab entry \"\(token)\" is not an integer")
+        }
+        guard id >= 0, id < 2 * entries.count + 1024 else {
+            throw config.bad(
+                "vocab entry \"\(token)\" has id \(id), outside 0..<\(2 * entries.count + 1024) for \(entries.count) "
+                    + "entries"
+            )
+        }
+        vocab[token] = id
+    }
+    return vocab
 }

@@ -30,8 +30,12 @@ struct BenchGenerate: ParsableCommand {
         let path: String
         let generator: Generator
         do {
-            path = try ModelStore.resolveGGUF(model)
-            generator = try Generator.load(gguf: path, capacity: promptTokens + newTokens + 1)
+            path = try ModelStore.resolveDecoder(model)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                fail("\(path): bench generate runs every system on one GGUF file; give a .gguf model")
+            }
+            generator = try Generator.load(model: path, capacity: promptTokens + newTokens + 1)
         } catch { fail("\(error)") }
         let decoder = generator.model
         // A prompt of real text, repeated to the length asked for.

@@ -30,9 +30,9 @@ struct GenerationFlags: ParsableArguments {
             try sampling.validate()
             guard maxTokens > 0 else { throw ModelError("--max-tokens must be positive") }
             guard (context ?? 1) > 0 else { throw ModelError("--context must be positive") }
-            let path = try ModelStore.resolveGGUF(model)
+            let path = try ModelStore.resolveDecoder(model)
             let started = Date()
-            let generator = try Generator.load(gguf: path, capacity: context ?? 4096)
+            let generator = try Generator.load(model: path, capacity: context ?? 4096)
             let seconds = Date().timeIntervalSince(started)
             stderr(
                 "model: \(path) (\(generator.model.config.numLayers) blocks, loaded in "

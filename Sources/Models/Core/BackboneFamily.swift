@@ -30,7 +30,7 @@ public struct BackboneFamily: Sendable {
 
 public enum BackboneFamilies {
     /// Every family, the first the one a config.json without `model_type` is read as.
-    public static let all: [BackboneFamily] = [BertModel.family]
+    public static let all: [BackboneFamily] = [BertModel.family, LlamaModel.family]
 
     /// The family of a model directory, from its config.json's `model_type`.
     public static func family(of directory: String) throws -> BackboneFamily {

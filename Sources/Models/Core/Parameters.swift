@@ -117,6 +117,62 @@ public final class SafeTensorsWeights: WeightSource {
     }
 }
 
+/// The weights of a Hugging Face model directory: `model.safetensors`, or the shards that
+/// `model.safetensors.index.json` maps each tensor to (each shard memory-mapped once).
+public final class DirectoryWeights: WeightSource {
+    public let directory: String
+    private let files: [String: SafeTensorsWeights]
+    /// Tensor name → shard file name.
+    private let shardOf: [String: String]
+
+    public init(directory: String) throws {
+        self.directory = directory
+        let single = (directory as NSString).appendingPathComponent("model.safetensors")
+        let indexPath = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
+        func open(_ name: String) throws -> SafeTensorsWeights {
+            let path = (directory as NSString).appendingPathComponent(name)
+            do { return SafeTensorsWeights(file: try SafeTensorsFile(path: path), prefix: "") } catch {
+                throw ModelError("\(error)")
+            }
+        }
+        if FileManager.default.fileExists(atPath: single) {
+            files = ["model.safetensors": try open("model.safetensors")]
+            shardOf = [:]
+            return
+        }
+        guard let data = FileManager.default.contents(atPath: indexPath) else {
+            throw ModelError(
+                "\(directory): no model.safetensors or model.safetensors.index.json (only safetensors weights are "
+                    + "supported)")
+        }
+        guard let index = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+            let map = index["weight_map"] as? [String: String]
+        else {
+            throw ModelError("\(indexPath): not a safetensors index (no \"weight_map\" of tensor → file)")
+        }
+        for shard in Set(map.values) where shard.contains("/") || shard.hasPrefix(".") {
+            throw ModelError("\(indexPath): shard \"\(shard)\" is not a file name in the directory")
+        }
+        var opened: [String: SafeTensorsWeights] = [:]
+        for shard in Set(map.values).sorted() { opened[shard] = try open(shard) }
+        files = opened
+        shardOf = map
+    }
+
+    private func source(_ name: String) -> SafeTensorsWeights? {
+        shardOf.isEmpty ? files.values.first : shardOf[name].flatMap { files[$0] }
+    }
+
+    public func has(_ name: String) -> Bool { source(name)?.has(name) ?? false }
+
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        guard let source = source(name) else {
+            throw ModelError("\(directory): the safetensors index maps no file to tensor \"\(name)\"")
+        }
+        return try source.tensor(name, shape: shape)
+    }
+}
+
 /// Random weights for tests and tiny models: normal(0, std) for weights and biases, 1 + normal(0, 0.1) for
 /// normalisation scales.
 public final class RandomWeights: WeightSource {

@@ -69,11 +69,28 @@ public struct LlamaConfig: Sendable, Equatable {
             return value
         }
         let heads = try integer("num_attention_heads")
+        // transformers 5 writes the rotary base under rope_parameters; a scaled RoPE (Llama 3.1's "llama3", YaRN,
+        // linear) changes the frequencies and is refused rather than run wrong.
+        let rope = json["rope_parameters"] as? [String: Any] ?? json["rope_scaling"] as? [String: Any] ?? [:]
+        if let kind = (rope["rope_type"] ?? rope["type"]) as? String, kind != "default" {
+            throw ModelError("\(path): rope_type \"\(kind)\" (scaled rotary positions) is not supported yet")
+        }
+        let ropeTheta = (json["rope_theta"] as? NSNumber ?? rope["rope_theta"] as? NSNumber)?.doubleValue ?? 10_000
+        let hidden = try integer("hidden_size")
+        if let headDim = (json["head_dim"] as? NSNumber)?.intValue,
+            headDim.multipliedReportingOverflow(by: heads) != (hidden, false)
+        {
+            throw ModelError(
+                "\(path): head_dim \(headDim) x \(heads) heads differs from hidden_size \(hidden) (not supported yet)")
+        }
+        for flag in ["attention_bias", "mlp_bias"] where json[flag] as? Bool == true {
+            throw ModelError("\(path): \(flag) true is not supported yet (LLaMA's linears have no bias)")
+        }
         self.init(
-            vocabSize: try integer("vocab_size"), hiddenSize: try integer("hidden_size"),
+            vocabSize: try integer("vocab_size"), hiddenSize: hidden,
             intermediateSize: try integer("intermediate_size"), numLayers: try integer("num_hidden_layers"),
             numHeads: heads, numKeyValueHeads: (json["num_key_value_heads"] as? NSNumber)?.intValue ?? heads,
-            ropeTheta: (json["rope_theta"] as? NSNumber)?.doubleValue ?? 10_000,
+            ropeTheta: ropeTheta,
             rmsNormEps: (json["rms_norm_eps"] as? NSNumber)?.floatValue ?? 1e-6,
             maxPositions: (json["max_position_embeddings"] as? NSNumber)?.intValue ?? 2048,
             tieWordEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false)

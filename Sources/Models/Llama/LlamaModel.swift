@@ -96,6 +96,35 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
         return model
     }
 
+    /// Loads a Hugging Face LLaMA-family directory: config.json and safetensors weights (one file or shards) under
+    /// `LlamaForCausalLM`'s names.
+    public static func load(directory: String) throws -> LlamaModel {
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw ModelError("\(configPath): cannot read config.json")
+        }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError("\(configPath): not a JSON object")
+        }
+        let config = try LlamaConfig(json: json, path: configPath)
+        let weights = try DirectoryWeights(directory: directory)
+        guard weights.has("model.embed_tokens.weight") else {
+            throw ModelError(
+                "\(directory): no tensor \"model.embed_tokens.weight\": not a LlamaForCausalLM checkpoint")
+        }
+        return try LlamaModel(config: config, weights: weights)
+    }
+
+    /// The LLaMA family: decoders with LLaMA's layout (LLaMA, Mistral without sliding windows, SmolLM).
+    public static let family = BackboneFamily(
+        name: "llama", modelTypes: LlamaConfig.modelTypes, tensorPrefixes: [""], moduleKinds: modules
+    ) { directory, pooled in
+        if pooled == true {
+            throw ModelError("\(directory): a decoder has no pooled output for a head that needs one vector a sequence")
+        }
+        return try LlamaModel.load(directory: directory)
+    }
+
     /// Keeps the blocks of every quantised linear of `file` (and of the output projection) for `decode`.
     public func keepQuantizedWeights(of file: GGUFFile) throws {
         for linear in adaptableLinears {

@@ -1,0 +1,84 @@
+import Foundation
+import SafeTensors
+import Testing
+import TestSupport
+import Tokenizers
+
+@testable import Generation
+@testable import Models
+
+/// A Hugging Face LLaMA directory (config.json in transformers 5's layout, model.safetensors, tokenizer.json,
+/// tokenizer_config.json, chat_template.jinja) loads as transformers loads it: logits of every position and greedy
+/// continuations against Tests/Fixtures/hf-llama (scripts/make_hf_llama_fixture.py).
+@Suite struct HuggingFaceDirectoryTests {
+    struct Reference: Decodable {
+        struct Generation: Decodable {
+            var prompt: String
+            var ids: [Int32]
+            var continuation: [Int32]
+        }
+        var generations: [Generation]
+    }
+
+    static let root = Fixtures.packageRoot.path + "/Tests/Fixtures/hf-llama"
+
+    @Test func logitsAndGreedyContinuationsMatchTransformers() throws {
+        let directory = Self.root + "/model"
+        let reference = try JSONDecoder().decode(
+            Reference.self, from: try Data(contentsOf: URL(fileURLWithPath: Self.root + "/reference.json")))
+        let logits = try SafeTensorsFile(path: Self.root + "/reference.safetensors")
+        let generator = try Generator.load(model: directory, capacity: 64)
+        let model = generator.model
+        #expect(model.config.numKeyValueHeads == 2 && !model.config.tieWordEmbeddings && model.config.ropeTheta == 10_000)
+        #expect(try BackboneFamilies.load(directory: directory) is LlamaModel)
+        #expect(reference.generations.count == 3)
+        for (index, generation) in reference.generations.enumerated() {
+            #expect(generator.rawPrompt(generation.prompt) == generation.ids)
+            let output = try model.forward(TokenBatch(packed: [generation.ids]), training: false, seed: 0)
+            let ours = model.logits(output.lastHidden, rows: generation.ids.count)
+            let expected = try logits.floats("prompt\(index)")
+            #expect(ours.count == expected.count)
+            let worst = zip(ours, expected).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-4, "prompt \(index): worst |Δ| \(worst)")
+            let result = try generator.generate(
+                prompt: generation.ids, maxTokens: generation.continuation.count, sampling: SamplingOptions())
+            #expect(result.ids == Array(generation.continuation.prefix { $0 != 2 }), "prompt \(index)")
+        }
+    }
+
+    @Test func brokenDirectoriesNameTheFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hf-llama-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try String(contentsOfFile: Self.root + "/model/config.json", encoding: .utf8)
+        func failure() -> String {
+            do {
+                _ = try Generator.load(model: directory, capacity: 16)
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        #expect(failure().contains("no model.safetensors or model.safetensors.index.json"))
+        try "{\"weight_map\": {\"model.embed_tokens.weight\": \"../x.safetensors\"}}".write(
+            toFile: directory + "/model.safetensors.index.json", atomically: true, encoding: .utf8)
+        #expect(failure().contains("is not a file name in the directory"))
+        let scaled = config.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"llama3\"")
+        try scaled.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        #expect(failure().contains("rope_type \"llama3\""))
+        // Found by rankwise-fuzz: a head_dim whose product with the heads overflows.
+        let overflowing = config.replacingOccurrences(of: "\"head_dim\": 8", with: "\"head_dim\": 4611686018427387904")
+        try overflowing.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        #expect(failure().contains("head_dim 4611686018427387904 x 4 heads differs"))
+        // Shards: the one file split in two by an index, read through it alike.
+        try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(
+            atPath: Self.root + "/model/model.safetensors", toPath: directory + "/shard-1.safetensors")
+        let names = try SafeTensorsFile(path: directory + "/shard-1.safetensors").names
+        let map = Dictionary(uniqueKeysWithValues: names.map { ($0, "shard-1.safetensors") })
+        let index = try JSONSerialization.data(withJSONObject: ["weight_map": map])
+        try index.write(to: URL(fileURLWithPath: directory + "/model.safetensors.index.json"))
+        let sharded = try LlamaModel.load(directory: directory)
+        let single = try LlamaModel.load(directory: Self.root + "/model")
+        #expect(sharded.params.all.map(\.value.array) == single.params.all.map(\.value.array))
+    }
+}
