@@ -11,7 +11,9 @@ Writes Tests/Fixtures/hf-llama/:
   pre-tokenizer, ByteLevel without regex, BPE with ignore_merges, a TemplateProcessing post-processor adding BOS).
 - reference.json: for each tokenizer the golden texts' ids (with and without special tokens) and decodings; the
   chat template rendered for two conversations; greedy continuations of the model.
-- reference.safetensors: the model's float32 logits for the reference prompts.
+- reference.safetensors: the model's float32 logits for the reference prompts, and with each adapter below.
+- lora/, dora/: PEFT adapters (CAUSAL_LM, every block linear, r 4, alpha 8, random non-zero A and B) on the model,
+  as `rankwise generate --adapter` loads them.
 """
 import json
 import os
@@ -79,9 +81,6 @@ fast = PreTrainedTokenizerFast(
     tokenizer_object=smollm, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
     unk_token="<|endoftext|>", chat_template=chat_template)
 fast.save_pretrained(MODEL_DIR)
-for extra in ["special_tokens_map.json", "chat_template.jinja"]:
-    if os.path.exists(os.path.join(MODEL_DIR, extra)) and extra == "special_tokens_map.json":
-        os.remove(os.path.join(MODEL_DIR, extra))
 
 torch.manual_seed(7)
 config = LlamaConfig(
@@ -126,6 +125,30 @@ with torch.no_grad():
         generated = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, eos_token_id=None,
                                    pad_token_id=fast.pad_token_id)
         reference["generations"].append({"prompt": prompt, "ids": ids, "continuation": generated[0, len(ids):].tolist()})
+
+from peft import LoraConfig, get_peft_model  # noqa: E402
+
+for name, dora in [("lora", False), ("dora", True)]:
+    torch.manual_seed(11)
+    base = LlamaForCausalLM.from_pretrained(MODEL_DIR).eval()
+    adapted = get_peft_model(base, LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, use_dora=dora, init_lora_weights=False,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])).eval()
+    adapted.save_pretrained(os.path.join(OUT, name))
+    os.remove(os.path.join(OUT, name, "README.md"))  # PEFT's model card template
+    with torch.no_grad():
+        for index, prompt in enumerate(prompts):
+            ids = fast.encode(prompt, add_special_tokens=False)
+            logits[f"{name}.prompt{index}"] = adapted(torch.tensor([ids])).logits[0].float().contiguous()
+            generated = adapted.generate(input_ids=torch.tensor([ids]), max_new_tokens=8, do_sample=False,
+                                         eos_token_id=None, pad_token_id=fast.pad_token_id)
+            reference["generations"].append(
+                {"prompt": prompt, "adapter": name, "ids": ids, "continuation": generated[0, len(ids):].tolist()})
+    with open(os.path.join(OUT, name, "adapter_config.json")) as f:
+        adapter_config = json.load(f)
+    adapter_config["base_model_name_or_path"] = "model"  # relative to the fixture, not this machine's path
+    with open(os.path.join(OUT, name, "adapter_config.json"), "w") as f:
+        json.dump(adapter_config, f, indent=2)
 save_file(logits, os.path.join(OUT, "reference.safetensors"))
 with open(os.path.join(OUT, "reference.json"), "w") as f:
     json.dump(reference, f, ensure_ascii=False, indent=1)

@@ -7,12 +7,15 @@ enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
                          const float *, int, float, float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                         int);
 typedef char *(*corename_fn)(void);
 typedef int (*get_threads_fn)(void);
 typedef void (*set_threads_fn)(int);
 
 static void *handle = NULL;
 static sgemm_fn p_sgemm = NULL;
+static sgemv_fn p_sgemv = NULL;
 static corename_fn p_corename = NULL;
 static corename_fn p_config = NULL;
 static get_threads_fn p_get_threads = NULL;
@@ -36,6 +39,7 @@ static int try_open(const char *path) {
     }
     handle = h;
     p_sgemm = s;
+    p_sgemv = (sgemv_fn)dlsym(h, "cblas_sgemv");
     p_corename = (corename_fn)dlsym(h, "openblas_get_corename");
     p_config = (corename_fn)dlsym(h, "openblas_get_config");
     p_get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
@@ -80,6 +84,20 @@ void rw_blas_set_threads(int n) { if (p_set_threads) p_set_threads(n); }
 
 void rw_sgemm(int transA, int transB, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    /* One row or one column of C is a matrix-vector product: sgemm would pack the whole matrix for it (a
+       single token through a 49,152 x 576 output projection), sgemv streams it once. */
+    if (p_sgemv && m == 1) {
+        /* c[0, :] = alpha * op(A)[0, :] . op(B) + beta * c: op(B) is B^T (B is n x k) or B (k x n). */
+        p_sgemv(RowMajor, transB ? NoTrans : Trans, transB ? n : k, transB ? k : n, alpha, b, ldb, a,
+                transA ? lda : 1, beta, c, 1);
+        return;
+    }
+    if (p_sgemv && n == 1) {
+        /* c[:, 0] = alpha * op(A) . op(B)[:, 0] + beta * c: op(A) is A (m x k) or A^T (A is k x m). */
+        p_sgemv(RowMajor, transA ? Trans : NoTrans, transA ? k : m, transA ? m : k, alpha, a, lda, b,
+                transB ? 1 : ldb, beta, c, ldc);
+        return;
+    }
     p_sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, a, lda,
             b, ldb, beta, c, ldc);
 }

@@ -166,11 +166,10 @@ extension BPE {
         if json["byte_fallback"] as? Bool ?? false {
             throw config.bad("BPE with byte_fallback (SentencePiece-style, LLaMA-2) is not supported yet")
         }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix", "dropout"]
-        where !(json[key] is NSNull)
-            && json[key] != nil
-        {
-            throw config.bad("BPE option \(key) is not supported yet")
+        // Absent, null or "" (as transformers writes them) mean none.
+        for key in ["continuing_subword_prefix", "end_of_word_suffix", "dropout"] {
+            guard let value = json[key], !(value is NSNull), (value as? String)?.isEmpty != true else { continue }
+            throw config.bad("BPE option \(key) \(value) is not supported yet")
         }
         let vocab = try denseVocabulary(entries, config)
         let count = max((vocab.values.max() ?? -1) + 1, (addedTokens.map(\.1).max() ?? -1) + 1)

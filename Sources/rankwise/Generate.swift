@@ -2,13 +2,18 @@ import ArgumentParser
 import FineTuning
 import Foundation
 import Generation
+import Methods
 import Models
 import SafeTensors
 import Tokenizers
 
 /// The sampling and stop options `generate` and `chat` share.
 struct GenerationFlags: ParsableArguments {
-    @Option(help: "Model: a .gguf file, a directory holding one, or an alias (smollm2).") var model = "smollm2"
+    @Option(
+        help: "Model: a .gguf file, a Hugging Face directory, a directory holding one .gguf, or an alias (smollm2).")
+    var model = "smollm2"
+    @Option(help: "An adapter directory (PEFT files, any registered method) to apply to the model.") var adapter:
+        String?
     @Option(help: "Most tokens to generate per prompt.") var maxTokens = 256
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
     @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
@@ -38,6 +43,15 @@ struct GenerationFlags: ParsableArguments {
                 "model: \(path) (\(generator.model.config.numLayers) blocks, loaded in "
                     + "\(String(format: "%.1f", seconds)) s)\n"
             )
+            if let adapter {
+                let entry = try MethodRegistry.entry(forAdapter: adapter)
+                let (method, head) = try entry.load(directory: adapter, backbone: generator.model)
+                guard head == nil else {
+                    throw ModelError(
+                        "\(adapter): the adapter holds a classifier head; generate needs a language model's")
+                }
+                stderr("adapter: \(adapter) (\(entry.name), \(method.adapters.count) adapted modules)\n")
+            }
             return generator
         } catch { fail("\(error)") }
     }

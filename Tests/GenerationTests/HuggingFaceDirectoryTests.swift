@@ -1,4 +1,5 @@
 import Foundation
+import Methods
 import SafeTensors
 import Testing
 import TestSupport
@@ -14,6 +15,7 @@ import Tokenizers
     struct Reference: Decodable {
         struct Generation: Decodable {
             var prompt: String
+            var adapter: String?
             var ids: [Int32]
             var continuation: [Int32]
         }
@@ -31,8 +33,9 @@ import Tokenizers
         let model = generator.model
         #expect(model.config.numKeyValueHeads == 2 && !model.config.tieWordEmbeddings && model.config.ropeTheta == 10_000)
         #expect(try BackboneFamilies.load(directory: directory) is LlamaModel)
-        #expect(reference.generations.count == 3)
-        for (index, generation) in reference.generations.enumerated() {
+        let plain = reference.generations.filter { $0.adapter == nil }
+        #expect(plain.count == 3)
+        for (index, generation) in plain.enumerated() {
             #expect(generator.rawPrompt(generation.prompt) == generation.ids)
             let output = try model.forward(TokenBatch(packed: [generation.ids]), training: false, seed: 0)
             let ours = model.logits(output.lastHidden, rows: generation.ids.count)
@@ -43,6 +46,31 @@ import Tokenizers
             let result = try generator.generate(
                 prompt: generation.ids, maxTokens: generation.continuation.count, sampling: SamplingOptions())
             #expect(result.ids == Array(generation.continuation.prefix { $0 != 2 }), "prompt \(index)")
+        }
+    }
+
+    /// PEFT LoRA and DoRA adapters (CAUSAL_LM, all seven block linears, random non-zero weights) applied through the
+    /// method registry: logits and greedy continuations equal PEFT's, with float32 weights.
+    @Test(arguments: ["lora", "dora"]) func peftAdaptersMatchPEFT(adapter: String) throws {
+        let reference = try JSONDecoder().decode(
+            Reference.self, from: try Data(contentsOf: URL(fileURLWithPath: Self.root + "/reference.json")))
+        let logits = try SafeTensorsFile(path: Self.root + "/reference.safetensors")
+        let generator = try Generator.load(model: Self.root + "/model", capacity: 64)
+        let entry = try MethodRegistry.entry(forAdapter: Self.root + "/" + adapter)
+        #expect(entry.name == adapter)
+        let (method, head) = try entry.load(directory: Self.root + "/" + adapter, backbone: generator.model)
+        #expect(head == nil && method.adapters.count == 2 * 7)
+        let runs = reference.generations.filter { $0.adapter == adapter }
+        #expect(runs.count == 3)
+        for (index, generation) in runs.enumerated() {
+            let output = try generator.model.forward(TokenBatch(packed: [generation.ids]), training: false, seed: 0)
+            let ours = generator.model.logits(output.lastHidden, rows: generation.ids.count)
+            let expected = try logits.floats("\(adapter).prompt\(index)")
+            let worst = zip(ours, expected).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-4, "\(adapter) prompt \(index): worst |Δ| \(worst)")
+            let result = try generator.generate(
+                prompt: generation.ids, maxTokens: generation.continuation.count, sampling: SamplingOptions())
+            #expect(result.ids == Array(generation.continuation.prefix { $0 != 2 }), "\(adapter) prompt \(index)")
         }
     }
 

@@ -102,8 +102,10 @@ import Testing
         #expect(ModuleMap(json: stored) == map)
         #expect(ModuleMap(json: ["kinds": 3]) == nil)
         // An older run's results.json has no map: block and kind are read from the paths.
-        let guessed = ModuleMap(guessingFrom: ["model.layers.3.self_attn.q_proj", "lm_head"])
-        #expect(guessed.place("model.layers.3.self_attn.q_proj")! == (3, "self_attn.q_proj"))
+        // LLaMA is a registered family: its paths get its short kinds; an unknown module keeps its path's tail.
+        let guessed = ModuleMap(guessingFrom: ["model.layers.3.self_attn.q_proj", "lm_head", "model.layers.2.mixer.x"])
+        #expect(guessed.place("model.layers.3.self_attn.q_proj")! == (3, "q_proj"))
+        #expect(guessed.place("model.layers.2.mixer.x")! == (2, "mixer.x"))
         #expect(guessed.place("lm_head") == nil)
         // A registered family's paths get its short kinds, in its table order.
         let bertGuess = ModuleMap(guessingFrom: ["encoder.layer.1.output.dense", "encoder.layer.0.attention.self.query",
