@@ -30,9 +30,11 @@ let package = Package(
         // Vectorised element-wise kernels (exp, erf, GELU) with per-CPU clones.
         .target(name: "CKernels"),
         .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
-        .target(name: "SafeTensors", swiftSettings: fast),
+        // A whole file mapped privately: how the weight readers below open their files.
+        .target(name: "MappedFile", swiftSettings: fast),
+        .target(name: "SafeTensors", dependencies: ["MappedFile"], swiftSettings: fast),
         // GGUF files (llama.cpp's format): metadata, tensor infos, ggml block dequantisation.
-        .target(name: "GGUF", swiftSettings: fast),
+        .target(name: "GGUF", dependencies: ["MappedFile"], swiftSettings: fast),
         .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["CKernels", "GGUF", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
         // Text generation with decoders: key/value-cache decoding, sampling, streaming, stop rules.

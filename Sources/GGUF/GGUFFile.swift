@@ -1,4 +1,5 @@
 import Foundation
+import MappedFile
 
 #if canImport(Glibc)
     import Glibc
@@ -63,8 +64,8 @@ public final class GGUFFile: @unchecked Sendable {
     /// The data section's alignment (`general.alignment`, 32 when absent).
     public let alignment: Int
     private let index: [String: Int]
-    private let base: UnsafeMutableRawPointer
-    private let length: Int
+    private let file: MappedFile
+    private var base: UnsafeMutableRawPointer { file.base }
     private let dataStart: Int
 
     public init(path: String) throws {
@@ -72,19 +73,11 @@ public final class GGUFFile: @unchecked Sendable {
         func fail(_ message: String, _ subject: String? = nil) -> GGUFError {
             GGUFError(file: path, subject: subject, message: message)
         }
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw fail("cannot stat: \(String(cString: strerror(errno)))") }
-        let fileLength = Int(status.st_size)
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw fail("\(error)") }
+        let mapping = file.base
+        let fileLength = file.length
         guard fileLength >= 24 else { throw fail("file is \(fileLength) bytes, too short for a GGUF header") }
-        let mapping = mmap(nil, fileLength, PROT_READ, MAP_PRIVATE, descriptor, 0)
-        guard let mapping, mapping != MAP_FAILED else {
-            throw fail("cannot map: \(String(cString: strerror(errno)))")
-        }
-        var opened = false
-        defer { if !opened { munmap(mapping, fileLength) } }
         var reader = ByteReader(base: UnsafeRawPointer(mapping), length: fileLength, path: path)
         guard try reader.bytes(4, "the magic") == Array("GGUF".utf8) else {
             throw fail("not a GGUF file (the first four bytes are not \"GGUF\")")
@@ -165,12 +158,8 @@ public final class GGUFFile: @unchecked Sendable {
         self.index = index
         self.alignment = alignment
         self.dataStart = dataStart
-        base = mapping
-        length = fileLength
-        opened = true
+        self.file = file
     }
-
-    deinit { munmap(base, length) }
 
     /// The tensor called `name`, or an error naming it.
     public func info(_ name: String) throws -> GGUFTensorInfo {

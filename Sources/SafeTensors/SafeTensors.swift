@@ -1,4 +1,5 @@
 import Foundation
+import MappedFile
 
 #if canImport(Glibc)
     import Glibc
@@ -54,8 +55,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public let infos: [TensorInfo]
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let base: UnsafeMutableRawPointer?
-    private let length: Int
+    /// Mapped copy-on-write: a tensor's bytes can be borrowed as mutable parameter storage without touching the file.
+    private let file: MappedFile
+    private var base: UnsafeMutableRawPointer { file.base }
     private let dataStart: Int
 
     public init(path: String) throws {
@@ -63,17 +65,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         func fail(_ m: String, _ t: String? = nil) -> SafeTensorsError {
             SafeTensorsError(file: path, tensor: t, message: m)
         }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw fail("cannot stat: \(String(cString: strerror(errno)))") }
-        let len = Int(st.st_size)
+        let file: MappedFile
+        do { file = try MappedFile(path: path, writable: true) } catch { throw fail("\(error)") }
+        let m = file.base
+        let len = file.length
         guard len >= 8 else { throw fail("file is \(len) bytes, too short for a safetensors header") }
-        let m = mmap(nil, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0)
-        guard let m, m != MAP_FAILED else { throw fail("cannot map: \(String(cString: strerror(errno)))") }
-        var ok = false
-        defer { if !ok { munmap(m, len) } }
         let headerLen = m.loadUnaligned(as: UInt64.self).littleEndian
         guard headerLen <= UInt64(len - 8) else {
             throw fail(
@@ -144,13 +140,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.infos = infos
         self.metadata = meta
         self.index = Dictionary(uniqueKeysWithValues: infos.enumerated().map { ($1.name, $0) })
-        self.base = m
-        self.length = len
         self.dataStart = dataStart
-        ok = true
+        self.file = file
     }
-
-    deinit { if let base { munmap(base, length) } }
 
     private static func render(_ v: JSONValue) -> String {
         switch v {
@@ -174,7 +166,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Raw bytes of a tensor (valid while this file is alive).
     public func rawBytes(_ name: String) throws -> UnsafeMutableRawBufferPointer {
         let i = try require(name)
-        return UnsafeMutableRawBufferPointer(start: base! + dataStart + i.begin, count: i.end - i.begin)
+        return UnsafeMutableRawBufferPointer(start: base + dataStart + i.begin, count: i.end - i.begin)
     }
 
     /// A pointer to F32 data used in place (no copy), or nil when the tensor is not F32 or not 4-byte aligned.
@@ -182,7 +174,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public func f32Pointer(_ name: String) throws -> UnsafeMutablePointer<Float>? {
         let i = try require(name)
         guard i.dtype == .F32 else { return nil }
-        let p = base! + dataStart + i.begin
+        let p = base + dataStart + i.begin
         guard Int(bitPattern: p) % 4 == 0 else { return nil }
         return p.bindMemory(to: Float.self, capacity: i.count)
     }
@@ -190,7 +182,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Copies a floating-point tensor to Float32, converting F16, BF16 and F64.
     public func floats(_ name: String) throws -> [Float] {
         let i = try require(name)
-        let p = UnsafeRawPointer(base! + dataStart + i.begin)
+        let p = UnsafeRawPointer(base + dataStart + i.begin)
         let n = i.count
         switch i.dtype {
         case .F32:
@@ -220,7 +212,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Copies an integer tensor to Int64.
     public func ints(_ name: String) throws -> [Int64] {
         let i = try require(name)
-        let p = UnsafeRawPointer(base! + dataStart + i.begin)
+        let p = UnsafeRawPointer(base + dataStart + i.begin)
         let n = i.count
         switch i.dtype {
         case .I64: return (0..<n).map { Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }

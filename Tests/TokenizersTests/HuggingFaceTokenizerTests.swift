@@ -15,15 +15,10 @@ import Tokenizers
             var decoded: String
             var decoded_skip_special: String
         }
-        struct Chat: Decodable {
-            var messages: [ChatMessage]
-            var text: String
-            var ids: [Int]
-        }
         var texts: [String]
         var smollm: [Entry]
         var llama3: [Entry]
-        var chats: [Chat]
+        var chats: [BPETests.Golden.Chat]
     }
 
     static let root = Fixtures.packageRoot.path + "/Tests/Fixtures/hf-llama"
