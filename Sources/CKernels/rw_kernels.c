@@ -314,3 +314,29 @@ CLONES void rw_q8_0_matvec(const unsigned char *w, const float *x, float *y, lon
         y[r] = total;
     }
 }
+
+CLONES void rw_cross_entropy_rows(float *logits, long rows, long vocab, const int *targets, const float *scales,
+                                  float *losses) {
+    for (long r = 0; r < rows; r++) {
+        float *row = logits + r * vocab;
+        float acc[16];
+        for (int k = 0; k < 16; k++) acc[k] = -INFINITY;
+        long j = 0;
+        for (; j + 16 <= vocab; j += 16)
+            for (int k = 0; k < 16; k++) acc[k] = fmaxf(acc[k], row[j + k]);
+        float mx = -INFINITY;
+        for (; j < vocab; j++) mx = fmaxf(mx, row[j]);
+        for (int k = 0; k < 16; k++) mx = fmaxf(mx, acc[k]);
+        float target_logit = row[targets[r]];
+        float sums[16] = {0};
+        for (j = 0; j < vocab; j++) row[j] = fast_exp(row[j] - mx);
+        for (j = 0; j + 16 <= vocab; j += 16)
+            for (int k = 0; k < 16; k++) sums[k] += row[j + k];
+        float sum = hsum16(sums);
+        for (; j < vocab; j++) sum += row[j];
+        losses[r] = mx + logf(sum) - target_logit;
+        float scale = scales[r] / sum;
+        for (j = 0; j < vocab; j++) row[j] *= scale;
+        row[targets[r]] -= scales[r];
+    }
+}

@@ -16,6 +16,11 @@ void rw_gelu_backward(const float *x, const float *dy, float *dx, long n);
 float rw_exp_shift_sum(const float *x, float *y, long n, float shift);
 /** y[i] = exp(x[i]) */
 void rw_exp(const float *x, float *y, long n);
+/** Cross-entropy of `rows` logit rows of width `vocab` against `targets` (each in 0..<vocab): writes each row's
+    loss (log-sum-exp minus the target's logit) to `losses` and replaces the row by its gradient
+    scales[r] * (softmax - onehot(target)). */
+void rw_cross_entropy_rows(float *logits, long rows, long vocab, const int *targets, const float *scales,
+                           float *losses);
 /** Softmax in place over `rows` rows of width d; `mask` (nullable) is shared by all rows: 0 drops a column. */
 void rw_softmax_rows(float *x, long rows, long d, const float *mask);
 /** dx = p * (dp - sum(dp * p)) per row; dx may alias dp. */
