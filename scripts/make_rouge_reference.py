@@ -1,12 +1,20 @@
 """ROUGE-1/2/L of the `rouge-score` package on a golden set, with and without its Porter stemmer.
 
-  python scripts/make_rouge_reference.py      (the peer env: scripts/peer-env.sh installs rouge-score and nltk)
+  python scripts/make_rouge_reference.py SmolLM2-135M-Instruct.Q4_1.gguf   (the peer env: scripts/peer-env.sh)
 
 Writes Tests/Fixtures/rouge/golden.json: for every (target, prediction) pair the tokens rouge-score compares and the
-precision, recall and F-measure of rouge1, rouge2 and rougeL, each with use_stemmer false and true.
+precision, recall and F-measure of rouge1, rouge2 and rougeL, each with use_stemmer false and true; and
+Tests/Fixtures/rouge/stems.json: 6,000 English words (the lowercase whole-word tokens of the GGUF file's vocabulary,
+sampled with seed 0) with the stems of NLTK's PorterStemmer as rouge-score builds it.
 """
 import json
 import os
+import random
+import re
+import sys
+
+from gguf import GGUFReader
+from nltk.stem import porter
 
 from rouge_score import rouge_scorer, tokenizers
 
@@ -51,3 +59,15 @@ for stem in [False, True]:
 with open(os.path.join(OUT, "golden.json"), "w") as f:
     json.dump(golden, f, ensure_ascii=False, indent=1)
 print("wrote", len(golden), "scored pairs")
+
+reader = GGUFReader(sys.argv[1])
+field = reader.fields["tokenizer.ggml.tokens"]
+tokens = [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+words = sorted({t[1:] if t.startswith("\u0120") else t for t in tokens} - {""})
+words = [w for w in words if re.fullmatch(r"[a-z]{4,}", w)]
+random.Random(0).shuffle(words)
+stemmer = porter.PorterStemmer()
+stems = {w: stemmer.stem(w) for w in sorted(words[:6000])}
+with open(os.path.join(OUT, "stems.json"), "w") as f:
+    json.dump(stems, f, indent=0, sort_keys=True)
+print("wrote", len(stems), "stems")

@@ -1,6 +1,7 @@
 /// ROUGE-1, ROUGE-2 and ROUGE-L as the `rouge-score` package computes them (`RougeScorer.score(target, prediction)`):
 /// text lowercased, every run of characters outside a-z and 0-9 a space, the words compared as n-gram multisets
-/// (ROUGE-N) or by their longest common subsequence (ROUGE-L).
+/// (ROUGE-N) or by their longest common subsequence (ROUGE-L); with `stemming` (rouge-score's `use_stemmer`) words
+/// longer than three letters go through `PorterStemmer` first.
 public enum Rouge {
     /// Precision, recall and their harmonic mean (0 when both are 0).
     public struct Score: Sendable, Equatable, Codable {
@@ -22,8 +23,8 @@ public enum Rouge {
     }
 
     /// rouge-score's words: lowercase (Unicode, as Python's `lower`), then only the ASCII letters and digits count, any
-    /// run of other characters separating words.
-    public static func words(_ text: String) -> [String] {
+    /// run of other characters separating words; stemmed when asked.
+    public static func words(_ text: String, stemming: Bool = false) -> [String] {
         var words: [String] = []
         var word = ""
         for scalar in text.lowercased().unicodeScalars {
@@ -35,11 +36,12 @@ public enum Rouge {
             }
         }
         if !word.isEmpty { words.append(word) }
-        return words
+        guard stemming else { return words }
+        return words.map { $0.utf8.count > 3 ? PorterStemmer.stem($0) : $0 }
     }
 
-    public static func score(target: String, prediction: String) -> Scores {
-        score(targetWords: words(target), predictionWords: words(prediction))
+    public static func score(target: String, prediction: String, stemming: Bool = false) -> Scores {
+        score(targetWords: words(target, stemming: stemming), predictionWords: words(prediction, stemming: stemming))
     }
 
     public static func score(targetWords: [String], predictionWords: [String]) -> Scores {
