@@ -12,6 +12,8 @@ Writes Tests/Fixtures/hf-llama/:
 - reference.json: for each tokenizer the golden texts' ids (with and without special tokens) and decodings; the
   chat template rendered for two conversations; greedy continuations of the model.
 - reference.safetensors: the model's float32 logits for the reference prompts, and with each adapter below.
+- train.* and grad.* in reference.safetensors: one training step's loss (labels only on the continuation, as
+  response-only loss) and every LoRA gradient of the lora/ adapter, from PEFT in train mode.
 - lora/, dora/: PEFT adapters (CAUSAL_LM, every block linear, r 4, alpha 8, random non-zero A and B) on the model,
   as `rankwise generate --adapter` loads them.
 """
@@ -149,6 +151,26 @@ for name, dora in [("lora", False), ("dora", True)]:
     adapter_config["base_model_name_or_path"] = "model"  # relative to the fixture, not this machine's path
     with open(os.path.join(OUT, name, "adapter_config.json"), "w") as f:
         json.dump(adapter_config, f, indent=2)
+
+# One training step of the LoRA adapter: loss on the continuation only (the prompt's labels -100), gradients.
+torch.manual_seed(11)
+from peft import PeftModel  # noqa: E402
+
+trained = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(MODEL_DIR), os.path.join(OUT, "lora"),
+                                    is_trainable=True)
+trained.train()
+prompt_ids = fast.encode("The quick brown fox", add_special_tokens=False)
+answer_ids = fast.encode(" jumps over the lazy dog, 12345 times.", add_special_tokens=False)
+ids = torch.tensor([prompt_ids + answer_ids])
+labels = torch.tensor([[-100] * len(prompt_ids) + answer_ids])
+loss = trained(input_ids=ids, labels=labels).loss
+loss.backward()
+logits["train.ids"] = ids[0].contiguous()
+logits["train.labels"] = labels[0].contiguous()
+logits["train.loss"] = loss.detach().reshape(1)
+for name, parameter in trained.named_parameters():
+    if parameter.requires_grad:
+        logits["grad." + name] = parameter.grad.detach().contiguous()
 save_file(logits, os.path.join(OUT, "reference.safetensors"))
 with open(os.path.join(OUT, "reference.json"), "w") as f:
     json.dump(reference, f, ensure_ascii=False, indent=1)

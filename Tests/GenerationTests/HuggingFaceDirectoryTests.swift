@@ -74,6 +74,48 @@ import Tokenizers
         }
     }
 
+    /// One training step of a PEFT LoRA adapter on the decoder, loss on the continuation only: the next-token loss
+    /// through `ChunkedCrossEntropy` and the decoder's backward give PEFT's loss and every LoRA gradient.
+    @Test func trainingStepGradientsMatchPEFT() throws {
+        let reference = try SafeTensorsFile(path: Self.root + "/reference.safetensors")
+        let model = try LlamaModel.load(directory: Self.root + "/model")
+        let (method, _) = try MethodRegistry.entry(forAdapter: Self.root + "/lora").load(
+            directory: Self.root + "/lora", backbone: model)
+        #expect(method.adapters.count == 14)
+        model.params.setTrainable { $0.contains("lora_") }
+        let ids = try reference.ints("train.ids").map { Int32($0) }
+        let labels = try reference.ints("train.labels")
+        let output = try model.forward(TokenBatch(packed: [ids]), training: true, seed: 0)
+        // Position r predicts token r + 1; the prompt's labels (-100) and the last position carry no loss.
+        let targets: [Int32] = ids.indices.map { $0 + 1 < ids.count && labels[$0 + 1] >= 0 ? Int32(labels[$0 + 1]) : -1 }
+        let counted = targets.filter { $0 >= 0 }.count
+        #expect(counted > 5 && counted < ids.count - 1)
+        let scales = [Float](repeating: 1 / Float(counted), count: ids.count)
+        let hidden = model.config.hiddenSize
+        var dHidden = [Float](repeating: 0, count: ids.count * hidden)
+        let losses = ChunkedCrossEntropy(chunkRows: 4).run(
+            hidden: output.lastHidden, rows: ids.count, width: hidden, projection: model.outputProjection.value.data,
+            vocab: model.config.vocabSize, targets: targets, scales: scales, dHidden: &dHidden)
+        let loss = zip(losses, scales).reduce(0) { $0 + $1.0 * $1.1 }
+        let expectedLoss = try reference.floats("train.loss")[0]
+        #expect(abs(loss - expectedLoss) < 1e-4, "loss \(loss) vs PEFT \(expectedLoss)")
+        try model.backward(dLastHidden: dHidden, dPooled: nil, inputGrad: nil)
+        var checked = 0
+        for name in reference.names where name.hasPrefix("grad.") {
+            let ours = name.dropFirst("grad.base_model.model.".count).replacingOccurrences(of: ".default.", with: ".")
+            guard let gradient = model.params[ours]?.grad else {
+                Issue.record("no trainable parameter \(ours)")
+                continue
+            }
+            let expected = try reference.floats(name)
+            let difference = zip(gradient.array, expected).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            let norm = expected.map { $0 * $0 }.reduce(0, +).squareRoot()
+            #expect(norm > 0 && difference <= 1e-3 * norm, "\(ours): relative gradient error \(difference / norm)")
+            checked += 1
+        }
+        #expect(checked == 28 && model.params.trainable.count == 28)
+    }
+
     @Test func brokenDirectoriesNameTheFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hf-llama-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
