@@ -70,6 +70,21 @@ let targets: [Target] = [
             _ = tokenizer.encode(chat.render([ChatMessage(role: "user", content: "ab")]))
         }
     },
+    // Causal-LM JSONL (prompt/completion, messages, text), each example then tokenised through ChatML.
+    Target(name: "lm-jsonl", fileName: "train.jsonl") { path, _ in
+        let examples = try LanguageModelData.read(try Data(contentsOf: URL(fileURLWithPath: path)), file: path)
+        let model = try BPE(tokens: ["<|im_end|>", "a", "b", "ab"], merges: ["a b"])
+        let tokenizer = Tokenizer(
+            normalizer: nil, preTokenizer: ByteLevelPreTokenizer(split: .gpt2), model: model, postProcessor: nil,
+            addedTokens: [("<|im_end|>", 0)], decoder: .byteLevel)
+        let specials = TokenizerSpecials(bos: nil, eos: 0, pad: nil, addBOS: false, addEOS: false, chatTemplate: nil)
+        for (line, example) in examples {
+            for template in [ChatTemplate.chatML(defaultSystem: "Be helpful."), nil] {
+                _ = LanguageModelData.tokenize(
+                    example, line: line, tokenizer: tokenizer, specials: specials, template: template, maxLength: 64)
+            }
+        }
+    },
     Target(name: "yaml-config", fileName: "config.yaml") { path, _ in
         let text = try String(contentsOfFile: path, encoding: .utf8)
         _ = try FineTuneOptions.from(try FineTuneOptions.values(fromYAML: text, file: path))

@@ -37,6 +37,28 @@ public enum ChatTemplate: Sendable, Equatable {
         return prompt.contains("{{") || prompt.contains("{%") || prompt.contains("'") ? nil : prompt
     }
 
+    /// The conversation as `render` writes it (no generation prompt), in pieces in order, each marked when it is an
+    /// assistant's reply: its content and the end of its turn (`<|im_end|>`), what response-only loss trains on.
+    public func segments(_ messages: [ChatMessage]) -> [(text: String, isReply: Bool)] {
+        switch self {
+        case .chatML(let defaultSystem):
+            var pieces: [(text: String, isReply: Bool)] = []
+            if let defaultSystem, messages.first?.role != "system" {
+                pieces.append(("<|im_start|>system\n\(defaultSystem)<|im_end|>\n", false))
+            }
+            for message in messages {
+                if message.role == "assistant" {
+                    pieces.append(("<|im_start|>assistant\n", false))
+                    pieces.append(("\(message.content)<|im_end|>", true))
+                    pieces.append(("\n", false))
+                } else {
+                    pieces.append(("<|im_start|>\(message.role)\n\(message.content)<|im_end|>\n", false))
+                }
+            }
+            return pieces
+        }
+    }
+
     /// The conversation as the model reads it, ending with the assistant's turn opened when `addGenerationPrompt`.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         switch self {

@@ -9,6 +9,15 @@ public struct TokenizerSpecials: Sendable {
     public var addEOS: Bool
     /// The chat template's source (Jinja), as the file gives it.
     public var chatTemplate: String?
+
+    public init(bos: Int?, eos: Int?, pad: Int?, addBOS: Bool, addEOS: Bool, chatTemplate: String?) {
+        self.bos = bos
+        self.eos = eos
+        self.pad = pad
+        self.addBOS = addBOS
+        self.addEOS = addEOS
+        self.chatTemplate = chatTemplate
+    }
 }
 
 extension Tokenizer {

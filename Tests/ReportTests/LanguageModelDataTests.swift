@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import TestSupport
+import Tokenizers
+
+@testable import FineTuning
+
+/// Causal-LM data: the three JSONL shapes, errors that name the file and line, and tokenisation through the chat
+/// template with the loss on the assistant's replies only (the tiny SmolLM2-layout tokenizer of
+/// Tests/Fixtures/hf-llama).
+@Suite struct LanguageModelDataTests {
+    static let directory = Fixtures.packageRoot.path + "/Tests/Fixtures/hf-llama/model"
+
+    @Test func readsEveryShapeWithLineNumbers() throws {
+        let text = """
+            {"prompt": "Hi", "completion": "Hello!"}
+
+            {"prompt": "Name a colour.", "response": "Blue."}
+            {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "A colour?"}, {"role": "assistant", "content": "Red."}]}
+            {"text": "Plain text to learn."}
+            """
+        let examples = try LanguageModelData.read(Data(text.utf8), file: "train.jsonl")
+        #expect(examples.map(\.line) == [1, 3, 4, 5])
+        #expect(examples[0].example == .completion(prompt: "Hi", completion: "Hello!"))
+        #expect(examples[1].example == .completion(prompt: "Name a colour.", completion: "Blue."))
+        #expect(examples[3].example == .text("Plain text to learn."))
+        func failure(_ text: String) -> String {
+            do {
+                _ = try LanguageModelData.read(Data(text.utf8), file: "bad.jsonl")
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        #expect(failure("{\"text\": \"a\"}\n[1, 2]") == "bad.jsonl: line 2: not a JSON object")
+        #expect(failure("{\"prompt\": \"a\"}").contains("line 1: \"prompt\" without \"completion\""))
+        #expect(failure("{\"text\": 3}").contains("line 1: \"text\" is not a string"))
+        #expect(failure("{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}").contains("no assistant message"))
+        #expect(failure("{\"messages\": [{\"role\": \"bot\", \"content\": \"a\"}]}").contains("role \"bot\""))
+        #expect(failure("{\"label\": 1}").contains("expected \"prompt\" + \"completion\", \"messages\" or \"text\"; found label"))
+        #expect(failure("\n\n{\"messages\": []}").contains("line 3"))
+    }
+
+    @Test func chatTemplateAndResponseOnlyLoss() throws {
+        let (tokenizer, specials) = try Tokenizer.huggingFace(directory: Self.directory)
+        let template = try ChatTemplate(jinja: try #require(specials.chatTemplate))
+        let messages = [
+            ChatMessage(role: "user", content: "A colour?"), ChatMessage(role: "assistant", content: "Blue."),
+            ChatMessage(role: "user", content: "Another?"), ChatMessage(role: "assistant", content: "Red, 12345."),
+        ]
+        let example = LanguageModelData.tokenize(
+            .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, maxLength: 512)
+        // The pieces encode to what the whole rendered conversation encodes to.
+        let whole = tokenizer.encode(template.render(messages, addGenerationPrompt: false), addSpecialTokens: false).ids
+        #expect(example.ids == whole.map(Int32.init))
+        // The targets are exactly the replies' tokens and their <|im_end|>.
+        let targets = example.ids.indices.filter { example.isTarget[$0] }.map { Int(example.ids[$0]) }
+        let imEnd = try #require(specials.eos)
+        let replies = tokenizer.encode("Blue.", addSpecialTokens: false).ids + [imEnd]
+            + tokenizer.encode("Red, 12345.", addSpecialTokens: false).ids + [imEnd]
+        #expect(targets == replies)
+        #expect(!example.truncated && example.line == 0)
+        // Every token with trainOnPrompt (but the first, which nothing predicts).
+        let all = LanguageModelData.tokenize(
+            .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, trainOnPrompt: true,
+            maxLength: 512)
+        #expect(all.ids == example.ids && all.targetCount == all.ids.count - 1)
+        // A prompt/completion pair is one user turn and the reply.
+        let pair = LanguageModelData.tokenize(
+            .completion(prompt: "A colour?", completion: "Blue."), tokenizer: tokenizer, specials: specials,
+            template: template, maxLength: 512)
+        let firstTurn = LanguageModelData.tokenize(
+            .conversation(Array(messages.prefix(2))), tokenizer: tokenizer, specials: specials, template: template,
+            maxLength: 512)
+        #expect(pair == firstTurn)
+        // Without a template: prompt then completion and EOS, the completion and EOS learnt.
+        let raw = LanguageModelData.tokenize(
+            .completion(prompt: "Q: hi\nA:", completion: " hello"), tokenizer: tokenizer, specials: specials,
+            template: nil, maxLength: 512)
+        let promptCount = tokenizer.encode("Q: hi\nA:", addSpecialTokens: false).ids.count
+        #expect(raw.ids.last == Int32(imEnd) && raw.targetCount == raw.ids.count - promptCount)
+        // Truncation keeps the start and says so.
+        let cut = LanguageModelData.tokenize(
+            .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, maxLength: 10)
+        #expect(cut.truncated && cut.ids == Array(example.ids.prefix(10)))
+    }
+}
