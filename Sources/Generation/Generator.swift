@@ -164,9 +164,7 @@ extension Generator {
     public static func load(gguf path: String, capacity: Int? = nil) throws -> Generator {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
-        let config = try LlamaConfig(gguf: file)
-        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
-        try model.keepQuantizedWeights(of: file)
+        let model = try LlamaModel.load(gguf: file)
         let (tokenizer, specials) = try Tokenizer.gguf(file)
         return Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: capacity)
     }

@@ -90,6 +90,11 @@ public final class LlamaModel: Backbone, @unchecked Sendable {
     public static func load(gguf path: String) throws -> LlamaModel {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
+        return try load(gguf: file)
+    }
+
+    /// The same from an open GGUF file (whose tokenizer the caller may read too).
+    public static func load(gguf file: GGUFFile) throws -> LlamaModel {
         let config = try LlamaConfig(gguf: file)
         let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
         try model.keepQuantizedWeights(of: file)
