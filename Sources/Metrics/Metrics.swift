@@ -143,3 +143,18 @@ public enum Ranking {
         RegressionMetrics.pearson(RegressionMetrics.ranks(a), RegressionMetrics.ranks(b))
     }
 }
+
+/// Next-token metrics of a set: its target tokens, their mean loss (nats) and perplexity.
+public struct LanguageModelMetrics: Sendable, Codable {
+    public var tokens: Int
+    /// Mean negative log-likelihood per target token.
+    public var meanLoss: Double
+    /// exp(meanLoss).
+    public var perplexity: Double
+
+    public init(totalLoss: Double, tokens: Int) {
+        self.tokens = tokens
+        meanLoss = tokens == 0 ? 0 : totalLoss / Double(tokens)
+        perplexity = exp(meanLoss)
+    }
+}

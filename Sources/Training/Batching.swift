@@ -11,7 +11,11 @@ public struct TokenizedSet: Sendable {
     public var labels: [Int32]
     public var targets: [Float]
     public var regression: Bool
+    /// Causal language modelling: each example's next-token target at each position (-1: none); empty otherwise.
+    public var tokenTargets: [[Int32]] = []
     public var count: Int { ids.count }
+    /// True for a causal-LM set (next-token targets instead of one label per example).
+    public var isLanguageModel: Bool { !tokenTargets.isEmpty }
 
     public init(ids: [[Int32]], types: [[Int32]], labels: [Int32], targets: [Float], regression: Bool) {
         self.ids = ids
@@ -38,6 +42,25 @@ public struct TokenizedSet: Sendable {
         regression = ds.regression
     }
 
+    /// A causal-LM set of examples' token ids and which tokens are learnt (`isTarget[e][i]`: token `i` counts in
+    /// the loss, predicted from position `i - 1`).
+    public init(languageModel ids: [[Int32]], isTarget: [[Bool]]) {
+        precondition(ids.count == isTarget.count && zip(ids, isTarget).allSatisfy { $0.count == $1.count })
+        self.ids = ids
+        types = ids.map { [Int32](repeating: 0, count: $0.count) }
+        labels = [Int32](repeating: 0, count: ids.count)
+        targets = [Float](repeating: 0, count: ids.count)
+        regression = false
+        tokenTargets = zip(ids, isTarget).map { exampleIds, learnt in
+            exampleIds.indices.map { position in
+                position + 1 < exampleIds.count && learnt[position + 1] ? exampleIds[position + 1] : -1
+            }
+        }
+    }
+
+    /// Target tokens over the whole set (causal LM).
+    public var targetTokenCount: Int { tokenTargets.reduce(0) { $0 + $1.filter { $0 >= 0 }.count } }
+
     /// Token-count percentiles (p50, p90, p99, max).
     public var lengthPercentiles: [Int] {
         let l = ids.map(\.count).sorted()
@@ -52,24 +75,28 @@ public struct TokenizedSet: Sendable {
             let input = TokenBatch(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
             return LabelledBatch(
                 tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] },
-                realTokens: input.ids.count)
+                tokenTargets: isLanguageModel ? idx.flatMap { tokenTargets[$0] } : [], realTokens: input.ids.count)
         }
         let T = idx.map { ids[$0].count }.max() ?? 0
         var bid = [Int32](repeating: padId, count: idx.count * T)
         var bt = [Int32](repeating: 0, count: idx.count * T)
         var mask = [Float](repeating: 0, count: idx.count * T)
+        var paddedTargets = [Int32](repeating: -1, count: isLanguageModel ? idx.count * T : 0)
         var real = 0
         for (r, i) in idx.enumerated() {
             for (j, t) in ids[i].enumerated() {
                 bid[r * T + j] = t
                 bt[r * T + j] = types[i][j]
                 mask[r * T + j] = 1
+                if isLanguageModel { paddedTargets[r * T + j] = tokenTargets[i][j] }
             }
             real += ids[i].count
         }
         let input = TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask)
         return LabelledBatch(
-            tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] }, realTokens: real)
+            tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] },
+            tokenTargets: paddedTargets,
+            realTokens: real)
     }
 }
 

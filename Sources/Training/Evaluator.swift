@@ -27,7 +27,8 @@ public enum Evaluator {
         }
         var evaluation = model.head.evaluate(
             outputs: rows, classes: withLabels ? set.labels : nil, values: withLabels ? set.targets : nil)
-        evaluation.loss = lossSum / Double(max(1, set.count))
+        // A causal-LM set's loss is over its tokens, not the mean of its batches' means.
+        evaluation.loss = evaluation.languageModel?.meanLoss ?? lossSum / Double(max(1, set.count))
         return evaluation
     }
 }

@@ -64,6 +64,7 @@ public final class Trainer {
         self.dev = dev
         self.labelNames = labelNames
         self.outputDir = outputDir
+        bestMetric = MetricOrder.worst(model.head.primaryMetric)
         sampler =
             method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
             ?? BucketedSampler(
@@ -231,8 +232,8 @@ public final class Trainer {
         let t0 = Date()
         defer { sessionEvalSeconds += Date().timeIntervalSince(t0) }
         let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64), padded: config.padded)
-        let value = r.summary[metricName] ?? -Double.infinity
-        let isBest = value > bestMetric
+        let value = r.summary[metricName] ?? MetricOrder.worst(metricName)
+        let isBest = MetricOrder.isBetter(metricName, value, than: bestMetric)
         if isBest {
             bestMetric = value
             bestStep = step

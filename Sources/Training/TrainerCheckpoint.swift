@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Models
 import RankwiseCore
 import SafeTensors
@@ -193,7 +194,7 @@ extension Trainer {
         }
         for (prefix, state) in namedStates { try state.restore(from: CheckpointSection(file: f, prefix: prefix)) }
         optimizer.restore(t: try int("adam_t"))
-        bestMetric = Double(meta["best_metric"] ?? "") ?? -Double.infinity
+        bestMetric = Double(meta["best_metric"] ?? "") ?? MetricOrder.worst(metricName)
         bestStep = try int("best_step")
         evalsSinceBest = try int("evals_since_best")
         guard (0...step).contains(bestStep), evalsSinceBest >= 0, (0...step).contains(optimizer.t) else {

@@ -1,9 +1,11 @@
 import Foundation
 import Methods
+import RankwiseCore
 import SafeTensors
 import Testing
 import TestSupport
 import Tokenizers
+import Training
 
 @testable import Generation
 @testable import Models
@@ -82,24 +84,19 @@ import Tokenizers
         let (method, _) = try MethodRegistry.entry(forAdapter: Self.root + "/lora").load(
             directory: Self.root + "/lora", backbone: model)
         #expect(method.adapters.count == 14)
-        model.params.setTrainable { $0.contains("lora_") }
+        let task = try TaskModel(backbone: model, numLabels: 0, problem: .causalLanguageModel)
+        task.setTrainable { $0.contains("lora_") }
         let ids = try reference.ints("train.ids").map { Int32($0) }
-        let labels = try reference.ints("train.labels")
-        let output = try model.forward(TokenBatch(packed: [ids]), training: true, seed: 0)
-        // Position r predicts token r + 1; the prompt's labels (-100) and the last position carry no loss.
-        let targets: [Int32] = ids.indices.map { $0 + 1 < ids.count && labels[$0 + 1] >= 0 ? Int32(labels[$0 + 1]) : -1 }
-        let counted = targets.filter { $0 >= 0 }.count
+        // PEFT's labels: -100 on the prompt; the loss is on the continuation only, through the causal-LM head.
+        let isTarget = try reference.ints("train.labels").map { $0 >= 0 }
+        let set = TokenizedSet(languageModel: [ids], isTarget: [isTarget])
+        let counted = set.targetTokenCount
         #expect(counted > 5 && counted < ids.count - 1)
-        let scales = [Float](repeating: 1 / Float(counted), count: ids.count)
-        let hidden = model.config.hiddenSize
-        var dHidden = [Float](repeating: 0, count: ids.count * hidden)
-        let losses = ChunkedCrossEntropy(chunkRows: 4).run(
-            hidden: output.lastHidden, rows: ids.count, width: hidden, projection: model.outputProjection.value.data,
-            vocab: model.config.vocabSize, targets: targets, scales: scales, dHidden: &dHidden)
-        let loss = zip(losses, scales).reduce(0) { $0 + $1.0 * $1.1 }
+        let output = try task.forward(set.batch([0], packed: true), training: true)
         let expectedLoss = try reference.floats("train.loss")[0]
-        #expect(abs(loss - expectedLoss) < 1e-4, "loss \(loss) vs PEFT \(expectedLoss)")
-        try model.backward(dLastHidden: dHidden, dPooled: nil, inputGrad: nil)
+        #expect(abs(output.loss! - expectedLoss) < 1e-4, "loss \(output.loss!) vs PEFT \(expectedLoss)")
+        #expect(output.logits.count == 2 && output.logits[1] == Float(counted))
+        try task.backward()
         var checked = 0
         for name in reference.names where name.hasPrefix("grad.") {
             let ours = name.dropFirst("grad.base_model.model.".count).replacingOccurrences(of: ".default.", with: ".")
@@ -114,6 +111,31 @@ import Tokenizers
             checked += 1
         }
         #expect(checked == 28 && model.params.trainable.count == 28)
+    }
+
+    /// The causal-LM head: padded and packed batches give the same loss; the batch loss is the token mean, an example's
+    /// weight scales its tokens, and a set's perplexity is exp of its mean token loss.
+    @Test func causalLanguageModelHeadLossesAndPerplexity() throws {
+        let model = try LlamaModel.load(directory: Self.root + "/model")
+        let task = try TaskModel(backbone: model, numLabels: 0, problem: .causalLanguageModel)
+        var random = SplitMix64(seed: 7)
+        let ids = [9, 5].map { length in (0..<length).map { _ in Int32(random.next() % UInt64(model.config.vocabSize)) } }
+        let isTarget = ids.map { example in example.indices.map { $0 >= 2 } }
+        let set = TokenizedSet(languageModel: ids, isTarget: isTarget)
+        #expect(set.targetTokenCount == 7 + 3)
+        let packed = try task.forward(set.batch([0, 1], packed: true))
+        let padded = try task.forward(set.batch([0, 1], packed: false))
+        #expect(abs(packed.loss! - padded.loss!) < 1e-5)
+        #expect(zip(packed.exampleLosses, padded.exampleLosses).allSatisfy { abs($0 - $1) < 1e-5 })
+        let tokenMean = (packed.logits[0] + packed.logits[2]) / (packed.logits[1] + packed.logits[3])
+        #expect(packed.logits[1] == 7 && packed.logits[3] == 3 && abs(packed.loss! - tokenMean) < 1e-5)
+        var targets = set.batch([0, 1], packed: true).headTargets
+        targets.exampleWeights = [0, 1]
+        let second = try task.forward(set.batch([0, 1], packed: true).tokens, targets: targets)
+        #expect(abs(second.loss! - packed.exampleLosses[1]) < 1e-5)
+        let evaluation = try Evaluator.evaluate(task, set, batchSize: 1)
+        #expect(abs(evaluation.loss - Double(tokenMean)) < 1e-5)
+        #expect(abs(evaluation.summary["perplexity"]! - exp(Double(tokenMean))) < 1e-3 * exp(Double(tokenMean)))
     }
 
     @Test func brokenDirectoriesNameTheFile() throws {

@@ -108,3 +108,10 @@ extension Backbone {
         adaptableLinears.first { $0.path == path }
     }
 }
+
+/// A backbone that predicts tokens: its last hidden states (after the final norm) times `outputProjection` are the
+/// next-token logits. The causal-LM head computes its loss through it.
+public protocol LanguageModelBackbone: Backbone {
+    /// `[vocabularySize, hiddenSize]`: `lm_head.weight`, or the embedding when tied.
+    var outputProjection: Param { get }
+}

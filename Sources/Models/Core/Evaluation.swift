@@ -9,11 +9,13 @@ public struct Evaluation {
     public var probabilities: [[Float]]
     /// Each example's raw outputs.
     public var logits: [[Float]]
-    /// Each example's predicted value (regression; 0 otherwise).
+    /// Each example's predicted value (regression), or its mean token loss (causal LM); 0 otherwise.
     public var values: [Float]
     public var classification: ClassificationMetrics?
     public var regression: RegressionMetrics?
-    /// The mean loss over the set's examples (0 without targets).
+    /// Causal language modelling: perplexity over the set's target tokens.
+    public var languageModel: LanguageModelMetrics?
+    /// The mean loss over the set's examples (causal LM: over its target tokens; 0 without targets).
     public var loss: Double
 
     public init(
@@ -29,7 +31,7 @@ public struct Evaluation {
         self.loss = loss
     }
 
-    /// Flat metric names → values (accuracy, macro_f1, mcc, loss / pearson, spearman, mse).
+    /// Flat metric names → values (accuracy, macro_f1, mcc, loss / pearson, spearman, mse / perplexity, tokens).
     public var summary: [String: Double] {
         var summary: [String: Double] = ["loss": loss]
         if let classification {
@@ -41,6 +43,10 @@ public struct Evaluation {
             summary["pearson"] = regression.pearson
             summary["spearman"] = regression.spearman
             summary["mse"] = regression.mse
+        }
+        if let languageModel {
+            summary["perplexity"] = languageModel.perplexity
+            summary["tokens"] = Double(languageModel.tokens)
         }
         return summary
     }

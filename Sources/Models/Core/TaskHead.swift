@@ -20,15 +20,43 @@ public struct HeadNames: Sendable, Equatable {
     }
 }
 
+/// What a batch is trained toward; each head reads the part it learns.
+public struct HeadTargets: Sendable {
+    /// One class id per example (classification).
+    public var classes: [Int32]?
+    /// One value per example (regression).
+    public var values: [Float]?
+    /// One next-token id per token row of the batch (in its layout's order), -1 where nothing is predicted
+    /// (causal language modelling: the prompt under response-only loss, the last token, padding).
+    public var tokens: [Int32]?
+    /// Each example's weight in the batch loss (nil: all 1); the causal-LM head reads it.
+    public var exampleWeights: [Float]?
+
+    public init(
+        classes: [Int32]? = nil, values: [Float]? = nil, tokens: [Int32]? = nil, exampleWeights: [Float]? = nil
+    ) {
+        self.classes = classes
+        self.values = values
+        self.tokens = tokens
+        self.exampleWeights = exampleWeights
+    }
+}
+
 /// What a head's forward gives: its outputs per example, and with targets the batch loss (the mean over
 /// examples) and each example's loss.
 public struct HeadOutput {
-    /// `[batch, outputs]`
+    /// `[batch, outputs]` (the causal-LM head: each example's summed token loss and its number of target tokens)
     public var logits: [Float]
     public var loss: Float?
     /// Each example's loss; empty without targets. The batch loss is their mean, so an example's weight is
-    /// 1 / batch (a token-level head would carry its per-example token counts here instead).
+    /// 1 / batch for the sequence heads; the causal-LM head gives each example's mean token loss.
     public var exampleLosses: [Float]
+
+    public init(logits: [Float], loss: Float?, exampleLosses: [Float]) {
+        self.logits = logits
+        self.loss = loss
+        self.exampleLosses = exampleLosses
+    }
 }
 
 /// The task on top of a backbone: its parameters, its loss with per-example losses and the gradient back into
@@ -47,11 +75,9 @@ public protocol TaskHead: AnyObject {
     /// `values` (one per example) the metrics. The evaluator fills in the loss.
     func evaluate(outputs: [[Float]], classes: [Int32]?, values: [Float]?) -> Evaluation
     var names: HeadNames { get }
-    /// Runs the head on the backbone's output; with `classes` or `values` (one per example) it also computes
-    /// the loss and keeps its gradient for `backward`.
-    func forward(
-        _ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64
-    ) throws -> HeadOutput
+    /// Runs the head on the backbone's output; with the targets it learns it also computes the loss and keeps its
+    /// gradient for `backward`.
+    func forward(_ features: BackboneOutput, targets: HeadTargets?, training: Bool, seed: UInt64) throws -> HeadOutput
     /// Back-propagates the last forward's loss (times `lossScale`) into the head's parameters and returns the
     /// gradients of the backbone's outputs; adds the head's rows to `perExample` when given.
     func backward(

@@ -15,6 +15,7 @@ public final class TaskModel: @unchecked Sendable {
     public enum Problem: String, Sendable, Codable {
         case singleLabel = "single_label_classification"
         case regression
+        case causalLanguageModel = "causal_lm"
     }
 
     public let backbone: any Backbone
@@ -27,13 +28,14 @@ public final class TaskModel: @unchecked Sendable {
         self.head = head
     }
 
-    /// A sequence classifier (`numLabels` classes) or regressor (one output) on `backbone`; the head's weights
-    /// come from `head` when given, else they are initialised from `seed`.
+    /// A sequence classifier (`numLabels` classes), a regressor (one output) or a causal language model (the
+    /// backbone's own output projection; `numLabels` is ignored) on `backbone`; a sequence head's weights come from
+    /// `head` when given, else they are initialised from `seed`.
     public convenience init(
         backbone: any Backbone, numLabels: Int, problem: Problem, head weights: WeightSource? = nil,
         seed: UInt64 = 0
     ) throws {
-        guard numLabels >= 1, problem != .regression || numLabels == 1 else {
+        guard problem == .causalLanguageModel || numLabels >= 1, problem != .regression || numLabels == 1 else {
             throw ModelError("regression needs exactly one output (got num_labels \(numLabels))")
         }
         let head: any TaskHead
@@ -41,6 +43,7 @@ public final class TaskModel: @unchecked Sendable {
         case .singleLabel:
             head = try ClassificationHead(backbone: backbone, classes: numLabels, weights: weights, seed: seed)
         case .regression: head = try RegressionHead(backbone: backbone, weights: weights, seed: seed)
+        case .causalLanguageModel: head = try CausalLanguageModelHead(backbone: backbone)
         }
         self.init(backbone: backbone, head: head)
     }
@@ -63,21 +66,31 @@ public final class TaskModel: @unchecked Sendable {
         public var exampleLosses: [Float] = []
     }
 
-    /// Runs the model. `labels` (class ids) or `targets` (values), whichever the head learns, give a loss.
+    /// Runs the model; the targets the head learns (class ids, values or next tokens) give a loss.
     public func forward(
-        _ batch: TokenBatch, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false,
-        seed: UInt64 = 0
+        _ batch: TokenBatch, targets: HeadTargets?, training: Bool = false, seed: UInt64 = 0
     ) throws -> Output {
         let features = try backbone.forward(batch, training: training, seed: seed)
-        let out = try head.forward(features, classes: labels, values: targets, training: training, seed: seed)
+        let out = try head.forward(features, targets: targets, training: training, seed: seed)
         var loss = out.loss
         if loss != nil { for r in regularizers { loss! += r.loss() } }
         return Output(logits: out.logits, loss: loss, exampleLosses: out.exampleLosses)
     }
 
-    /// Runs the model on a labelled batch (the head takes the labels or the targets, whichever it learns).
+    /// Runs the model with class ids (`labels`) or values (`targets`), whichever the head learns.
+    public func forward(
+        _ batch: TokenBatch, labels: [Int32]? = nil, targets: [Float]? = nil, training: Bool = false,
+        seed: UInt64 = 0
+    ) throws -> Output {
+        let given = labels != nil || targets != nil
+        return try forward(
+            batch, targets: given ? HeadTargets(classes: labels, values: targets) : nil, training: training,
+            seed: seed)
+    }
+
+    /// Runs the model on a labelled batch (the head takes the targets it learns).
     public func forward(_ batch: LabelledBatch, training: Bool = false, seed: UInt64 = 0) throws -> Output {
-        try forward(batch.tokens, labels: batch.labels, targets: batch.targets, training: training, seed: seed)
+        try forward(batch.tokens, targets: batch.headTargets, training: training, seed: seed)
     }
 
     /// The head's input and the gradient of the batch's mean loss with respect to its outputs in the last forward

@@ -1,20 +1,28 @@
 import Foundation
 import RankwiseCore
 
-/// A token batch and what each example is trained toward: a class id (classification) or a value (regression).
-/// The task head reads the one it learns.
+/// A token batch and what each example is trained toward: a class id (classification), a value (regression) or
+/// the next token at each position (causal language modelling). The task head reads the one it learns.
 public struct LabelledBatch: Sendable {
     public var tokens: TokenBatch
     public var labels: [Int32]
     public var targets: [Float]
+    /// `[tokens.ids.count]`: the next-token target of each token row (-1: none); empty for sequence tasks.
+    public var tokenTargets: [Int32]
     /// Tokens that are not padding.
     public var realTokens: Int
 
-    public init(tokens: TokenBatch, labels: [Int32], targets: [Float], realTokens: Int) {
+    public init(tokens: TokenBatch, labels: [Int32], targets: [Float], tokenTargets: [Int32] = [], realTokens: Int) {
         self.tokens = tokens
         self.labels = labels
         self.targets = targets
+        self.tokenTargets = tokenTargets
         self.realTokens = realTokens
+    }
+
+    /// Every target the batch has, for whichever head runs on it.
+    public var headTargets: HeadTargets {
+        HeadTargets(classes: labels, values: targets, tokens: tokenTargets.isEmpty ? nil : tokenTargets)
     }
 }
 

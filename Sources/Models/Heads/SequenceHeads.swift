@@ -74,7 +74,7 @@ public class SequenceHead {
     }
 
     public func forward(
-        _ features: BackboneOutput, classes: [Int32]?, values: [Float]?, training: Bool, seed: UInt64
+        _ features: BackboneOutput, targets: HeadTargets?, training: Bool, seed: UInt64
     ) throws -> HeadOutput {
         guard let pooled = features.pooled else {
             throw ModelError("the backbone gave no pooled vector for the sequence head")
@@ -91,7 +91,7 @@ public class SequenceHead {
         classifier.forward(b.dropped, b.logits, n: batch)
         var exampleLosses = [Float](repeating: 0, count: batch)
         let loss = try self.loss(
-            logits: b.logits, batch: batch, classes: classes, values: values, dLogits: b.dLogits,
+            logits: b.logits, batch: batch, classes: targets?.classes, values: targets?.values, dLogits: b.dLogits,
             exampleLosses: &exampleLosses)
         lastBatch = batch
         let logits = Array(UnsafeBufferPointer(start: b.logits, count: batch * outputs))

@@ -13,7 +13,7 @@ public struct LlamaLayerParams {
 /// positions and a SwiGLU MLP, final RMS norm) with a hand-written backward in the style of llm.c: `forward`
 /// keeps what `backward` needs in one workspace. `logits` applies the output projection (tied to the embedding
 /// when the model has no `lm_head`).
-public final class LlamaModel: Backbone, @unchecked Sendable {
+public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
     public let config: LlamaConfig
     public let params = ParameterSet()
     public let embedding: Param
