@@ -9,7 +9,7 @@ import SafeTensors
 import Tokenizers
 import Training
 
-/// A classifier rebuilt from a saved adapter directory (PEFT files + rankwise.json), whichever
+/// A classifier or causal language model rebuilt from a saved adapter directory (PEFT files + rankwise.json), whichever
 /// registered method saved it.
 public struct AdapterLoader {
     public let model: TaskModel
@@ -18,7 +18,9 @@ public struct AdapterLoader {
     /// True when the adapter's head predicts one value (rankwise.json's problem `regression`).
     public let regression: Bool
     public let tokenizer: Tokenizer
+    /// The base model's directory or GGUF file.
     public let modelDirectory: String
+    public let base: BaseModel
     public let maxLength: Int
 
     /// `modelDirectory` replaces the base model recorded with the adapter; `numLabels` the label count.
@@ -44,25 +46,38 @@ public struct AdapterLoader {
         var base = override ?? extra?.baseModel
         if base == nil { base = config["base_model_name_or_path"] as? String }
         guard let base else { throw ModelError("\(directory): no base model recorded; pass --model") }
-        let dir: String
-        do { dir = try ModelStore.resolve(base) } catch {
+        let resolved: BaseModel
+        do { resolved = try BaseModel.resolve(base) } catch {
             throw ModelError("\(directory): base model \"\(base)\" not found (\(error)); pass --model DIR or an alias")
         }
+        let dir = resolved.path
         modelDirectory = dir
-        let backbone = try BackboneFamilies.load(directory: dir, pooled: true)
+        self.base = resolved
+        let languageModel = extra?.problem == TaskModel.Problem.causalLanguageModel.rawValue
+        guard languageModel == resolved.isDecoder else {
+            throw ModelError(
+                "\(directory): the adapter is for a \(languageModel ? "decoder (causal LM)" : "classifier") but "
+                    + "\(dir) is \(resolved.isDecoder ? "a decoder" : "an encoder")")
+        }
+        let backbone = try resolved.backbone(pooled: languageModel ? nil : true)
         let (m, loaded) = try MethodRegistry.entry(forAdapter: directory).load(directory: directory, backbone: backbone)
         method = m
-        guard let head = loaded else {
-            throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
-        }
-        var n = numLabels ?? extra?.labelNames.count ?? 0
         regression = extra?.problem == TaskModel.Problem.regression.rawValue
-        if regression { n = 1 }
-        if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
-        model = try TaskModel(
-            backbone: backbone, numLabels: n, problem: regression ? .regression : .singleLabel, head: head)
-        labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
-        tokenizer = try Tokenizer(path: dir)
+        if languageModel {
+            model = try TaskModel(backbone: backbone, numLabels: 0, problem: .causalLanguageModel)
+            labelNames = []
+        } else {
+            guard let head = loaded else {
+                throw ModelError("\(directory)/adapter_model.safetensors has no classifier (modules_to_save)")
+            }
+            var n = numLabels ?? extra?.labelNames.count ?? 0
+            if regression { n = 1 }
+            if n == 0 { throw ModelError("\(directory): cannot tell the number of labels; pass --num-labels") }
+            model = try TaskModel(
+                backbone: backbone, numLabels: n, problem: regression ? .regression : .singleLabel, head: head)
+            labelNames = extra?.labelNames.isEmpty == false ? extra!.labelNames : (0..<n).map { "LABEL_\($0)" }
+        }
+        tokenizer = resolved.tokenizer
         guard (extra?.maxLength ?? 128) >= 2 else {
             throw ModelError("\(directory)/rankwise.json: maxLength \(extra!.maxLength) must be at least 2")
         }

@@ -11,8 +11,11 @@ import Training
 
 /// A run's data, loaded, split, sampled and tokenized as `FineTuneJob` does (the quality audit uses the same).
 public struct FineTuneData {
+    /// The base model's directory or GGUF file.
     public var modelDirectory: String
+    public var base: BaseModel
     public var tokenizer: Tokenizer
+    /// The classifier's training examples (empty in a causal-LM run: see `languageModel`).
     public var train: Dataset
     public var dev: Dataset?
     public var test: Dataset?
@@ -23,12 +26,17 @@ public struct FineTuneData {
     public var flipped: [Int: Int]
     /// The data options with suite names resolved (`DataSuite.resolve`).
     public var dataOptions: DataOptions
+    /// A decoder's run: the causal-LM splits (the token sets above are made from them).
+    public var languageModel: (train: LanguageModelSplit, dev: LanguageModelSplit?, test: LanguageModelSplit?)?
+    public var isLanguageModel: Bool { languageModel != nil }
 
     /// Loads the data `options` names; `print` receives the data summary and warnings.
     public static func load(options: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
         try BLAS.load()
-        let modelDir = try ModelStore.resolve(options.data.model)
-        let tokenizer = try Tokenizer(path: modelDir)
+        let base = try BaseModel.resolve(options.data.model)
+        if base.isDecoder { return try loadLanguageModel(options: options, base: base, print: print) }
+        let modelDir = base.path
+        let tokenizer = base.tokenizer
         let s = try sets(options.data, print: print)
         let t0 = Date()
         let maxLength = options.training.maxLength
@@ -39,8 +47,26 @@ public struct FineTuneData {
             reports: s.reports, train: s.train, dev: s.dev, test: s.test, trainTok: trainTok,
             tokenizeSeconds: Date().timeIntervalSince(t0), maxLength: maxLength, print: print)
         return FineTuneData(
-            modelDirectory: modelDir, tokenizer: tokenizer, train: s.train, dev: s.dev, test: s.test,
+            modelDirectory: modelDir, base: base, tokenizer: tokenizer, train: s.train, dev: s.dev, test: s.test,
             trainTokens: trainTok, devTokens: devTok, testTokens: testTok, flipped: s.flipped, dataOptions: s.options)
+    }
+
+    /// A decoder's data: causal-LM JSONL (prompt/completion, messages or text) tokenised with its template.
+    static func loadLanguageModel(
+        options: FineTuneOptions, base: BaseModel, print: (String) -> Void
+    ) throws
+        -> FineTuneData
+    {
+        let resolved = try DataSuite.resolve(options.data)
+        print("== data")
+        let splits = try LanguageModelData.sets(
+            resolved, base: base, maxLength: options.training.maxLength, trainOnPrompt: resolved.trainOnPrompt,
+            print: print)
+        return FineTuneData(
+            modelDirectory: base.path, base: base, tokenizer: base.tokenizer,
+            train: Dataset(examples: [], labelNames: [], regression: false), dev: nil, test: nil,
+            trainTokens: splits.train.tokenizedSet, devTokens: splits.dev?.tokenizedSet,
+            testTokens: splits.test?.tokenizedSet, flipped: [:], dataOptions: resolved, languageModel: splits)
     }
 
     /// A run's data sets before tokenization: the training examples in the order the run indexes them.

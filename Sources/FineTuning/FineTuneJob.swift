@@ -61,13 +61,13 @@ public final class FineTuneJob {
             data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens
         )
         let maxLength = runOptions.training.maxLength
-        let backbone = try BackboneFamilies.load(directory: modelDir, pooled: true)
+        let backbone = try data.base.backbone(pooled: data.isLanguageModel ? nil : true)
         let (method, methodJSON) = try entry.make(
             options: runOptions.methodOptions, backbone: backbone, seed: runOptions.training.seed)
+        let problem: TaskModel.Problem =
+            data.isLanguageModel ? .causalLanguageModel : dataOptions.regression ? .regression : .singleLabel
         let model = try TaskModel(
-            backbone: backbone, numLabels: trainSet.numLabels,
-            problem: dataOptions.regression ? .regression : .singleLabel,
-            seed: runOptions.training.seed &+ 1)
+            backbone: backbone, numLabels: trainSet.numLabels, problem: problem, seed: runOptions.training.seed &+ 1)
         let trainer = try Trainer(
             model: model, method: method, config: runOptions.training, train: trainTok, dev: devTok,
             labelNames: trainSet.labelNames, outputDir: dataOptions.output)
@@ -127,6 +127,11 @@ public final class FineTuneJob {
             let r = try Evaluator.evaluate(evalModel, set, batchSize: 64)
             print("\n== \(name) (\(set.count) examples, best adapter)")
             if let c = r.classification { print(c.table(labelNames: trainSet.labelNames)) }
+            if let l = r.languageModel {
+                print(
+                    String(
+                        format: "perplexity %.4f  (mean loss %.4f over %d tokens)", l.perplexity, l.meanLoss, l.tokens))
+            }
             if let g = r.regression {
                 print(String(format: "pearson %.4f  spearman %.4f  mse %.4f", g.pearson, g.spearman, g.mse))
             }

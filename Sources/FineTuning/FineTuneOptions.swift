@@ -23,11 +23,14 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var maxEvalExamples: Int? = nil
     public var splitSeed: UInt64 = 42
     public var flipLabels = 0.0
+    public var trainOnPrompt = false
     public var output = "runs/latest"
     public init() {}
 
     public static let help = [
-        "model": "base model: a Hugging Face directory or an alias (minilm)",
+        "model":
+            "base model: a Hugging Face directory, a GGUF file (decoders) or an alias (minilm, smollm2); a decoder "
+            + "fine-tunes as a causal language model on JSONL (prompt/completion, messages or text)",
         "train":
             "training data (CSV, TSV, JSONL) or a known data set (tweets, snli, sms-spam, trec, bbc-news, "
             + "vader-tweets: `rankwise fetch-data`)",
@@ -46,6 +49,9 @@ public struct DataOptions: Settings, Sendable, Equatable {
         "flipLabels":
             "replace the label of this fraction of the training examples (a seeded sample) by another class, to "
             + "measure robustness to label noise; dev and test stay clean",
+        "trainOnPrompt":
+            "causal LM: learn every token, the prompt's too (default: only the replies, as the chat template marks "
+                + "them)",
         "output": "output directory",
     ]
 

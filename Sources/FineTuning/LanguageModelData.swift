@@ -1,6 +1,8 @@
 import Data
 import Foundation
+import RankwiseCore
 import Tokenizers
+import Training
 
 /// One example of a causal-LM data file.
 public enum LanguageModelExample: Sendable, Equatable {
@@ -130,5 +132,125 @@ public enum LanguageModelData {
             isTarget.removeLast(isTarget.count - maxLength)
         }
         return TokenizedLanguageExample(ids: ids, isTarget: isTarget, truncated: truncated, line: line)
+    }
+}
+
+/// One split of a causal-LM run: the examples as read (for generation and ROUGE) and as tokens.
+public struct LanguageModelSplit: Sendable {
+    public var examples: [(line: Int, example: LanguageModelExample)]
+    public var tokens: [TokenizedLanguageExample]
+    /// The split as the trainer and the evaluator take it.
+    public var tokenizedSet: TokenizedSet {
+        TokenizedSet(languageModel: tokens.map(\.ids), isTarget: tokens.map(\.isTarget))
+    }
+}
+
+extension LanguageModelData {
+    /// The train, dev and test splits of a causal-LM run as `data` names them: files read, dev and test split off a
+    /// seeded shuffle of the training file when not given, the training sample of `maxTrainExamples` and the
+    /// evaluation samples of `maxEvalExamples` drawn with the split seed, tokenised with the model's template.
+    /// `print` receives the data summary: rows, split, tokens per example, truncation, dropped examples.
+    public static func sets(
+        _ data: DataOptions, base: BaseModel, maxLength: Int, trainOnPrompt: Bool, print: (String) -> Void
+    ) throws -> (train: LanguageModelSplit, dev: LanguageModelSplit?, test: LanguageModelSplit?) {
+        guard let trainPath = data.train else { throw DataError("--train is required") }
+        func read(_ spec: String) throws -> [(line: Int, example: LanguageModelExample)] {
+            let path = try ModelStore.resolveData(spec)
+            guard let bytes = FileManager.default.contents(atPath: path) else {
+                throw DataError("\(path): cannot read")
+            }
+            let examples = try LanguageModelData.read(bytes, file: path)
+            print("\(path): \(examples.count) examples")
+            return examples
+        }
+        var train = try read(trainPath)
+        var dev = try data.dev.map(read)
+        var test = try data.test.map(read)
+        if dev == nil || test == nil {
+            var random = SplitMix64(seed: data.splitSeed)
+            random.shuffle(&train)
+            let devCount = dev == nil ? Int((Double(train.count) * data.devFraction).rounded()) : 0
+            let testCount = test == nil ? Int((Double(train.count) * data.testFraction).rounded()) : 0
+            if dev == nil && devCount > 0 { dev = Array(train[..<devCount]) }
+            if test == nil && testCount > 0 { test = Array(train[devCount..<(devCount + testCount)]) }
+            train.removeFirst(devCount + testCount)
+        }
+        if let limit = data.maxTrainExamples, limit < train.count {
+            // A seeded sample: a file's rows are often grouped, never the first rows.
+            if data.dev != nil && data.test != nil {
+                var random = SplitMix64(seed: data.splitSeed &+ 0x5A17)
+                random.shuffle(&train)
+            }
+            train.removeLast(train.count - limit)
+        }
+        if let limit = data.maxEvalExamples {
+            for (offset, part) in [dev, test].enumerated() {
+                guard var part, limit < part.count else { continue }
+                var random = SplitMix64(seed: data.splitSeed &+ 0xE7A1 &+ UInt64(offset))
+                random.shuffle(&part)
+                part.removeLast(part.count - limit)
+                if offset == 0 { dev = part } else { test = part }
+            }
+        }
+        guard let specials = base.specials else { throw DataError("\(base.path): not a decoder") }
+        let template = base.chatTemplate
+        if specials.chatTemplate != nil && template == nil {
+            print("warning: the model's chat template is not one Rankwise reads; prompts and replies are joined raw")
+        }
+        func tokenize(_ examples: [(line: Int, example: LanguageModelExample)]) -> LanguageModelSplit {
+            LanguageModelSplit(
+                examples: examples,
+                tokens: examples.map {
+                    LanguageModelData.tokenize(
+                        $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: template,
+                        trainOnPrompt: trainOnPrompt, maxLength: maxLength)
+                })
+        }
+        var trainSplit = tokenize(train)
+        let empty = trainSplit.tokens.indices.filter { trainSplit.tokens[$0].targetCount == 0 }
+        if !empty.isEmpty {
+            let lines = empty.prefix(5).map { String(trainSplit.tokens[$0].line) }.joined(separator: ", ")
+            print(
+                "warning: \(empty.count) training examples have no token to learn within --max-length \(maxLength) "
+                    + "(lines \(lines)\(empty.count > 5 ? ", ..." : "")): dropped")
+            let kept = Set(trainSplit.tokens.indices).subtracting(empty).sorted()
+            trainSplit = LanguageModelSplit(
+                examples: kept.map { trainSplit.examples[$0] }, tokens: kept.map { trainSplit.tokens[$0] })
+        }
+        guard !trainSplit.tokens.isEmpty else { throw DataError("\(trainPath): no training examples left") }
+        let devSplit = dev.map(tokenize)
+        let testSplit = test.map(tokenize)
+        summarise(train: trainSplit, dev: devSplit, test: testSplit, maxLength: maxLength, print: print)
+        return (trainSplit, devSplit, testSplit)
+    }
+
+    /// The data summary of a causal-LM run.
+    static func summarise(
+        train: LanguageModelSplit, dev: LanguageModelSplit?, test: LanguageModelSplit?, maxLength: Int,
+        print: (String) -> Void
+    ) {
+        let parts = [("train", Optional(train)), ("dev", dev), ("test", test)].compactMap { name, split in
+            split.map { "\(name) \($0.tokens.count)" }
+        }
+        print("split: " + parts.joined(separator: ", "))
+        func percentiles(_ values: [Int]) -> String {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return "none" }
+            let at = { (q: Double) in sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
+            return "p50 \(at(0.5)), p90 \(at(0.9)), max \(sorted.last!)"
+        }
+        print(
+            "tokens per example (train): \(percentiles(train.tokens.map(\.ids.count))); learnt tokens: "
+                + "\(percentiles(train.tokens.map(\.targetCount))), \(train.tokens.reduce(0) { $0 + $1.targetCount }) "
+                + "in all")
+        for (name, split) in [("train", Optional(train)), ("dev", dev), ("test", test)] {
+            guard let split else { continue }
+            let truncated = split.tokens.filter(\.truncated).count
+            if truncated > 0 {
+                print(
+                    "warning: \(truncated) of \(split.tokens.count) \(name) examples were longer than --max-length "
+                        + "\(maxLength) and lost their end")
+            }
+        }
     }
 }

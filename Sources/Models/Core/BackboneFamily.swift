@@ -1,4 +1,5 @@
 import Foundation
+import GGUF
 
 /// A model family Rankwise loads: the config.json `model_type`s it reads and how it builds a backbone from a
 /// model directory. A new family is one folder under `Sources/Models` and one line in `BackboneFamilies.all`.
@@ -15,15 +16,25 @@ public struct BackboneFamily: Sendable {
     /// Builds the backbone from a model directory. `pooled`: true when a head needs one vector per sequence
     /// (an error if the checkpoint cannot give it), false to skip it, nil to load it when present.
     public let load: @Sendable (_ directory: String, _ pooled: Bool?) throws -> any Backbone
+    /// True for decoders (a causal language model: next-token training, generation, a chat template).
+    public let isDecoder: Bool
+    /// GGUF `general.architecture` values of this family and how it builds a backbone from such a file.
+    public let ggufArchitectures: [String]
+    public let loadGGUF: (@Sendable (GGUFFile) throws -> any Backbone)?
 
     public init(
         name: String, modelTypes: [String], tensorPrefixes: [String], moduleKinds: [(path: String, kind: String)],
+        isDecoder: Bool = false, ggufArchitectures: [String] = [],
+        loadGGUF: (@Sendable (GGUFFile) throws -> any Backbone)? = nil,
         load: @escaping @Sendable (String, Bool?) throws -> any Backbone
     ) {
         self.name = name
         self.modelTypes = modelTypes
         self.tensorPrefixes = tensorPrefixes
         self.moduleKinds = moduleKinds
+        self.isDecoder = isDecoder
+        self.ggufArchitectures = ggufArchitectures
+        self.loadGGUF = loadGGUF
         self.load = load
     }
 }
@@ -47,6 +58,34 @@ public enum BackboneFamilies {
             throw ModelError("\(file): model_type \"\(modelType)\" is not a family Rankwise loads (\(known))")
         }
         return family
+    }
+
+    /// The family of a GGUF file, from its `general.architecture`.
+    public static func family(of file: GGUFFile) throws -> BackboneFamily {
+        let architecture: String
+        do { architecture = try file.string("general.architecture") } catch { throw ModelError("\(error)") }
+        guard let family = all.first(where: { $0.ggufArchitectures.contains(architecture) && $0.loadGGUF != nil })
+        else {
+            let known = all.flatMap(\.ggufArchitectures).joined(separator: ", ")
+            throw ModelError(
+                "\(file.path): general.architecture \"\(architecture)\" is not a family Rankwise loads (\(known))")
+        }
+        return family
+    }
+
+    /// Loads the backbone of a model directory or a GGUF file, whichever family it is.
+    public static func load(path: String, pooled: Bool? = nil) throws -> any Backbone {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError("\(path): no such model file or directory")
+        }
+        if isDirectory.boolValue { return try load(directory: path, pooled: pooled) }
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
+        if pooled == true {
+            throw ModelError("\(path): a GGUF decoder has no pooled output for a head that needs one vector a sequence")
+        }
+        return try family(of: file).loadGGUF!(file)
     }
 
     /// Loads the backbone of a model directory, whichever family it is.

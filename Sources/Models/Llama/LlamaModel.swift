@@ -122,7 +122,8 @@ public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
 
     /// The LLaMA family: decoders with LLaMA's layout (LLaMA, Mistral without sliding windows, SmolLM).
     public static let family = BackboneFamily(
-        name: "llama", modelTypes: LlamaConfig.modelTypes, tensorPrefixes: [""], moduleKinds: modules
+        name: "llama", modelTypes: LlamaConfig.modelTypes, tensorPrefixes: [""], moduleKinds: modules, isDecoder: true,
+        ggufArchitectures: ["llama"], loadGGUF: { try LlamaModel.load(gguf: $0) }
     ) { directory, pooled in
         if pooled == true {
             throw ModelError("\(directory): a decoder has no pooled output for a head that needs one vector a sequence")
