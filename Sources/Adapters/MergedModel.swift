@@ -48,16 +48,22 @@ public enum MergedModel {
                     try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
                 }) ?? model.backbone.configJSON
             cfg["architectures"] = [model.backbone.huggingFace.classStem + model.head.names.classSuffix]
-            let names =
-                labelNames.count == model.head.outputs ? labelNames : (0..<model.head.outputs).map { "LABEL_\($0)" }
-            cfg["id2label"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) })
-            cfg["label2id"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-            cfg["problem_type"] = model.head.names.problemType
+            if model.head.names.peftTaskType == "SEQ_CLS" {
+                let names =
+                    labelNames.count == model.head.outputs ? labelNames : (0..<model.head.outputs).map { "LABEL_\($0)" }
+                cfg["id2label"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { (String($0), $1) })
+                cfg["label2id"] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+                cfg["problem_type"] = model.head.names.problemType
+            }
             try AtomicFile.write(
                 String(
                     decoding: try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]),
                     as: UTF8.self), to: out + "/config.json")
-            for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+            for f in [
+                "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+                "chat_template.jinja",
+                "generation_config.json", "vocab.json", "merges.txt",
+            ]
             where fm.fileExists(atPath: baseDirectory + "/" + f) {
                 try? fm.removeItem(atPath: out + "/" + f)
                 try fm.copyItem(atPath: baseDirectory + "/" + f, toPath: out + "/" + f)

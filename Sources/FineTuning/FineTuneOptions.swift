@@ -51,7 +51,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
             + "measure robustness to label noise; dev and test stay clean",
         "trainOnPrompt":
             "causal LM: learn every token, the prompt's too (default: only the replies, as the chat template marks "
-                + "them)",
+            + "them)",
         "output": "output directory",
     ]
 

@@ -56,7 +56,7 @@ public struct QualityConfig: Settings, Sendable, Equatable {
         "floor": "share of the sampling mass spread uniformly, so that no example's probability is zero",
         "scoring":
             "full (gradients over all trainable parameters, two extra passes over the pool) or head (classifier head "
-            + "only: one forward pass)",
+            + "only: one forward pass; a causal LM, whose head has no parameters, always scores with full)",
         "lossReduction":
             "approx (first order: lr * ||g||^2) or exact (one more step and forward per example: slow, "
             + "for measurement)",
@@ -138,7 +138,13 @@ public enum QualityScorer {
         }
         let chunks = stride(from: 0, to: P, by: batchSize).map { Array(indices[$0..<min(P, $0 + batchSize)]) }
         func forward(_ idx: [Int]) throws -> TaskModel.Output {
-            try model.forward(data.batch(idx, packed: true))
+            let batch = data.batch(idx, packed: true)
+            guard data.isLanguageModel else { return try model.forward(batch) }
+            // Each example's loss is the mean over its tokens and the batch's the mean over examples, as for a
+            // classifier: an example's gradient does not depend on the other examples' lengths.
+            var targets = batch.headTargets
+            targets.exampleWeights = idx.map { 1 / Float(max(1, data.tokenTargets[$0].filter { $0 >= 0 }.count)) }
+            return try model.forward(batch.tokens, targets: targets)
         }
         func record(_ out: TaskModel.Output, _ n: Int) {
             s.loss += out.exampleLosses
@@ -147,7 +153,8 @@ public enum QualityScorer {
         }
         var dots: [Float] = []
         var meanNorm: Float = 0
-        if config.scoring == .head {
+        // A head without parameters of its own (the causal LM's) has no head gradient: scored with full gradients.
+        if config.scoring == .head && !model.head.params.isEmpty {
             (s.gradNorm, dots, meanNorm) = try headScores(
                 model: model, chunks: chunks, forward: forward, record: record)
         } else {

@@ -15,6 +15,9 @@ public final class CausalLanguageModelHead: TaskHead {
     /// `[rows, hidden]`: the gradient of the last forward's loss with respect to the hidden states.
     private let dHiddenBuffer = Scratch()
     private var lastRows: Int?
+    /// After a forward without `training`: what `backward` needs to compute the gradient (the hidden states stay
+    /// valid until the backbone's next forward).
+    private var pending: (hidden: UnsafePointer<Float>, targets: [Int32], scales: [Float])?
 
     public init(backbone: any Backbone, chunkRows: Int = 64) throws {
         guard let languageModel = backbone as? any LanguageModelBackbone else {
@@ -44,6 +47,7 @@ public final class CausalLanguageModelHead: TaskHead {
         let examples = features.batch
         guard let tokens = targets?.tokens else {
             lastRows = nil
+            pending = nil
             return HeadOutput(logits: [Float](repeating: 0, count: examples * 2), loss: nil, exampleLosses: [])
         }
         guard tokens.count == rows else {
@@ -69,10 +73,12 @@ public final class CausalLanguageModelHead: TaskHead {
             let start = layout.starts[example]
             for row in start..<(start + layout.lengths[example]) { scales[row] = weights[example] / denominator }
         }
+        // Training computes the gradient now, with the logits; otherwise `backward` recomputes them if asked.
         let dHidden = training ? dHiddenBuffer.get(rows * hidden) : nil
         let rowLosses = crossEntropy.run(
             hidden: features.lastHidden, rows: rows, width: hidden, projection: projection.value.data,
             vocab: vocabulary, targets: tokens, scales: scales, dHidden: dHidden)
+        pending = training ? nil : (UnsafePointer(features.lastHidden), tokens, scales)
         var logits = [Float](repeating: 0, count: examples * 2)
         var exampleLosses = [Float](repeating: 0, count: examples)
         var loss: Double = 0
@@ -85,7 +91,7 @@ public final class CausalLanguageModelHead: TaskHead {
             exampleLosses[example] = counts[example] == 0 ? 0 : Float(sum / Double(counts[example]))
             loss += Double(weights[example]) * sum
         }
-        lastRows = training ? rows : nil
+        lastRows = rows
         return HeadOutput(logits: logits, loss: Float(loss / Double(denominator)), exampleLosses: exampleLosses)
     }
 
@@ -93,9 +99,15 @@ public final class CausalLanguageModelHead: TaskHead {
         lossScale: Float, perExample: PerExampleNorms?
     ) throws -> (dLastHidden: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?) {
         guard let rows = lastRows else {
-            throw ModelError("backward called before a training forward with next-token targets")
+            throw ModelError("backward called before a forward with next-token targets")
         }
         let dHidden = dHiddenBuffer.get(rows * hidden)
+        if let (hiddenStates, targets, scales) = pending {
+            _ = crossEntropy.run(
+                hidden: hiddenStates, rows: rows, width: hidden, projection: projection.value.data, vocab: vocabulary,
+                targets: targets, scales: scales, dHidden: dHidden)
+            pending = nil
+        }
         if lossScale != 1 { for index in 0..<(rows * hidden) { dHidden[index] *= lossScale } }
         return (UnsafePointer(dHidden), nil)
     }
