@@ -2,13 +2,16 @@ import Foundation
 import Models
 import RankwiseCore
 
-/// An adapter's input dropout `x' = dropout(x)`, kept with its mask from the forward pass to the
-/// backward pass: the step every adapter with PEFT's `lora_dropout` shares (LoRA, SVD, SoRA, Dynamic
-/// LoRA, DoRA). When the pass is not training or p = 0, x' is x itself and nothing is stored.
+/// An adapter's input dropout `x' = dropout(x)` from the forward pass to the backward pass: the step every adapter
+/// with PEFT's `lora_dropout` shares (LoRA, SVD, SoRA, Dynamic LoRA, DoRA). Only the mask is kept, one bit an
+/// element (a float copy of x' and a float mask for each of a decoder's 210 adapters would outweigh its
+/// activations); x' is rebuilt from the layer input in backward, into a buffer each thread shares among its adapters.
+/// When the pass is not training or p = 0, x' is x itself and nothing is stored.
 public final class InputDropout {
     public let p: Float
     let inDim: Int
-    private let xdBuf = Scratch(), maskBuf = Scratch()
+    /// Bit `i` of the last forward: element `i` was kept.
+    private var keptBits: [UInt64] = []
     /// Whether the last forward pass dropped (training with p > 0).
     public private(set) var isOn = false
 
@@ -17,42 +20,80 @@ public final class InputDropout {
         self.inDim = inDim
     }
 
-    /// x' for `n` rows of `x`.
+    private var scale: Float { p >= 1 ? 0 : 1 / (1 - p) }
+
+    /// The calling thread's buffer for x' and input gradients, shared by every adapter that runs on the thread (an
+    /// adapter uses it between two of its own calls only).
+    private static func threadBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let key = "rankwise.input-dropout"
+        let scratch: Scratch
+        if let existing = Thread.current.threadDictionary[key] as? Scratch {
+            scratch = existing
+        } else {
+            scratch = Scratch()
+            Thread.current.threadDictionary[key] = scratch
+        }
+        return scratch.get(count)
+    }
+
+    /// x' for `n` rows of `x` (the same draws as `Ops.dropoutForward` with this seed). The pointer is valid until
+    /// the next call of any adapter's dropout on this thread.
     public func forward(_ x: UnsafePointer<Float>, n: Int, training: Bool, seed: UInt64) -> UnsafePointer<Float> {
         isOn = training && p > 0
         guard isOn else { return x }
-        let xd = xdBuf.get(n * inDim)
-        let mask = maskBuf.get(n * inDim)
-        Ops.dropoutForward(x: x, y: xd, mask: mask, count: n * inDim, p: p, seed: seed)
-        return UnsafePointer(xd)
+        let count = n * inDim
+        let words = (count + 63) / 64
+        if keptBits.count < words { keptBits = [UInt64](repeating: 0, count: words) }
+        let dropped = Self.threadBuffer(count)
+        let scale = scale
+        var random = SplitMix64(seed: seed)
+        keptBits.withUnsafeMutableBufferPointer { bits in
+            for word in 0..<words { bits[word] = 0 }
+            for i in 0..<count {
+                let keep = random.nextFloat() >= p
+                if keep { bits[i >> 6] |= 1 << UInt64(i & 63) }
+                dropped[i] = keep ? x[i] * scale : 0
+            }
+        }
+        return UnsafePointer(dropped)
     }
 
-    /// The x' of the last forward pass (`x` is the layer's input, x' itself when nothing was dropped).
+    /// The x' of the last forward pass, rebuilt from `x` (the layer's input, unchanged since): x itself when nothing
+    /// was dropped. Valid until the next dropout call on this thread.
     public func saved(_ x: UnsafePointer<Float>, n: Int) -> UnsafePointer<Float> {
-        isOn ? UnsafePointer(xdBuf.get(n * inDim)) : x
+        guard isOn else { return x }
+        let count = n * inDim
+        let dropped = Self.threadBuffer(count)
+        let scale = scale
+        keptBits.withUnsafeBufferPointer { bits in
+            for i in 0..<count { dropped[i] = (bits[i >> 6] >> UInt64(i & 63)) & 1 != 0 ? x[i] * scale : 0 }
+        }
+        return UnsafePointer(dropped)
     }
 
-    /// dx += (du A) ⊙ mask, the input gradient through u = x' Aᵀ, for du `[n, r]` and A `[r, in]`. Reuses
-    /// x''s buffer, so it comes after the last use of `saved`.
+    /// dx += (du A) ⊙ mask, the input gradient through u = x' Aᵀ, for du `[n, r]` and A `[r, in]`. Reuses the
+    /// thread's x' buffer, so it comes after the last use of `saved`.
     public func addInputGradient(
         du: UnsafePointer<Float>, a: UnsafePointer<Float>, n: Int, r: Int, dx: UnsafeMutablePointer<Float>
     ) {
         guard isOn else {
             return BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: a, ldb: inDim, beta: 1, c: dx, ldc: inDim)
         }
-        let tmp = xdBuf.get(n * inDim)
-        let mask = maskBuf.get(n * inDim)
-        BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: a, ldb: inDim, c: tmp, ldc: inDim)
-        for i in 0..<(n * inDim) { dx[i] += tmp[i] * mask[i] }
+        let product = Self.threadBuffer(n * inDim)
+        BLAS.sgemm(m: n, n: inDim, k: r, a: du, lda: r, b: a, ldb: inDim, c: product, ldc: inDim)
+        addMasked(product, n: n, dx: dx)
     }
 
     /// dx += g ⊙ mask for a gradient `g` `[n, in]` with respect to x'.
     public func addMasked(_ g: UnsafePointer<Float>, n: Int, dx: UnsafeMutablePointer<Float>) {
-        if isOn {
-            let mask = maskBuf.get(n * inDim)
-            for i in 0..<(n * inDim) { dx[i] += g[i] * mask[i] }
-        } else {
-            for i in 0..<(n * inDim) { dx[i] += g[i] }
+        let count = n * inDim
+        guard isOn else {
+            for i in 0..<count { dx[i] += g[i] }
+            return
+        }
+        let scale = scale
+        keptBits.withUnsafeBufferPointer { bits in
+            for i in 0..<count where (bits[i >> 6] >> UInt64(i & 63)) & 1 != 0 { dx[i] += g[i] * scale }
         }
     }
 }
