@@ -28,8 +28,11 @@ struct BenchTrain: ParsableCommand {
 
     @Option(help: "Model directory or alias.") var model = "minilm"
     @Option(help: "Method (see `rankwise methods`).") var method = "lora"
-    @Option(help: "Sequences per batch.") var batch = 32
-    @Option(help: "Tokens per sequence (fixed-shape mode).") var seq = 64
+    @Option(name: .customLong("batch"), help: "Sequences per batch [32; decoders 8].") var batchOption: Int?
+    @Option(name: .customLong("seq"), help: "Tokens per sequence (fixed-shape mode) [64; decoders 256].")
+    var seqOption: Int?
+    var batch: Int { batchOption ?? 32 }
+    var seq: Int { seqOption ?? 64 }
     @Option(help: "Timed steps (median reported; with --data, steps per order).") var iters = 10
     @Option(help: "Real training data (CSV/TSV/JSONL or an alias such as tweets): time real batches.") var data: String?
     @Option(help: "Label column of --data.") var labelColumn = "label"
@@ -44,8 +47,9 @@ struct BenchTrain: ParsableCommand {
         let dir: String
         let entry: MethodEntry
         var overrides: [String: String] = [:]
+        let base: BaseModel
         do {
-            dir = try ModelStore.resolve(model)
+            base = try BaseModel.resolve(model)
             entry = try MethodRegistry.entry(method)
             overrides = entry.benchOptions
             for (k, v) in try FineTuneOptions.values(fromArguments: methodOptions) {
@@ -55,6 +59,8 @@ struct BenchTrain: ParsableCommand {
                 overrides[SettingsTable.normalise(k)] = v
             }
         } catch { fail("\(error)") }
+        if base.isDecoder { return try runDecoder(base, entry: entry, overrides: overrides) }
+        dir = base.path
         guard iters >= 1, batch >= 1, seq >= 1, maxLength >= 1 else {
             fail("--iters, --batch, --seq and --max-length must be at least 1")
         }

@@ -75,9 +75,11 @@ public final class CausalLanguageModelHead: TaskHead {
         }
         // Training computes the gradient now, with the logits; otherwise `backward` recomputes them if asked.
         let dHidden = training ? dHiddenBuffer.get(rows * hidden) : nil
-        let rowLosses = crossEntropy.run(
-            hidden: features.lastHidden, rows: rows, width: hidden, projection: projection.value.data,
-            vocab: vocabulary, targets: tokens, scales: scales, dHidden: dHidden)
+        let rowLosses = Profiler.section("lm head + loss") {
+            crossEntropy.run(
+                hidden: features.lastHidden, rows: rows, width: hidden, projection: projection.value.data,
+                vocab: vocabulary, targets: tokens, scales: scales, dHidden: dHidden)
+        }
         pending = training ? nil : (UnsafePointer(features.lastHidden), tokens, scales)
         var logits = [Float](repeating: 0, count: examples * 2)
         var exampleLosses = [Float](repeating: 0, count: examples)

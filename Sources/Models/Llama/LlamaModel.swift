@@ -285,42 +285,63 @@ public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
         for (index, block) in layers.enumerated() {
             let at = state.layer[index]
             let stream = workspace + at.input
-            Ops.rmsNormForward(
-                x: stream, weight: block.inputNorm.value.data, y: workspace + at.normed, rstd: workspace + at.rstd,
-                n: tokens, d: hidden, eps: config.rmsNormEps)
-            block.query.forward(
-                workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
-            block.key.forward(
-                workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
-            block.value.forward(
-                workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
-            state.positions.withUnsafeBufferPointer { positions in
-                rotary.apply(
-                    workspace + at.query, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads)
-                rotary.apply(
-                    workspace + at.key, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads)
+            Profiler.section("rms norm") {
+                Ops.rmsNormForward(
+                    x: stream, weight: block.inputNorm.value.data, y: workspace + at.normed, rstd: workspace + at.rstd,
+                    n: tokens, d: hidden, eps: config.rmsNormEps)
             }
-            Attention.forwardRecomputing(
-                q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, layout: state.layout,
-                ctx: workspace + at.context, scratch: attention, heads: config.numHeads, headDim: config.headDim,
-                kvHeads: config.numKeyValueHeads, causal: true)
+            Profiler.section("q/k/v_proj") {
+                block.query.forward(
+                    workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
+                block.key.forward(
+                    workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
+                block.value.forward(
+                    workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
+            }
+            Profiler.section("rotary") {
+                state.positions.withUnsafeBufferPointer { positions in
+                    rotary.apply(
+                        workspace + at.query, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads)
+                    rotary.apply(
+                        workspace + at.key, positions: positions.baseAddress!, rows: tokens,
+                        heads: config.numKeyValueHeads)
+                }
+            }
+            Profiler.section("attention") {
+                Attention.forwardRecomputing(
+                    q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, layout: state.layout,
+                    ctx: workspace + at.context, scratch: attention, heads: config.numHeads, headDim: config.headDim,
+                    kvHeads: config.numKeyValueHeads, causal: true)
+            }
             let afterAttention = workspace + at.afterAttention
-            block.attentionOutput.forward(
-                workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed())
+            Profiler.section("o_proj") {
+                block.attentionOutput.forward(
+                    workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed())
+            }
             Ops.add(afterAttention, stream, afterAttention, count: tokens * hidden)
-            Ops.rmsNormForward(
-                x: afterAttention, weight: block.postAttentionNorm.value.data, y: workspace + at.normedAfterAttention,
-                rstd: workspace + at.rstdAfterAttention, n: tokens, d: hidden, eps: config.rmsNormEps)
-            block.gate.forward(
-                workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training,
-                seed: nextSeed())
-            block.up.forward(
-                workspace + at.normedAfterAttention, workspace + at.up, n: tokens, training: training, seed: nextSeed())
-            Ops.swigluForward(
-                gate: workspace + at.gate, up: workspace + at.up, y: workspace + at.product, count: tokens * inner)
+            Profiler.section("rms norm") {
+                Ops.rmsNormForward(
+                    x: afterAttention, weight: block.postAttentionNorm.value.data,
+                    y: workspace + at.normedAfterAttention,
+                    rstd: workspace + at.rstdAfterAttention, n: tokens, d: hidden, eps: config.rmsNormEps)
+            }
+            Profiler.section("gate/up_proj") {
+                block.gate.forward(
+                    workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training,
+                    seed: nextSeed())
+                block.up.forward(
+                    workspace + at.normedAfterAttention, workspace + at.up, n: tokens, training: training,
+                    seed: nextSeed())
+            }
+            Profiler.section("swiglu") {
+                Ops.swigluForward(
+                    gate: workspace + at.gate, up: workspace + at.up, y: workspace + at.product, count: tokens * inner)
+            }
             let next =
                 index + 1 < layers.count ? workspace + state.layer[index + 1].input : workspace + state.finalInput
-            block.down.forward(workspace + at.product, next, n: tokens, training: training, seed: nextSeed())
+            Profiler.section("down_proj") {
+                block.down.forward(workspace + at.product, next, n: tokens, training: training, seed: nextSeed())
+            }
             Ops.add(next, afterAttention, next, count: tokens * hidden)
         }
         let output = workspace + state.output
@@ -418,39 +439,60 @@ public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
             let block = layers[index]
             let at = state.layer[index]
             // MLP: dStream is the gradient of the block's output, which is also the stream after attention's.
-            block.down.backward(dy: dStream, x: workspace + at.product, dx: dGate, n: tokens)
-            Ops.swigluBackward(
-                dy: dGate, gate: workspace + at.gate, up: workspace + at.up, dgate: dGate, dup: dUp,
-                count: tokens * inner)
-            block.gate.backward(dy: dGate, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens)
-            block.up.backward(dy: dUp, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens, accumulate: true)
-            Ops.rmsNormBackward(
-                dy: dBranch, x: workspace + at.afterAttention, weight: block.postAttentionNorm.value.data,
-                rstd: workspace + at.rstdAfterAttention, dx: dStream, dweight: block.postAttentionNorm.grad?.data,
-                n: tokens, d: hidden, accumulateDx: true)
+            Profiler.section("down_proj (backward)") {
+                block.down.backward(dy: dStream, x: workspace + at.product, dx: dGate, n: tokens)
+            }
+            Profiler.section("swiglu (backward)") {
+                Ops.swigluBackward(
+                    dy: dGate, gate: workspace + at.gate, up: workspace + at.up, dgate: dGate, dup: dUp,
+                    count: tokens * inner)
+            }
+            Profiler.section("gate/up_proj (backward)") {
+                block.gate.backward(dy: dGate, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens)
+                block.up.backward(
+                    dy: dUp, x: workspace + at.normedAfterAttention, dx: dBranch, n: tokens, accumulate: true)
+            }
+            Profiler.section("rms norm (backward)") {
+                Ops.rmsNormBackward(
+                    dy: dBranch, x: workspace + at.afterAttention, weight: block.postAttentionNorm.value.data,
+                    rstd: workspace + at.rstdAfterAttention, dx: dStream, dweight: block.postAttentionNorm.grad?.data,
+                    n: tokens, d: hidden, accumulateDx: true)
+            }
             // Attention: dStream is now the gradient of the stream after attention, also the block input's.
-            block.attentionOutput.backward(dy: dStream, x: workspace + at.context, dx: dBranch, n: tokens)
-            Attention.backwardRecomputing(
-                dctx: dBranch, q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, dq: dQuery,
-                dk: dKey, dv: dValue, scratch: attention, layout: state.layout, heads: config.numHeads,
-                headDim: config.headDim, kvHeads: config.numKeyValueHeads, causal: true)
-            state.positions.withUnsafeBufferPointer { positions in
-                rotary.apply(
-                    dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
-                rotary.apply(
-                    dKey, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads, inverse: true
-                )
+            Profiler.section("o_proj (backward)") {
+                block.attentionOutput.backward(dy: dStream, x: workspace + at.context, dx: dBranch, n: tokens)
+            }
+            Profiler.section("attention (backward)") {
+                Attention.backwardRecomputing(
+                    dctx: dBranch, q: workspace + at.query, k: workspace + at.key, v: workspace + at.value, dq: dQuery,
+                    dk: dKey, dv: dValue, scratch: attention, layout: state.layout, heads: config.numHeads,
+                    headDim: config.headDim, kvHeads: config.numKeyValueHeads, causal: true)
+            }
+            Profiler.section("rotary (backward)") {
+                state.positions.withUnsafeBufferPointer { positions in
+                    rotary.apply(
+                        dQuery, positions: positions.baseAddress!, rows: tokens, heads: config.numHeads, inverse: true)
+                    rotary.apply(
+                        dKey, positions: positions.baseAddress!, rows: tokens, heads: config.numKeyValueHeads,
+                        inverse: true
+                    )
+                }
             }
             // The branch gradient is needed below this block, or for this block's input norm weight.
             let needBranch = index > lowest || block.inputNorm.trainable
             let normed = workspace + at.normed
-            block.query.backward(dy: dQuery, x: normed, dx: needBranch ? dBranch : nil, n: tokens)
-            block.key.backward(dy: dKey, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
-            block.value.backward(dy: dValue, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
+            Profiler.section("q/k/v_proj (backward)") {
+                block.query.backward(dy: dQuery, x: normed, dx: needBranch ? dBranch : nil, n: tokens)
+                block.key.backward(dy: dKey, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
+                block.value.backward(dy: dValue, x: normed, dx: needBranch ? dBranch : nil, n: tokens, accumulate: true)
+            }
             if needBranch {
-                Ops.rmsNormBackward(
-                    dy: dBranch, x: workspace + at.input, weight: block.inputNorm.value.data, rstd: workspace + at.rstd,
-                    dx: dStream, dweight: block.inputNorm.grad?.data, n: tokens, d: hidden, accumulateDx: true)
+                Profiler.section("rms norm (backward)") {
+                    Ops.rmsNormBackward(
+                        dy: dBranch, x: workspace + at.input, weight: block.inputNorm.value.data,
+                        rstd: workspace + at.rstd,
+                        dx: dStream, dweight: block.inputNorm.grad?.data, n: tokens, d: hidden, accumulateDx: true)
+                }
             }
         }
         guard lowest < 0 else { return }
