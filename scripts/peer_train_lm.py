@@ -27,10 +27,10 @@ spec = json.load(open(ids_path))
 B, T = spec["batch"], spec["seq"]
 ids = torch.tensor(spec["ids"], dtype=torch.long).view(B, T)
 if os.path.isdir(path):
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 else:
     model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                 torch_dtype=torch.float32)
+                                                 dtype=torch.float32)
 load_peak = peak_rss_mib()
 targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM",

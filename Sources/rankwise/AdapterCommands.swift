@@ -12,15 +12,22 @@ import SafeTensors
 import Training
 
 struct AdapterOptions: ParsableArguments {
-    @Option(help: "Adapter directory (PEFT format, e.g. runs/x/best).") var adapter: String
+    @Option(help: "Adapter directory (PEFT format, e.g. runs/x/best); `eval` takes none for a decoder's base model.")
+    var adapter: String
     @Option(help: "Base model directory or alias (default: the one recorded with the adapter).") var model: String?
     @Option(help: "Number of labels (default: from rankwise.json or the classifier).") var numLabels: Int?
 }
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC).")
+        abstract:
+            "Evaluate an adapter on labelled data (accuracy, macro-F1, per class, confusion, MCC), or a decoder's on "
+            + "causal-LM JSONL (perplexity).")
     @OptionGroup var a: AdapterOptions
+    @Option(help: "Decoders: write each example's token ids, learnt positions and summed loss as JSONL to this file.")
+    var tokens: String?
+    @Option(help: "Decoders: maximum tokens per example (default: the adapter's; 1024 for --adapter none).")
+    var maxLength: Int?
     @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).")
     var data: String
     @Option(help: "Text column.") var textColumn = "text"
@@ -30,7 +37,17 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         do {
+            if a.adapter == "none" {
+                guard let model = a.model else { throw ModelError("--adapter none needs --model (a decoder)") }
+                let base = try BaseModel.resolve(model)
+                guard base.isDecoder else { throw ModelError("--adapter none evaluates a decoder's base model") }
+                let task = try TaskModel(backbone: try base.backbone(), numLabels: 0, problem: .causalLanguageModel)
+                return try evaluateLanguageModel(task, base: base, maxLength: maxLength ?? 1024)
+            }
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
+            if l.base.isDecoder {
+                return try evaluateLanguageModel(l.model, base: l.base, maxLength: maxLength ?? l.maxLength)
+            }
             var spec = DataSpec()
             spec.textColumn = textColumn
             spec.pairColumn = ModelStore.pairColumn(forData: data, given: pairColumn)

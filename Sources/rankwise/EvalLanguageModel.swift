@@ -1,0 +1,54 @@
+import Foundation
+import Data
+import FineTuning
+import Models
+import RankwiseCore
+import Training
+
+extension Eval {
+    /// A decoder (with its adapter, or the base model) on causal-LM JSONL: perplexity over the replies (or every
+    /// token of `text` rows), and with `--tokens` each example's ids, learnt positions and summed loss.
+    func evaluateLanguageModel(_ model: TaskModel, base: BaseModel, maxLength: Int) throws {
+        var path = data
+        if DataSuite.dataSet(path) != nil { path += ":test" }
+        path = try ModelStore.resolveData(path)
+        guard let bytes = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
+        let examples = try LanguageModelData.read(bytes, file: path)
+        guard let specials = base.specials else { throw ModelError("\(base.path): not a decoder") }
+        let tokenized = examples.map {
+            LanguageModelData.tokenize(
+                $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: base.chatTemplate,
+                maxLength: maxLength)
+        }
+        let set = TokenizedSet(languageModel: tokenized.map(\.ids), isTarget: tokenized.map(\.isTarget))
+        let result = try Evaluator.evaluate(model, set)
+        let truncated = tokenized.filter(\.truncated).count
+        print("\(examples.count) examples\(truncated > 0 ? " (\(truncated) cut at \(maxLength) tokens)" : "")")
+        if let metrics = result.languageModel {
+            print(
+                String(
+                    format: "perplexity %.4f  (mean loss %.4f over %d tokens)", metrics.perplexity, metrics.meanLoss,
+                    metrics.tokens))
+        } else {
+            print("no token to evaluate")
+        }
+        if let tokens {
+            var lines = ""
+            for (index, example) in tokenized.enumerated() {
+                let record: [String: Any] = [
+                    "line": example.line, "ids": example.ids.map(Int.init), "targets": example.isTarget,
+                    "loss": Double(result.logits[index][0]), "tokens": Int(result.logits[index][1]),
+                ]
+                lines += String(decoding: try JSONSerialization.data(withJSONObject: record), as: UTF8.self) + "\n"
+            }
+            try writeOutputFile(tokens, lines)
+        }
+        if let json {
+            try writeOutputFile(
+                json,
+                String(
+                    decoding: try JSONSerialization.data(
+                        withJSONObject: result.summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+        }
+    }
+}
