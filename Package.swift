@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
-        .target(name: "Adapters", dependencies: ["Models", "RankwiseCore"], swiftSettings: fast),
+        .target(name: "Adapters", dependencies: ["GGUF", "Models", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         // The fine-tuning job as a library: data, split, method, training, evaluation, model store.
         .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data"], swiftSettings: fast),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Methods", "Adapters", "Models", "Data", "RankwiseCore", "Tokenizers", "SafeTensors"], swiftSettings: fast),
-        .testTarget(name: "MethodsTests", dependencies: ["Methods", "FineTuning", "Data", "Tokenizers", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "GGUF", "FineTuning", "Data", "Tokenizers", "Adapters", "Models", "RankwiseCore", "SafeTensors", "Training", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ReportTests", dependencies: ["Report", "FineTuning", "Methods", "Data", "Models", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "TestSupport"], swiftSettings: fast),
     ]

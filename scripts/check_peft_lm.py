@@ -1,6 +1,7 @@
 """A decoder adapter written by Rankwise, loaded by PEFT onto the transformers model made from the same base (a GGUF
 file or a Hugging Face directory), gives Rankwise's losses: each example's summed next-token loss over its learnt
-tokens, as `rankwise eval --tokens` wrote them, to 1e-3 relative (the decoders' parity standard).
+tokens, as `rankwise eval --tokens` wrote them, to 1e-3 relative (the decoders' parity standard; relative to 1 nat a
+token when the loss is smaller).
 
 Usage: python check_peft_lm.py MODEL ADAPTER_DIR|none TOKENS_JSONL
 Exit 0 and one line "ok ..." when every example agrees; 1 and the worst examples otherwise.
@@ -41,7 +42,8 @@ with torch.no_grad():
         learnt = torch.tensor(record["targets"][1:], dtype=torch.bool)
         losses = torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:], reduction="none")
         ours, theirs = record["loss"], float(losses[learnt].sum())
-        error = abs(ours - theirs) / max(abs(theirs), 1e-6)
+        # Relative to the loss, or to 1 nat a token when it is smaller (a near-zero loss makes relative error noise).
+        error = abs(ours - theirs) / max(abs(theirs), float(learnt.sum()), 1e-6)
         worst.append((error, record["line"], ours, theirs))
         if adapter != "none":  # the adapter must matter, or agreeing would prove nothing
             with model.disable_adapter():

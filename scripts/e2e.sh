@@ -275,13 +275,31 @@ for spec in $($R methods | sed -n 's/^\([a-z0-9_]*\): .*/\1/p'); do
       || bad "decoder $spec: PEFT: $out; merged: $merged"
   fi
 done
-$R train --model smollm2 --train "$W/lm.jsonl" --max-train-examples 16 --dev-fraction 0.1 --test-fraction 0.1 --batch-size 8 \
-   --epochs 1 --max-length 64 --output "$W/smol" > "$W/smol.log" 2>&1 \
+$R train --model smollm2 --train "$W/lm.jsonl" --max-train-examples 32 --dev-fraction 0.1 --test-fraction 0.1 --batch-size 8 \
+   --epochs 1 --lr 1e-2 --max-length 64 --output "$W/smol" > "$W/smol.log" 2>&1 \
   && $R eval --adapter "$W/smol/best" --data "$W/lm.jsonl" --tokens "$W/smol-tokens.jsonl" > "$W/smol-eval.log" \
   && ok "SmolLM2 (GGUF): LoRA on all seven projections, $(grep -m1 perplexity "$W/smol-eval.log")" || { bad "SmolLM2 fine-tuning"; tail -5 "$W/smol.log"; }
 if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
   out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft_lm.py "$($R fetch-model smollm2)" "$W/smol/best" "$W/smol-tokens.jsonl" 2>/dev/null | tail -1)
   [[ "$out" == ok* ]] && ok "SmolLM2: PEFT loads the adapter onto transformers' model of the same GGUF: $out" || bad "SmolLM2 PEFT: $out"
+fi
+SMOL_GGUF=$(ls "$($R fetch-model smollm2)"/*.gguf)
+$R export --run "$W/smol" --output "$W/smol-export" --ollama > "$W/smol-export.log" 2>&1 \
+  && grep -qx "FROM $SMOL_GGUF" "$W/smol-export/Modelfile" && grep -qx "ADAPTER ./adapter.gguf" "$W/smol-export/Modelfile" \
+  && grep -q '^TEMPLATE """{{- range .Messages }}<|im_start|>' "$W/smol-export/Modelfile" \
+  && ok "export --ollama: adapter.gguf and a Modelfile (FROM the base GGUF, ADAPTER, ChatML TEMPLATE, SYSTEM, stops)" \
+  || { bad "export --ollama"; tail -3 "$W/smol-export.log"; }
+if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
+  out=$("$RANKWISE_PEER_PYTHON" scripts/check_gguf_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" 210 2>&1 | tail -1)
+  [[ "$out" == ok* ]] && ok "the gguf package reads adapter.gguf back with llama.cpp's names and shapes: $out" || bad "adapter.gguf: $out"
+fi
+if [ -n "${RANKWISE_LLAMACPP_PYTHON:-}" ]; then  # scripts/llamacpp-env.sh builds it (minutes): not in CI
+  python3 -c 'import json; [print(json.dumps({"messages": [{"role": "user", "content": "Repeat: " + w}]})) for w in ["apple river stone", "seven green window", "quiet music", "paper cloud orange little"]]' > "$W/smol-prompts.jsonl"
+  $R generate --model smollm2 --adapter "$W/smol-export" --input "$W/smol-prompts.jsonl" --output "$W/smol-gen.jsonl" --max-tokens 16 > /dev/null 2>&1
+  out=$("$RANKWISE_LLAMACPP_PYTHON" scripts/check_llamacpp_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" "$W/smol-prompts.jsonl" "$W/smol-gen.jsonl" 16 2>&1 | tail -1)
+  [[ "$out" == ok* ]] && ok "llama.cpp loads adapter.gguf and generates what Rankwise generates: $out" || bad "llama.cpp adapter: $out"
+else
+  echo "(RANKWISE_LLAMACPP_PYTHON not set: the llama.cpp generation check is skipped)"
 fi
 
 echo "== rankwise generate: SmolLM2 from its GGUF file, chat template, greedy, JSONL in and out, bad input named"

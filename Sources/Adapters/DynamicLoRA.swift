@@ -256,4 +256,11 @@ public final class DynamicLoRAAdapter: LinearAdapter {
         for i in 0..<d.count { d[i] *= layerWeight }
         return d
     }
+
+    /// LoRA's factors with the layer weight folded into B; nil with an input gate (its output depends on the input).
+    public func lowRankFactors() -> (b: Tensor, a: Tensor)? {
+        guard gateWeight == nil, let (factorB, factorA) = lora.lowRankFactors() else { return nil }
+        for index in 0..<factorB.count { factorB[index] *= layerWeight }
+        return (factorB, factorA)
+    }
 }

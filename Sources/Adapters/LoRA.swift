@@ -161,6 +161,13 @@ public final class LoRAAdapter: LinearAdapter {
             ldc: inDim)
         return d
     }
+
+    /// `scaling · B` and A.
+    public func lowRankFactors() -> (b: Tensor, a: Tensor)? {
+        let scaled = b.value.copy()
+        for index in 0..<scaled.count { scaled[index] *= scaling }
+        return (scaled, a.value.copy())
+    }
 }
 
 public enum LoRA {

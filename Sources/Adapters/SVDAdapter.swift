@@ -98,6 +98,18 @@ public final class SVDAdapter: LinearAdapter {
         return d
     }
 
+    /// `scale · B diag(E)` and A over the ranks whose E is not zero (a rank switched off has E = 0), as `delta`.
+    public func lowRankFactors() -> (b: Tensor, a: Tensor)? {
+        let kept = (0..<rMax).filter { e.value[$0] != 0 }
+        let factorB = Tensor(zeros: [outDim, kept.count])
+        let factorA = Tensor(zeros: [kept.count, inDim])
+        for (slot, rank) in kept.enumerated() {
+            for o in 0..<outDim { factorB[o * kept.count + slot] = b.value[o * rMax + rank] * e.value[rank] * scale }
+            for i in 0..<inDim { factorA[slot * inDim + i] = a.value[rank * inDim + i] }
+        }
+        return (factorB, factorA)
+    }
+
     /// Switches a rank off: E = 0 and, when given, its optimizer moments reset (the rank starts fresh if regrown).
     public func deactivate(_ j: Int, moments: ((Param, Int) -> Void)? = nil) {
         active[j] = false

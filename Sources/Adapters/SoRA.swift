@@ -89,4 +89,16 @@ public final class SoRAAdapter: LinearAdapter {
         for o in 0..<outDim { for k in 0..<r { bg[o * r + k] = b.value[o * r + k] * gate.value[k] } }
         return (bg, (0..<r).filter { gate.value[$0] != 0 })
     }
+
+    /// `scaling · B diag(g)` and A over the ranks whose gate is not zero.
+    public func lowRankFactors() -> (b: Tensor, a: Tensor)? {
+        let (gated, kept) = folded()
+        let factorB = Tensor(zeros: [outDim, kept.count])
+        let factorA = Tensor(zeros: [kept.count, inDim])
+        for (slot, rank) in kept.enumerated() {
+            for o in 0..<outDim { factorB[o * kept.count + slot] = gated[o * r + rank] * scaling }
+            for i in 0..<inDim { factorA[slot * inDim + i] = a.value[rank * inDim + i] }
+        }
+        return (factorB, factorA)
+    }
 }

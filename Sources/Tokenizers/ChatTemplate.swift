@@ -59,6 +59,18 @@ public enum ChatTemplate: Sendable, Equatable {
         }
     }
 
+    /// The format as an Ollama Modelfile states it: a Go `TEMPLATE` over `.Messages`, the default `SYSTEM` prompt
+    /// (Ollama adds it as the first message when a conversation has none) and the `stop` strings.
+    public var ollama: (template: String, system: String?, stops: [String]) {
+        switch self {
+        case .chatML(let defaultSystem):
+            let template =
+                "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end "
+                    + "}}<|im_start|>assistant\n"
+            return (template, defaultSystem, ["<|im_start|>", "<|im_end|>"])
+        }
+    }
+
     /// The conversation as the model reads it, ending with the assistant's turn opened when `addGenerationPrompt`.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         switch self {

@@ -142,10 +142,15 @@ struct Predict: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a training run's adapter (best or last checkpoint) in PEFT format.")
+        abstract:
+            "Export a training run's adapter (best or last checkpoint) in PEFT format; a decoder's also for llama.cpp "
+            + "(--gguf) and Ollama (--ollama).")
     @Option(name: .customLong("run"), help: "Training output directory.") var runDir: String
     @Option(help: "best or last.") var which = "best"
     @Option(help: "Destination directory.") var output: String
+    @Flag(help: "Decoders: also write OUTPUT/adapter.gguf, a LoRA adapter llama.cpp loads (--lora).") var gguf = false
+    @Flag(help: "Decoders: also write OUTPUT/Modelfile for `ollama create` (FROM the base GGUF, ADAPTER adapter.gguf).")
+    var ollama = false
 
     func run() throws {
         do {
@@ -188,6 +193,7 @@ struct Export: ParsableCommand {
                         + "cannot express them and loads the adapter without them"
                 )
             }
+            if gguf || ollama { try exportForLlamaCpp(loaded) }
         } catch { fail("\(error)") }
     }
 }
@@ -207,5 +213,35 @@ struct Merge: ParsableCommand {
                 "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "
                     + "(\(modelClass), \(l.labelNames.count) labels)")
         } catch { fail("\(error)") }
+    }
+}
+
+extension Export {
+    /// adapter.gguf for llama.cpp and, with --ollama, a Modelfile.
+    func exportForLlamaCpp(_ loaded: AdapterLoader) throws {
+        guard loaded.base.isDecoder else { throw ModelError("--gguf and --ollama export a decoder's adapter") }
+        let config = FileManager.default.contents(atPath: output + "/adapter_config.json").flatMap {
+            try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+        }
+        let alpha = (config?["lora_alpha"] as? NSNumber)?.floatValue ?? 16
+        let adapterFile = output + "/adapter.gguf"
+        let summary = try LlamaCppAdapter.write(model: loaded.model, alpha: alpha, to: adapterFile)
+        let ranks = Set(summary.ranks.values).sorted().map(String.init).joined(separator: ", ")
+        print(
+            "wrote \(adapterFile): \(summary.ranks.count) modules (ranks \(ranks))"
+                + (summary.leftOut.isEmpty ? "" : "; \(summary.leftOut.count) pruned to rank 0 left out")
+                + "; llama.cpp: --lora \(adapterFile)")
+        guard ollama else { return }
+        let base = (loaded.base.path as NSString).standardizingPath
+        var lines = ["FROM \(base.hasPrefix("/") ? base : FileManager.default.currentDirectoryPath + "/" + base)"]
+        lines.append("ADAPTER ./adapter.gguf")
+        if let template = loaded.base.chatTemplate {
+            let format = template.ollama
+            lines.append("TEMPLATE \"\"\"\(format.template)\"\"\"")
+            if let system = format.system { lines.append("SYSTEM \"\"\"\(system)\"\"\"") }
+            for stop in format.stops { lines.append("PARAMETER stop \"\(stop)\"") }
+        }
+        try writeOutputFile(output + "/Modelfile", lines.joined(separator: "\n") + "\n")
+        print("wrote \(output)/Modelfile: ollama create NAME -f \(output)/Modelfile")
     }
 }

@@ -115,3 +115,13 @@ public protocol LanguageModelBackbone: Backbone {
     /// `[vocabularySize, hiddenSize]`: `lm_head.weight`, or the embedding when tied.
     var outputProjection: Param { get }
 }
+
+/// A backbone llama.cpp runs: its GGUF architecture, and the GGUF tensor of each adaptable linear with the row
+/// order GGUF stores it in, so that adapters can be written for llama.cpp.
+public protocol GGUFNamedBackbone: Backbone {
+    /// `general.architecture` (`llama`).
+    var ggufArchitecture: String { get }
+    /// The GGUF tensor of the linear at `path` (`model.layers.3.self_attn.q_proj` → `blk.3.attn_q.weight`) and, when
+    /// GGUF interleaves its rows' rotary halves (query and key projections), the number of heads to permute.
+    func ggufTensor(forLinear path: String) -> (name: String, interleavedHeads: Int?)?
+}

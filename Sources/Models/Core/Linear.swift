@@ -13,6 +13,14 @@ public protocol LinearAdapter: AnyObject {
     func delta() -> Tensor
     /// When set, `backward` adds each example's squared gradient norm of the adapter's parameters.
     var perExample: PerExampleNorms? { get set }
+    /// The update as two factors, `delta() = b · a` with every scale folded into `b` (`[out, r]`, `[r, in]`), for
+    /// formats that store low-rank adapters (llama.cpp's); nil when the update is not low-rank or not a fixed matrix
+    /// (DoRA's magnitudes, an input gate).
+    func lowRankFactors() -> (b: Tensor, a: Tensor)?
+}
+
+extension LinearAdapter {
+    public func lowRankFactors() -> (b: Tensor, a: Tensor)? { nil }
 }
 
 /// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.

@@ -13,7 +13,7 @@ public struct LlamaLayerParams {
 /// positions and a SwiGLU MLP, final RMS norm) with a hand-written backward in the style of llm.c: `forward`
 /// keeps what `backward` needs in one workspace. `logits` applies the output projection (tied to the embedding
 /// when the model has no `lm_head`).
-public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
+public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchecked Sendable {
     public let config: LlamaConfig
     public let params = ParameterSet()
     public let embedding: Param
@@ -129,6 +129,15 @@ public final class LlamaModel: LanguageModelBackbone, @unchecked Sendable {
             throw ModelError("\(directory): a decoder has no pooled output for a head that needs one vector a sequence")
         }
         return try LlamaModel.load(directory: directory)
+    }
+
+    public var ggufArchitecture: String { "llama" }
+
+    public func ggufTensor(forLinear path: String) -> (name: String, interleavedHeads: Int?)? {
+        guard let name = GGUFWeights.ggufName(path + ".weight") else { return nil }
+        let heads =
+            path.hasSuffix("q_proj") ? config.numHeads : path.hasSuffix("k_proj") ? config.numKeyValueHeads : nil
+        return (name, heads)
     }
 
     /// Keeps the blocks of every quantised linear of `file` (and of the output projection) for `decode`.
