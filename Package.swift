@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Adapters", dependencies: ["GGUF", "Models", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         // The fine-tuning job as a library: data, split, method, training, evaluation, model store.
-        .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
+        .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Generation", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",
                                               .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // Self-contained HTML pages of runs and comparisons (inline SVG, no script).
         .target(name: "Report", dependencies: ["FineTuning", "Training", "Data", "Models", "SafeTensors"], swiftSettings: fast),

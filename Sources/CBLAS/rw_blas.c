@@ -82,8 +82,34 @@ const char *rw_blas_config(void) { return p_config ? p_config() : ""; }
 int rw_blas_get_threads(void) { return p_get_threads ? p_get_threads() : -1; }
 void rw_blas_set_threads(int n) { if (p_set_threads) p_set_threads(n); }
 
+/* Products this small (a decoded token through a LoRA factor: 1 x 576 x 8) run here on the calling thread: handing
+   them to OpenBLAS wakes its threads for a few thousand multiply-adds, and a token's 420 such products spent more
+   time in futex and sched_yield than in arithmetic. */
+enum { SMALL_PRODUCT = 16384 };
+
+static void small_sgemm(int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        float *row = c + (long)i * ldc;
+        for (int j = 0; j < n; j++) row[j] = beta == 0 ? 0 : beta * row[j];
+        for (int p = 0; p < k; p++) {
+            const float scaled = alpha * (transA ? a[(long)p * lda + i] : a[(long)i * lda + p]);
+            if (transB) {
+                for (int j = 0; j < n; j++) row[j] += scaled * b[(long)j * ldb + p];
+            } else {
+                const float *brow = b + (long)p * ldb;
+                for (int j = 0; j < n; j++) row[j] += scaled * brow[j];
+            }
+        }
+    }
+}
+
 void rw_sgemm(int transA, int transB, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    if ((long)m * n * k <= SMALL_PRODUCT) {
+        small_sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     /* One row or one column of C is a matrix-vector product: sgemm would pack the whole matrix for it (a
        single token through a 49,152 x 576 output projection), sgemv streams it once. */
     if (p_sgemv && m == 1) {

@@ -35,7 +35,7 @@ public final class Generator {
     public let specials: TokenizerSpecials
     /// The chat format of the model's template, when it has one Rankwise knows.
     public let chatTemplate: ChatTemplate?
-    let cache: KeyValueCache
+    public let cache: KeyValueCache
 
     public init(model: LlamaModel, tokenizer: Tokenizer, specials: TokenizerSpecials, capacity: Int? = nil) {
         self.model = model

@@ -66,7 +66,7 @@ public enum ChatTemplate: Sendable, Equatable {
         case .chatML(let defaultSystem):
             let template =
                 "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end "
-                    + "}}<|im_start|>assistant\n"
+                + "}}<|im_start|>assistant\n"
             return (template, defaultSystem, ["<|im_start|>", "<|im_end|>"])
         }
     }

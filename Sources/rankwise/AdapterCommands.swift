@@ -28,6 +28,12 @@ struct Eval: ParsableCommand {
     var tokens: String?
     @Option(help: "Decoders: maximum tokens per example (default: the adapter's; 1024 for --adapter none).")
     var maxLength: Int?
+    @Flag(help: "Decoders: also generate a reply to each prompt (greedy) and score it with ROUGE-1/2/L.")
+    var generate = false
+    @Option(help: "Decoders, --generate: new tokens per reply at most.") var maxNewTokens = 128
+    @Option(help: "Decoders, --generate: score at most N examples (a seeded sample).") var maxExamples: Int?
+    @Option(help: "Decoders, --generate: write each reference, reply and its ROUGE as JSONL to this file.")
+    var predictions: String?
     @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).")
     var data: String
     @Option(help: "Text column.") var textColumn = "text"

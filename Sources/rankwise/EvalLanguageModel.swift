@@ -1,7 +1,9 @@
 import Foundation
 import Data
 import FineTuning
+import Generation
 import Models
+import RankwiseCore
 import RankwiseCore
 import Training
 
@@ -43,12 +45,53 @@ extension Eval {
             }
             try writeOutputFile(tokens, lines)
         }
+        var summary = result.summary
+        if generate {
+            var sample = examples
+            if let maxExamples, maxExamples < sample.count {
+                var random = SplitMix64(seed: 42)
+                random.shuffle(&sample)
+                sample = Array(sample.prefix(maxExamples)).sorted { $0.line < $1.line }
+            }
+            guard let decoder = model.backbone as? LlamaModel else {
+                throw ModelError("--generate needs a LLaMA-family decoder")
+            }
+            let generator = Generator(model: decoder, tokenizer: base.tokenizer, specials: specials, capacity: 2048)
+            var options = GenerationEvaluation.Options()
+            options.maxNewTokens = maxNewTokens
+            let progress = ProgressBar(total: sample.count, label: "generating", unit: "replies")
+            let scored = try GenerationEvaluation.run(sample, generator: generator, options: options) {
+                progress.update($0)
+            }
+            progress.finish(sample.count)
+            print(
+                String(
+                    format:
+                        "ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F-measure, stemmed; %d replies, %.1f new tokens/s)",
+                    scored.rouge1, scored.rouge2, scored.rougeL, scored.items.count, scored.newTokensPerSecond))
+            for (key, value) in scored.summary { summary[key] = value }
+            if let predictions {
+                var lines = ""
+                for item in scored.items {
+                    let record: [String: Any] = [
+                        "line": item.line, "reference": item.reference, "prediction": item.prediction,
+                        "rouge1": item.rouge.rouge1.fmeasure, "rouge2": item.rouge.rouge2.fmeasure,
+                        "rougeL": item.rouge.rougeL.fmeasure,
+                    ]
+                    lines +=
+                        String(
+                            decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]),
+                            as: UTF8.self) + "\n"
+                }
+                try writeOutputFile(predictions, lines)
+            }
+        }
         if let json {
             try writeOutputFile(
                 json,
                 String(
                     decoding: try JSONSerialization.data(
-                        withJSONObject: result.summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+                        withJSONObject: summary, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
         }
     }
 }

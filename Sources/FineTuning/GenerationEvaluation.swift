@@ -1,0 +1,98 @@
+import Foundation
+import Generation
+import Metrics
+import Models
+import Tokenizers
+
+/// Generation-based evaluation of a causal LM: each example's prompt (a completion's prompt, or a conversation up to
+/// its last assistant turn) goes through the model's chat template, the model generates with `generate`'s decoding
+/// options, and the text is scored against the reference reply with ROUGE-1/2/L (rouge-score's tokenisation, Porter
+/// stemming by default, as the summarisation papers report it).
+public struct GenerationEvaluation: Sendable {
+    public struct Options: Sendable {
+        public var maxNewTokens = 128
+        public var sampling = SamplingOptions()
+        public var stemming = true
+        public init() {}
+    }
+
+    /// One scored example.
+    public struct Item: Sendable {
+        public var line: Int
+        public var reference: String
+        public var prediction: String
+        public var rouge: Rouge.Scores
+        public var promptTokens: Int
+        public var newTokens: Int
+    }
+
+    public var items: [Item]
+    /// Examples with nothing to generate toward (plain `text` rows), not scored.
+    public var skipped: Int
+    public var seconds: Double
+
+    /// Mean F-measures over the items.
+    public var rouge1: Double { mean(\.rouge1.fmeasure) }
+    public var rouge2: Double { mean(\.rouge2.fmeasure) }
+    public var rougeL: Double { mean(\.rougeL.fmeasure) }
+    public var newTokensPerSecond: Double { Double(items.reduce(0) { $0 + $1.newTokens }) / max(seconds, 1e-9) }
+
+    private func mean(_ score: KeyPath<Rouge.Scores, Double>) -> Double {
+        items.isEmpty ? 0 : items.reduce(0) { $0 + $1.rouge[keyPath: score] } / Double(items.count)
+    }
+
+    /// `rouge1`, `rouge2`, `rougeL` (F-measures) for results and tables.
+    public var summary: [String: Double] { ["rouge1": rouge1, "rouge2": rouge2, "rougeL": rougeL] }
+
+    /// The prompt and reference reply of an example, or nil for plain text.
+    public static func promptAndReference(
+        _ example: LanguageModelExample
+    ) -> (
+        messages: [ChatMessage], raw: String?,
+        reference: String
+    )? {
+        switch example {
+        case .text: return nil
+        case .completion(let prompt, let completion):
+            return ([ChatMessage(role: "user", content: prompt)], prompt, completion)
+        case .conversation(let messages):
+            guard let last = messages.lastIndex(where: { $0.role == "assistant" }) else { return nil }
+            return (Array(messages[..<last]), nil, messages[last].content)
+        }
+    }
+
+    /// Generates a reply for each example with `generator` (its model carries the adapter being evaluated) and scores
+    /// it. `progress` receives the count done after each example.
+    public static func run(
+        _ examples: [(line: Int, example: LanguageModelExample)], generator: Generator, options: Options,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> GenerationEvaluation {
+        let started = Date()
+        var items: [Item] = []
+        var skipped = 0
+        for (index, entry) in examples.enumerated() {
+            defer { progress(index + 1) }
+            guard let (messages, raw, reference) = promptAndReference(entry.example) else {
+                skipped += 1
+                continue
+            }
+            var prompt =
+                generator.chatTemplate != nil
+                ? try generator.chatPrompt(messages)
+                : generator.rawPrompt(raw ?? messages.map(\.content).joined(separator: "\n"))
+            // A prompt longer than the context keeps its end, where the question is.
+            let room = generator.cache.capacity - options.maxNewTokens - 1
+            guard room > 0 else { throw ModelError("--max-new-tokens \(options.maxNewTokens) fills the context") }
+            if prompt.count > room { prompt.removeFirst(prompt.count - room) }
+            let output = try generator.generate(
+                prompt: prompt, maxTokens: options.maxNewTokens, sampling: options.sampling)
+            let prediction = output.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            items.append(
+                Item(
+                    line: entry.line, reference: reference, prediction: prediction,
+                    rouge: Rouge.score(target: reference, prediction: prediction, stemming: options.stemming),
+                    promptTokens: prompt.count, newTokens: output.ids.count))
+        }
+        return GenerationEvaluation(items: items, skipped: skipped, seconds: Date().timeIntervalSince(started))
+    }
+}
