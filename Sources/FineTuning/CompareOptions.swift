@@ -41,7 +41,9 @@ public struct CompareOptions: Settings, Sendable, Equatable {
     public var seedValues: [UInt64] { seeds.compactMap { UInt64($0) } }
     /// The learning rates of the cells: nil (each method's own) when --lrs is not given.
     public var lrValues: [String?] { lrs.isEmpty ? [nil] : lrs }
-    public var taskList: [String] { suite ? DataSuite.names + tasks.filter { !DataSuite.names.contains($0) } : tasks }
+    public var taskList: [String] {
+        suite ? DataSuite.suiteNames + tasks.filter { !DataSuite.suiteNames.contains($0) } : tasks
+    }
 
     public func validate() throws {
         guard !methods.isEmpty else { throw SettingsError("--methods: give at least one method") }

@@ -12,7 +12,10 @@ import SafeTensors
 /// `tweets` is the exception kept from before the suite: its CSV is used as shipped and split at load
 /// time (80/10/10, `--split-seed` 42), so earlier runs stay comparable.
 public struct SuiteDataSet: Sendable {
-    public enum Task: String, Sendable { case single = "single sentence", pair = "sentence pair", regression }
+    /// `generation`: prompt and reference reply (causal LM; `Row.text` is the prompt, `Row.label` the reply).
+    public enum Task: String, Sendable {
+        case single = "single sentence", pair = "sentence pair", regression, generation
+    }
     public let name: String
     public let summary: String
     public let task: Task
@@ -57,10 +60,12 @@ public struct SuiteDataSet: Sendable {
 
 public enum DataSuite {
     /// Every prepared data set, in the order the suite runs them. (`tweets` is listed by `all`.)
-    public static let prepared: [SuiteDataSet] = [snli, sms, trec, bbc, vader]
+    public static let prepared: [SuiteDataSet] = [snli, sms, trec, bbc, vader, aclsum, chatterbot]
 
-    /// The suite's task names, tweets first.
+    /// Every data set's name, tweets first.
     public static var names: [String] { ["tweets"] + prepared.map(\.name) }
+    /// The classification suite `compare --suite` runs (the generation tasks are for decoders: `--tasks aclsum`).
+    public static var suiteNames: [String] { ["tweets"] + prepared.filter { $0.task != .generation }.map(\.name) }
 
     public static func dataSet(_ name: String) -> SuiteDataSet? { prepared.first { $0.name == name } }
 
@@ -317,6 +322,7 @@ public enum DataSuite {
                     "text": r.text, "label": s.task == .regression ? (Double(r.label) ?? .nan) as Any : r.label as Any,
                 ]
                 if let p = r.pair { o["text_pair"] = p }
+                if s.task == .generation { o = ["prompt": r.text, "completion": r.label] }
                 out +=
                     String(
                         decoding: try JSONSerialization.data(
@@ -325,7 +331,7 @@ public enum DataSuite {
             try AtomicFile.write(out, to: work + "/out/\(part).jsonl")
         }
         var labels: [String: [String: Int]] = [:]
-        if s.task != .regression {
+        if s.task != .regression && s.task != .generation {
             for (part, rows) in [("train", parts.train), ("dev", parts.dev), ("test", parts.test)] {
                 labels[part] = rows.reduce(into: [:]) { $0[$1.label, default: 0] += 1 }
             }

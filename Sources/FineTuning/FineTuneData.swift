@@ -35,6 +35,11 @@ public struct FineTuneData {
         try BLAS.load()
         let base = try BaseModel.resolve(options.data.model)
         if base.isDecoder { return try loadLanguageModel(options: options, base: base, print: print) }
+        if let name = options.data.train, DataSuite.dataSet(name)?.task == .generation {
+            throw DataError(
+                "\(name) is a generation task: fine-tune a decoder on it (--model smollm2, or a GGUF file); "
+                    + "\(base.path) is an encoder")
+        }
         let modelDir = base.path
         let tokenizer = base.tokenizer
         let s = try sets(options.data, print: print)

@@ -72,6 +72,10 @@ public enum LanguageModelData {
                     throw bad("\"prompt\" without \"completion\" (or \"response\")")
                 }
                 examples.append((line, .completion(prompt: prompt, completion: completion)))
+            } else if object["label"] != nil {
+                throw bad(
+                    "a labelled row (classification data): a decoder fine-tunes on \"prompt\" + \"completion\", "
+                        + "\"messages\" or \"text\"; classify with an encoder (--model minilm)")
             } else if let text = try string("text") {
                 examples.append((line, .text(text)))
             } else {
@@ -156,6 +160,12 @@ extension LanguageModelData {
         guard let trainPath = data.train else { throw DataError("--train is required") }
         func read(_ spec: String) throws -> [(line: Int, example: LanguageModelExample)] {
             let path = try ModelStore.resolveData(spec)
+            let suffix = (path as NSString).pathExtension.lowercased()
+            guard !["csv", "tsv", "txt"].contains(suffix) else {
+                throw DataError(
+                    "\(path): a decoder fine-tunes on JSONL (\"prompt\" + \"completion\", \"messages\" or \"text\"), "
+                        + "not .\(suffix); classify with an encoder (--model minilm)")
+            }
             guard let bytes = FileManager.default.contents(atPath: path) else {
                 throw DataError("\(path): cannot read")
             }

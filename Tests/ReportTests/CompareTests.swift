@@ -105,7 +105,7 @@ import Report
         #expect { try Comparison(grid: grid { $0.budgets = ["8", "x"] }, common: []) } throws: { "\($0)".contains("--budgets") }
         #expect { try Comparison(grid: grid { $0.tasks = ["/no/such.csv"] }, common: []) } throws: { "\($0)".contains("neither a file nor a known data set") }
         #expect { try Comparison(grid: grid { $0.tasks = [] }, common: []) } throws: { "\($0)".contains("--suite") }
-        #expect(grid { $0.suite = true; $0.tasks = ["my.csv"] }.taskList == DataSuite.names + ["my.csv"])
+        #expect(grid { $0.suite = true; $0.tasks = ["my.csv"] }.taskList == DataSuite.suiteNames + ["my.csv"])
     }
 
     /// Found by trying the tool as a hostile user: aliases that slipped past the grid's keys, duplicated

@@ -77,6 +77,7 @@ import Testing
         #expect(ModelStore.pairColumn(forData: "snli:test", given: nil) == "text_pair")
         #expect(ModelStore.pairColumn(forData: "trec", given: nil) == nil)
         #expect(ModelStore.suitePart("snli:dev") == ("snli", "dev") && ModelStore.suitePart("a.csv") == ("a.csv", "train"))
-        #expect(DataSuite.names == ["tweets", "snli", "sms-spam", "trec", "bbc-news", "vader-tweets"])
+        #expect(DataSuite.suiteNames == ["tweets", "snli", "sms-spam", "trec", "bbc-news", "vader-tweets"])
+        #expect(DataSuite.names == DataSuite.suiteNames + ["aclsum", "chatterbot"])
     }
 }

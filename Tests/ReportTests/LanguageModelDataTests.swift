@@ -35,7 +35,9 @@ import Tokenizers
         #expect(failure("{\"text\": 3}").contains("line 1: \"text\" is not a string"))
         #expect(failure("{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}").contains("no assistant message"))
         #expect(failure("{\"messages\": [{\"role\": \"bot\", \"content\": \"a\"}]}").contains("role \"bot\""))
-        #expect(failure("{\"label\": 1}").contains("expected \"prompt\" + \"completion\", \"messages\" or \"text\"; found label"))
+        #expect(failure("{\"label\": 1}").contains("a labelled row (classification data)"))
+        #expect(failure("{\"text\": \"fine\", \"label\": \"positive\"}").contains("classify with an encoder"))
+        #expect(failure("{\"id\": 1}").contains("expected \"prompt\" + \"completion\", \"messages\" or \"text\"; found id"))
         #expect(failure("\n\n{\"messages\": []}").contains("line 3"))
     }
 
