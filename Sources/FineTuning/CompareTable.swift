@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Methods
 import Models
 import RankwiseCore
@@ -179,7 +180,10 @@ public struct CompareTable {
         let seeds = { (j: Int) in rows[j].stat(rows[j].devKey)?.n ?? 0 }
         let most = rivals.map(seeds).max() ?? 0
         rivals.removeAll { seeds($0) < most }
-        let dev = { (j: Int) in rows[j].stat(rows[j].devKey)?.mean ?? -.infinity }
+        // A score that is larger when better (perplexity is negated).
+        let dev = { (j: Int) in
+            rows[j].stat(rows[j].devKey).map { MetricOrder.score(rows[j].devKey, $0.mean) } ?? -.infinity
+        }
         let rate = { (j: Int) in rows[j].lr.flatMap(Double.init) ?? 0 }
         return rivals.min { a, b in
             (-dev(a), rows[a].collapsed.count, rate(a)) < (-dev(b), rows[b].collapsed.count, rate(b))

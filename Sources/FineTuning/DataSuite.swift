@@ -377,6 +377,7 @@ public enum DataSuite {
         if o.test == nil { o.test = s.file("test") }
         if s.task == .pair && o.pairColumn == nil { o.pairColumn = "text_pair" }
         if s.task == .regression { o.regression = true }
+        if s.task == .generation && o.rougeExamples == nil { o.rougeExamples = 100 }
         return o
     }
 }

@@ -1,6 +1,7 @@
 import Adapters
 import Data
 import Foundation
+import Generation
 import Methods
 import Metrics
 import Models
@@ -144,6 +145,12 @@ public final class FineTuneJob {
                 print("warning: COLLAPSED: " + c.message)
             }
         }
+        if let split = data.languageModel?.test, let count = dataOptions.rougeExamples, count != 0 {
+            let scored = try generationScores(
+                split, model: evalModel, base: data.base, count: count, seed: dataOptions.splitSeed,
+                output: dataOptions.output)
+            for (key, value) in scored.summary { result.metrics["test_" + key] = value }
+        }
         let trainingSeconds = elapsed - trainer.sessionEvalSeconds
         var record: [String: Any] = [
             "steps": trainer.step, "train_seconds": elapsed, "best_step": trainer.bestStep,
@@ -236,6 +243,42 @@ public func rankTable(_ ranks: [String: Int], maxRank: Int, modules: ModuleMap) 
 }
 
 extension FineTuneJob {
+    /// ROUGE of greedy replies to `count` test examples (a seeded sample; -1: all), each reply written to
+    /// OUTPUT/test_generations.jsonl.
+    func generationScores(
+        _ split: LanguageModelSplit, model: TaskModel, base: BaseModel, count: Int, seed: UInt64, output: String
+    ) throws -> GenerationEvaluation {
+        guard let decoder = model.backbone as? LlamaModel, let specials = base.specials else {
+            throw TrainError("ROUGE needs a LLaMA-family decoder to generate with")
+        }
+        var sample = split.examples
+        if count > 0 && count < sample.count {
+            var random = SplitMix64(seed: seed &+ 0x60E7)
+            random.shuffle(&sample)
+            sample = Array(sample.prefix(count)).sorted { $0.line < $1.line }
+        }
+        let generator = Generator(model: decoder, tokenizer: base.tokenizer, specials: specials, capacity: 2048)
+        print("\n== test generations (\(sample.count) examples, greedy, at most 128 new tokens)")
+        let scored = try GenerationEvaluation.run(sample, generator: generator, options: .init())
+        print(
+            String(
+                format: "ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F, stemmed; %.1f new tokens/s)", scored.rouge1,
+                scored.rouge2, scored.rougeL, scored.newTokensPerSecond))
+        var lines = ""
+        for item in scored.items {
+            let record: [String: Any] = [
+                "line": item.line, "reference": item.reference, "prediction": item.prediction,
+                "rouge1": item.rouge.rouge1.fmeasure, "rouge2": item.rouge.rouge2.fmeasure,
+                "rougeL": item.rouge.rougeL.fmeasure,
+            ]
+            lines +=
+                String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+                + "\n"
+        }
+        try AtomicFile.write(lines, to: output + "/test_generations.jsonl")
+        return scored
+    }
+
     /// FNV-1a (64-bit) of a file's bytes: enough to notice that a data file changed between runs.
     public static func contentHash(_ path: String) throws -> String {
         let data: Data

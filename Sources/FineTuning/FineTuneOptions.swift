@@ -21,6 +21,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var testFraction = 0.1
     public var maxTrainExamples: Int? = nil
     public var maxEvalExamples: Int? = nil
+    public var rougeExamples: Int? = nil
     public var splitSeed: UInt64 = 42
     public var flipLabels = 0.0
     public var trainOnPrompt = false
@@ -43,6 +44,9 @@ public struct DataOptions: Settings, Sendable, Equatable {
         "testFraction": "test fraction when splitting",
         "maxTrainExamples": "use only N training examples (a seeded sample, after the split)",
         "maxEvalExamples": "evaluate on at most N dev and N test examples (a seeded sample)",
+        "rougeExamples":
+            "causal LM: after training, generate replies (greedy) to N test examples (a seeded sample; 0: none, -1: "
+            + "all) and report ROUGE-1/2/L [none; 100 on the suite's generation tasks]",
         "splitSeed":
             "seed of the dev/test split and of the --max-train-examples sample; apart from --seed, so runs with "
             + "different seeds see the same data",
@@ -65,6 +69,7 @@ public struct DataOptions: Settings, Sendable, Equatable {
         }
         guard (maxTrainExamples ?? 1) > 0 else { throw SettingsError("--max-train-examples must be positive") }
         guard (maxEvalExamples ?? 1) > 0 else { throw SettingsError("--max-eval-examples must be positive") }
+        guard (rougeExamples ?? 0) >= -1 else { throw SettingsError("--rouge-examples must be -1 (all), 0 or more") }
     }
 }
 
