@@ -164,18 +164,26 @@ public final class Comparison {
     /// What can fail in a cell without training fails before the first cell runs, not hours in: each task's
     /// data loads (columns, labels), and each method is built on the model at each budget (ranks that do not fit).
     func preflight(_ pending: [CompareCell]) throws {
+        guard let first = pending.first else { return }
+        let base = try BaseModel.resolve(try options(for: first).data.model, quiet: true)
         for task in pending.map(\.task).uniqued() {
-            let c = pending.first { $0.task == task }!
-            do { _ = try FineTuneData.sets(try options(for: c).data, print: { _ in }) } catch {
-                throw TrainError("task \(task): \(error)")
-            }
+            let cellOptions = try options(for: pending.first { $0.task == task }!)
+            do {
+                if base.isDecoder {
+                    _ = try LanguageModelData.sets(
+                        try DataSuite.resolve(cellOptions.data, quiet: true), base: base,
+                        maxLength: cellOptions.training.maxLength, trainOnPrompt: cellOptions.data.trainOnPrompt,
+                        print: { _ in })
+                } else {
+                    _ = try FineTuneData.sets(cellOptions.data, print: { _ in })
+                }
+            } catch { throw TrainError("task \(task): \(error)") }
         }
         var built = Set<String>()
         for c in pending where built.insert("\(c.method) \(c.budget)").inserted {
             let cellOptions = try options(for: c)
             do {
-                let backbone = try BackboneFamilies.load(
-                    directory: try ModelStore.resolve(cellOptions.data.model, quiet: true), pooled: true)
+                let backbone = try base.backbone(pooled: base.isDecoder ? nil : true)
                 _ = try MethodRegistry.entry(c.method).make(
                     options: cellOptions.methodOptions, backbone: backbone, seed: c.seed)
             } catch { throw TrainError("\(c.method) at budget \(c.budget): \(error)") }

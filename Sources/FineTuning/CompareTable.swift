@@ -60,9 +60,7 @@ public struct CompareTable {
         public var regression: Bool { runs.first?.regression ?? false }
         /// The head's primary metric (`macro_f1`, `pearson`), as the runs recorded it.
         public var primaryMetric: String { runs.first?.primaryMetric ?? "macro_f1" }
-        public var metricKeys: [String] {
-            regression ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
-        }
+        public var metricKeys: [String] { CompareTable.metricKeys(primaryMetric: primaryMetric) }
         /// The dev metric a learning rate is chosen by.
         public var devKey: String { "dev_" + primaryMetric }
         /// The runs whose model collapsed (one class, majority level, constant).
@@ -260,11 +258,23 @@ public struct CompareTable {
             .replacingOccurrences(of: "_", with: "-")
     }
 
+    /// The test metrics a row shows for runs whose head reports `primaryMetric`: classification, regression, or
+    /// a causal LM's perplexity and the ROUGE of its generated replies.
+    public static func metricKeys(primaryMetric: String) -> [String] {
+        switch primaryMetric {
+        case "pearson": ["test_pearson", "test_spearman"]
+        case "perplexity": ["test_perplexity", "test_rouge1", "test_rouge2", "test_rougeL"]
+        default: ["test_accuracy", "test_macro_f1"]
+        }
+    }
+
+    /// Every metric the CSV and JSON files carry.
+    static let allMetricKeys =
+        ["accuracy", "macro_f1", "pearson", "spearman", "perplexity", "rouge1", "rouge2", "rougeL"].map { "test_" + $0 }
+
     /// Every row; `lr` empty for a method's own rate, `chosen` 1 for the rows the table reports.
     public func csv() -> String {
-        let keys =
-            ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
-            + ["dev_macro_f1", "dev_pearson"]
+        let keys = Self.allMetricKeys + Self.columns.map(\.0) + ["dev_macro_f1", "dev_pearson", "dev_perplexity"]
         let statColumns = keys.flatMap { [$0 + "_mean", $0 + "_sd"] }
         var out = "task,method,budget,seeds,collapsed," + statColumns.joined(separator: ",") + ",lr,chosen\n"
         for r in rows {
@@ -280,10 +290,8 @@ public struct CompareTable {
 
     public func json(grid: CompareOptions, common: [(key: String, value: String)]) throws -> String {
         let keys =
-            [
-                "test_accuracy", "test_macro_f1", "test_pearson", "test_spearman", "dev_accuracy", "dev_macro_f1",
-                "dev_pearson",
-            ] + Self.columns.map(\.0)
+            Self.allMetricKeys + ["dev_accuracy", "dev_macro_f1", "dev_pearson", "dev_perplexity"]
+            + Self.columns.map(\.0)
         let rowsJSON: [[String: Any]] = rows.map { r in
             var record: [String: Any] = [
                 "task": r.task, "method": r.method, "budget": r.budget,

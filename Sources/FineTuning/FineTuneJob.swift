@@ -272,7 +272,8 @@ extension FineTuneJob {
                 "rougeL": item.rouge.rougeL.fmeasure,
             ]
             lines +=
-                String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
                 + "\n"
         }
         try AtomicFile.write(lines, to: output + "/test_generations.jsonl")

@@ -115,9 +115,9 @@ struct Compare: ParsableCommand {
         }
         cmp.onCellDone = { c, r, secs in
             _ = try? ComparePage.write(directory: cmp.grid.output)  // the page follows the grid, like the tables
-            let keys =
-                r.metrics["test_pearson"] != nil
-                ? ["test_pearson", "test_spearman"] : ["test_accuracy", "test_macro_f1"]
+            let primary =
+                r.metrics["test_perplexity"] != nil ? "perplexity" : r.metrics["test_pearson"] != nil ? "pearson" : ""
+            let keys = CompareTable.metricKeys(primaryMetric: primary).filter { r.metrics[$0] != nil }
             print(
                 "\(c.taskName) \(c.name): "
                     + keys.map { String(format: "%@ %.4f", $0, r.metrics[$0] ?? .nan) }.joined(separator: "  ")
