@@ -274,7 +274,13 @@ public struct CompareTable {
 
     /// Every row; `lr` empty for a method's own rate, `chosen` 1 for the rows the table reports.
     public func csv() -> String {
-        let keys = Self.allMetricKeys + Self.columns.map(\.0) + ["dev_macro_f1", "dev_pearson", "dev_perplexity"]
+        // The causal-LM columns come last, so that the classifiers' columns keep their places.
+        let keys =
+            ["test_accuracy", "test_macro_f1", "test_pearson", "test_spearman"] + Self.columns.map(\.0)
+            + [
+                "dev_macro_f1", "dev_pearson", "test_perplexity", "test_rouge1", "test_rouge2", "test_rougeL",
+                "dev_perplexity",
+            ]
         let statColumns = keys.flatMap { [$0 + "_mean", $0 + "_sd"] }
         var out = "task,method,budget,seeds,collapsed," + statColumns.joined(separator: ",") + ",lr,chosen\n"
         for r in rows {
