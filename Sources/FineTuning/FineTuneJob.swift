@@ -264,19 +264,7 @@ extension FineTuneJob {
             String(
                 format: "ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F, stemmed; %.1f new tokens/s)", scored.rouge1,
                 scored.rouge2, scored.rougeL, scored.newTokensPerSecond))
-        var lines = ""
-        for item in scored.items {
-            let record: [String: Any] = [
-                "line": item.line, "reference": item.reference, "prediction": item.prediction,
-                "rouge1": item.rouge.rouge1.fmeasure, "rouge2": item.rouge.rouge2.fmeasure,
-                "rougeL": item.rouge.rougeL.fmeasure,
-            ]
-            lines +=
-                String(
-                    decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
-                + "\n"
-        }
-        try AtomicFile.write(lines, to: output + "/test_generations.jsonl")
+        try AtomicFile.write(try scored.jsonLines(), to: output + "/test_generations.jsonl")
         return scored
     }
 

@@ -41,6 +41,21 @@ public struct GenerationEvaluation: Sendable {
         items.isEmpty ? 0 : items.reduce(0) { $0 + $1.rouge[keyPath: score] } / Double(items.count)
     }
 
+    /// One JSON line per item: its file line, reference, prediction and ROUGE F-measures.
+    public func jsonLines() throws -> String {
+        var lines = ""
+        for item in items {
+            let record: [String: Any] = [
+                "line": item.line, "reference": item.reference, "prediction": item.prediction,
+                "rouge1": item.rouge.rouge1.fmeasure, "rouge2": item.rouge.rouge2.fmeasure,
+                "rougeL": item.rouge.rougeL.fmeasure,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+            lines += String(decoding: data, as: UTF8.self) + "\n"
+        }
+        return lines
+    }
+
     /// `rouge1`, `rouge2`, `rougeL` (F-measures) for results and tables.
     public var summary: [String: Double] { ["rouge1": rouge1, "rouge2": rouge2, "rougeL": rougeL] }
 

@@ -120,24 +120,12 @@ struct BenchTrain: ParsableCommand {
         let fixedBatch = Array(0..<batch)
         let step = { try stepOn(fixedBatch, true) }
         for _ in 0..<2 { try step() }
-        func measure(_ f: () throws -> Void) throws -> Double {
-            var times: [Double] = []
-            for _ in 0..<iters {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try f()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-            return median(times)
-        }
+        func measure(_ f: () throws -> Void) throws -> Double { try medianSeconds(iters, f) }
         func measure() throws -> Double { try measure(step) }
+        let (firstTiming, sections) = try profiledMedianSeconds(iters, profile: profile, step)
+        var best = firstTiming
         if profile {
-            Profiler.reset()
-            Profiler.enabled = true
-        }
-        var best = try measure()
-        if profile {
-            Profiler.enabled = false
-            for (name, secs) in Profiler.report {
+            for (name, secs) in sections {
                 print(
                     "  " + name.padding(toLength: 20, withPad: " ", startingAt: 0)
                         + String(format: " %7.1f ms/step (forward)", secs * 1000 / Double(iters)))
@@ -341,6 +329,30 @@ extension BenchTrain {
         record["peer_threads"] = peerThreads
         writeJSON()
     }
+}
+
+/// The median wall time of `iterations` calls of `body`, in seconds.
+func medianSeconds(_ iterations: Int, _ body: () throws -> Void) throws -> Double {
+    var times: [Double] = []
+    for _ in 0..<iterations {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return median(times)
+}
+
+/// The median seconds of `iterations` calls of `step` and, with `profile`, the `Profiler` sections over them.
+func profiledMedianSeconds(
+    _ iterations: Int, profile: Bool, _ step: () throws -> Void
+) throws -> (seconds: Double, sections: [(String, Double)]) {
+    if profile {
+        Profiler.reset()
+        Profiler.enabled = true
+    }
+    defer { Profiler.enabled = false }
+    let seconds = try medianSeconds(iterations, step)
+    return (seconds, profile ? Profiler.report : [])
 }
 
 /// A random batch of `batch` sequences of `seq` token ids (seeded): each starts with the tokenizer's first special

@@ -49,23 +49,10 @@ extension BenchTrain {
             stepIndex += 1
         }
         for _ in 0..<2 { try step() }
-        func measure() throws -> Double {
-            var times: [Double] = []
-            for _ in 0..<iters {
-                let start = DispatchTime.now().uptimeNanoseconds
-                try step()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            }
-            return median(times)
-        }
+        func measure() throws -> Double { try medianSeconds(iters, step) }
+        let (firstTiming, sections) = try profiledMedianSeconds(iters, profile: profile, step)
+        var best = firstTiming
         if profile {
-            Profiler.reset()
-            Profiler.enabled = true
-        }
-        var best = try measure()
-        if profile {
-            Profiler.enabled = false
-            let sections = Profiler.report
             let profiled = sections.reduce(0) { $0 + $1.1 }
             print("profile (per step, by layer kind; forward and backward):")
             for (name, seconds) in sections {

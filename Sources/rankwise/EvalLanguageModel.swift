@@ -70,21 +70,7 @@ extension Eval {
                         "ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F-measure, stemmed; %d replies, %.1f new tokens/s)",
                     scored.rouge1, scored.rouge2, scored.rougeL, scored.items.count, scored.newTokensPerSecond))
             for (key, value) in scored.summary { summary[key] = value }
-            if let predictions {
-                var lines = ""
-                for item in scored.items {
-                    let record: [String: Any] = [
-                        "line": item.line, "reference": item.reference, "prediction": item.prediction,
-                        "rouge1": item.rouge.rouge1.fmeasure, "rouge2": item.rouge.rouge2.fmeasure,
-                        "rougeL": item.rouge.rougeL.fmeasure,
-                    ]
-                    lines +=
-                        String(
-                            decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]),
-                            as: UTF8.self) + "\n"
-                }
-                try writeOutputFile(predictions, lines)
-            }
+            if let predictions { try writeOutputFile(predictions, try scored.jsonLines()) }
         }
         if let json {
             try writeOutputFile(
