@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: fast),
         .testTarget(name: "RankwiseCoreTests", dependencies: ["RankwiseCore"], swiftSettings: fast),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Methods", "Training", "Models", "Tokenizers", "GGUF", "SafeTensors", "RankwiseCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "GenerationTests", dependencies: ["Adapters", "Generation", "Methods", "Training", "Models", "Tokenizers", "GGUF", "SafeTensors", "RankwiseCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "RankwiseCore", "SafeTensors", "Tokenizers", "TestSupport"], swiftSettings: fast),

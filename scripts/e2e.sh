@@ -293,11 +293,20 @@ if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
   out=$("$RANKWISE_PEER_PYTHON" scripts/check_gguf_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" 210 2>&1 | tail -1)
   [[ "$out" == ok* ]] && ok "the gguf package reads adapter.gguf back with llama.cpp's names and shapes: $out" || bad "adapter.gguf: $out"
 fi
+python3 -c 'import json; [print(json.dumps({"messages": [{"role": "user", "content": "Repeat: " + w}]})) for w in ["apple river stone", "seven green window", "quiet music", "paper cloud orange little"]]' > "$W/lm-prompts.jsonl"
 if [ -n "${RANKWISE_LLAMACPP_PYTHON:-}" ]; then  # scripts/llamacpp-env.sh builds it (minutes): not in CI
-  python3 -c 'import json; [print(json.dumps({"messages": [{"role": "user", "content": "Repeat: " + w}]})) for w in ["apple river stone", "seven green window", "quiet music", "paper cloud orange little"]]' > "$W/smol-prompts.jsonl"
-  $R generate --model smollm2 --adapter "$W/smol-export" --input "$W/smol-prompts.jsonl" --output "$W/smol-gen.jsonl" --max-tokens 16 > /dev/null 2>&1
-  out=$("$RANKWISE_LLAMACPP_PYTHON" scripts/check_llamacpp_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" "$W/smol-prompts.jsonl" "$W/smol-gen.jsonl" 16 2>&1 | tail -1)
+  $R generate --model smollm2 --adapter "$W/smol-export" --input "$W/lm-prompts.jsonl" --output "$W/smol-gen.jsonl" --max-tokens 16 > /dev/null 2>&1
+  out=$("$RANKWISE_LLAMACPP_PYTHON" scripts/check_llamacpp_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" "$W/lm-prompts.jsonl" "$W/smol-gen.jsonl" 16 2>&1 | tail -1)
   [[ "$out" == ok* ]] && ok "llama.cpp loads adapter.gguf and generates what Rankwise generates: $out" || bad "llama.cpp adapter: $out"
+fi
+$R merge --adapter "$W/smol-export" --output "$W/smol-merged.gguf" --gguf f16 > /dev/null \
+  && $R generate --model "$W/smol-merged.gguf" --input "$W/lm-prompts.jsonl" --output "$W/smol-merged-gen.jsonl" --max-tokens 16 > /dev/null 2>&1 \
+  && $R generate --model smollm2 --adapter "$W/smol-export" --input "$W/lm-prompts.jsonl" --output "$W/smol-adapter-gen.jsonl" --max-tokens 16 > /dev/null 2>&1 \
+  && python3 -c 'import json,sys; a,b=([json.loads(l)["output"] for l in open(f)] for f in sys.argv[1:]); sys.exit(0 if a == b else 1)' "$W/smol-merged-gen.jsonl" "$W/smol-adapter-gen.jsonl" \
+  && ok "merge --gguf f16: the merged SmolLM2 generates what the base model with the adapter generates" || bad "merge --gguf"
+if [ -n "${RANKWISE_LLAMACPP_PYTHON:-}" ]; then
+  out=$("$RANKWISE_LLAMACPP_PYTHON" scripts/check_llamacpp_adapter.py "$W/smol-merged.gguf" none "$W/lm-prompts.jsonl" "$W/smol-adapter-gen.jsonl" 16 2>&1 | tail -1)
+  [[ "$out" == ok* ]] && ok "llama.cpp runs the merged F16 GGUF and generates what Rankwise generates with the adapter: $out" || bad "llama.cpp merged: $out"
 else
   echo "(RANKWISE_LLAMACPP_PYTHON not set: the llama.cpp generation check is skipped)"
 fi

@@ -28,6 +28,36 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var output = "runs/latest"
     public init() {}
 
+    private enum CodingKeys: String, CodingKey {
+        case model, train, dev, test, textColumn, pairColumn, labelColumn, labels, regression, dedup, devFraction,
+            testFraction, maxTrainExamples, maxEvalExamples, rougeExamples, splitSeed, flipLabels, trainOnPrompt, output
+    }
+
+    /// Reads a run.json's data options; a key an older version did not write keeps its default.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        model = try container.decodeIfPresent(String.self, forKey: .model) ?? model
+        train = try container.decodeIfPresent(String.self, forKey: .train)
+        dev = try container.decodeIfPresent(String.self, forKey: .dev)
+        test = try container.decodeIfPresent(String.self, forKey: .test)
+        textColumn = try container.decodeIfPresent(String.self, forKey: .textColumn) ?? textColumn
+        pairColumn = try container.decodeIfPresent(String.self, forKey: .pairColumn)
+        labelColumn = try container.decodeIfPresent(String.self, forKey: .labelColumn) ?? labelColumn
+        labels = try container.decodeIfPresent([String].self, forKey: .labels)
+        regression = try container.decodeIfPresent(Bool.self, forKey: .regression) ?? regression
+        dedup = try container.decodeIfPresent(Bool.self, forKey: .dedup) ?? dedup
+        devFraction = try container.decodeIfPresent(Double.self, forKey: .devFraction) ?? devFraction
+        testFraction = try container.decodeIfPresent(Double.self, forKey: .testFraction) ?? testFraction
+        maxTrainExamples = try container.decodeIfPresent(Int.self, forKey: .maxTrainExamples)
+        maxEvalExamples = try container.decodeIfPresent(Int.self, forKey: .maxEvalExamples)
+        rougeExamples = try container.decodeIfPresent(Int.self, forKey: .rougeExamples)
+        splitSeed = try container.decodeIfPresent(UInt64.self, forKey: .splitSeed) ?? splitSeed
+        flipLabels = try container.decodeIfPresent(Double.self, forKey: .flipLabels) ?? flipLabels
+        trainOnPrompt = try container.decodeIfPresent(Bool.self, forKey: .trainOnPrompt) ?? trainOnPrompt
+        output = try container.decodeIfPresent(String.self, forKey: .output) ?? output
+    }
+
     public static let help = [
         "model":
             "base model: a Hugging Face directory, a GGUF file (decoders) or an alias (minilm, smollm2); a decoder "

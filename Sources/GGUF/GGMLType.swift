@@ -192,3 +192,37 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 func halfAt(_ base: UnsafeRawPointer, _ offset: Int) -> Float {
     Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
+
+extension GGMLType {
+    /// The types Rankwise writes.
+    public static let writable: [GGMLType] = [.f32, .f16, .q8_0]
+
+    /// `values` (a whole number of blocks) in this type's bytes: F32, F16 (round to nearest even), or Q8_0 as
+    /// ggml's reference quantiser makes it (per 32 values: d = max |x| / 127 as F16, q = round(x / d)).
+    public func encode(_ values: [Float]) -> [UInt8] {
+        precondition(Self.writable.contains(self), "\(name) is not a type Rankwise writes")
+        precondition(values.count % blockSize == 0, "\(values.count) values are not whole \(name) blocks")
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(values.count / blockSize * blockBytes)
+        func append16(_ bits: UInt16) {
+            bytes.append(UInt8(bits & 0xFF))
+            bytes.append(UInt8(bits >> 8))
+        }
+        switch self {
+        case .f32:
+            for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        case .f16:
+            for value in values { append16(Float16(value).bitPattern) }
+        default:  // .q8_0
+            for start in stride(from: 0, to: values.count, by: 32) {
+                let block = values[start..<(start + 32)]
+                let largest = block.reduce(Float(0)) { max($0, abs($1)) }
+                let scale = largest / 127
+                let inverse = scale != 0 ? 1 / scale : 0
+                append16(Float16(scale).bitPattern)
+                for value in block { bytes.append(UInt8(bitPattern: Int8((value * inverse).rounded()))) }
+            }
+        }
+        return bytes
+    }
+}

@@ -59,6 +59,8 @@ public final class GGUFFile: @unchecked Sendable {
     /// Metadata keys in file order.
     public let keys: [String]
     public let metadata: [String: GGUFValue]
+    /// Each key's whole entry as the file stores it (key, type, value), for writers that copy metadata exactly.
+    public let rawEntries: [String: [UInt8]]
     /// Tensors in file order.
     public let tensors: [GGUFTensorInfo]
     /// The data section's alignment (`general.alignment`, 32 when absent).
@@ -90,7 +92,9 @@ public final class GGUFFile: @unchecked Sendable {
         let keyCount = try reader.count("the metadata count", atLeast: 13)
         var keys: [String] = []
         var metadata: [String: GGUFValue] = [:]
+        var rawEntries: [String: [UInt8]] = [:]
         for _ in 0..<keyCount {
+            let entryStart = reader.position
             let key = try reader.string("a metadata key")
             let type = try reader.scalar(UInt32.self, "the type of key \"\(key)\"")
             let value = try reader.value(type: type, subject: "key \"\(key)\"", depth: 0)
@@ -98,6 +102,8 @@ public final class GGUFFile: @unchecked Sendable {
                 throw fail("appears twice", "key \"\(key)\"")
             }
             keys.append(key)
+            rawEntries[key] = Array(
+                UnsafeRawBufferPointer(start: mapping + entryStart, count: reader.position - entryStart))
         }
         var alignment = 32
         if let given = metadata["general.alignment"] {
@@ -154,6 +160,7 @@ public final class GGUFFile: @unchecked Sendable {
         }
         self.keys = keys
         self.metadata = metadata
+        self.rawEntries = rawEntries
         self.tensors = tensors
         self.index = index
         self.alignment = alignment

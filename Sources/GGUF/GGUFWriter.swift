@@ -1,7 +1,7 @@
 import Foundation
 
-/// Writes GGUF version 3 files: metadata, then float32 tensors, each aligned to 32 bytes (`general.alignment`'s
-/// default). Shapes are given row-major, outermost first (`[out, in]`), and stored as GGUF's `ne`, innermost first.
+/// Writes GGUF version 3 files: metadata, then tensors (float32, F16 or Q8_0), each aligned to `alignment` bytes.
+/// Shapes are given row-major, outermost first (`[out, in]`), and stored as GGUF's `ne`, innermost first.
 /// The file appears whole or not at all (written beside it, then renamed).
 public struct GGUFWriter {
     /// A metadata value of a type llama.cpp reads.
@@ -12,11 +12,14 @@ public struct GGUFWriter {
         case int32(Int32)
         case bool(Bool)
         case strings([String])
+        /// A whole entry copied from another file (`GGUFFile.rawEntries`): its key, type and value bytes.
+        case raw([UInt8])
     }
 
     public private(set) var metadata: [(key: String, value: Value)] = []
-    public private(set) var tensors: [(name: String, shape: [Int], values: [Float])] = []
-    public static let alignment = 32
+    public private(set) var tensors: [(name: String, shape: [Int], type: GGMLType, bytes: [UInt8])] = []
+    /// The data section's alignment (32, GGUF's default; a copied `general.alignment` must match it).
+    public var alignment = 32
 
     public init() {}
 
@@ -25,7 +28,14 @@ public struct GGUFWriter {
     /// Adds a float32 tensor; `values` holds the product of `shape` elements.
     public mutating func addTensor(_ name: String, shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "\(name): \(values.count) values for shape \(shape)")
-        tensors.append((name, shape, values))
+        addTensor(name, shape: shape, type: .f32, bytes: values.withUnsafeBytes { Array($0) })
+    }
+
+    /// Adds a tensor already encoded as `type` (`GGMLType.encode`).
+    public mutating func addTensor(_ name: String, shape: [Int], type: GGMLType, bytes: [UInt8]) {
+        let count = shape.reduce(1, *)
+        precondition(shape.last! % type.blockSize == 0 && bytes.count == count / type.blockSize * type.blockBytes)
+        tensors.append((name, shape, type, bytes))
     }
 
     /// The file's bytes.
@@ -43,8 +53,13 @@ public struct GGUFWriter {
         integer(UInt64(tensors.count))
         integer(UInt64(metadata.count))
         for (key, value) in metadata {
+            if case .raw(let entry) = value {
+                out.append(contentsOf: entry)
+                continue
+            }
             string(key)
             switch value {
+            case .raw: break
             case .string(let text):
                 integer(UInt32(8))
                 string(text)
@@ -67,22 +82,22 @@ public struct GGUFWriter {
                 for text in texts { string(text) }
             }
         }
-        func aligned(_ offset: Int) -> Int { (offset + Self.alignment - 1) / Self.alignment * Self.alignment }
+        func aligned(_ offset: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
         var offset = 0
         for tensor in tensors {
             string(tensor.name)
             integer(UInt32(tensor.shape.count))
             for dimension in tensor.shape.reversed() { integer(UInt64(dimension)) }
-            integer(UInt32(0))  // GGML_TYPE_F32
+            integer(tensor.type.rawValue)
             integer(UInt64(offset))
-            offset = aligned(offset + tensor.values.count * 4)
+            offset = aligned(offset + tensor.bytes.count)
         }
         out.append(contentsOf: [UInt8](repeating: 0, count: aligned(out.count) - out.count))
         let dataStart = out.count
         for tensor in tensors {
             out.append(
                 contentsOf: [UInt8](repeating: 0, count: aligned(out.count - dataStart) - (out.count - dataStart)))
-            tensor.values.withUnsafeBytes { out.append(contentsOf: $0) }
+            out.append(contentsOf: tensor.bytes)
         }
         return out
     }

@@ -7,6 +7,7 @@ import Models
 import RankwiseCore
 import Tokenizers
 import FineTuning
+import GGUF
 import Methods
 import SafeTensors
 import Training
@@ -206,13 +207,35 @@ struct Export: ParsableCommand {
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Merge an adapter into the base weights and write a full model directory transformers loads.")
+        abstract:
+            "Merge an adapter into the base weights and write a full model directory transformers loads, or (a "
+            + "decoder from GGUF, --gguf) a GGUF file llama.cpp and Ollama run.")
     @OptionGroup var a: AdapterOptions
-    @Option(help: "Destination directory.") var output: String
+    @Option(help: "Destination directory (with --gguf: the .gguf file).") var output: String
+    @Option(help: "Write a GGUF file with matrices in this type: f16 or q8_0 (the base must be a GGUF file).")
+    var gguf: String?
 
     func run() throws {
         do {
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
+            if let gguf {
+                guard let type = ["f16": GGMLType.f16, "q8_0": .q8_0][gguf.lowercased()] else {
+                    throw ValidationError("--gguf must be f16 or q8_0")
+                }
+                guard l.base.isDecoder, !l.base.path.hasSuffix("/") && !FileManager.default.isDirectory(l.base.path)
+                else {
+                    throw ModelError(
+                        "--gguf merges a decoder whose base is a GGUF file (\(l.base.path) is not one); without "
+                            + "--gguf the merged model is a Hugging Face directory")
+                }
+                let file: GGUFFile
+                do { file = try GGUFFile(path: l.base.path) } catch { throw ModelError("\(error)") }
+                try MergedGGUF.write(model: l.model, base: file, type: type, to: output)
+                print(
+                    "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) (\(type.name) "
+                        + "matrices, the metadata and tokenizer of \(l.base.path))")
+                return
+            }
             try MergedModel.write(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
             let modelClass = l.model.backbone.huggingFace.classStem + l.model.head.names.classSuffix
             print(
@@ -249,5 +272,13 @@ extension Export {
         }
         try writeOutputFile(output + "/Modelfile", lines.joined(separator: "\n") + "\n")
         print("wrote \(output)/Modelfile: ollama create NAME -f \(output)/Modelfile")
+    }
+}
+
+extension FileManager {
+    /// True when `path` is an existing directory.
+    func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 }

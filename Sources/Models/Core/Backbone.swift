@@ -124,4 +124,12 @@ public protocol GGUFNamedBackbone: Backbone {
     /// The GGUF tensor of the linear at `path` (`model.layers.3.self_attn.q_proj` → `blk.3.attn_q.weight`) and, when
     /// GGUF interleaves its rows' rotary halves (query and key projections), the number of heads to permute.
     func ggufTensor(forLinear path: String) -> (name: String, interleavedHeads: Int?)?
+    /// The same for any parameter (`model.norm.weight` → `output_norm.weight`); nil when GGUF has no such tensor.
+    func ggufTensor(forParameter name: String) -> (name: String, interleavedHeads: Int?)?
+}
+
+extension GGUFNamedBackbone {
+    public func ggufTensor(forLinear path: String) -> (name: String, interleavedHeads: Int?)? {
+        ggufTensor(forParameter: path + ".weight")
+    }
 }

@@ -133,11 +133,12 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
 
     public var ggufArchitecture: String { "llama" }
 
-    public func ggufTensor(forLinear path: String) -> (name: String, interleavedHeads: Int?)? {
-        guard let name = GGUFWeights.ggufName(path + ".weight") else { return nil }
+    public func ggufTensor(forParameter name: String) -> (name: String, interleavedHeads: Int?)? {
+        guard let ggufName = GGUFWeights.ggufName(name) else { return nil }
         let heads =
-            path.hasSuffix("q_proj") ? config.numHeads : path.hasSuffix("k_proj") ? config.numKeyValueHeads : nil
-        return (name, heads)
+            name.hasSuffix("q_proj.weight")
+            ? config.numHeads : name.hasSuffix("k_proj.weight") ? config.numKeyValueHeads : nil
+        return (ggufName, heads)
     }
 
     /// Keeps the blocks of every quantised linear of `file` (and of the output projection) for `decode`.
