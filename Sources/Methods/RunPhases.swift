@@ -42,10 +42,12 @@ public struct PhaseSettings: Settings, Sendable, Equatable {
         "tfinalFraction": "final phase as a fraction of the run's steps (when --tfinal is not given)",
     ]
 
-    /// The warm-up and the final phase in steps, for a run of `totalStep` steps.
+    /// The warm-up and the final phase in steps, for a run of `totalStep` steps; a warm-up fraction above 0 is at
+    /// least one step in a run of two or more (TsqLoRA measures its sensitivities in it).
     public func steps(of totalStep: Int) -> (tinit: Int, tfinal: Int) {
         (
-            RunPhases.steps(tinit, fraction: tinitFraction, of: totalStep),
+            RunPhases.steps(
+                tinit, fraction: tinitFraction, of: totalStep, minimum: tinitFraction > 0 && totalStep > 1 ? 1 : 0),
             RunPhases.steps(tfinal, fraction: tfinalFraction, of: totalStep)
         )
     }

@@ -78,4 +78,14 @@ import Adapters
             "\($0)".contains("--adapter-init: expected one of peft, zero-b")
         }
     }
+
+    /// A warm-up fraction above 0 is at least one step once a run has two (TsqLoRA's sensitivities need it).
+    @Test func aWarmUpFractionIsAtLeastOneStep() {
+        let phases = PhaseSettings()
+        #expect(phases.steps(of: 6).tinit == 1 && phases.steps(of: 6).tfinal == 1)
+        #expect(phases.steps(of: 1).tinit == 0 && phases.steps(of: 100).tinit == 10)
+        var none = PhaseSettings()
+        none.tinitFraction = 0
+        #expect(none.steps(of: 6).tinit == 0)
+    }
 }
