@@ -17,6 +17,8 @@ public enum RunReport {
         public var name: String { (directory as NSString).lastPathComponent }
         public var method: String { record["method"] as? String ?? results["method"] as? String ?? "?" }
         public var regression: Bool { (record["data"] as? [String: Any])?["regression"] as? Bool ?? false }
+        /// A causal language model's run (its head's primary metric is perplexity).
+        public var isLanguageModel: Bool { results["primary_metric"] as? String == "perplexity" }
         public func events(_ kind: String) -> [[String: Any]] { events.filter { $0["event"] as? String == kind } }
         /// Block and kind of every module: results.json's map, or one guessed from the module paths of an older run.
         public var modules: ModuleMap {
@@ -101,6 +103,7 @@ public enum RunReport {
         body += ranks(run)
         body += quality(run)
         body += confusion(run)
+        body += generations(run)
         let config =
             (try? JSONSerialization.data(withJSONObject: run.record, options: [.prettyPrinted, .sortedKeys])).map {
                 String(decoding: $0, as: UTF8.self)
@@ -131,9 +134,11 @@ public enum RunReport {
         let r = run.results
         var items: [(String, String)] = []
         let keys =
-            run.regression
-            ? ["test_pearson", "test_spearman", "test_mse", "dev_pearson"]
-            : ["test_accuracy", "test_macro_f1", "test_mcc", "dev_macro_f1"]
+            run.isLanguageModel
+            ? ["test_perplexity", "test_rouge1", "test_rouge2", "test_rougeL", "dev_perplexity"]
+            : run.regression
+                ? ["test_pearson", "test_spearman", "test_mse", "dev_pearson"]
+                : ["test_accuracy", "test_macro_f1", "test_mcc", "dev_macro_f1"]
         for k in keys {
             if let v = num(r[k]) {
                 items.append((k.replacingOccurrences(of: "_", with: " "), String(format: "%.4f", v)))
@@ -159,7 +164,8 @@ public enum RunReport {
                 SVG.Series(name: "dev loss", points: devLoss, color: SVG.palette[1], dots: true),
             ],
             title: "Loss", x: "step", y: "loss", xRange: (0, loss.last?.0 ?? 1))
-        let keys = run.regression ? ["pearson", "spearman"] : ["accuracy", "macro_f1"]
+        let keys =
+            run.isLanguageModel ? ["perplexity"] : run.regression ? ["pearson", "spearman"] : ["accuracy", "macro_f1"]
         let last = loss.last?.0 ?? 1
         s += SVG.lineChart(
             keys.enumerated().map {
@@ -257,10 +263,27 @@ public enum RunReport {
         s += SVG.histogram(q, title: "Distribution of quality scores", x: "quality Q")
         // The examples' texts: the run's data loaded, split and sampled as the run did.
         var texts: [Int: (String, String, Int)] = [:]
-        if let dataJSON = run.record["data"], let d = try? JSONSerialization.data(withJSONObject: dataJSON),
-            let options = try? JSONDecoder().decode(DataOptions.self, from: d),
-            let sets = try? FineTuneData.sets(options, print: { _ in })
+        let options = run.record["data"].flatMap { try? JSONSerialization.data(withJSONObject: $0) }.flatMap {
+            try? JSONDecoder().decode(DataOptions.self, from: $0)
+        }
+        if run.isLanguageModel, let options, let base = try? BaseModel.resolve(options.model, quiet: true),
+            let training = run.record["training"] as? [String: Any],
+            let splits = try? LanguageModelData.sets(
+                try DataSuite.resolve(options, quiet: true), base: base,
+                maxLength: training["maxLength"] as? Int ?? 128,
+                trainOnPrompt: options.trainOnPrompt, print: { _ in })
         {
+            for (index, entry) in splits.train.examples.enumerated() {
+                let text: String
+                switch entry.example {
+                case .completion(let prompt, let completion): text = prompt + " → " + completion
+                case .conversation(let messages):
+                    text = messages.map { "\($0.role): \($0.content)" }.joined(separator: " | ")
+                case .text(let plain): text = plain
+                }
+                texts[index] = (text, "", entry.line)
+            }
+        } else if let options, let sets = try? FineTuneData.sets(options, print: { _ in }) {
             for (i, e) in sets.train.examples.enumerated() {
                 let label =
                     sets.train.regression
@@ -321,5 +344,27 @@ public enum RunReport {
                 hi: hi,
                 title: "rows: gold label; columns: predicted",
                 cell: (w: max(54, Double(names.map(\.count).max() ?? 4) * 7), h: 22), labels: true)
+    }
+
+    /// A causal LM's test replies (OUTPUT/test_generations.jsonl): the best, middle and worst by ROUGE-L.
+    static func generations(_ run: Run) -> String {
+        guard let text = try? String(contentsOfFile: run.directory + "/test_generations.jsonl", encoding: .utf8) else {
+            return ""
+        }
+        let items = text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }.sorted { (num($0["rougeL"]) ?? 0) > (num($1["rougeL"]) ?? 0) }
+        guard !items.isEmpty else { return "" }
+        let picks = Array(Set([0, items.count / 2, items.count - 1])).sorted().map { items[$0] }
+        let rows = picks.map { item in
+            [
+                "\(item["line"] ?? "?")", String(format: "%.3f", num(item["rougeL"]) ?? 0),
+                String((item["reference"] as? String ?? "").prefix(300)),
+                String((item["prediction"] as? String ?? "").prefix(300)),
+            ]
+        }
+        return "<h2>Test generations (greedy, best adapter)</h2><p>\(items.count) replies scored; the best, the middle "
+            + "and the worst by ROUGE-L.</p>"
+            + SVG.table(header: ["line", "ROUGE-L", "reference", "reply"], rows: rows, textColumn: 3)
     }
 }
