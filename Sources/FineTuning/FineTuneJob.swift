@@ -251,12 +251,7 @@ extension FineTuneJob {
         guard let decoder = model.backbone as? LlamaModel, let specials = base.specials else {
             throw TrainError("ROUGE needs a LLaMA-family decoder to generate with")
         }
-        var sample = split.examples
-        if count > 0 && count < sample.count {
-            var random = SplitMix64(seed: seed &+ 0x60E7)
-            random.shuffle(&sample)
-            sample = Array(sample.prefix(count)).sorted { $0.line < $1.line }
-        }
+        let sample = GenerationEvaluation.sample(split.examples, count: count, splitSeed: seed)
         let generator = Generator(model: decoder, tokenizer: base.tokenizer, specials: specials, capacity: 2048)
         print("\n== test generations (\(sample.count) examples, greedy, at most 128 new tokens)")
         let scored = try GenerationEvaluation.run(sample, generator: generator, options: .init())

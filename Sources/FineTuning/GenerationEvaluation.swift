@@ -1,4 +1,5 @@
 import Foundation
+import RankwiseCore
 import Generation
 import Metrics
 import Models
@@ -58,6 +59,18 @@ public struct GenerationEvaluation: Sendable {
 
     /// `rouge1`, `rouge2`, `rougeL` (F-measures) for results and tables.
     public var summary: [String: Double] { ["rouge1": rouge1, "rouge2": rouge2, "rougeL": rougeL] }
+
+    /// The `count` examples (all when -1 or more than there are) that ROUGE scores, the same for every run and for
+    /// `rankwise eval` with the same split seed: a seeded shuffle's first `count`, in file order.
+    public static func sample(
+        _ examples: [(line: Int, example: LanguageModelExample)], count: Int, splitSeed: UInt64
+    ) -> [(line: Int, example: LanguageModelExample)] {
+        guard count >= 0, count < examples.count else { return examples }
+        var shuffled = examples
+        var random = SplitMix64(seed: splitSeed &+ 0x60E7)
+        random.shuffle(&shuffled)
+        return Array(shuffled.prefix(count)).sorted { $0.line < $1.line }
+    }
 
     /// The prompt and reference reply of an example, or nil for plain text.
     public static func promptAndReference(

@@ -32,7 +32,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Decoders: also generate a reply to each prompt (greedy) and score it with ROUGE-1/2/L.")
     var generate = false
     @Option(help: "Decoders, --generate: new tokens per reply at most.") var maxNewTokens = 128
-    @Option(help: "Decoders, --generate: score at most N examples (a seeded sample).") var maxExamples: Int?
+    @Option(
+        help: "Decoders, --generate: score at most N examples (the seeded sample a run's --rouge-examples N scores).")
+    var maxExamples: Int?
     @Option(help: "Decoders, --generate: write each reference, reply and its ROUGE as JSONL to this file.")
     var predictions: String?
     @Option(help: "Labelled CSV, TSV or JSONL, or a suite data set (snli = its test part; snli:dev, snli:train).")

@@ -47,12 +47,9 @@ extension Eval {
         }
         var summary = result.summary
         if generate {
-            var sample = examples
-            if let maxExamples, maxExamples < sample.count {
-                var random = SplitMix64(seed: 42)
-                random.shuffle(&sample)
-                sample = Array(sample.prefix(maxExamples)).sorted { $0.line < $1.line }
-            }
+            // The examples a training run with the default split seed scores (--rouge-examples), so base and
+            // fine-tuned models are compared on the same replies.
+            let sample = GenerationEvaluation.sample(examples, count: maxExamples ?? -1, splitSeed: 42)
             guard let decoder = model.backbone as? LlamaModel else {
                 throw ModelError("--generate needs a LLaMA-family decoder")
             }

@@ -84,4 +84,15 @@ import Tokenizers
             .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, maxLength: 10)
         #expect(cut.truncated && cut.ids == Array(example.ids.prefix(10)))
     }
+
+    /// The replies ROUGE scores: the same seeded sample for a run and for `eval --generate`, in file order.
+    @Test func generationSampleIsSeededAndInFileOrder() {
+        let examples = (1...30).map { (line: $0, example: LanguageModelExample.text("t\($0)")) }
+        let sample = GenerationEvaluation.sample(examples, count: 10, splitSeed: 42)
+        #expect(sample.count == 10 && sample.map(\.line) == sample.map(\.line).sorted())
+        #expect(sample.map(\.line) == GenerationEvaluation.sample(examples, count: 10, splitSeed: 42).map(\.line))
+        #expect(sample.map(\.line) != GenerationEvaluation.sample(examples, count: 10, splitSeed: 7).map(\.line))
+        #expect(GenerationEvaluation.sample(examples, count: -1, splitSeed: 42).count == 30)
+        #expect(GenerationEvaluation.sample(examples, count: 50, splitSeed: 42).count == 30)
+    }
 }
