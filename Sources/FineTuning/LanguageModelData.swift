@@ -143,6 +143,26 @@ public enum LanguageModelData {
 public struct LanguageModelSplit: Sendable {
     public var examples: [(line: Int, example: LanguageModelExample)]
     public var tokens: [TokenizedLanguageExample]
+    /// `examples` tokenised with `base`'s tokenizer and chat template (read once).
+    public init(
+        _ examples: [(line: Int, example: LanguageModelExample)], base: BaseModel, maxLength: Int,
+        trainOnPrompt: Bool = false
+    ) throws {
+        guard let specials = base.specials else { throw DataError("\(base.path): not a decoder") }
+        let template = base.chatTemplate
+        self.examples = examples
+        tokens = examples.map {
+            LanguageModelData.tokenize(
+                $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: template,
+                trainOnPrompt: trainOnPrompt, maxLength: maxLength)
+        }
+    }
+
+    public init(examples: [(line: Int, example: LanguageModelExample)], tokens: [TokenizedLanguageExample]) {
+        self.examples = examples
+        self.tokens = tokens
+    }
+
     /// The split as the trainer and the evaluator take it.
     public var tokenizedSet: TokenizedSet {
         TokenizedSet(languageModel: tokens.map(\.ids), isTarget: tokens.map(\.isTarget))
@@ -207,16 +227,10 @@ extension LanguageModelData {
         if specials.chatTemplate != nil && template == nil {
             print("warning: the model's chat template is not one Rankwise reads; prompts and replies are joined raw")
         }
-        func tokenize(_ examples: [(line: Int, example: LanguageModelExample)]) -> LanguageModelSplit {
-            LanguageModelSplit(
-                examples: examples,
-                tokens: examples.map {
-                    LanguageModelData.tokenize(
-                        $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: template,
-                        trainOnPrompt: trainOnPrompt, maxLength: maxLength)
-                })
+        func tokenize(_ examples: [(line: Int, example: LanguageModelExample)]) throws -> LanguageModelSplit {
+            try LanguageModelSplit(examples, base: base, maxLength: maxLength, trainOnPrompt: trainOnPrompt)
         }
-        var trainSplit = tokenize(train)
+        var trainSplit = try tokenize(train)
         let empty = trainSplit.tokens.indices.filter { trainSplit.tokens[$0].targetCount == 0 }
         if !empty.isEmpty {
             let lines = empty.prefix(5).map { String(trainSplit.tokens[$0].line) }.joined(separator: ", ")
@@ -228,8 +242,8 @@ extension LanguageModelData {
                 examples: kept.map { trainSplit.examples[$0] }, tokens: kept.map { trainSplit.tokens[$0] })
         }
         guard !trainSplit.tokens.isEmpty else { throw DataError("\(trainPath): no training examples left") }
-        let devSplit = dev.map(tokenize)
-        let testSplit = test.map(tokenize)
+        let devSplit = try dev.map(tokenize)
+        let testSplit = try test.map(tokenize)
         summarise(train: trainSplit, dev: devSplit, test: testSplit, maxLength: maxLength, print: print)
         return (trainSplit, devSplit, testSplit)
     }

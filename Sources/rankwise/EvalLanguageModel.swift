@@ -17,12 +17,9 @@ extension Eval {
         guard let bytes = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
         let examples = try LanguageModelData.read(bytes, file: path)
         guard let specials = base.specials else { throw ModelError("\(base.path): not a decoder") }
-        let tokenized = examples.map {
-            LanguageModelData.tokenize(
-                $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: base.chatTemplate,
-                maxLength: maxLength)
-        }
-        let set = TokenizedSet(languageModel: tokenized.map(\.ids), isTarget: tokenized.map(\.isTarget))
+        let split = try LanguageModelSplit(examples, base: base, maxLength: maxLength)
+        let tokenized = split.tokens
+        let set = split.tokenizedSet
         let result = try Evaluator.evaluate(model, set)
         let truncated = tokenized.filter(\.truncated).count
         print("\(examples.count) examples\(truncated > 0 ? " (\(truncated) cut at \(maxLength) tokens)" : "")")
