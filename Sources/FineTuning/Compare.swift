@@ -172,8 +172,7 @@ public final class Comparison {
                 if base.isDecoder {
                     _ = try LanguageModelData.sets(
                         try DataSuite.resolve(cellOptions.data, quiet: true), base: base,
-                        maxLength: cellOptions.training.maxLength, trainOnPrompt: cellOptions.data.trainOnPrompt,
-                        print: { _ in })
+                        maxLength: cellOptions.training.maxLength, print: { _ in })
                 } else {
                     _ = try FineTuneData.sets(cellOptions.data, print: { _ in })
                 }

@@ -65,8 +65,7 @@ public struct FineTuneData {
         let resolved = try DataSuite.resolve(options.data)
         print("== data")
         let splits = try LanguageModelData.sets(
-            resolved, base: base, maxLength: options.training.maxLength, trainOnPrompt: resolved.trainOnPrompt,
-            print: print)
+            resolved, base: base, maxLength: options.training.maxLength, print: print)
         return FineTuneData(
             modelDirectory: base.path, base: base, tokenizer: base.tokenizer,
             train: Dataset(examples: [], labelNames: [], regression: false), dev: nil, test: nil,

@@ -25,12 +25,15 @@ public struct DataOptions: Settings, Sendable, Equatable {
     public var splitSeed: UInt64 = 42
     public var flipLabels = 0.0
     public var trainOnPrompt = false
+    public var truncation = "prompt"
     public var output = "runs/latest"
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case model, train, dev, test, textColumn, pairColumn, labelColumn, labels, regression, dedup, devFraction,
-            testFraction, maxTrainExamples, maxEvalExamples, rougeExamples, splitSeed, flipLabels, trainOnPrompt, output
+            testFraction, maxTrainExamples, maxEvalExamples, rougeExamples, splitSeed, flipLabels, trainOnPrompt,
+            truncation,
+            output
     }
 
     /// Reads a run.json's data options; a key an older version did not write keeps its default.
@@ -55,6 +58,8 @@ public struct DataOptions: Settings, Sendable, Equatable {
         splitSeed = try container.decodeIfPresent(UInt64.self, forKey: .splitSeed) ?? splitSeed
         flipLabels = try container.decodeIfPresent(Double.self, forKey: .flipLabels) ?? flipLabels
         trainOnPrompt = try container.decodeIfPresent(Bool.self, forKey: .trainOnPrompt) ?? trainOnPrompt
+        // Runs from before the option cut the end.
+        truncation = try container.decodeIfPresent(String.self, forKey: .truncation) ?? "end"
         output = try container.decodeIfPresent(String.self, forKey: .output) ?? output
     }
 
@@ -86,8 +91,17 @@ public struct DataOptions: Settings, Sendable, Equatable {
         "trainOnPrompt":
             "causal LM: learn every token, the prompt's too (default: only the replies, as the chat template marks "
             + "them)",
+        "truncation":
+            "causal LM, an example longer than --max-length: `prompt` shortens the prompt text (the longest "
+            + "message first, from its end) and keeps every reply, cutting the end only when the replies alone do not "
+            + "fit; `end` keeps the start (PEFT / TRL's way)",
         "output": "output directory",
     ]
+
+    /// `truncation` as the tokeniser takes it (validated).
+    public var languageModelTruncation: LanguageModelTruncation {
+        LanguageModelTruncation(rawValue: truncation) ?? .prompt
+    }
 
     public func validate() throws {
         guard train != nil else { throw SettingsError("--train (or train: in --config) is required") }
@@ -99,6 +113,9 @@ public struct DataOptions: Settings, Sendable, Equatable {
         }
         guard (maxTrainExamples ?? 1) > 0 else { throw SettingsError("--max-train-examples must be positive") }
         guard (maxEvalExamples ?? 1) > 0 else { throw SettingsError("--max-eval-examples must be positive") }
+        guard LanguageModelTruncation(rawValue: truncation) != nil else {
+            throw SettingsError("--truncation must be prompt or end (got \(truncation))")
+        }
         guard (rougeExamples ?? 0) >= -1 else { throw SettingsError("--rouge-examples must be -1 (all), 0 or more") }
     }
 }

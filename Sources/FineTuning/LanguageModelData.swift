@@ -19,12 +19,32 @@ public struct TokenizedLanguageExample: Sendable, Equatable {
     public var ids: [Int32]
     /// `isTarget[i]`: token `i` is predicted (from position `i - 1`) and counts in the loss.
     public var isTarget: [Bool]
-    /// The example was longer than the maximum length and lost its end.
-    public var truncated: Bool
+    /// What the maximum length cost the example.
+    public var cut: LanguageModelCut
     /// The file line it came from.
     public var line: Int
 
     public var targetCount: Int { isTarget.filter { $0 }.count }
+    /// The example was longer than the maximum length.
+    public var truncated: Bool { cut != .none }
+}
+
+/// What fitting an example into the maximum length took.
+public enum LanguageModelCut: Sendable, Equatable {
+    case none
+    /// Its prompt text was shortened; every reply token is kept.
+    case prompt
+    /// It lost its end (replies included).
+    case end
+}
+
+/// How an example longer than the maximum length is cut.
+public enum LanguageModelTruncation: String, Sendable, CaseIterable {
+    /// Shorten the prompt text (the longest system or user message first, from its end), keeping the template's
+    /// markup and every reply; cut the end only when the replies and markup alone do not fit.
+    case prompt
+    /// Keep the start, as PEFT / TRL do by default.
+    case end
 }
 
 /// JSONL data for fine-tuning decoders: reading with errors that name the file and line, and tokenising with the
@@ -90,28 +110,49 @@ public enum LanguageModelData {
     /// the assistant's reply) through `template`, each piece encoded on its own so the mask follows the pieces
     /// exactly; without a template the prompt and completion are joined as they are and `eos`, when given, ends the
     /// completion. `trainOnPrompt` makes every token a target. BOS is put first when `specials` says so. At most
-    /// `maxLength` tokens are kept (the start).
+    /// `maxLength` tokens are kept, cut as `truncation` says.
     public static func tokenize(
         _ example: LanguageModelExample, line: Int = 0, tokenizer: Tokenizer, specials: TokenizerSpecials,
-        template: ChatTemplate?, trainOnPrompt: Bool = false, maxLength: Int
+        template: ChatTemplate?, trainOnPrompt: Bool = false, maxLength: Int,
+        truncation: LanguageModelTruncation = .prompt
     ) -> TokenizedLanguageExample {
-        var pieces: [(text: String, isReply: Bool)]
+        var pieces: [ChatPiece]
         var endsWithEOS = false
         switch example {
         case .text(let text):
-            pieces = [(text, true)]
+            pieces = [ChatPiece(text, .reply)]
         case .completion(let prompt, let completion):
             if let template {
                 pieces = template.segments([
                     ChatMessage(role: "user", content: prompt), ChatMessage(role: "assistant", content: completion),
                 ])
             } else {
-                pieces = [(prompt, false), (completion, true)]
+                pieces = [ChatPiece(prompt, .promptText), ChatPiece(completion, .reply)]
                 endsWithEOS = specials.eos != nil
             }
         case .conversation(let messages):
-            pieces = template?.segments(messages) ?? messages.map { ($0.content, $0.role == "assistant") }
+            pieces =
+                template?.segments(messages)
+                ?? messages.map { ChatPiece($0.content, $0.role == "assistant" ? .reply : .promptText) }
             endsWithEOS = template == nil && specials.eos != nil
+        }
+        var pieceIds = pieces.map { tokenizer.encode($0.text, addSpecialTokens: false).ids.map(Int32.init) }
+        let prefixCount = specials.addBOS && specials.bos != nil ? 1 : 0
+        let suffixCount = endsWithEOS && specials.eos != nil ? 1 : 0
+        var excess = prefixCount + pieceIds.reduce(0) { $0 + $1.count } + suffixCount - maxLength
+        var cut = LanguageModelCut.none
+        if excess > 0 && truncation == .prompt {
+            // Longest prompt text first, each down to its header at most.
+            let order = pieces.indices.filter { pieces[$0].kind == .promptText }.sorted {
+                pieceIds[$0].count > pieceIds[$1].count
+            }
+            for index in order where excess > 0 {
+                let headerCount = tokenizer.encode(pieces[index].header, addSpecialTokens: false).ids.count
+                let removed = min(excess, max(0, pieceIds[index].count - headerCount))
+                pieceIds[index].removeLast(removed)
+                excess -= removed
+                if removed > 0 { cut = .prompt }
+            }
         }
         var ids: [Int32] = []
         var isTarget: [Bool] = []
@@ -119,10 +160,9 @@ public enum LanguageModelData {
             ids.append(Int32(bos))
             isTarget.append(false)
         }
-        for piece in pieces {
-            let pieceIds = tokenizer.encode(piece.text, addSpecialTokens: false).ids
-            ids += pieceIds.map(Int32.init)
-            isTarget += [Bool](repeating: trainOnPrompt || piece.isReply, count: pieceIds.count)
+        for (piece, tokens) in zip(pieces, pieceIds) {
+            ids += tokens
+            isTarget += [Bool](repeating: trainOnPrompt || piece.kind == .reply, count: tokens.count)
         }
         if endsWithEOS, let eos = specials.eos {
             ids.append(Int32(eos))
@@ -130,12 +170,12 @@ public enum LanguageModelData {
         }
         // The first token has nothing before it to be predicted from.
         if !isTarget.isEmpty { isTarget[0] = false }
-        let truncated = ids.count > maxLength
-        if truncated {
+        if ids.count > maxLength {
             ids.removeLast(ids.count - maxLength)
             isTarget.removeLast(isTarget.count - maxLength)
+            cut = .end
         }
-        return TokenizedLanguageExample(ids: ids, isTarget: isTarget, truncated: truncated, line: line)
+        return TokenizedLanguageExample(ids: ids, isTarget: isTarget, cut: cut, line: line)
     }
 }
 
@@ -146,7 +186,7 @@ public struct LanguageModelSplit: Sendable {
     /// `examples` tokenised with `base`'s tokenizer and chat template (read once).
     public init(
         _ examples: [(line: Int, example: LanguageModelExample)], base: BaseModel, maxLength: Int,
-        trainOnPrompt: Bool = false
+        trainOnPrompt: Bool = false, truncation: LanguageModelTruncation = .prompt
     ) throws {
         guard let specials = base.specials else { throw DataError("\(base.path): not a decoder") }
         let template = base.chatTemplate
@@ -154,7 +194,7 @@ public struct LanguageModelSplit: Sendable {
         tokens = examples.map {
             LanguageModelData.tokenize(
                 $0.example, line: $0.line, tokenizer: base.tokenizer, specials: specials, template: template,
-                trainOnPrompt: trainOnPrompt, maxLength: maxLength)
+                trainOnPrompt: trainOnPrompt, maxLength: maxLength, truncation: truncation)
         }
     }
 
@@ -175,7 +215,7 @@ extension LanguageModelData {
     /// evaluation samples of `maxEvalExamples` drawn with the split seed, tokenised with the model's template.
     /// `print` receives the data summary: rows, split, tokens per example, truncation, dropped examples.
     public static func sets(
-        _ data: DataOptions, base: BaseModel, maxLength: Int, trainOnPrompt: Bool, print: (String) -> Void
+        _ data: DataOptions, base: BaseModel, maxLength: Int, print: (String) -> Void
     ) throws -> (train: LanguageModelSplit, dev: LanguageModelSplit?, test: LanguageModelSplit?) {
         guard let trainPath = data.train else { throw DataError("--train is required") }
         func read(_ spec: String) throws -> [(line: Int, example: LanguageModelExample)] {
@@ -228,7 +268,9 @@ extension LanguageModelData {
             print("warning: the model's chat template is not one Rankwise reads; prompts and replies are joined raw")
         }
         func tokenize(_ examples: [(line: Int, example: LanguageModelExample)]) throws -> LanguageModelSplit {
-            try LanguageModelSplit(examples, base: base, maxLength: maxLength, trainOnPrompt: trainOnPrompt)
+            try LanguageModelSplit(
+                examples, base: base, maxLength: maxLength, trainOnPrompt: data.trainOnPrompt,
+                truncation: data.languageModelTruncation)
         }
         var trainSplit = try tokenize(train)
         let empty = trainSplit.tokens.indices.filter { trainSplit.tokens[$0].targetCount == 0 }
@@ -269,11 +311,18 @@ extension LanguageModelData {
                 + "in all")
         for (name, split) in [("train", Optional(train)), ("dev", dev), ("test", test)] {
             guard let split else { continue }
-            let truncated = split.tokens.filter(\.truncated).count
-            if truncated > 0 {
+            let shortened = split.tokens.filter { $0.cut == .prompt }.count
+            if shortened > 0 {
                 print(
-                    "warning: \(truncated) of \(split.tokens.count) \(name) examples were longer than --max-length "
-                        + "\(maxLength) and lost their end")
+                    "\(shortened) of \(split.tokens.count) \(name) examples were longer than --max-length "
+                        + "\(maxLength): "
+                        + "their prompt text was shortened from its end, the replies kept (--truncation)")
+            }
+            let lostEnd = split.tokens.filter { $0.cut == .end }.count
+            if lostEnd > 0 {
+                print(
+                    "warning: \(lostEnd) of \(split.tokens.count) \(name) examples were longer than --max-length "
+                        + "\(maxLength) and lost their end (replies included)")
             }
         }
     }

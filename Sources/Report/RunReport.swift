@@ -270,8 +270,7 @@ public enum RunReport {
             let training = run.record["training"] as? [String: Any],
             let splits = try? LanguageModelData.sets(
                 try DataSuite.resolve(options, quiet: true), base: base,
-                maxLength: training["maxLength"] as? Int ?? 128,
-                trainOnPrompt: options.trainOnPrompt, print: { _ in })
+                maxLength: training["maxLength"] as? Int ?? 128, print: { _ in })
         {
             for (index, entry) in splits.train.examples.enumerated() {
                 let text: String

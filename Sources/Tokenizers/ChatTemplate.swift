@@ -9,6 +9,29 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     }
 }
 
+/// A piece of a rendered conversation and what it is.
+public struct ChatPiece: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// An assistant's reply and the end of its turn: learnt with response-only loss.
+        case reply
+        /// The content of a system or user message (or a prompt), after its `header`: what truncation shortens.
+        case promptText
+        /// The template's own text: role headers, turn ends.
+        case markup
+    }
+    public var text: String
+    public var kind: Kind
+    /// The start of `text` that truncation keeps (a message's role header, encoded with its content so the tokens
+    /// are the whole conversation's).
+    public var header: String
+
+    public init(_ text: String, _ kind: Kind, header: String = "") {
+        self.text = text
+        self.kind = kind
+        self.header = header
+    }
+}
+
 /// A chat format recognised from a model's Jinja chat template (Rankwise has no Jinja engine: it knows the formats
 /// and reads from the template only what varies, such as the default system prompt).
 public enum ChatTemplate: Sendable, Equatable {
@@ -37,22 +60,26 @@ public enum ChatTemplate: Sendable, Equatable {
         return prompt.contains("{{") || prompt.contains("{%") || prompt.contains("'") ? nil : prompt
     }
 
-    /// The conversation as `render` writes it (no generation prompt), in pieces in order, each marked when it is an
-    /// assistant's reply: its content and the end of its turn (`<|im_end|>`), what response-only loss trains on.
-    public func segments(_ messages: [ChatMessage]) -> [(text: String, isReply: Bool)] {
+    /// The conversation as `render` writes it (no generation prompt), in pieces in order: an assistant's reply (its
+    /// content and the end of its turn, `<|im_end|>`: what response-only loss trains on), the content of a system or
+    /// user message (what truncation may shorten), and the template's markup around them.
+    public func segments(_ messages: [ChatMessage]) -> [ChatPiece] {
         switch self {
         case .chatML(let defaultSystem):
-            var pieces: [(text: String, isReply: Bool)] = []
-            if let defaultSystem, messages.first?.role != "system" {
-                pieces.append(("<|im_start|>system\n\(defaultSystem)<|im_end|>\n", false))
+            var pieces: [ChatPiece] = []
+            func message(_ role: String, _ content: String) {
+                let header = "<|im_start|>\(role)\n"
+                pieces.append(ChatPiece(header + content, .promptText, header: header))
+                pieces.append(ChatPiece("<|im_end|>\n", .markup))
             }
-            for message in messages {
-                if message.role == "assistant" {
-                    pieces.append(("<|im_start|>assistant\n", false))
-                    pieces.append(("\(message.content)<|im_end|>", true))
-                    pieces.append(("\n", false))
+            if let defaultSystem, messages.first?.role != "system" { message("system", defaultSystem) }
+            for entry in messages {
+                if entry.role == "assistant" {
+                    pieces.append(ChatPiece("<|im_start|>assistant\n", .markup))
+                    pieces.append(ChatPiece("\(entry.content)<|im_end|>", .reply))
+                    pieces.append(ChatPiece("\n", .markup))
                 } else {
-                    pieces.append(("<|im_start|>\(message.role)\n\(message.content)<|im_end|>\n", false))
+                    message(entry.role, entry.content)
                 }
             }
             return pieces

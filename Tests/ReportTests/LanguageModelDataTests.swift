@@ -37,7 +37,8 @@ import Tokenizers
         #expect(failure("{\"messages\": [{\"role\": \"bot\", \"content\": \"a\"}]}").contains("role \"bot\""))
         #expect(failure("{\"label\": 1}").contains("a labelled row (classification data)"))
         #expect(failure("{\"text\": \"fine\", \"label\": \"positive\"}").contains("classify with an encoder"))
-        #expect(failure("{\"id\": 1}").contains("expected \"prompt\" + \"completion\", \"messages\" or \"text\"; found id"))
+        #expect(
+            failure("{\"id\": 1}").contains("expected \"prompt\" + \"completion\", \"messages\" or \"text\"; found id"))
         #expect(failure("\n\n{\"messages\": []}").contains("line 3"))
     }
 
@@ -56,7 +57,8 @@ import Tokenizers
         // The targets are exactly the replies' tokens and their <|im_end|>.
         let targets = example.ids.indices.filter { example.isTarget[$0] }.map { Int(example.ids[$0]) }
         let imEnd = try #require(specials.eos)
-        let replies = tokenizer.encode("Blue.", addSpecialTokens: false).ids + [imEnd]
+        let replies =
+            tokenizer.encode("Blue.", addSpecialTokens: false).ids + [imEnd]
             + tokenizer.encode("Red, 12345.", addSpecialTokens: false).ids + [imEnd]
         #expect(targets == replies)
         #expect(!example.truncated && example.line == 0)
@@ -79,10 +81,46 @@ import Tokenizers
             template: nil, maxLength: 512)
         let promptCount = tokenizer.encode("Q: hi\nA:", addSpecialTokens: false).ids.count
         #expect(raw.ids.last == Int32(imEnd) && raw.targetCount == raw.ids.count - promptCount)
-        // Truncation keeps the start and says so.
+        // --truncation end keeps the start and says so.
         let cut = LanguageModelData.tokenize(
-            .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, maxLength: 10)
-        #expect(cut.truncated && cut.ids == Array(example.ids.prefix(10)))
+            .conversation(messages), tokenizer: tokenizer, specials: specials, template: template, maxLength: 10,
+            truncation: .end)
+        #expect(cut.cut == .end && cut.ids == Array(example.ids.prefix(10)))
+    }
+
+    /// The default truncation shortens the longest prompt text from its end and keeps the markup and every reply;
+    /// the end goes only when the replies and markup alone do not fit.
+    @Test func truncationShortensThePromptAndKeepsTheReply() throws {
+        let (tokenizer, specials) = try Tokenizer.huggingFace(directory: Self.directory)
+        let template = try ChatTemplate(jinja: try #require(specials.chatTemplate))
+        let document = (1...40).map { "word\($0)" }.joined(separator: " ")
+        let messages = [
+            ChatMessage(role: "system", content: "Summarise."), ChatMessage(role: "user", content: document),
+            ChatMessage(role: "assistant", content: "A short summary."),
+        ]
+        func tokens(_ maxLength: Int, _ truncation: LanguageModelTruncation = .prompt) -> TokenizedLanguageExample {
+            LanguageModelData.tokenize(
+                .conversation(messages), tokenizer: tokenizer, specials: specials, template: template,
+                maxLength: maxLength, truncation: truncation)
+        }
+        let whole = tokens(4096)
+        #expect(whole.cut == .none)
+        let maxLength = whole.ids.count - 25
+        let short = tokens(maxLength)
+        #expect(short.cut == .prompt && short.ids.count == maxLength)
+        // The replies' tokens are all there, and the conversation ends as the whole one does.
+        #expect(short.targetCount == whole.targetCount)
+        #expect(Array(short.ids.suffix(15)) == Array(whole.ids.suffix(15)))
+        // The document lost its end: what is kept of it is its start, and the system message is whole.
+        let rendered = tokenizer.decode(short.ids.map(Int.init), skipSpecial: false)
+        #expect(rendered.contains("Summarise.") && rendered.contains("word1 word2") && !rendered.contains("word40"))
+        #expect(rendered.contains("<|im_end|>\n<|im_start|>assistant\nA short summary.<|im_end|>"))
+        // Replies that do not fit alone: the end goes.
+        let tiny = tokens(12)
+        #expect(tiny.cut == .end && tiny.ids.count == 12)
+        // --truncation end on the same example: the reply is lost.
+        let end = tokens(maxLength, .end)
+        #expect(end.cut == .end && end.targetCount < whole.targetCount)
     }
 
     /// The replies ROUGE scores: the same seeded sample for a run and for `eval --generate`, in file order.
