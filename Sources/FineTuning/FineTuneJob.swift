@@ -63,8 +63,16 @@ public final class FineTuneJob {
         )
         let maxLength = runOptions.training.maxLength
         let backbone = try data.base.backbone(pooled: data.isLanguageModel ? nil : true)
+        var methodOptions = runOptions.methodOptions
+        if data.isLanguageModel && entry.hasOption("scoring") {
+            // The causal-LM head has no parameters of its own, so quality scoring needs the full gradients.
+            if let given = methodOptions["scoring"], given != "full" {
+                print("note: --scoring \(given) needs a head with parameters; a causal LM scores with --scoring full")
+            }
+            methodOptions["scoring"] = "full"
+        }
         let (method, methodJSON) = try entry.make(
-            options: runOptions.methodOptions, backbone: backbone, seed: runOptions.training.seed)
+            options: methodOptions, backbone: backbone, seed: runOptions.training.seed)
         let problem: TaskModel.Problem =
             data.isLanguageModel ? .causalLanguageModel : dataOptions.regression ? .regression : .singleLabel
         let model = try TaskModel(
@@ -248,11 +256,8 @@ extension FineTuneJob {
     func generationScores(
         _ split: LanguageModelSplit, model: TaskModel, base: BaseModel, count: Int, seed: UInt64, output: String
     ) throws -> GenerationEvaluation {
-        guard let decoder = model.backbone as? LlamaModel, let specials = base.specials else {
-            throw TrainError("ROUGE needs a LLaMA-family decoder to generate with")
-        }
+        let generator = try base.generator(model.backbone)
         let sample = GenerationEvaluation.sample(split.examples, count: count, splitSeed: seed)
-        let generator = Generator(model: decoder, tokenizer: base.tokenizer, specials: specials, capacity: 2048)
         print("\n== test generations (\(sample.count) examples, greedy, at most 128 new tokens)")
         let scored = try GenerationEvaluation.run(sample, generator: generator, options: .init())
         print(

@@ -124,3 +124,14 @@ public struct GenerationEvaluation: Sendable {
         return GenerationEvaluation(items: items, skipped: skipped, seconds: Date().timeIntervalSince(started))
     }
 }
+
+extension BaseModel {
+    /// A generator over `backbone` (this model's weights, with any adapters attached to it) and this model's
+    /// tokenizer; an error when the backbone is not a decoder Rankwise generates with.
+    public func generator(_ backbone: any Backbone, capacity: Int = 2048) throws -> Generator {
+        guard let decoder = backbone as? LlamaModel, let specials else {
+            throw ModelError("\(path): generating needs a LLaMA-family decoder")
+        }
+        return Generator(model: decoder, tokenizer: tokenizer, specials: specials, capacity: capacity)
+    }
+}

@@ -214,7 +214,7 @@ for t in targets where chosen.isEmpty || chosen.contains(t.name) {
     let start = Date()
     func feed(_ bytes: [UInt8], name: String) {
         let path = dir + "/" + name
-        fm.createFile(atPath: path, contents: Data(bytes))
+        _ = fm.createFile(atPath: path, contents: Data(bytes))
         currentInput = path  // left in place if this input crashes the process
         do { try t.run(path, dir) } catch { errors += 1 }
         runs += 1

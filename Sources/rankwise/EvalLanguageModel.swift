@@ -16,7 +16,7 @@ extension Eval {
         path = try ModelStore.resolveData(path)
         guard let bytes = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
         let examples = try LanguageModelData.read(bytes, file: path)
-        guard let specials = base.specials else { throw ModelError("\(base.path): not a decoder") }
+        guard base.specials != nil else { throw ModelError("\(base.path): not a decoder") }
         let split = try LanguageModelSplit(examples, base: base, maxLength: maxLength)
         let tokenized = split.tokens
         let set = split.tokenizedSet
@@ -47,10 +47,7 @@ extension Eval {
             // The examples a training run with the default split seed scores (--rouge-examples), so base and
             // fine-tuned models are compared on the same replies.
             let sample = GenerationEvaluation.sample(examples, count: maxExamples ?? -1, splitSeed: 42)
-            guard let decoder = model.backbone as? LlamaModel else {
-                throw ModelError("--generate needs a LLaMA-family decoder")
-            }
-            let generator = Generator(model: decoder, tokenizer: base.tokenizer, specials: specials, capacity: 2048)
+            let generator = try base.generator(model.backbone)
             var options = GenerationEvaluation.Options()
             options.maxNewTokens = maxNewTokens
             let progress = ProgressBar(total: sample.count, label: "generating", unit: "replies")

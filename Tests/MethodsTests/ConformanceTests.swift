@@ -104,24 +104,9 @@ import Tokenizers
 
         // 4. Stopped between checkpoints (as kill -9 would) and resumed: identical to the uninterrupted run.
         let rdir = dir("\(name)-resume")
-        let (mb, methb) = try build(name, s)
-        let tb = try Trainer(model: mb, method: methb, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
-        try tb.run(shouldStop: { tb.step == 17 })  // last checkpoint at step 14
-        let (mc, methc) = try build(name, s)
-        let tc = try Trainer(model: mc, method: methc, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
-        for p in mc.params.trainable { for i in 0..<p.count { p.value[i] += 0.5 } }  // only the checkpoint can make it right
-        try tc.run(resume: true)
-        #expect(tc.step == t.step)
-        var worst: Float = 0
-        for (p, q) in zip(model.params.trainable, mc.params.trainable) {
-            #expect(p.name == q.name)
-            for i in 0..<p.count { worst = max(worst, abs(p.value[i] - q.value[i])) }
+        try expectResumeIsExact(name, uninterrupted: t, build: { try build(name, s) }) { model, method in
+            try Trainer(model: model, method: method, config: Self.config, train: s.train, dev: nil, labelNames: meta.labelNames, outputDir: rdir)
         }
-        #expect(worst == 0, "\(name): resumed run differs from the uninterrupted one by \(worst)")
-        #expect(methc.ranks == method.ranks, "\(name): ranks after resume")
-        // Everything else a run carries must match too (importance EMAs, masks, sampler weights, Adam
-        // moments): a state that resume forgot can leave the parameters equal for a while.
-        #expect(t.stateDifferences(tc) == [], "\(name): checkpointed state after resume")
     }
 
     /// The unpadded path (packed tokens, per-sequence attention) gives the padded path's logits, loss and

@@ -125,26 +125,11 @@ import TestSupport
         }
 
         let resumeDirectory = temporary("\(name)-resume")
-        let (stoppedModel, stoppedMethod) = try build(name)
-        let stopped = try Trainer(
-            model: stoppedModel, method: stoppedMethod, config: Self.config, train: Self.data, dev: nil,
-            labelNames: [], outputDir: resumeDirectory)
-        try stopped.run(shouldStop: { stopped.step == 17 })  // last checkpoint at step 14
-        let (resumedModel, resumedMethod) = try build(name)
-        let resumed = try Trainer(
-            model: resumedModel, method: resumedMethod, config: Self.config, train: Self.data, dev: nil,
-            labelNames: [], outputDir: resumeDirectory)
-        for parameter in resumedModel.params.trainable { for i in 0..<parameter.count { parameter.value[i] += 0.5 } }
-        try resumed.run(resume: true)
-        #expect(resumed.step == trainer.step)
-        var worst: Float = 0
-        for (p, q) in zip(model.params.trainable, resumedModel.params.trainable) {
-            #expect(p.name == q.name)
-            for i in 0..<p.count { worst = max(worst, abs(p.value[i] - q.value[i])) }
+        try expectResumeIsExact(name, uninterrupted: trainer, build: { try build(name) }) { model, method in
+            try Trainer(
+                model: model, method: method, config: Self.config, train: Self.data, dev: nil, labelNames: [],
+                outputDir: resumeDirectory)
         }
-        #expect(worst == 0, "\(name): resumed run differs from the uninterrupted one by \(worst)")
-        #expect(resumedMethod.ranks == method.ranks, "\(name): ranks after resume")
-        #expect(trainer.stateDifferences(resumed) == [], "\(name): checkpointed state after resume")
     }
 
     /// Packed batches (no padding) give the padded batches' loss and gradients on the decoder.
