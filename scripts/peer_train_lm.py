@@ -5,7 +5,8 @@ The model loads as float32 LlamaForCausalLM from the same GGUF file or Hugging F
 Usage: python peer_train_lm.py MODEL IDS_JSON ITERS THREADS PEFT_METHOD   (MODEL: a .gguf file or a directory)
 IDS_JSON: {"batch", "seq", "ids"}.
 Prints one JSON line: tokens_per_s, median_s, peak_rss_mb (the whole process), step_peak_rss_mb (the peak over the
-steps, measured from a reset after loading: the model's weights plus what training adds), torch.
+steps, measured from a reset after loading: the model's weights plus what training adds), floor_s (the frozen
+products alone in torch, the float32 floor Rankwise's bench prints), torch.
 """
 import json
 import os
@@ -54,5 +55,34 @@ for step in range(iters + 2):  # two warm-up steps
 step_peak = peak_rss_mib()
 times.sort()
 median = times[len(times) // 2]
+
+
+def floor_seconds():
+    """The frozen products alone, as Rankwise's floor times them: each target linear's and the output projection's
+    forward X·Wᵀ and input gradient dY·W at B·T rows (median of 3 each, after a warm-up)."""
+    shapes = {}
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        frozen = parts[-1] == "lm_head" or (parts[-1] == "base_layer" and parts[-2] in targets)  # PEFT wraps targets
+        if isinstance(module, torch.nn.Linear) and frozen:
+            shape = tuple(module.weight.shape)
+            shapes[shape] = shapes.get(shape, 0) + 1
+    total = 0.0
+    with torch.no_grad():
+        for (outputs, inputs), count in shapes.items():
+            weight = torch.randn(outputs, inputs)
+            x = torch.randn(B * T, inputs)
+            dy = torch.randn(B * T, outputs)
+            for product in (lambda: x @ weight.T, lambda: dy @ weight):
+                product()
+                runs = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    product()
+                    runs.append(time.perf_counter() - start)
+                total += count * sorted(runs)[1]
+    return total
+
+
 print(json.dumps({"tokens_per_s": B * T / median, "median_s": median, "peak_rss_mb": max(load_peak, step_peak),
-                  "step_peak_rss_mb": step_peak, "torch": torch.__version__}))
+                  "step_peak_rss_mb": step_peak, "floor_s": floor_seconds(), "torch": torch.__version__}))

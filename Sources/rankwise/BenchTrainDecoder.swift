@@ -91,11 +91,19 @@ extension BenchTrain {
         }
         let ours = Double(batch * seq) / best
         let stepPeak = peakRSSMiB()
+        let floor = GemmFloor.measure(backbone, tokens: batch * seq)
         let processPeak = max(loadPeak, stepPeak)
         print(
             String(
                 format: "rankwise:  %7.0f tokens/s  (median %.1f ms/step)  peak RSS %.0f MiB, over the steps %.0f MiB",
                 ours, best * 1000, processPeak, stepPeak))
+        let floorTokens = Double(batch * seq) / floor.seconds
+        print(
+            String(
+                format: "floor:     the frozen products alone (forward and input gradients, %.0f GFLOP/step) take "
+                    + "%.0f ms at %.0f GFLOP/s on this BLAS: at most %.0f tokens/s in float32; this step runs them at "
+                    + "%.0f GFLOP/s", floor.flops / 1e9, floor.seconds * 1000, floor.gflopsPerSecond, floorTokens,
+                floor.flops / best / 1e9))
         guard let peer else { return }
         let theirs = (peer["tokens_per_s"] as? Double) ?? 0
         let theirPeak = (peer["peak_rss_mb"] as? Double) ?? 0
@@ -106,9 +114,17 @@ extension BenchTrain {
                     + "(torch %@, %d threads)",
                 theirs, ((peer["median_s"] as? Double) ?? 0) * 1000, theirPeak, theirStepPeak,
                 (peer["torch"] as? String) ?? "?", peerThreads))
+        if let theirFloor = peer["floor_s"] as? Double {
+            print(
+                String(
+                    format: "peft floor: the same products take %.0f ms in torch (%.0f GFLOP/s); its step runs them "
+                        + "at %.0f GFLOP/s", theirFloor * 1000, floor.flops / theirFloor / 1e9,
+                    floor.flops / ((peer["median_s"] as? Double) ?? .infinity) / 1e9))
+        }
         print(
             String(
-                format: "ratio:     %.2fx PEFT tokens/s; %.2fx its peak memory, %.2fx over the steps", ours / theirs,
-                processPeak / theirPeak, stepPeak / theirStepPeak))
+                format: "ratio:     %.2fx PEFT tokens/s (the float32 floor allows %.2fx); %.2fx its peak memory, "
+                    + "%.2fx over the steps", ours / theirs, floorTokens / theirs, processPeak / theirPeak,
+                stepPeak / theirStepPeak))
     }
 }
