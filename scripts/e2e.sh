@@ -293,6 +293,16 @@ if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
   out=$("$RANKWISE_PEER_PYTHON" scripts/check_gguf_adapter.py "$SMOL_GGUF" "$W/smol-export/adapter.gguf" 210 2>&1 | tail -1)
   [[ "$out" == ok* ]] && ok "the gguf package reads adapter.gguf back with llama.cpp's names and shapes: $out" || bad "adapter.gguf: $out"
 fi
+$R merge --adapter "$W/smol/best" --output "$W/smol-merged" > /dev/null 2>&1 \
+  && [ -f "$W/smol-merged/tokenizer.json" ] && [ -f "$W/smol-merged/chat_template.jinja" ] \
+  && ok "merge of a GGUF-based adapter: a Hugging Face directory with the GGUF's tokenizer as tokenizer.json" \
+  || bad "merge (GGUF base) to a Hugging Face directory"
+if [ -n "${RANKWISE_PEER_PYTHON:-}" ]; then
+  out=$("$RANKWISE_PEER_PYTHON" scripts/check_peft_lm.py "$W/smol-merged" none "$W/smol-tokens.jsonl" 2>/dev/null | tail -1)
+  tok=$("$RANKWISE_PEER_PYTHON" scripts/check_merged_tokenizer.py "$W/smol-merged" "$SMOL_GGUF" 2>/dev/null | tail -1)
+  [[ "$out" == ok* && "$tok" == ok* ]] && ok "transformers loads the merged SmolLM2 directory: our losses ($out); its tokenizer ($tok)" \
+    || bad "merged SmolLM2 directory in transformers: $out; tokenizer: $tok"
+fi
 python3 -c 'import json; [print(json.dumps({"messages": [{"role": "user", "content": "Repeat: " + w}]})) for w in ["apple river stone", "seven green window", "quiet music", "paper cloud orange little"]]' > "$W/lm-prompts.jsonl"
 if [ -n "${RANKWISE_LLAMACPP_PYTHON:-}" ]; then  # scripts/llamacpp-env.sh builds it (minutes): not in CI
   $R generate --model smollm2 --adapter "$W/smol-export" --input "$W/lm-prompts.jsonl" --output "$W/smol-gen.jsonl" --max-tokens 16 > /dev/null 2>&1

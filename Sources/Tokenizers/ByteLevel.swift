@@ -49,10 +49,10 @@ public enum ByteLevelAlphabet {
 public enum ByteLevelSplit: String, Sendable, CaseIterable {
     /// GPT-2's pattern: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     case gpt2
-    /// SmolLM's: every ASCII digit a word of its own, then GPT-2's pattern, as the `Digits(individual_digits) +
-    /// ByteLevel` of SmolLM2's own tokenizer.json (Hugging Face's `Digits` isolates ASCII digits only).
-    /// llama.cpp's `smollm` isolates every `\p{N}` instead, which differs on numerals such as "½" or "²"; the
-    /// vocabulary has no merge of two ASCII digits, so on them every reading agrees.
+    /// SmolLM's: every ASCII digit a word of its own, then GPT-2's pattern (what transformers makes of a GGUF file's
+    /// `smollm`, checked on the golden set). SmolLM2's own tokenizer.json (`Digits(individual_digits)`, which splits
+    /// off every numeric character) and llama.cpp's `smollm` (every `\p{N}`) differ from it on numerals such as "½"
+    /// or "²" only; the vocabulary has no merge of two ASCII digits, so on those every reading agrees.
     case smollm
     /// No split: the whole text is one word (`ByteLevel` with `use_regex` false, after a `Split` of its own).
     case whole

@@ -13,7 +13,9 @@ public struct SequencePreTokenizer: PreTokenizer {
     }
 }
 
-/// Hugging Face's `Digits`: every ASCII digit a word of its own (`individual_digits`), or each run of them one word.
+/// Hugging Face's `Digits`: every numeric character a word of its own (`individual_digits`), or each run of them one
+/// word. Numeric is Rust's `char::is_numeric`, as the tokenizers crate has it: general category Nd, Nl or No, so
+/// "½", "²" and "Ⅻ" are split off like "7".
 public struct DigitsPreTokenizer: PreTokenizer {
     public var individualDigits: Bool
 
@@ -24,7 +26,7 @@ public struct DigitsPreTokenizer: PreTokenizer {
         var word = String.UnicodeScalarView()
         var wordIsDigits = false
         for scalar in text.unicodeScalars {
-            let isDigit = ("0"..."9").contains(scalar)
+            let isDigit = [.decimalNumber, .letterNumber, .otherNumber].contains(scalar.properties.generalCategory)
             if !word.isEmpty && (isDigit != wordIsDigits || (isDigit && individualDigits)) {
                 words.append(String(word))
                 word = .init()

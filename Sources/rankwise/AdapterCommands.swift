@@ -239,6 +239,14 @@ struct Merge: ParsableCommand {
                 return
             }
             try MergedModel.write(model: l.model, labelNames: l.labelNames, baseDirectory: l.modelDirectory, to: output)
+            if l.base.isDecoder, !FileManager.default.isDirectory(l.base.path) {
+                // A GGUF base has no tokenizer files to copy: its tokenizer is written as Hugging Face's.
+                do {
+                    for (name, contents) in try GGUFTokenizerFiles.files(try GGUFFile(path: l.base.path)) {
+                        try AtomicFile.write([UInt8](contents), to: output + "/" + name)
+                    }
+                } catch { throw ModelError("merge: the tokenizer of \(l.base.path): \(error)") }
+            }
             let modelClass = l.model.backbone.huggingFace.classStem + l.model.head.names.classSuffix
             print(
                 "merged \(l.method.adapters.count) \(l.method.name) adapters into \(output) "

@@ -42,6 +42,33 @@ import Tokenizers
         }
     }
 
+    /// The GGUF tokenizer written as Hugging Face files (what `merge` puts next to a model merged from a GGUF base)
+    /// reads back as the same tokenizer: the golden set and its chats encode and decode alike, specials included.
+    @Test func ggufTokenizerAsHuggingFaceFilesReadsBackTheSame() throws {
+        guard let model = Fixtures.smollm2() else { return }
+        let file = try GGUFFile(path: model)
+        let (tokenizer, specials) = try Tokenizer.gguf(file)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rankwise-gguf-tok-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = try GGUFTokenizerFiles.files(file)
+        #expect(Set(files.keys) == ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+        for (name, contents) in files { try contents.write(to: directory.appendingPathComponent(name)) }
+        let (written, writtenSpecials) = try Tokenizer.huggingFace(directory: directory.path)
+        #expect(writtenSpecials.bos == specials.bos && writtenSpecials.eos == specials.eos)
+        #expect(writtenSpecials.addBOS == specials.addBOS && writtenSpecials.chatTemplate == specials.chatTemplate)
+        let golden = try Self.golden()
+        for entry in golden.texts {
+            #expect(written.encode(entry.text).ids == tokenizer.encode(entry.text).ids, "\(entry.text.debugDescription)")
+            #expect(written.decode(entry.ids, skipSpecial: false) == entry.decoded)
+            #expect(written.decode(entry.ids) == entry.decoded_skip_special)
+        }
+        for chat in golden.chats { #expect(written.encode(chat.text).ids == chat.ids) }
+        // ASCII digits one by one and other numerals left to the byte-level split, as the GGUF reading has them.
+        for text in ["x 2024 y", "a ½ ² Ⅻ 12 ٣"] { #expect(written.encode(text).ids == tokenizer.encode(text).ids) }
+    }
+
     /// A 100,000-character word (one pre-token) encodes in n log n merges and decodes back.
     @Test func aVeryLongWordEncodesAndDecodesBack() throws {
         guard let model = Fixtures.smollm2() else { return }

@@ -73,6 +73,10 @@ import Tokenizers
         #expect(try words(.removed, invert: true) == ["1", "2", "2"])
         #expect(DigitsPreTokenizer(individualDigits: false).split("ab12c3") == ["ab", "12", "c", "3"])
         #expect(DigitsPreTokenizer(individualDigits: true).split("ab12c3") == ["ab", "1", "2", "c", "3"])
+        // Every numeric character, as the tokenizers crate's `Digits` (`char::is_numeric`) splits "a ½ ² Ⅻ 12 ٣".
+        #expect(
+            DigitsPreTokenizer(individualDigits: true).split("a ½ ² Ⅻ 12 ٣")
+                == ["a ", "½", " ", "²", " ", "Ⅻ", " ", "1", "2", " ", "٣"])
         // The emoji and the astral-plane letters survive the UTF-16 ranges NSRegularExpression works in.
         #expect(try RegexSplit(pattern: "\\p{L}+", behavior: .isolated).split("😀𝒜𝒞 x") == ["😀", "𝒜𝒞", " ", "x"])
     }
