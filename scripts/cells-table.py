@@ -11,7 +11,7 @@ import statistics
 import sys
 
 metric, outputs = sys.argv[1], sys.argv[2:]
-lower_is_better = metric in ("perplexity", "loss")
+lower_is_better = metric in ("perplexity", "loss", "mse")
 cells = {}
 for output in outputs:
     for task in sorted(os.listdir(output)):
@@ -26,8 +26,13 @@ for output in outputs:
             values = result.get("metrics", result)
             method, budget, lr, seed = match.groups()
             collapsed = bool(result.get("collapse") or result.get("collapsed"))
-            cells.setdefault((task, method, budget, lr), []).append(
-                (int(seed), values.get("dev_" + metric), values.get("test_" + metric), collapsed))
+            runs = cells.setdefault((task, method, budget, lr), [])
+            if int(seed) not in [run[0] for run in runs]:  # a cell copied into two outputs counts once
+                runs.append((int(seed), values.get("dev_" + metric), values.get("test_" + metric), collapsed))
+
+
+def show(mean, sd):
+    return "-" if mean is None else f"{mean:.4f} ± {sd:.4f}"
 
 
 def stat(values):
@@ -49,9 +54,9 @@ for key in sorted(cells):
     better = dev is not None and (group not in best or (dev < best[group][1] if lower_is_better else dev > best[group][1]))
     if better and len(runs) >= 3:
         best[group] = (key[3], dev, test, test_sd, collapsed)
-    print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(runs)} | {dev:.4f} ± {dev_sd:.4f} | "
-          f"{test:.4f} ± {test_sd:.4f} | {collapsed or ''} |")
-print(f"\nChosen on dev (3 seeds or more):\n\n| task | method | budget | lr | test {metric} | collapsed |")
+    print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(runs)} | {show(dev, dev_sd)} | "
+          f"{show(test, test_sd)} | {collapsed or ''} |")
+print(f"\nChosen on dev (3 seeds or more; a metric without dev values, such as ROUGE, chooses nothing):\n\n| task | method | budget | lr | test {metric} | collapsed |")
 print("| --- | --- | --- | --- | --- | --- |")
 for (task, method, budget), (lr, dev, test, test_sd, collapsed) in sorted(best.items()):
-    print(f"| {task} | {method} | {budget} | {lr} | {test:.4f} ± {test_sd:.4f} | {collapsed or ''} |")
+    print(f"| {task} | {method} | {budget} | {lr} | {show(test, test_sd)} | {collapsed or ''} |")

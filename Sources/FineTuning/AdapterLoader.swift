@@ -22,6 +22,8 @@ public struct AdapterLoader {
     public let modelDirectory: String
     public let base: BaseModel
     public let maxLength: Int
+    /// How the run cut a causal-LM example longer than `maxLength` (adapters from before `--truncation`: the end).
+    public let truncation: LanguageModelTruncation
 
     /// `modelDirectory` replaces the base model recorded with the adapter; `numLabels` the label count.
     public init(directory: String, modelDirectory override: String? = nil, numLabels: Int? = nil) throws {
@@ -82,6 +84,7 @@ public struct AdapterLoader {
             throw ModelError("\(directory)/rankwise.json: maxLength \(extra!.maxLength) must be at least 2")
         }
         maxLength = min(extra?.maxLength ?? 128, backbone.maxPositions)
+        truncation = extra?.truncation.flatMap(LanguageModelTruncation.init(rawValue:)) ?? .end
         // NaN or huge adapter weights would give normal-looking metrics with every prediction the same.
         let adapterParams = m.adapters.flatMap { $0.1.params } + model.head.params
         if let bad = adapterParams.first(where: { p in

@@ -85,10 +85,12 @@ public final class FineTuneJob {
         for case let p? in [dataOptions.train, dataOptions.dev, dataOptions.test] {
             hashes[p] = try Self.contentHash(try ModelStore.resolveData(p))
         }
-        trainer.fingerprint = runOptions.fingerprint(methodConfigJSON: methodJSON, dataHashes: hashes)
+        trainer.fingerprint = runOptions.fingerprint(
+            methodConfigJSON: methodJSON, dataHashes: hashes, languageModel: data.isLanguageModel)
         trainer.adapterMetadata = AdapterMetadata(
             labelNames: trainSet.labelNames, problem: model.head.names.problemType, maxLength: maxLength,
-            baseModel: (modelDir as NSString).standardizingPath, method: method.name)
+            baseModel: (modelDir as NSString).standardizingPath, method: method.name,
+            truncation: data.isLanguageModel ? dataOptions.truncation : nil)
         print(
             String(
                 format:

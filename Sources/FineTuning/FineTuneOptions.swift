@@ -353,14 +353,28 @@ public struct FineTuneOptions: Sendable {
 
     /// Everything that must match for a checkpoint to be resumed (the output and the step limit may change).
     /// `dataHashes`: content hashes of the data files (file → hash), so a file that changed is refused by name.
-    public func fingerprint(methodConfigJSON: String, dataHashes: [String: String] = [:]) -> String {
+    /// `--truncation` counts only for a causal LM, and only when it is not `end` (what runs from before the option
+    /// did), so that their checkpoints still resume.
+    public func fingerprint(
+        methodConfigJSON: String, dataHashes: [String: String] = [:], languageModel: Bool = false
+    ) -> String {
         var d = data
         d.output = ""
         var t = training
         t.maxSteps = nil
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        let dj = (try? enc.encode(d)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var dj = (try? enc.encode(d)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        if !languageModel || d.truncation == LanguageModelTruncation.end.rawValue,
+            var object = (try? JSONSerialization.jsonObject(with: Data(dj.utf8))) as? [String: Any]
+        {
+            object["truncation"] = nil
+            let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+            dj =
+                (try? JSONSerialization.data(withJSONObject: object, options: options)).map {
+                    String(decoding: $0, as: UTF8.self)
+                } ?? dj
+        }
         let tj = (try? enc.encode(t)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let hj = (try? enc.encode(dataHashes)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return "{\"data\":\(dj),\"data_content\":\(hj),\"training\":\(tj),"

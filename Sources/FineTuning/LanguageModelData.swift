@@ -41,7 +41,7 @@ public enum LanguageModelCut: Sendable, Equatable {
 /// How an example longer than the maximum length is cut.
 public enum LanguageModelTruncation: String, Sendable, CaseIterable {
     /// Shorten the prompt text (the longest system or user message first, from its end), keeping the template's
-    /// markup and every reply; cut the end only when the replies and markup alone do not fit.
+    /// markup and every reply; when the replies and markup alone do not fit, leave the prompts whole and cut the end.
     case prompt
     /// Keep the start, as PEFT / TRL do by default.
     case end
@@ -142,16 +142,23 @@ public enum LanguageModelData {
         var excess = prefixCount + pieceIds.reduce(0) { $0 + $1.count } + suffixCount - maxLength
         var cut = LanguageModelCut.none
         if excess > 0 && truncation == .prompt {
-            // Longest prompt text first, each down to its header at most.
+            // Longest prompt text first, each down to its header at most; when even that leaves the example too
+            // long (the replies alone do not fit), the prompts stay whole and the end is cut below.
             let order = pieces.indices.filter { pieces[$0].kind == .promptText }.sorted {
                 pieceIds[$0].count > pieceIds[$1].count
             }
-            for index in order where excess > 0 {
-                let headerCount = tokenizer.encode(pieces[index].header, addSpecialTokens: false).ids.count
-                let removed = min(excess, max(0, pieceIds[index].count - headerCount))
-                pieceIds[index].removeLast(removed)
-                excess -= removed
-                if removed > 0 { cut = .prompt }
+            let removable = order.map { index in
+                max(
+                    0, pieceIds[index].count - tokenizer.encode(pieces[index].header, addSpecialTokens: false).ids.count
+                )
+            }
+            if removable.reduce(0, +) >= excess {
+                for (index, room) in zip(order, removable) where excess > 0 {
+                    let removed = min(excess, room)
+                    pieceIds[index].removeLast(removed)
+                    excess -= removed
+                    if removed > 0 { cut = .prompt }
+                }
             }
         }
         var ids: [Int32] = []

@@ -47,13 +47,21 @@ public enum GGUFTokenizerFiles {
         var postProcessor: [String: Any] = [
             "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true,
         ]
-        if specials.addBOS, let bos = specials.bos {
-            let bosPiece: [String: Any] = ["SpecialToken": ["id": tokens[bos], "type_id": 0]]
+        // BOS and EOS added as the GGUF says, as `Tokenizer.gguf` adds them.
+        let bos = specials.addBOS ? specials.bos : nil
+        let eos = specials.addEOS ? specials.eos : nil
+        if bos != nil || eos != nil {
+            func special(_ id: Int) -> [String: Any] { ["SpecialToken": ["id": tokens[id], "type_id": 0]] }
             let first: [String: Any] = ["Sequence": ["id": "A", "type_id": 0]]
             let second: [String: Any] = ["Sequence": ["id": "B", "type_id": 0]]
+            let single = (bos.map { [special($0)] } ?? []) + [first] + (eos.map { [special($0)] } ?? [])
+            var specialTokens: [String: Any] = [:]
+            for id in [bos, eos].compactMap({ $0 }) {
+                specialTokens[tokens[id]] = ["id": tokens[id], "ids": [id], "tokens": [tokens[id]]]
+            }
             postProcessor = [
-                "type": "TemplateProcessing", "single": [bosPiece, first], "pair": [bosPiece, first, second],
-                "special_tokens": [tokens[bos]: ["id": tokens[bos], "ids": [bos], "tokens": [tokens[bos]]]],
+                "type": "TemplateProcessing", "single": single, "pair": single + [second],
+                "special_tokens": specialTokens,
             ]
         }
         let tokenizer: [String: Any] = [

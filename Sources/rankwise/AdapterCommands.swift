@@ -29,6 +29,8 @@ struct Eval: ParsableCommand {
     var tokens: String?
     @Option(help: "Decoders: maximum tokens per example (default: the adapter's; 1024 for --adapter none).")
     var maxLength: Int?
+    @Option(help: "Decoders: cut an over-long example's prompt or end (default: as the run did; prompt for none).")
+    var truncation: LanguageModelTruncation?
     @Flag(help: "Decoders: also generate a reply to each prompt (greedy) and score it with ROUGE-1/2/L.")
     var generate = false
     @Option(help: "Decoders, --generate: new tokens per reply at most.") var maxNewTokens = 128
@@ -51,11 +53,13 @@ struct Eval: ParsableCommand {
                 let base = try BaseModel.resolve(model)
                 guard base.isDecoder else { throw ModelError("--adapter none evaluates a decoder's base model") }
                 let task = try TaskModel(backbone: try base.backbone(), numLabels: 0, problem: .causalLanguageModel)
-                return try evaluateLanguageModel(task, base: base, maxLength: maxLength ?? 1024)
+                return try evaluateLanguageModel(
+                    task, base: base, maxLength: maxLength ?? 1024, truncation: truncation ?? .prompt)
             }
             let l = try AdapterLoader(directory: a.adapter, modelDirectory: a.model, numLabels: a.numLabels)
             if l.base.isDecoder {
-                return try evaluateLanguageModel(l.model, base: l.base, maxLength: maxLength ?? l.maxLength)
+                return try evaluateLanguageModel(
+                    l.model, base: l.base, maxLength: maxLength ?? l.maxLength, truncation: truncation ?? l.truncation)
             }
             var spec = DataSpec()
             spec.textColumn = textColumn
@@ -292,3 +296,5 @@ extension FileManager {
         return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 }
+
+extension LanguageModelTruncation: ExpressibleByArgument {}

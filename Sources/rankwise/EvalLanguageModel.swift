@@ -10,14 +10,16 @@ import Training
 extension Eval {
     /// A decoder (with its adapter, or the base model) on causal-LM JSONL: perplexity over the replies (or every
     /// token of `text` rows), and with `--tokens` each example's ids, learnt positions and summed loss.
-    func evaluateLanguageModel(_ model: TaskModel, base: BaseModel, maxLength: Int) throws {
+    func evaluateLanguageModel(
+        _ model: TaskModel, base: BaseModel, maxLength: Int, truncation: LanguageModelTruncation
+    ) throws {
         var path = data
         if DataSuite.dataSet(path) != nil { path += ":test" }
         path = try ModelStore.resolveData(path)
         guard let bytes = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read") }
         let examples = try LanguageModelData.read(bytes, file: path)
         guard base.specials != nil else { throw ModelError("\(base.path): not a decoder") }
-        let split = try LanguageModelSplit(examples, base: base, maxLength: maxLength)
+        let split = try LanguageModelSplit(examples, base: base, maxLength: maxLength, truncation: truncation)
         let tokenized = split.tokens
         let set = split.tokenizedSet
         let result = try Evaluator.evaluate(model, set)

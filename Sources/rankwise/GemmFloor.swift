@@ -4,8 +4,10 @@ import RankwiseCore
 
 /// The float32 floor of a training step on frozen weights: the products every method must run whatever its
 /// adapters, each frozen linear's forward `X·Wᵀ` and input gradient `dY·W` (and the output projection's), timed
-/// with this BLAS at the step's shapes. No step can be faster than these products alone, so their time bounds the
-/// tokens/s any float32 implementation reaches here (attention, norms, the adapters and the optimiser come on top).
+/// with this BLAS at the step's shapes. A step runs (almost) all of them: the lowest layer's query/key/value input
+/// gradient and the output projection's rows without a target are skipped, about 0.5% of the bench's FLOPs. So their
+/// time bounds the tokens/s a float32 implementation reaches here (attention, norms, adapters and the optimiser come
+/// on top).
 struct GemmFloor {
     /// Multiply-add FLOPs of the products per step.
     var flops: Double

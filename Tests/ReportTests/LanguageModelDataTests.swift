@@ -115,9 +115,9 @@ import Tokenizers
         let rendered = tokenizer.decode(short.ids.map(Int.init), skipSpecial: false)
         #expect(rendered.contains("Summarise.") && rendered.contains("word1 word2") && !rendered.contains("word40"))
         #expect(rendered.contains("<|im_end|>\n<|im_start|>assistant\nA short summary.<|im_end|>"))
-        // Replies that do not fit alone: the end goes.
+        // Replies that do not fit alone: the prompts stay whole and the end goes.
         let tiny = tokens(12)
-        #expect(tiny.cut == .end && tiny.ids.count == 12)
+        #expect(tiny.cut == .end && tiny.ids == Array(whole.ids.prefix(12)))
         // --truncation end on the same example: the reply is lost.
         let end = tokens(maxLength, .end)
         #expect(end.cut == .end && end.targetCount < whole.targetCount)
@@ -132,5 +132,20 @@ import Tokenizers
         #expect(sample.map(\.line) != GenerationEvaluation.sample(examples, count: 10, splitSeed: 7).map(\.line))
         #expect(GenerationEvaluation.sample(examples, count: -1, splitSeed: 42).count == 30)
         #expect(GenerationEvaluation.sample(examples, count: 50, splitSeed: 42).count == 30)
+    }
+
+    /// --truncation joins a checkpoint's fingerprint only where it matters (a causal LM) and only when it is not the
+    /// behaviour of runs from before the option (end), so those checkpoints still resume.
+    @Test func truncationInTheFingerprintOnlyWhereItMatters() throws {
+        var options = FineTuneOptions()
+        options.data.train = "train.jsonl"
+        func fingerprint(_ truncation: String, languageModel: Bool) -> String {
+            options.data.truncation = truncation
+            return options.fingerprint(methodConfigJSON: "{}", languageModel: languageModel)
+        }
+        #expect(!fingerprint("prompt", languageModel: false).contains("truncation"))
+        #expect(!fingerprint("end", languageModel: true).contains("truncation"))
+        #expect(fingerprint("prompt", languageModel: true).contains("\"truncation\":\"prompt\""))
+        #expect(fingerprint("end", languageModel: true).contains("\"trainOnPrompt\":false"))
     }
 }

@@ -115,11 +115,18 @@ public struct AdapterMetadata: Codable, Sendable, Equatable {
     public var maxLength: Int
     public var baseModel: String
     public var method: String
-    public init(labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String) {
+    /// A causal LM's `--truncation` (prompt or end); nil for classifiers and for adapters from before the option,
+    /// which cut the end.
+    public var truncation: String?
+    public init(
+        labelNames: [String], problem: String, maxLength: Int, baseModel: String, method: String,
+        truncation: String? = nil
+    ) {
         self.labelNames = labelNames
         self.problem = problem
         self.maxLength = maxLength
         self.baseModel = baseModel
         self.method = method
+        self.truncation = truncation
     }
 }
