@@ -32,8 +32,14 @@ public func peakRSSMiB() -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
         let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
     else { return 0 }
-    let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
-    return kb / 1024
+    return statusMiB(line)
+}
+
+/// The MiB of a `/proc/self/status` line such as "VmHWM:\t 123456 kB": the number follows the tab padded to 8
+/// columns, so from 10 GB on no space separates them.
+func statusMiB(_ line: Substring) -> Double {
+    let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    return (fields.dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
 }
 
 /// Resets the peak resident memory to the current one (Linux `/proc/self/clear_refs`), so that
