@@ -12,6 +12,9 @@ public struct BaseModel {
     /// BOS, EOS and the chat template: decoders only (nil for encoders).
     public let specials: TokenizerSpecials?
     public var isDecoder: Bool { specials != nil }
+    /// The longest sequence the model takes (config.json's `max_position_embeddings`, a GGUF file's
+    /// `ARCH.context_length`), when it says.
+    public var contextLength: Int?
 
     /// Resolves `--model`: an encoder or decoder directory, a `.gguf` file, a directory holding one, or a known
     /// alias (fetched on first use).
@@ -25,7 +28,13 @@ public struct BaseModel {
         if exists && isDirectory.boolValue && hasConfig {
             if try BackboneFamilies.family(of: spec).isDecoder {
                 let (tokenizer, specials) = try Tokenizer.huggingFace(directory: spec)
-                return BaseModel(path: spec, tokenizer: tokenizer, specials: specials)
+                var base = BaseModel(path: spec, tokenizer: tokenizer, specials: specials)
+                let config = FileManager.default.contents(
+                    atPath: (spec as NSString).appendingPathComponent("config.json")
+                )
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+                base.contextLength = (config?["max_position_embeddings"] as? NSNumber)?.intValue
+                return base
             }
             return BaseModel(path: try ModelStore.resolve(spec, quiet: quiet), tokenizer: try Tokenizer(path: spec))
         }
@@ -34,7 +43,11 @@ public struct BaseModel {
             let file: GGUFFile
             do { file = try GGUFFile(path: path) } catch { throw ModelError("\(error)") }
             let (tokenizer, specials) = try Tokenizer.gguf(file)
-            return BaseModel(path: path, tokenizer: tokenizer, specials: specials)
+            var base = BaseModel(path: path, tokenizer: tokenizer, specials: specials)
+            if let architecture = try? file.string("general.architecture") {
+                base.contextLength = try? file.integer(architecture + ".context_length")
+            }
+            return base
         }
         let directory = try ModelStore.resolve(spec, quiet: quiet)
         return BaseModel(path: directory, tokenizer: try Tokenizer(path: directory))

@@ -172,7 +172,10 @@ public final class Comparison {
                 if base.isDecoder {
                     _ = try LanguageModelData.sets(
                         try DataSuite.resolve(cellOptions.data, quiet: true), base: base,
-                        maxLength: cellOptions.training.maxLength, print: { _ in })
+                        maxLength: cellOptions.training.resolved(
+                            languageModel: true, contextLength: base.contextLength
+                        ).maxLength ?? 1,
+                        print: { _ in })
                 } else {
                     _ = try FineTuneData.sets(cellOptions.data, print: { _ in })
                 }

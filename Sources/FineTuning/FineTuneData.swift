@@ -31,9 +31,11 @@ public struct FineTuneData {
     public var isLanguageModel: Bool { languageModel != nil }
 
     /// Loads the data `options` names; `print` receives the data summary and warnings.
-    public static func load(options: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
+    public static func load(options given: FineTuneOptions, print: (String) -> Void) throws -> FineTuneData {
         try BLAS.load()
-        let base = try BaseModel.resolve(options.data.model)
+        let base = try BaseModel.resolve(given.data.model)
+        var options = given
+        options.training = given.training.resolved(languageModel: base.isDecoder, contextLength: base.contextLength)
         if base.isDecoder { return try loadLanguageModel(options: options, base: base, print: print) }
         if let name = options.data.train, DataSuite.dataSet(name)?.task == .generation {
             throw DataError(
@@ -44,7 +46,7 @@ public struct FineTuneData {
         let tokenizer = base.tokenizer
         let s = try sets(options.data, print: print)
         let t0 = Date()
-        let maxLength = options.training.maxLength
+        let maxLength = options.training.maxLength ?? 1  // resolved above
         let trainTok = TokenizedSet(s.train, tokenizer: tokenizer, maxLength: maxLength)
         let devTok = s.dev.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
         let testTok = s.test.map { TokenizedSet($0, tokenizer: tokenizer, maxLength: maxLength) }
@@ -65,7 +67,7 @@ public struct FineTuneData {
         let resolved = try DataSuite.resolve(options.data)
         print("== data")
         let splits = try LanguageModelData.sets(
-            resolved, base: base, maxLength: options.training.maxLength, print: print)
+            resolved, base: base, maxLength: options.training.maxLength ?? 1, print: print)
         return FineTuneData(
             modelDirectory: base.path, base: base, tokenizer: base.tokenizer,
             train: Dataset(examples: [], labelNames: [], regression: false), dev: nil, test: nil,

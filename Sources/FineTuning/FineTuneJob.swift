@@ -56,12 +56,14 @@ public final class FineTuneJob {
         try entry.check(options: runOptions.methodOptions)  // a bad method option stops the run before the data is read
         let data = try FineTuneData.load(options: runOptions, print: print)
         runOptions.data = data.dataOptions  // suite names resolved to their files
+        runOptions.training = runOptions.training.resolved(
+            languageModel: data.isLanguageModel, contextLength: data.base.contextLength)
         let dataOptions = runOptions.data
         self.data = data
         let (modelDir, trainSet, trainTok, devTok, testTok) = (
             data.modelDirectory, data.train, data.trainTokens, data.devTokens, data.testTokens
         )
-        let maxLength = runOptions.training.maxLength
+        let maxLength = runOptions.training.maxLength ?? 1  // resolved above
         let backbone = try data.base.backbone(pooled: data.isLanguageModel ? nil : true)
         var methodOptions = runOptions.methodOptions
         if data.isLanguageModel && entry.hasOption("scoring") {

@@ -5,7 +5,7 @@ import RankwiseCore
 /// `batch_size`), declared here once with its default.
 public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public var epochs: Double = 3
-    public var batchSize = 32
+    public var batchSize: Int? = nil
     public var gradAccum = 1
     public var lr: Float = 5e-4
     public var schedule = Schedule.linear
@@ -13,7 +13,7 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public var warmupSteps: Int? = nil
     public var weightDecay: Float = 0
     public var maxGradNorm: Float = 1
-    public var maxLength = 128
+    public var maxLength: Int? = nil
     public var seed: UInt64 = 42
     public var sampler = SamplerKind.random
     public var padded = false
@@ -25,13 +25,14 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
     public init() {}
 
     public static let help = [
-        "epochs": "epochs (fractions allowed)", "batchSize": "examples per batch",
+        "epochs": "epochs (fractions allowed)",
+        "batchSize": "examples per batch [none: 32; a causal LM 8]",
         "gradAccum": "batches per optimizer step",
         "lr": "peak learning rate (the SVD methods want about 10x LoRA's)",
         "schedule": "linear, cosine or constant (after warmup)",
         "warmupRatio": "warmup as a fraction of the steps", "warmupSteps": "warmup steps (overrides --warmup-ratio)",
         "weightDecay": "AdamW weight decay", "maxGradNorm": "global gradient-norm clip (0: off)",
-        "maxLength": "maximum tokens per example",
+        "maxLength": "maximum tokens per example [none: 128; a causal LM 1024]",
         "seed": "random seed (initialisation, batches, dropout; the data split has --split-seed)",
         "sampler":
             "random (seeded random batches, run unpadded) or bucketed (batches of texts of similar length: where "
@@ -52,9 +53,25 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
 
     public var scheduleKind: Schedule { schedule }
 
+    /// The batch size and maximum length a run uses when not given: an encoder's (32 short texts of 128 tokens) or
+    /// a causal LM's (8 examples of up to 1,024 tokens, as TRL's trainer batches them).
+    public static func defaults(languageModel: Bool) -> (batchSize: Int, maxLength: Int) {
+        languageModel ? (8, 1024) : (32, 128)
+    }
+
+    /// This configuration with the model's defaults where `batchSize` and `maxLength` are not given; the default
+    /// length is at most the model's `contextLength`.
+    public func resolved(languageModel: Bool, contextLength: Int? = nil) -> TrainConfig {
+        var config = self
+        let defaults = Self.defaults(languageModel: languageModel)
+        config.batchSize = batchSize ?? defaults.batchSize
+        config.maxLength = maxLength ?? min(defaults.maxLength, contextLength ?? defaults.maxLength)
+        return config
+    }
+
     /// Errors for settings that cannot work, naming the option.
     public func validate() throws {
-        guard batchSize > 0, gradAccum > 0, epochs > 0 else {
+        guard (batchSize ?? 1) > 0, gradAccum > 0, epochs > 0 else {
             throw TrainError("--batch-size, --grad-accum and --epochs must be positive")
         }
         guard lr.isFinite, lr > 0, lr < 10 else {
@@ -66,12 +83,13 @@ public struct TrainConfig: Settings, Sendable, Codable, Equatable {
         guard weightDecay.isFinite, weightDecay >= 0, maxGradNorm.isFinite, maxGradNorm >= 0 else {
             throw TrainError("--weight-decay and --max-grad-norm must be finite and not negative")
         }
-        guard epochs.isFinite, epochs <= 10_000, batchSize <= 65_536, gradAccum <= 65_536, maxLength <= 1 << 20,
+        guard epochs.isFinite, epochs <= 10_000, (batchSize ?? 1) <= 65_536, gradAccum <= 65_536,
+            (maxLength ?? 2) <= 1 << 20,
             (warmupSteps ?? 0) >= 0
         else {
             throw TrainError("--epochs, --batch-size, --grad-accum, --max-length or --warmup-steps out of range")
         }
-        guard maxLength >= 2 else { throw TrainError("--max-length must be at least 2") }
+        guard (maxLength ?? 2) >= 2 else { throw TrainError("--max-length must be at least 2") }
         guard evalEvery >= 0, checkpointEvery >= 0, patience >= 0, logEvery > 0, (maxSteps ?? 1) > 0 else {
             throw TrainError(
                 "--eval-every, --checkpoint-every and --patience must not be negative; --max-steps and --log-every "

@@ -59,16 +59,16 @@ public final class Trainer {
         guard model.params.trainableCount > 0 else { throw TrainError("no trainable parameters") }
         self.model = model
         self.method = method
-        self.config = config
+        self.config = config.resolved(languageModel: model.backbone.isCausal)
         self.train = train
         self.dev = dev
         self.labelNames = labelNames
         self.outputDir = outputDir
         bestMetric = MetricOrder.worst(model.head.primaryMetric)
         sampler =
-            method.makeSampler(count: train.count, batchSize: config.batchSize, seed: config.seed)
+            method.makeSampler(count: train.count, batchSize: self.config.batchSize ?? 1, seed: config.seed)
             ?? BucketedSampler(
-                lengths: train.ids.map(\.count), batchSize: config.batchSize, seed: config.seed,
+                lengths: train.ids.map(\.count), batchSize: self.config.batchSize ?? 1, seed: config.seed,
                 bucket: config.sampler == .random ? 1 : 50)
         optimizer = AdamW(params: model.params, weightDecay: config.weightDecay)
         trainingStep = TrainingStep(
@@ -231,7 +231,7 @@ public final class Trainer {
         guard let dev else { return false }
         let t0 = Date()
         defer { sessionEvalSeconds += Date().timeIntervalSince(t0) }
-        let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize, 64), padded: config.padded)
+        let r = try Evaluator.evaluate(model, dev, batchSize: max(config.batchSize ?? 1, 64), padded: config.padded)
         let value = r.summary[metricName] ?? MetricOrder.worst(metricName)
         let isBest = MetricOrder.isBetter(metricName, value, than: bestMetric)
         if isBest {

@@ -139,4 +139,21 @@ func tmpDir(_ name: String) -> String {
         #expect(p1.flatMap { $0 }.sorted() == Array(0..<100))
         for b in p1 { #expect(b.map { lengths[$0] } == b.map { lengths[$0] }.sorted()) }
     }
+
+    /// Batch size and length not given take the model's defaults: an encoder's 32 x 128, a causal LM's 8 x 1024 (at
+    /// most its context); given ones stay.
+    @Test func batchAndLengthDefaultsFollowTheModel() {
+        var config = TrainConfig()
+        #expect(config.batchSize == nil && config.maxLength == nil)
+        let encoder = config.resolved(languageModel: false)
+        #expect(encoder.batchSize == 32 && encoder.maxLength == 128)
+        let decoder = config.resolved(languageModel: true, contextLength: 8192)
+        #expect(decoder.batchSize == 8 && decoder.maxLength == 1024)
+        #expect(config.resolved(languageModel: true, contextLength: 128).maxLength == 128)
+        config.batchSize = 4
+        config.maxLength = 512
+        let given = config.resolved(languageModel: true, contextLength: 128)
+        #expect(given.batchSize == 4 && given.maxLength == 512)
+    }
 }
+
