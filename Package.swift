@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Data", dependencies: ["SafeTensors", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Metrics", swiftSettings: fast),
         .target(name: "Training", dependencies: ["Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers"], swiftSettings: fast),
-        .target(name: "Adapters", dependencies: ["GGUF", "Models", "RankwiseCore"], swiftSettings: fast),
+        .target(name: "Adapters", dependencies: ["CKernels", "GGUF", "Models", "RankwiseCore"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Adapters", "Models", "RankwiseCore", "SafeTensors", "Training"], swiftSettings: fast),
         // The fine-tuning job as a library: data, split, method, training, evaluation, model store.
         .target(name: "FineTuning", dependencies: ["Methods", "Training", "Adapters", "Generation", "Models", "Data", "Metrics", "RankwiseCore", "SafeTensors", "Tokenizers",

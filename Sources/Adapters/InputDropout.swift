@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Models
 import RankwiseCore
@@ -46,13 +47,13 @@ public final class InputDropout {
         if keptBits.count < words { keptBits = [UInt64](repeating: 0, count: words) }
         let dropped = Self.threadBuffer(count)
         let scale = scale
-        var random = SplitMix64(seed: seed)
+        // Draw i is SplitMix64(seed)'s (i + 1)-th output, a function of i alone: chunks of words draw in parallel.
+        let threshold = UInt32((Double(p) * 16_777_216).rounded(.up))
         keptBits.withUnsafeMutableBufferPointer { bits in
-            for word in 0..<words { bits[word] = 0 }
-            for i in 0..<count {
-                let keep = random.nextFloat() >= p
-                if keep { bits[i >> 6] |= 1 << UInt64(i & 63) }
-                dropped[i] = keep ? x[i] * scale : 0
+            let bitsBase = bits.baseAddress!
+            parallelFor(words, minChunk: 512) { range in
+                rw_dropout_draw(
+                    x, dropped, bitsBase, range.lowerBound, range.upperBound, count, seed, threshold, scale)
             }
         }
         return UnsafePointer(dropped)
@@ -66,7 +67,10 @@ public final class InputDropout {
         let dropped = Self.threadBuffer(count)
         let scale = scale
         keptBits.withUnsafeBufferPointer { bits in
-            for i in 0..<count { dropped[i] = (bits[i >> 6] >> UInt64(i & 63)) & 1 != 0 ? x[i] * scale : 0 }
+            let bitsBase = bits.baseAddress!
+            parallelFor(count, minChunk: 32_768) { range in
+                rw_dropout_apply(x, dropped, bitsBase, range.lowerBound, range.upperBound, scale)
+            }
         }
         return UnsafePointer(dropped)
     }
@@ -93,7 +97,10 @@ public final class InputDropout {
         }
         let scale = scale
         keptBits.withUnsafeBufferPointer { bits in
-            for i in 0..<count where (bits[i >> 6] >> UInt64(i & 63)) & 1 != 0 { dx[i] += g[i] * scale }
+            let bitsBase = bits.baseAddress!
+            parallelFor(count, minChunk: 32_768) { range in
+                rw_dropout_add_masked(g, dx, bitsBase, range.lowerBound, range.upperBound, scale)
+            }
         }
     }
 }

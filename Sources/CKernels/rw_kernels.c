@@ -340,3 +340,37 @@ CLONES void rw_cross_entropy_rows(float *logits, long rows, long vocab, const in
         row[targets[r]] -= scales[r];
     }
 }
+
+/* SplitMix64's (i + 1)-th output for a generator seeded with `seed`: its state after i + 1 steps, mixed. */
+static inline uint64_t splitmix64_draw(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+CLONES void rw_dropout_draw(const float *x, float *dropped, uint64_t *bits, long first_word, long end_word, long count,
+                            uint64_t seed, uint32_t threshold, float scale) {
+    for (long word_index = first_word; word_index < end_word; word_index++) {
+        long base = word_index * 64;
+        long length = count - base < 64 ? count - base : 64;
+        uint8_t kept[64];
+        for (long j = 0; j < 64; j++) {
+            kept[j] = (uint32_t)(splitmix64_draw(seed, (uint64_t)(base + j)) >> 40) >= threshold;
+        }
+        uint64_t word = 0;
+        for (long j = 0; j < length; j++) {
+            word |= (uint64_t)kept[j] << j;
+            dropped[base + j] = kept[j] ? x[base + j] * scale : 0.0f;
+        }
+        bits[word_index] = word;
+    }
+}
+
+CLONES void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bits, long first, long end, float scale) {
+    for (long i = first; i < end; i++) dropped[i] = (bits[i >> 6] >> (i & 63)) & 1 ? x[i] * scale : 0.0f;
+}
+
+CLONES void rw_dropout_add_masked(const float *g, float *dx, const uint64_t *bits, long first, long end, float scale) {
+    for (long i = first; i < end; i++) dx[i] += (bits[i >> 6] >> (i & 63)) & 1 ? g[i] * scale : 0.0f;
+}

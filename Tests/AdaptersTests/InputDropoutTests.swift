@@ -70,4 +70,28 @@ import RankwiseCore
         for k in 0..<(n * outD) where abs(y1[k] - y2[k]) > 1e-6 { dropped += 1 }
         #expect(dropped > 0, "\(kind): dropout changed nothing")
     }
+
+    /// The parallel kernel draws what the sequential generator draws (`Ops.dropoutForward`'s mask with the same seed,
+    /// element for element), over many chunks and a ragged last word; `saved` rebuilds it and `addMasked` uses it.
+    @Test(arguments: [0.05, 0.5] as [Float]) func parallelDrawsAreTheSequentialGeneratorsDraws(_ p: Float) {
+        let (n, inDim) = (301, 577)
+        let count = n * inDim
+        var random = SplitMix64(seed: 5)
+        let x = (0..<count).map { _ in random.nextFloat() - 0.5 }
+        var expected = [Float](repeating: 0, count: count)
+        var mask = [Float](repeating: 0, count: count)
+        Ops.dropoutForward(x: x, y: &expected, mask: &mask, count: count, p: p, seed: 99)
+        let dropout = InputDropout(p: p, inDim: inDim)
+        x.withUnsafeBufferPointer { input in
+            let dropped = dropout.forward(input.baseAddress!, n: n, training: true, seed: 99)
+            #expect((0..<count).allSatisfy { dropped[$0] == expected[$0] }, "forward differs from the sequential draws")
+            let rebuilt = dropout.saved(input.baseAddress!, n: n)
+            #expect((0..<count).allSatisfy { rebuilt[$0] == expected[$0] }, "saved differs from forward")
+            var gradient = [Float](repeating: 1, count: count)
+            dropout.addMasked(input.baseAddress!, n: n, dx: &gradient)
+            #expect((0..<count).allSatisfy { gradient[$0] == 1 + x[$0] * mask[$0] }, "addMasked used another mask")
+        }
+        let kept = mask.filter { $0 != 0 }.count
+        #expect(abs(Double(kept) / Double(count) - Double(1 - p)) < 0.01)
+    }
 }

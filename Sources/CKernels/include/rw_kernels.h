@@ -1,5 +1,7 @@
 #ifndef RW_KERNELS_H
 #define RW_KERNELS_H
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,6 +40,16 @@ void rw_layernorm_param_grads(const float *dy, const float *x, const float *mean
 void rw_q4_1_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
 void rw_q4_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
 void rw_q8_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
+/** Dropout over elements [first_word * 64, min(end_word * 64, count)) of x: element i is kept when the top 24 bits of
+   SplitMix64(seed)'s draw i (its (i + 1)-th output) are at least `threshold` (= ceil(p * 2^24)), the same draws as
+   that generator's nextFloat() >= p in order. Writes the kept bits (bit i % 64 of word i / 64) and
+   dropped[i] = kept ? x[i] * scale : 0. */
+void rw_dropout_draw(const float *x, float *dropped, uint64_t *bits, long first_word, long end_word, long count,
+                     uint64_t seed, uint32_t threshold, float scale);
+/** dropped[i] = bit i ? x[i] * scale : 0 for i in [first, end). */
+void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bits, long first, long end, float scale);
+/** dx[i] += bit i ? g[i] * scale : 0 for i in [first, end). */
+void rw_dropout_add_masked(const float *g, float *dx, const uint64_t *bits, long first, long end, float scale);
 /** 1 when an AVX-512 clone is in use (for `rankwise doctor`). */
 int rw_kernels_avx512(void);
 
