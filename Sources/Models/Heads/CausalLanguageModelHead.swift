@@ -19,7 +19,7 @@ public final class CausalLanguageModelHead: TaskHead {
     /// valid until the backbone's next forward).
     private var pending: (hidden: UnsafePointer<Float>, targets: [Int32], scales: [Float])?
 
-    public init(backbone: any Backbone, chunkRows: Int = 64) throws {
+    public init(backbone: any Backbone, chunkRows: Int = 256) throws {
         guard let languageModel = backbone as? any LanguageModelBackbone else {
             throw ModelError("causal language modelling needs a decoder with an output projection (lm_head)")
         }
