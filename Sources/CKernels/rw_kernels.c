@@ -374,3 +374,22 @@ CLONES void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bit
 CLONES void rw_dropout_add_masked(const float *g, float *dx, const uint64_t *bits, long first, long end, float scale) {
     for (long i = first; i < end; i++) dx[i] += (bits[i >> 6] >> (i & 63)) & 1 ? g[i] * scale : 0.0f;
 }
+
+CLONES void rw_swiglu_forward(const float *gate, const float *up, float *y, long n) {
+    for (long i = 0; i < n; i++) {
+        float g = gate[i];
+        float sigmoid = 1.0f / (1.0f + fast_exp(-g));
+        y[i] = g * sigmoid * up[i];
+    }
+}
+
+CLONES void rw_swiglu_backward(const float *dy, const float *gate, const float *up, float *dgate, float *dup,
+                               long n) {
+    for (long i = 0; i < n; i++) {
+        float g = gate[i];
+        float upstream = dy[i];
+        float sigmoid = 1.0f / (1.0f + fast_exp(-g));
+        dup[i] = upstream * g * sigmoid;
+        dgate[i] = upstream * up[i] * sigmoid * (1.0f + g * (1.0f - sigmoid));
+    }
+}

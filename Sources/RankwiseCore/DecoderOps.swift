@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The kernels a LLaMA-family decoder adds to `Ops`: RMS norm, rotary position embeddings and the SwiGLU gate,
@@ -57,15 +58,13 @@ extension Ops {
 
     // MARK: SwiGLU
 
-    /// `y = silu(gate) · up` element-wise (LLaMA's MLP before its down projection).
+    /// `y = silu(gate) · up` element-wise (LLaMA's MLP before its down projection; `y` may be `gate`), vectorised in C
+    /// with its polynomial exp (2 ulp): 0.23 s of the SmolLM2 bench step with libm's expf, element by element.
     public static func swigluForward(
         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int
     ) {
-        parallelFor(count, minChunk: 4096) { range in
-            for i in range {
-                let sigmoid = 1 / (1 + exp(-gate[i]))
-                y[i] = gate[i] * sigmoid * up[i]
-            }
+        parallelFor(count, minChunk: 16_384) { range in
+            rw_swiglu_forward(gate + range.lowerBound, up + range.lowerBound, y + range.lowerBound, range.count)
         }
     }
 
@@ -75,14 +74,9 @@ extension Ops {
         dy: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
         dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int
     ) {
-        parallelFor(count, minChunk: 4096) { range in
-            for i in range {
-                let sigmoid = 1 / (1 + exp(-gate[i]))
-                let upstream = dy[i]
-                let gateValue = gate[i]
-                dgate[i] = upstream * up[i] * sigmoid * (1 + gateValue * (1 - sigmoid))
-                dup[i] = upstream * gateValue * sigmoid
-            }
+        parallelFor(count, minChunk: 16_384) { range in
+            let start = range.lowerBound
+            rw_swiglu_backward(dy + start, gate + start, up + start, dgate + start, dup + start, range.count)
         }
     }
 }

@@ -50,6 +50,10 @@ void rw_dropout_draw(const float *x, float *dropped, uint64_t *bits, long first_
 void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bits, long first, long end, float scale);
 /** dx[i] += bit i ? g[i] * scale : 0 for i in [first, end). */
 void rw_dropout_add_masked(const float *g, float *dx, const uint64_t *bits, long first, long end, float scale);
+/** y[i] = silu(gate[i]) * up[i] (y may be gate). */
+void rw_swiglu_forward(const float *gate, const float *up, float *y, long n);
+/** dup[i] = dy[i] * silu(gate[i]); dgate[i] = dy[i] * up[i] * silu'(gate[i]) (dgate may be dy). */
+void rw_swiglu_backward(const float *dy, const float *gate, const float *up, float *dgate, float *dup, long n);
 /** 1 when an AVX-512 clone is in use (for `rankwise doctor`). */
 int rw_kernels_avx512(void);
 
