@@ -14,6 +14,8 @@ public struct GenerationEvaluation: Sendable {
         public var maxNewTokens = 128
         public var sampling = SamplingOptions()
         public var stemming = true
+        /// Replies generated together (`Generator.generateBatch`); 1 generates one at a time.
+        public var batchSize = 8
         public init() {}
     }
 
@@ -89,17 +91,19 @@ public struct GenerationEvaluation: Sendable {
         }
     }
 
-    /// Generates a reply for each example with `generator` (its model carries the adapter being evaluated) and scores
-    /// it. `progress` receives the count done after each example.
+    /// Generates a reply for each example with `generator` (its model carries the adapter being evaluated),
+    /// `options.batchSize` at a time, and scores it. `progress` receives the count done after each batch.
     public static func run(
         _ examples: [(line: Int, example: LanguageModelExample)], generator: Generator, options: Options,
         progress: (Int) -> Void = { _ in }
     ) throws -> GenerationEvaluation {
         let started = Date()
-        var items: [Item] = []
+        // A prompt longer than the context keeps its end, where the question is.
+        let room = generator.cache.capacity - options.maxNewTokens - 1
+        guard room > 0 else { throw ModelError("--max-new-tokens \(options.maxNewTokens) fills the context") }
+        var pending: [(line: Int, reference: String, prompt: [Int32])] = []
         var skipped = 0
-        for (index, entry) in examples.enumerated() {
-            defer { progress(index + 1) }
+        for entry in examples {
             guard let (messages, raw, reference) = promptAndReference(entry.example) else {
                 skipped += 1
                 continue
@@ -108,18 +112,23 @@ public struct GenerationEvaluation: Sendable {
                 generator.chatTemplate != nil
                 ? try generator.chatPrompt(messages)
                 : generator.rawPrompt(raw ?? messages.map(\.content).joined(separator: "\n"))
-            // A prompt longer than the context keeps its end, where the question is.
-            let room = generator.cache.capacity - options.maxNewTokens - 1
-            guard room > 0 else { throw ModelError("--max-new-tokens \(options.maxNewTokens) fills the context") }
             if prompt.count > room { prompt.removeFirst(prompt.count - room) }
-            let output = try generator.generate(
-                prompt: prompt, maxTokens: options.maxNewTokens, sampling: options.sampling)
-            let prediction = output.text.trimmingCharacters(in: .whitespacesAndNewlines)
-            items.append(
-                Item(
-                    line: entry.line, reference: reference, prediction: prediction,
-                    rouge: Rouge.score(target: reference, prediction: prediction, stemming: options.stemming),
-                    promptTokens: prompt.count, newTokens: output.ids.count))
+            pending.append((entry.line, reference, prompt))
+        }
+        var items: [Item] = []
+        for batchStart in stride(from: 0, to: pending.count, by: max(options.batchSize, 1)) {
+            let batch = pending[batchStart..<min(batchStart + max(options.batchSize, 1), pending.count)]
+            let outputs = try generator.generateBatch(
+                prompts: batch.map(\.prompt), maxTokens: options.maxNewTokens, sampling: options.sampling)
+            for (entry, output) in zip(batch, outputs) {
+                let prediction = output.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                items.append(
+                    Item(
+                        line: entry.line, reference: entry.reference, prediction: prediction,
+                        rouge: Rouge.score(target: entry.reference, prediction: prediction, stemming: options.stemming),
+                        promptTokens: entry.prompt.count, newTokens: output.ids.count))
+            }
+            progress(skipped + items.count)
         }
         return GenerationEvaluation(items: items, skipped: skipped, seconds: Date().timeIntervalSince(started))
     }

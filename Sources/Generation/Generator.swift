@@ -69,11 +69,9 @@ public final class Generator {
         guard prompt.count < cache.capacity else {
             throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(cache.capacity)")
         }
-        var stops = stopTokens
-        if let eos = specials.eos { stops.insert(Int32(eos)) }
-        var sampler = TokenSampler(options: sampling)
-        var history = prompt
-        var generated: [Int32] = []
+        var sequence = SequenceProgress(
+            prompt: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: stops(adding: stopTokens),
+            stopStrings: stopStrings)
         // Streaming works on UTF-8 bytes: a later token may join an earlier character (an emoji's variation
         // selector, "\r" + "\n"), so characters are not counted.
         var emittedBytes = 0
@@ -87,34 +85,124 @@ public final class Generator {
         var logits = try model.decode(prompt, cache: cache)
         let promptSeconds = Date().timeIntervalSince(started)
         let generationStarted = Date()
-        var reason = StopReason.maxTokens
-        var text = ""
-        while generated.count < maxTokens {
-            let next = sampler.next(logits: logits, history: history)
-            if stops.contains(next) {
-                reason = .stopToken
-                break
-            }
-            generated.append(next)
-            history.append(next)
-            text = tokenizer.decode(generated.map(Int.init), skipSpecial: false)
-            if let stop = stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
-                text = String(text[..<stop.lowerBound])
-                reason = .stopString
-                break
-            }
-            emit(text, upTo: Self.streamableBytes(text, stopStrings: stopStrings))
-            if generated.count == maxTokens { break }
+        while let next = sequence.take(logits: logits, tokenizer: tokenizer) {
+            emit(sequence.text, upTo: Self.streamableBytes(sequence.text, stopStrings: stopStrings))
             guard cache.length < cache.capacity else {
-                reason = .contextFull
+                sequence.reason = .contextFull
                 break
             }
             logits = try model.decode([next], cache: cache)
         }
+        let text = sequence.text
         emit(text, upTo: text.utf8.count)
         return Generation(
-            promptTokens: prompt.count, ids: generated, text: text, stopReason: reason, promptSeconds: promptSeconds,
-            generationSeconds: Date().timeIntervalSince(generationStarted))
+            promptTokens: prompt.count, ids: sequence.generated, text: text, stopReason: sequence.reason,
+            promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(generationStarted))
+    }
+
+    /// `generate` for several prompts at once, without streaming: each prompt runs through its own cache, then every
+    /// step decodes the next token of all unfinished sequences in one pass (`LlamaModel.decodeStep`), which reads the
+    /// weights once for all of them. Each sequence stops by the same rules as alone and samples with its own
+    /// sampler seeded as `generate`'s; the replies equal one-at-a-time generation up to float rounding (a batch's
+    /// products run over float32 weights, one row over the quantised blocks when kept). Every `Generation` reports the
+    /// whole batch's seconds.
+    public func generateBatch(
+        prompts: [[Int32]], maxTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int32> = [],
+        stopStrings: [String] = []
+    ) throws -> [Generation] {
+        try sampling.validate()
+        for (index, prompt) in prompts.enumerated() {
+            guard !prompt.isEmpty else { throw ModelError("prompt \(index + 1) is empty") }
+            guard prompt.count < cache.capacity else {
+                throw ModelError(
+                    "prompt \(index + 1) has \(prompt.count) tokens; the context holds \(cache.capacity)")
+            }
+        }
+        let stopSet = stops(adding: stopTokens)
+        var sequences = prompts.map {
+            SequenceProgress(
+                prompt: $0, maxTokens: maxTokens, sampling: sampling, stopTokens: stopSet, stopStrings: stopStrings)
+        }
+        // A sequence holds at most its prompt and maxTokens - 1 fed tokens: no more memory than that, and no less
+        // than `generate` has, so the context fills at the same token.
+        let caches = prompts.map { model.makeCache(capacity: min(cache.capacity, $0.count + max(maxTokens, 1))) }
+        let started = Date()
+        var logits = try zip(prompts, caches).map { try model.decode($0, cache: $1) }
+        let promptSeconds = Date().timeIntervalSince(started)
+        let generationStarted = Date()
+        var active = Array(prompts.indices)
+        let vocabulary = model.config.vocabSize
+        while !active.isEmpty {
+            var feeding: [(sequence: Int, token: Int32)] = []
+            for index in active {
+                guard let next = sequences[index].take(logits: logits[index], tokenizer: tokenizer) else { continue }
+                guard caches[index].length < caches[index].capacity else {
+                    sequences[index].reason = .contextFull
+                    continue
+                }
+                feeding.append((index, next))
+            }
+            guard !feeding.isEmpty else { break }
+            let rows = try model.decodeStep(feeding.map(\.token), caches: feeding.map { caches[$0.sequence] })
+            for (row, entry) in feeding.enumerated() {
+                logits[entry.sequence] = Array(rows[(row * vocabulary)..<((row + 1) * vocabulary)])
+            }
+            active = feeding.map(\.sequence)
+        }
+        let generationSeconds = Date().timeIntervalSince(generationStarted)
+        return zip(prompts, sequences).map { prompt, sequence in
+            Generation(
+                promptTokens: prompt.count, ids: sequence.generated, text: sequence.text, stopReason: sequence.reason,
+                promptSeconds: promptSeconds, generationSeconds: generationSeconds)
+        }
+    }
+
+    /// The model's EOS and `extra`: the tokens that end a reply.
+    private func stops(adding extra: Set<Int32>) -> Set<Int32> {
+        var stops = extra
+        if let eos = specials.eos { stops.insert(Int32(eos)) }
+        return stops
+    }
+}
+
+/// One reply being generated: its sampler, history and text, and the rules that end it.
+struct SequenceProgress {
+    let maxTokens: Int
+    let stopTokens: Set<Int32>
+    let stopStrings: [String]
+    var sampler: TokenSampler
+    var history: [Int32]
+    var generated: [Int32] = []
+    /// The generated text, cut before a stop string.
+    var text = ""
+    var reason = StopReason.maxTokens
+
+    init(prompt: [Int32], maxTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int32>, stopStrings: [String]) {
+        self.maxTokens = maxTokens
+        self.stopTokens = stopTokens
+        self.stopStrings = stopStrings
+        sampler = TokenSampler(options: sampling)
+        history = prompt
+    }
+
+    /// Samples the next token from the last position's logits and returns it when it is to be fed back: nil when
+    /// the reply ends (a stop token, a stop string, or `maxTokens` reached), with `reason` saying why.
+    mutating func take(logits: [Float], tokenizer: Tokenizer) -> Int32? {
+        guard generated.count < maxTokens else { return nil }
+        let next = sampler.next(logits: logits, history: history)
+        if stopTokens.contains(next) {
+            reason = .stopToken
+            return nil
+        }
+        generated.append(next)
+        history.append(next)
+        text = tokenizer.decode(generated.map(Int.init), skipSpecial: false)
+        if let stop = stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+            text = String(text[..<stop.lowerBound])
+            reason = .stopString
+            return nil
+        }
+        return generated.count < maxTokens ? next : nil
     }
 }
 

@@ -34,6 +34,8 @@ struct Eval: ParsableCommand {
     @Flag(help: "Decoders: also generate a reply to each prompt (greedy) and score it with ROUGE-1/2/L.")
     var generate = false
     @Option(help: "Decoders, --generate: new tokens per reply at most.") var maxNewTokens = 128
+    @Option(help: "Decoders, --generate: replies generated together (one pass a token for all; 1: one at a time).")
+    var generationBatch = 8
     @Option(
         help: "Decoders, --generate: score at most N examples (the seeded sample a run's --rouge-examples N scores).")
     var maxExamples: Int?

@@ -1,9 +1,9 @@
+import ArgumentParser
 import Foundation
 import Data
 import FineTuning
 import Generation
 import Models
-import RankwiseCore
 import RankwiseCore
 import Training
 
@@ -52,6 +52,10 @@ extension Eval {
             let generator = try base.generator(model.backbone)
             var options = GenerationEvaluation.Options()
             options.maxNewTokens = maxNewTokens
+            guard generationBatch > 0 else {
+                throw ValidationError("--generation-batch must be at least 1 (got \(generationBatch))")
+            }
+            options.batchSize = generationBatch
             let progress = ProgressBar(total: sample.count, label: "generating", unit: "replies")
             let scored = try GenerationEvaluation.run(sample, generator: generator, options: options) {
                 progress.update($0)

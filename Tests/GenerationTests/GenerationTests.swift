@@ -104,4 +104,63 @@ import Tokenizers
         #expect(stopped.text == "The capital of " && stopped.stopReason == .stopString)
         #expect(streamedBeforeStop == stopped.text)
     }
+
+    /// Prompts generated together (`generateBatch`, rows of `decodeStep`) give what each gives alone: the
+    /// transformers greedy continuations, the same stop reasons (a stop string, a full context), and per-row logits
+    /// equal to `decode`'s.
+    @Test func batchedGenerationEqualsOneAtATime() throws {
+        guard let path = Fixtures.smollm2() else { return }
+        let file = try GGUFFile(path: path)
+        let config = try LlamaConfig(gguf: file)
+        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
+        let (tokenizer, specials) = try Tokenizer.gguf(file)
+        let generator = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: 256)
+        let reference = try SafeTensorsFile(
+            path: Fixtures.packageRoot.path + "/Tests/Fixtures/llama/smollm2-reference.safetensors")
+        let prompts = try (0..<3).map { index in try reference.ints("prompt\(index).ids").map { Int32($0) } }
+        let greedy = try (0..<3).map { index in try reference.ints("prompt\(index).greedy").map { Int32($0) } }
+        let maxTokens = greedy.map(\.count).min()!
+        // The second prompt twice: equal rows in one batch stay independent.
+        let order = [0, 1, 2, 1]
+        let batch = try generator.generateBatch(
+            prompts: order.map { prompts[$0] }, maxTokens: maxTokens, sampling: SamplingOptions())
+        for (index, output) in zip(order, batch) {
+            let expected = Array(greedy[index].prefix(maxTokens).prefix { $0 != 2 })
+            #expect(output.ids == expected, "prompt \(index) in a batch")
+            #expect(output.stopReason == (expected.count < maxTokens ? .stopToken : .maxTokens))
+            #expect(output.text == tokenizer.decode(output.ids.map(Int.init), skipSpecial: false))
+        }
+        // A stop string in one row and a context that fills in another end those rows as they end alone.
+        let chat = try generator.chatPrompt([ChatMessage(role: "user", content: "What is the capital of France?")])
+        let longer = prompts[2] + chat
+        let small = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: longer.count + 3)
+        let alone = try [chat, longer].map {
+            try small.generate(prompt: $0, maxTokens: 20, sampling: SamplingOptions(), stopStrings: ["France is"])
+        }
+        let together = try small.generateBatch(
+            prompts: [chat, longer], maxTokens: 20, sampling: SamplingOptions(), stopStrings: ["France is"])
+        #expect(together.map(\.ids) == alone.map(\.ids))
+        #expect(together.map(\.text) == alone.map(\.text))
+        #expect(together.map(\.stopReason) == [.stopString, .contextFull])
+        #expect(alone.map(\.stopReason) == [.stopString, .contextFull])
+        // decodeStep's rows are decode's logits.
+        let stepped = prompts.map { _ in model.makeCache(capacity: 128) }
+        let single = prompts.map { _ in model.makeCache(capacity: 128) }
+        for (prompt, (first, second)) in zip(prompts, zip(stepped, single)) {
+            _ = try model.decode(prompt, cache: first)
+            _ = try model.decode(prompt, cache: second)
+        }
+        let next: [Int32] = [greedy[0][0], greedy[1][0], greedy[2][0]]
+        let rows = try model.decodeStep(next, caches: stepped)
+        let vocabulary = config.vocabSize
+        for index in 0..<3 {
+            let alone = try model.decode([next[index]], cache: single[index])
+            let row = Array(rows[(index * vocabulary)..<((index + 1) * vocabulary)])
+            let worst = zip(row, alone).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-4 * alone.map(abs).max()!, "row \(index): worst |Δ| \(worst)")
+            #expect(stepped[index].length == single[index].length)
+        }
+        #expect(throws: ModelError.self) { try model.decodeStep(next, caches: [stepped[0], stepped[0], stepped[1]]) }
+        #expect(throws: ModelError.self) { try model.decodeStep(next, caches: Array(stepped.prefix(2))) }
+    }
 }

@@ -42,6 +42,8 @@ final class DecodingScratch {
     var gate = Scratch()
     var up = Scratch()
     var scores = Scratch()
+    var newKeys = Scratch()
+    var newValues = Scratch()
 }
 
 extension LlamaModel {
@@ -143,6 +145,94 @@ extension LlamaModel {
             return logits
         }
         return logits(normed, rows: 1)
+    }
+
+    /// Runs one next token of each of several cached sequences (`ids[i]` continues `caches[i]`) in one pass: the
+    /// products read the weights once for all rows, each row attends to its own cache. Returns `[rows, vocab]`
+    /// logits. One row is `decode`. Inference only, as `decode`.
+    public func decodeStep(_ ids: [Int32], caches: [KeyValueCache]) throws -> [Float] {
+        let rows = ids.count
+        guard rows > 0, caches.count == rows else {
+            throw ModelError("decode: \(rows) tokens for \(caches.count) caches")
+        }
+        if rows == 1 { return try decode(ids, cache: caches[0]) }
+        guard Set(caches.map(ObjectIdentifier.init)).count == rows else { throw ModelError("decode: a cache is repeated") }
+        for (row, cache) in caches.enumerated() where cache.length >= cache.capacity {
+            throw ModelError("decode: sequence \(row) fills its cache of \(cache.capacity) tokens")
+        }
+        for id in ids where id < 0 || Int(id) >= config.vocabSize {
+            throw ModelError("decode: token id \(id) is outside the vocabulary (size \(config.vocabSize))")
+        }
+        let positions = caches.map { Int32($0.length) }
+        let longest = Int(positions.max()!) + 1
+        ensurePositions(longest)
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let headDim = config.headDim
+        let heads = config.numHeads
+        let keyValueWidth = config.numKeyValueHeads * headDim
+        let group = heads / config.numKeyValueHeads
+        let scratch = decodingScratch
+        let stream = scratch.stream.get(rows * hidden)
+        let normed = scratch.normed.get(rows * hidden)
+        let query = scratch.query.get(rows * hidden)
+        let newKeys = scratch.newKeys.get(rows * keyValueWidth)
+        let newValues = scratch.newValues.get(rows * keyValueWidth)
+        let context = scratch.context.get(rows * hidden)
+        let projected = scratch.projected.get(rows * hidden)
+        let gate = scratch.gate.get(rows * inner)
+        let up = scratch.up.get(rows * inner)
+        let scores = scratch.scores.get(longest)
+        let rstd = scratch.rstd.get(rows)
+        let scale = 1 / Float(headDim).squareRoot()
+        ids.withUnsafeBufferPointer {
+            Ops.embeddingForward(ids: $0.baseAddress!, table: embedding.value.data, y: stream, n: rows, d: hidden)
+        }
+        for (index, block) in layers.enumerated() {
+            Ops.rmsNormForward(
+                x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden,
+                eps: config.rmsNormEps)
+            project(block.query, normed, query, rows)
+            project(block.key, normed, newKeys, rows)
+            project(block.value, normed, newValues, rows)
+            positions.withUnsafeBufferPointer { positionPointer in
+                rotary.apply(query, positions: positionPointer.baseAddress!, rows: rows, heads: heads)
+                rotary.apply(
+                    newKeys, positions: positionPointer.baseAddress!, rows: rows, heads: config.numKeyValueHeads)
+            }
+            for (row, cache) in caches.enumerated() {
+                let keys = cache.keys[index]
+                let values = cache.values[index]
+                let length = cache.length
+                (keys + length * keyValueWidth).update(from: newKeys + row * keyValueWidth, count: keyValueWidth)
+                (values + length * keyValueWidth).update(from: newValues + row * keyValueWidth, count: keyValueWidth)
+                let visible = length + 1
+                for head in 0..<heads {
+                    let keyValueOffset = (head / group) * headDim
+                    BLAS.sgemm(
+                        transB: true, m: 1, n: visible, k: headDim, alpha: scale, a: query + row * hidden + head * headDim,
+                        lda: hidden, b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: visible)
+                    Ops.softmaxRows(scores, rows: 1, d: visible, keyMask: nil)
+                    BLAS.sgemm(
+                        m: 1, n: headDim, k: visible, a: scores, lda: visible, b: values + keyValueOffset,
+                        ldb: keyValueWidth, c: context + row * hidden + head * headDim, ldc: hidden)
+                }
+            }
+            project(block.attentionOutput, context, projected, rows)
+            Ops.add(stream, projected, stream, count: rows * hidden)
+            Ops.rmsNormForward(
+                x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden,
+                eps: config.rmsNormEps)
+            project(block.gate, normed, gate, rows)
+            project(block.up, normed, up, rows)
+            Ops.swigluForward(gate: gate, up: up, y: gate, count: rows * inner)
+            project(block.down, gate, projected, rows)
+            Ops.add(stream, projected, stream, count: rows * hidden)
+        }
+        for cache in caches { cache.advance(by: 1) }
+        Ops.rmsNormForward(
+            x: stream, weight: finalNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden, eps: config.rmsNormEps)
+        return logits(normed, rows: rows)
     }
 
     /// `linear`'s output for `count` rows: one row from the quantised blocks when kept, else the float32 weights;
