@@ -27,9 +27,11 @@ let package = Package(
         // Thin C shim over the system BLAS (OpenBLAS or BLIS), loaded with dlopen so that the
         // OpenBLAS core type can be chosen before the library initialises.
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("dl")]),
+        // MPI (Open MPI's libmpi.so.40) loaded at run time for data-parallel runs under mpirun.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
         // Vectorised element-wise kernels (exp, erf, GELU) with per-CPU clones.
         .target(name: "CKernels"),
-        .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
+        .target(name: "RankwiseCore", dependencies: ["CBLAS", "CKernels", "CMPI"], swiftSettings: fast),
         // A whole file mapped privately: how the weight readers below open their files.
         .target(name: "MappedFile", swiftSettings: fast),
         .target(name: "SafeTensors", dependencies: ["MappedFile"], swiftSettings: fast),

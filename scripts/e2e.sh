@@ -331,6 +331,24 @@ printf '{"prompt":"ok"}\n{"messages":[{"role":"user"}]}\n' > "$W/bad.jsonl"
 $R generate --input "$W/bad.jsonl" > "$W/bad.log" 2>&1; grep -q "bad.jsonl:2: every message needs" "$W/bad.log" \
   && ok "generate names the file and line of a bad prompt" || { bad "bad prompt file"; tail -3 "$W/bad.log"; }
 
+echo "== MPI (Open MPI under mpirun): the collectives checked across ranks, refusals named"
+if command -v mpirun > /dev/null; then
+  MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
+  "${MPIRUN[@]}" -np 3 $R doctor --json --size 128 --repeats 1 > "$W/mpi.json" 2> "$W/mpi.log" \
+    && python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["mpi"]; assert d["size"] == 3 and all(a["correct"] for a in d["allreduce"]), d; print(d["version"])' "$W/mpi.json" > "$W/mpi.version" \
+    && [ "$(grep -c '^{' "$W/mpi.json")" = 1 ] \
+    && ok "doctor on 3 MPI ranks: $(cat "$W/mpi.version"), all-reduce sums correct on every rank, one rank prints" \
+    || { bad "doctor under mpirun"; tail -5 "$W/mpi.log" "$W/mpi.json"; }
+  "${MPIRUN[@]}" -np 2 $R methods > "$W/mpi-refused.log" 2>&1
+  grep -q "rankwise methods. does not run on several MPI ranks yet" "$W/mpi-refused.log" \
+    && ok "a command that does not run on several ranks says so under mpirun" || { bad "mpirun refusal"; tail -3 "$W/mpi-refused.log"; }
+  "${MPIRUN[@]}" -np 2 -x RANKWISE_MPI=/nonexistent/libmpi.so $R doctor > "$W/mpi-missing.log" 2>&1
+  grep -q "started as an MPI rank (OMPI_COMM_WORLD_SIZE is set) but /nonexistent/libmpi.so could not be loaded" "$W/mpi-missing.log" \
+    && ok "a rank without a usable MPI library is a clear error" || { bad "missing MPI library"; tail -3 "$W/mpi-missing.log"; }
+else
+  bad "mpirun not found: install openmpi-bin libopenmpi-dev (scripts/setup.sh does)"
+fi
+
 echo "== another package depends on Rankwise by version (no unsafeFlags in its products)"
 bash scripts/consumer-check.sh . > "$W/consumer.log" 2>&1 && ok "a package depending on Rankwise 0.0.1 builds and runs" || { bad "consumer package"; tail -5 "$W/consumer.log"; }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system packages Rankwise needs when they are missing: OpenBLAS (the matrix products) and
-# Chromium (headless, for the test that renders a report page; the reports themselves need no browser).
+# Installs the system packages Rankwise needs when they are missing: OpenBLAS (the matrix products), Chromium
+# (headless, for the test that renders a report page; the reports themselves need no browser) and Open MPI (runs on
+# several processes; the tests start ranks with mpirun).
 set -euo pipefail
 have_blas() { ldconfig -p 2>/dev/null | grep -qE 'libopenblas\.so\.0|libblis\.so\.4'; }
 missing=()
 have_blas || missing+=(libopenblas-dev)
 command -v chromium > /dev/null || missing+=(chromium)
+command -v mpirun > /dev/null || missing+=(openmpi-bin libopenmpi-dev)
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: installing ${missing[*]}" >&2
@@ -15,5 +17,6 @@ elif ! have_blas; then
   echo "setup: OpenBLAS not found. Install it: sudo apt-get install libopenblas-dev (or libblis-dev)" >&2
   exit 1
 else
-  echo "setup: chromium not found (only the report rendering test needs it): sudo apt-get install chromium" >&2
+  echo "setup: not installed: ${missing[*]} (chromium: the report rendering test; Open MPI: runs on several" \
+    "processes and their tests): sudo apt-get install ${missing[*]}" >&2
 fi

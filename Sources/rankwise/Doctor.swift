@@ -5,22 +5,36 @@ import RankwiseCore
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the BLAS library, its detected core, threads and measured sgemm speed.")
+        abstract: "Show the BLAS library, its detected core, threads and measured sgemm speed; under mpirun, the MPI "
+            + "library, the world and a checked, timed all-reduce.")
 
     @Option(help: "Matrix size n for the n x n x n sgemm measurement.") var size = 1024
     @Option(help: "Timed repetitions (best is reported).") var repeats = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
+        let group = try ProcessGroup.world()
         let info = try BLAS.load()
         let gflops = try BLAS.measureGFLOPS(n: size, repeats: repeats)
         let cpu = CPUFeatures.current
+        // The all-reduce sizes a data-parallel step sends: LoRA r=8's gradients on MiniLM (1.3 MB), and 64 MB.
+        let allReduce = try [327_680, 16_777_216].map { count in (count, try group.measureAllReduce(floats: count)) }
+        guard group.rank == 0 else { return }  // the other ranks took part in the checks and stay quiet
         if json {
-            let obj: [String: Any] = [
+            var obj: [String: Any] = [
                 "library": info.path, "vendor": info.vendor, "core": info.coreName, "threads": info.threads,
                 "requested_core": info.requestedCoreType ?? NSNull(), "user_core": info.userCoreType ?? NSNull(),
                 "sgemm_n": size, "sgemm_gflops": gflops, "cpu": cpu.model,
             ]
+            obj["mpi"] =
+                group.library.map { library -> Any in
+                    [
+                        "library": library.path, "version": library.version, "size": group.size,
+                        "allreduce": allReduce.map {
+                            ["floats": $0.0, "correct": $0.1.correct, "seconds": $0.1.seconds]
+                        },
+                    ]
+                } ?? NSNull()
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
@@ -42,6 +56,19 @@ struct Doctor: ParsableCommand {
         let kernelClones = rw_kernels_avx512() != 0 ? "AVX-512" : hasAVX2 ? "AVX2" : "baseline"
         print("kernels:      \(kernelClones) clones of exp/erf/softmax/layer norm")
         print(String(format: "sgemm:        %.1f GFLOPS at %dx%dx%d", gflops, size, size, size))
+        if let library = group.library {
+            print("mpi:          \(library.version) (\(library.path)), \(group.size) ranks")
+            for (count, result) in allReduce {
+                let megabytes = Double(count * 4) / 1e6
+                print(
+                    String(
+                        format: "all-reduce:   %.1f MB in %.2f ms (%@)", megabytes, result.seconds * 1e3,
+                        result.correct ? "sums correct on every rank" : "WRONG SUMS"))
+                if !result.correct { throw RankwiseError.mpi("the all-reduce check gave wrong sums") }
+            }
+        } else {
+            print("mpi:          not in use (start ranks with mpirun -np N rankwise ...)")
+        }
         let weak = [
             "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "northwood", "banias",
             "sandybridge",

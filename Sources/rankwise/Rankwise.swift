@@ -19,13 +19,38 @@ struct Rankwise: ParsableCommand {
             print(FineTuneOptions.helpText())
             Foundation.exit(0)
         }
+        // Under mpirun every rank starts MPI here; alone this is a no-op.
+        let group: ProcessGroup
+        do {
+            group = try ProcessGroup.world()
+        } catch {
+            fail("\(error)")
+        }
+        if group.size > 1, let name = args.first, !ranksCommands.contains(name) {
+            if group.rank == 0 {
+                stderr(
+                    "rankwise: error: `rankwise \(name)` does not run on several MPI ranks yet; under mpirun "
+                        + "\(ranksCommands.joined(separator: ", ")) does\n")
+            }
+            group.finish()
+            Foundation.exit(1)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
+            group.finish()
         } catch {
+            if group.size > 1 {
+                // One rank's failure ends the whole job, and says which rank it was.
+                stderr("rankwise: error (rank \(group.rank) of \(group.size)): \(error)\n")
+                group.abort(code: 1)
+            }
             exit(withError: error)
         }
     }
+
+    /// The commands that run on several MPI ranks.
+    static let ranksCommands = ["doctor"]
 
     static let configuration = CommandConfiguration(
         commandName: "rankwise",

@@ -156,7 +156,9 @@ extension LlamaModel {
             throw ModelError("decode: \(rows) tokens for \(caches.count) caches")
         }
         if rows == 1 { return try decode(ids, cache: caches[0]) }
-        guard Set(caches.map(ObjectIdentifier.init)).count == rows else { throw ModelError("decode: a cache is repeated") }
+        guard Set(caches.map(ObjectIdentifier.init)).count == rows else {
+            throw ModelError("decode: a cache is repeated")
+        }
         for (row, cache) in caches.enumerated() where cache.length >= cache.capacity {
             throw ModelError("decode: sequence \(row) fills its cache of \(cache.capacity) tokens")
         }
@@ -210,7 +212,8 @@ extension LlamaModel {
                 for head in 0..<heads {
                     let keyValueOffset = (head / group) * headDim
                     BLAS.sgemm(
-                        transB: true, m: 1, n: visible, k: headDim, alpha: scale, a: query + row * hidden + head * headDim,
+                        transB: true, m: 1, n: visible, k: headDim, alpha: scale,
+                        a: query + row * hidden + head * headDim,
                         lda: hidden, b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: visible)
                     Ops.softmaxRows(scores, rows: 1, d: visible, keyMask: nil)
                     BLAS.sgemm(
