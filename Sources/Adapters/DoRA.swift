@@ -51,13 +51,16 @@ public final class DoRAAdapter: LinearAdapter {
         }
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?
+    ) {
         let k = kBuf.get(outDim)
         let norm = normBuf.get(outDim)
         weightNorms(norm)
         for o in 0..<outDim { k[o] = magnitude.value[o] / norm[o] }
         let base = baseBuf.get(n * outDim)
-        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed, rowKeys: rowKeys)
         if inputDropout.isOn {  // x' = dropout(x): x' Wᵀ computed here
             BLAS.sgemm(
                 transB: true, m: n, n: outDim, k: inDim, a: src, lda: inDim, b: weight.value.data, ldb: inDim, c: base,

@@ -82,12 +82,15 @@ public final class DynamicLoRAAdapter: LinearAdapter {
     // The layer weight and the gate scale each row of u = x' Aᵀ ([n, r], small) rather than the output
     // ([n, out]): w · g_e · s · (u Bᵀ) = s · ((w g_e u) Bᵀ). The gate's logit z_e = c + (1 / T_e) Σ_t (x' v)_t
     // over the sequence's T_e real tokens comes from the same product as u.
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?
+    ) {
         savedLayout = layout()
         if let l = savedLayout, l.tokens != n { savedLayout = nil }
         let r = lora.r
         let k = rows
-        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed, rowKeys: rowKeys)
         let av = avBuf.get(k * inDim)
         let uv = uvBuf.get(n * k)
         let uf = ufBuf.get(n * r)

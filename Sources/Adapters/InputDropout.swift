@@ -13,6 +13,8 @@ public final class InputDropout {
     let inDim: Int
     /// Bit `i` of the last forward: element `i` was kept.
     private var keptBits: [UInt64] = []
+    /// Each row's stream seed in the last forward.
+    private var rowSeeds: [UInt64] = []
     /// Whether the last forward pass dropped (training with p > 0).
     public private(set) var isOn = false
 
@@ -37,27 +39,43 @@ public final class InputDropout {
         return scratch.get(count)
     }
 
-    /// x' for `n` rows of `x` (the same draws as `Ops.dropoutForward` with this seed). The pointer is valid until
-    /// the next call of any adapter's dropout on this thread.
-    public func forward(_ x: UnsafePointer<Float>, n: Int, training: Bool, seed: UInt64) -> UnsafePointer<Float> {
+    /// x' for `n` rows of `x`: row r's mask is drawn from `rowKeys[r]` (`DropoutKeys`; nil: the row's index), the
+    /// draws `Ops.dropoutRowsForward` makes. The pointer is valid until the next call of any adapter's dropout on
+    /// this thread.
+    public func forward(
+        _ x: UnsafePointer<Float>, n: Int, training: Bool, seed: UInt64, rowKeys: UnsafePointer<UInt64>? = nil
+    ) -> UnsafePointer<Float> {
         isOn = training && p > 0
         guard isOn else { return x }
         let count = n * inDim
         let words = (count + 63) / 64
         if keptBits.count < words { keptBits = [UInt64](repeating: 0, count: words) }
+        if rowSeeds.count < n { rowSeeds = [UInt64](repeating: 0, count: n) }
+        for row in 0..<n {
+            rowSeeds[row] = DropoutKeys.rowSeed(seed, key: rowKeys?[row] ?? UInt64(row))
+        }
         let dropped = Self.threadBuffer(count)
         let scale = scale
-        // Draw i is SplitMix64(seed)'s (i + 1)-th output, a function of i alone: chunks of words draw in parallel.
         let threshold = UInt32((Double(p) * 16_777_216).rounded(.up))
+        // Chunks of rows that start on a 64-element boundary, so that no two chunks share a word of bits.
+        let rowsPerWordBoundary = 64 / Self.greatestCommonDivisor(inDim, 64)
+        let groups = (n + rowsPerWordBoundary - 1) / rowsPerWordBoundary
         keptBits.withUnsafeMutableBufferPointer { bits in
-            let bitsBase = bits.baseAddress!
-            parallelFor(words, minChunk: 512) { range in
-                rw_dropout_draw(
-                    x, dropped, bitsBase, range.lowerBound, range.upperBound, count, seed, threshold, scale)
+            rowSeeds.withUnsafeBufferPointer { seeds in
+                let bitsBase = bits.baseAddress!
+                let seedsBase = seeds.baseAddress!
+                parallelFor(groups, minChunk: Swift.max(1, 16_384 / (inDim * rowsPerWordBoundary))) { range in
+                    let firstRow = range.lowerBound * rowsPerWordBoundary
+                    let endRow = Swift.min(n, range.upperBound * rowsPerWordBoundary)
+                    rw_dropout_draw_rows(
+                        x, dropped, bitsBase, firstRow, endRow, inDim, seedsBase, threshold, scale)
+                }
             }
         }
         return UnsafePointer(dropped)
     }
+
+    static func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int { b == 0 ? a : greatestCommonDivisor(b, a % b) }
 
     /// The x' of the last forward pass, rebuilt from `x` (the layer's input, unchanged since): x itself when nothing
     /// was dropped. Valid until the next dropout call on this thread.

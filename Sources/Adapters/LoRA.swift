@@ -122,9 +122,12 @@ public final class LoRAAdapter: LinearAdapter {
         self.b = Param(name: path + ".lora_B.weight", value: b)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?
+    ) {
         let u = uBuf.get(n * r)
-        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed, rowKeys: rowKeys)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         BLAS.sgemm(
             transB: true, m: n, n: outDim, k: r, alpha: scaling, a: u, lda: r, b: b.value.data, ldb: r, beta: 1, c: y,

@@ -44,11 +44,14 @@ public final class SVDAdapter: LinearAdapter {
         self.b = Param(name: path + ".lora_B", value: b)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?
+    ) {
         let r = rMax
         let u = uBuf.get(n * r)
         let v = vBuf.get(n * r)
-        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed, rowKeys: rowKeys)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)
         let ev = e.value.data
         for i in 0..<n { for j in 0..<r { v[i * r + j] = u[i * r + j] * ev[j] } }

@@ -36,8 +36,11 @@ public final class SoRAAdapter: LinearAdapter {
     /// The ranks whose gate is not zero.
     public var activeRank: Int { (0..<r).filter { gate.value[$0] != 0 }.count }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
-        let src = inputDropout.forward(x, n: n, training: training, seed: seed)
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?
+    ) {
+        let src = inputDropout.forward(x, n: n, training: training, seed: seed, rowKeys: rowKeys)
         let u = uBuf.get(n * r)
         let ug = ugBuf.get(n * r)
         BLAS.sgemm(transB: true, m: n, n: r, k: inDim, a: src, lda: inDim, b: a.value.data, ldb: inDim, c: u, ldc: r)

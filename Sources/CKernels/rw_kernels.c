@@ -349,24 +349,6 @@ static inline uint64_t splitmix64_draw(uint64_t seed, uint64_t i) {
     return z ^ (z >> 31);
 }
 
-CLONES void rw_dropout_draw(const float *x, float *dropped, uint64_t *bits, long first_word, long end_word, long count,
-                            uint64_t seed, uint32_t threshold, float scale) {
-    for (long word_index = first_word; word_index < end_word; word_index++) {
-        long base = word_index * 64;
-        long length = count - base < 64 ? count - base : 64;
-        uint8_t kept[64];
-        for (long j = 0; j < 64; j++) {
-            kept[j] = (uint32_t)(splitmix64_draw(seed, (uint64_t)(base + j)) >> 40) >= threshold;
-        }
-        uint64_t word = 0;
-        for (long j = 0; j < length; j++) {
-            word |= (uint64_t)kept[j] << j;
-            dropped[base + j] = kept[j] ? x[base + j] * scale : 0.0f;
-        }
-        bits[word_index] = word;
-    }
-}
-
 CLONES void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bits, long first, long end, float scale) {
     for (long i = first; i < end; i++) dropped[i] = (bits[i >> 6] >> (i & 63)) & 1 ? x[i] * scale : 0.0f;
 }
@@ -391,5 +373,22 @@ CLONES void rw_swiglu_backward(const float *dy, const float *gate, const float *
         float sigmoid = 1.0f / (1.0f + fast_exp(-g));
         dup[i] = upstream * g * sigmoid;
         dgate[i] = upstream * up[i] * sigmoid * (1.0f + g * (1.0f - sigmoid));
+    }
+}
+
+CLONES void rw_dropout_draw_rows(const float *x, float *dropped, uint64_t *bits, long first_row, long end_row,
+                                 long width, const uint64_t *row_seeds, uint32_t threshold, float scale) {
+    long first = first_row * width;
+    long end = end_row * width;
+    for (long word = first >> 6; word < (end + 63) >> 6; word++) bits[word] = 0;
+    for (long row = first_row; row < end_row; row++) {
+        uint64_t seed = row_seeds[row];
+        long base = row * width;
+        for (long j = 0; j < width; j++) {
+            int kept = (uint32_t)(splitmix64_draw(seed, (uint64_t)j) >> 40) >= threshold;
+            long i = base + j;
+            bits[i >> 6] |= (uint64_t)kept << (i & 63);
+            dropped[i] = kept ? x[i] * scale : 0.0f;
+        }
     }
 }

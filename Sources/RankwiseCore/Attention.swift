@@ -100,8 +100,10 @@ public enum Attention {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layout: SequenceLayout,
         probs: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
         kvHeads: Int? = nil, causal: Bool = false,
-        dropout: (p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>)? =
-            nil
+        dropout: (
+            p: Float, seed: UInt64, mask: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>,
+            exampleKeys: [UInt64]
+        )? = nil
     ) {
         let shape = geometry(heads: heads, headDim: headDim, kvHeads: kvHeads)
         layout.keyMask.withOptionalPointer { keyMask in
@@ -113,9 +115,13 @@ public enum Attention {
                     keyMask: keyMask.map { $0 + layout.starts[b] }, causal: causal)
                 var used = UnsafePointer(p)
                 if let dropout {
-                    Ops.dropoutForward(
-                        x: p, y: dropout.dropped + po, mask: dropout.mask + po, count: L * L, p: dropout.p,
-                        seed: dropout.seed &+ UInt64(bh) &* 0x9E37_79B9)
+                    // Row q of head h of example b keyed by (example, head, q): masks independent of the batch.
+                    let example = dropout.exampleKeys[b]
+                    let head = bh % heads
+                    Ops.dropoutRowsForward(
+                        x: p, y: dropout.dropped + po, mask: dropout.mask + po, rows: L, width: L, p: dropout.p,
+                        seed: dropout.seed, parallel: false
+                    ) { DropoutKeys.attention(example: example, head: head, query: $0) }
                     used = UnsafePointer(dropout.dropped + po)
                 }
                 BLAS.sgemm(

@@ -70,9 +70,11 @@ public struct TokenizedSet: Sendable {
 
     /// A batch of the given example indices: packed (no padding, variable-length attention) or
     /// padded to the longest.
+    /// The examples `idx` as one batch; each sequence's dropout key is its example's index here.
     public func batch(_ idx: [Int], packed: Bool = false, padId: Int32 = 0) -> LabelledBatch {
         if packed {
-            let input = TokenBatch(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
+            var input = TokenBatch(packed: idx.map { ids[$0] }, typeIds: idx.map { types[$0] })
+            input.exampleKeys = idx.map { UInt64($0) }
             return LabelledBatch(
                 tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] },
                 tokenTargets: isLanguageModel ? idx.flatMap { tokenTargets[$0] } : [], realTokens: input.ids.count)
@@ -92,7 +94,8 @@ public struct TokenizedSet: Sendable {
             }
             real += ids[i].count
         }
-        let input = TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask)
+        var input = TokenBatch(batch: idx.count, seq: T, ids: bid, typeIds: bt, mask: mask)
+        input.exampleKeys = idx.map { UInt64($0) }
         return LabelledBatch(
             tokens: input, labels: idx.map { labels[$0] }, targets: idx.map { targets[$0] },
             tokenTargets: paddedTargets,

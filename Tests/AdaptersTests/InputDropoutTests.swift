@@ -71,25 +71,41 @@ import RankwiseCore
         #expect(dropped > 0, "\(kind): dropout changed nothing")
     }
 
-    /// The parallel kernel draws what the sequential generator draws (`Ops.dropoutForward`'s mask with the same seed,
-    /// element for element), over many chunks and a ragged last word; `saved` rebuilds it and `addMasked` uses it.
-    @Test(arguments: [0.05, 0.5] as [Float]) func parallelDrawsAreTheSequentialGeneratorsDraws(_ p: Float) {
+    /// The kernel draws what `Ops.dropoutRowsForward` draws for the same row keys (row by row, over many chunks
+    /// and rows that straddle words of bits); `saved` rebuilds it and `addMasked` uses it; a row's mask follows its
+    /// key, not its place in the batch.
+    @Test(arguments: [0.05, 0.5] as [Float]) func rowKeyedDrawsAreTheReferenceDraws(_ p: Float) {
         let (n, inDim) = (301, 577)
         let count = n * inDim
         var random = SplitMix64(seed: 5)
         let x = (0..<count).map { _ in random.nextFloat() - 0.5 }
+        let keys = (0..<n).map { DropoutKeys.token(example: UInt64($0 % 7), position: $0) }
         var expected = [Float](repeating: 0, count: count)
         var mask = [Float](repeating: 0, count: count)
-        Ops.dropoutForward(x: x, y: &expected, mask: &mask, count: count, p: p, seed: 99)
+        Ops.dropoutRowsForward(x: x, y: &expected, mask: &mask, rows: n, width: inDim, p: p, seed: 99) { keys[$0] }
         let dropout = InputDropout(p: p, inDim: inDim)
         x.withUnsafeBufferPointer { input in
-            let dropped = dropout.forward(input.baseAddress!, n: n, training: true, seed: 99)
-            #expect((0..<count).allSatisfy { dropped[$0] == expected[$0] }, "forward differs from the sequential draws")
+            let dropped = keys.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(
+                    start: dropout.forward(input.baseAddress!, n: n, training: true, seed: 99, rowKeys: $0.baseAddress),
+                    count: count))
+            }
+            #expect((0..<count).allSatisfy { dropped[$0] == expected[$0] }, "forward differs from the reference draws")
             let rebuilt = dropout.saved(input.baseAddress!, n: n)
             #expect((0..<count).allSatisfy { rebuilt[$0] == expected[$0] }, "saved differs from forward")
             var gradient = [Float](repeating: 1, count: count)
             dropout.addMasked(input.baseAddress!, n: n, dx: &gradient)
             #expect((0..<count).allSatisfy { gradient[$0] == 1 + x[$0] * mask[$0] }, "addMasked used another mask")
+            // Rows 10 and 200 alone, in the other order: each keeps its mask.
+            let pair = Array(x[(200 * inDim)..<(201 * inDim)] + x[(10 * inDim)..<(11 * inDim)])
+            let pairKeys = [keys[200], keys[10]]
+            pair.withUnsafeBufferPointer { pairInput in
+                pairKeys.withUnsafeBufferPointer { keyPointer in
+                    let out = dropout.forward(pairInput.baseAddress!, n: 2, training: true, seed: 99, rowKeys: keyPointer.baseAddress)
+                    #expect((0..<inDim).allSatisfy { out[$0] == expected[200 * inDim + $0] })
+                    #expect((0..<inDim).allSatisfy { out[inDim + $0] == expected[10 * inDim + $0] })
+                }
+            }
         }
         let kept = mask.filter { $0 != 0 }.count
         #expect(abs(Double(kept) / Double(count) - Double(1 - p)) < 0.01)

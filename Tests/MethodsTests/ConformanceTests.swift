@@ -121,23 +121,32 @@ import Tokenizers
         for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
         let idx = Array(0..<16)
         #expect(Set(idx.map { s.train.ids[$0].count }).count > 5, "the batch mixes lengths")
-        func run(packed: Bool) throws -> (Float, [Float], [String: [Float]]) {
-            model.params.zeroGrad()
-            let labelled = s.train.batch(idx, packed: packed)
-            let input = labelled.tokens, labels = labelled.labels
-            let out = try model.forward(input, labels: labels)
-            try model.backward()
-            return (out.loss!, out.logits, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+        // Also in training mode: every dropout mask (hidden, attention, head, adapter input) is keyed by example and
+        // position, so padding does not change it.
+        for training in [false, true] {
+            func run(packed: Bool) throws -> (Float, [Float], [String: [Float]]) {
+                model.params.zeroGrad()
+                let out = try model.forward(s.train.batch(idx, packed: packed), training: training, seed: 3)
+                try model.backward()
+                return (out.loss!, out.logits, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+            }
+            let (lp, zp, gp) = try run(packed: false), (lu, zu, gu) = try run(packed: true)
+            #expect(abs(lp - lu) < 1e-5 && maxDiff(zp, zu) < 1e-5, "\(name), training \(training): loss \(lp) vs \(lu), logits differ by \(maxDiff(zp, zu))")
+            var worst: Float = 0
+            for (k, a) in gp {
+                let b = gu[k]!
+                let num = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot(), den = max(a.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12)
+                worst = max(worst, num / den)
+            }
+            #expect(worst < 1e-4, "\(name), training \(training): worst relative gradient difference \(worst)")
         }
-        let (lp, zp, gp) = try run(packed: false), (lu, zu, gu) = try run(packed: true)
-        #expect(abs(lp - lu) < 1e-5 && maxDiff(zp, zu) < 1e-5, "\(name): loss \(lp) vs \(lu), logits differ by \(maxDiff(zp, zu))")
-        var worst: Float = 0
-        for (k, a) in gp {
-            let b = gu[k]!
-            let num = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot(), den = max(a.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12)
-            worst = max(worst, num / den)
-        }
-        #expect(worst < 1e-4, "\(name): worst relative gradient difference \(worst)")
+        // In training mode an example's output does not depend on the batch it is in (what data-parallel ranks need).
+        let alone = try model.forward(s.train.batch([idx[5]], packed: true), training: true, seed: 3)
+        let among = try model.forward(s.train.batch([idx[9], idx[5], idx[2]], packed: true), training: true, seed: 3)
+        let width = alone.logits.count
+        #expect(maxDiff(alone.logits, Array(among.logits[width..<(2 * width)])) < 1e-5, "\(name): example 5 alone vs in a batch")
+        let unkeyed = try model.forward(TokenBatch(packed: [s.train.ids[idx[5]]], typeIds: [s.train.types[idx[5]]]), labels: [s.train.labels[idx[5]]], training: true, seed: 3)
+        #expect(maxDiff(alone.logits, unkeyed.logits) > 1e-6, "\(name): another key, other masks")
     }
 
     /// The classifier of a merged model directory.

@@ -142,21 +142,30 @@ import TestSupport
         for parameter in model.params.trainable {
             for i in 0..<parameter.count { parameter.value[i] += Float(Int(random.next() % 2001) - 1000) * 2e-4 }
         }
-        func run(packed: Bool) throws -> (Float, [String: [Float]]) {
-            model.params.zeroGrad()
-            let output = try model.forward(Self.data.batch(Array(0..<12), packed: packed))
-            try model.backward()
-            return (output.loss!, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+        // Also in training mode: the adapters' input dropout is keyed by example and position, so padding does not
+        // change it.
+        for training in [false, true] {
+            func run(packed: Bool) throws -> (Float, [String: [Float]]) {
+                model.params.zeroGrad()
+                let output = try model.forward(
+                    Self.data.batch(Array(0..<12), packed: packed), training: training, seed: 3)
+                try model.backward()
+                return (output.loss!, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+            }
+            let (paddedLoss, paddedGradients) = try run(packed: false)
+            let (packedLoss, packedGradients) = try run(packed: true)
+            #expect(abs(paddedLoss - packedLoss) < 1e-5, "\(name), training \(training): loss \(paddedLoss) vs \(packedLoss)")
+            var worst: Float = 0
+            for (name, a) in paddedGradients {
+                let b = packedGradients[name]!
+                let difference = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+                worst = max(worst, difference / max(a.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12))
+            }
+            #expect(worst < 1e-4, "\(name), training \(training): worst relative gradient difference \(worst)")
         }
-        let (paddedLoss, paddedGradients) = try run(packed: false)
-        let (packedLoss, packedGradients) = try run(packed: true)
-        #expect(abs(paddedLoss - packedLoss) < 1e-5, "\(name): loss \(paddedLoss) vs \(packedLoss)")
-        var worst: Float = 0
-        for (name, a) in paddedGradients {
-            let b = packedGradients[name]!
-            let difference = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-            worst = max(worst, difference / max(a.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12))
-        }
-        #expect(worst < 1e-4, "\(name): worst relative gradient difference \(worst)")
+        // In training mode an example's loss does not depend on the batch it is in (what data-parallel ranks need).
+        let alone = try model.forward(Self.data.batch([5], packed: true), training: true, seed: 3).exampleLosses
+        let among = try model.forward(Self.data.batch([9, 5, 2], packed: true), training: true, seed: 3).exampleLosses
+        #expect(abs(alone[0] - among[1]) < 1e-5 * max(1, abs(alone[0])), "\(name): example 5 alone \(alone) vs among \(among)")
     }
 }

@@ -173,7 +173,7 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
                     dm.withUnsafeMutableBufferPointer { mb in
                         dp.withUnsafeMutableBufferPointer { db in
                             Attention.forward(q: q, k: k, v: v, layout: layout, probs: pb.baseAddress!, ctx: &ctx, heads: heads, headDim: hd,
-                                              dropout: useDropout ? (p: 0.3, seed: 3, mask: mb.baseAddress!, dropped: db.baseAddress!) : nil)
+                                              dropout: useDropout ? (p: 0.3, seed: 3, mask: mb.baseAddress!, dropped: db.baseAddress!, exampleKeys: (0..<layout.count).map { UInt64($0) }) : nil)
                         }
                     }
                 }

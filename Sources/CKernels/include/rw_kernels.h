@@ -40,12 +40,12 @@ void rw_layernorm_param_grads(const float *dy, const float *x, const float *mean
 void rw_q4_1_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
 void rw_q4_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
 void rw_q8_0_matvec(const unsigned char *w, const float *x, float *y, long rows, long cols);
-/** Dropout over elements [first_word * 64, min(end_word * 64, count)) of x: element i is kept when the top 24 bits of
-   SplitMix64(seed)'s draw i (its (i + 1)-th output) are at least `threshold` (= ceil(p * 2^24)), the same draws as
-   that generator's nextFloat() >= p in order. Writes the kept bits (bit i % 64 of word i / 64) and
-   dropped[i] = kept ? x[i] * scale : 0. */
-void rw_dropout_draw(const float *x, float *dropped, uint64_t *bits, long first_word, long end_word, long count,
-                     uint64_t seed, uint32_t threshold, float scale);
+/** Dropout of rows [first_row, end_row) of x (rows of `width`): element (r, j) is kept when the top 24 bits of the
+   (j + 1)-th output of SplitMix64 seeded with row_seeds[r] are at least `threshold`. Writes the kept bits (element
+   r * width + j; this range's words are cleared first, so ranges must start on a 64-element boundary) and
+   dropped = kept ? x * scale : 0. */
+void rw_dropout_draw_rows(const float *x, float *dropped, uint64_t *bits, long first_row, long end_row, long width,
+                          const uint64_t *row_seeds, uint32_t threshold, float scale);
 /** dropped[i] = bit i ? x[i] * scale : 0 for i in [first, end). */
 void rw_dropout_apply(const float *x, float *dropped, const uint64_t *bits, long first, long end, float scale);
 /** dx[i] += bit i ? g[i] * scale : 0 for i in [first, end). */

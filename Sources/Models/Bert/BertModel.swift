@@ -25,6 +25,8 @@ public final class BertModel: Backbone, @unchecked Sendable {
     public let pooler: Linear?
 
     private let activationScratch = Scratch()
+    /// The dropout keys of the last training forward's token rows.
+    private let rowKeys = RowKeyScratch()
     private let gradientScratch = Scratch()
     private var state: State?
     /// The sequences of the batch being run (set by `forward`; backward runs on the same batch), for
@@ -277,6 +279,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
             seedCounter += 1
             return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter
         }
+        // Every dropout mask keyed by its row's example and position (`DropoutKeys`).
+        let keys = training ? rowKeys.set(DropoutKeys.tokenRows(s.layout, exampleKeys: input.exampleKeys)) : nil
+        let exampleKeys = input.exampleKeys
 
         // Embeddings
         let sum = w + s.embSum
@@ -293,8 +298,10 @@ public final class BertModel: Backbone, @unchecked Sendable {
             x: sum, gamma: embLN.gamma.value.data, beta: embLN.beta.value.data, y: w + s.x0,
             mean: w + s.embMean, rstd: w + s.embRstd, n: N, d: H, eps: eps)
         if s.embMask >= 0 {
-            Ops.dropoutForward(
-                x: w + s.x0, y: w + s.x0, mask: w + s.embMask, count: N * H, p: config.hiddenDropout, seed: nextSeed())
+            Ops.dropoutRowsForward(
+                x: w + s.x0, y: w + s.x0, mask: w + s.embMask, rows: N, width: H, p: config.hiddenDropout,
+                seed: nextSeed()
+            ) { keys![$0] }
         }
         /// The end of each half of a block: hidden dropout on the sub-layer's output (in place, at scratch offset
         /// `sublayer`), the residual added, then the layer norm into `output` (offsets into the scratch).
@@ -303,9 +310,10 @@ public final class BertModel: Backbone, @unchecked Sendable {
             mean: Int, rstd: Int
         ) {
             if mask >= 0 {
-                Ops.dropoutForward(
-                    x: w + sublayer, y: w + sublayer, mask: w + mask, count: N * H, p: config.hiddenDropout,
-                    seed: nextSeed())
+                Ops.dropoutRowsForward(
+                    x: w + sublayer, y: w + sublayer, mask: w + mask, rows: N, width: H, p: config.hiddenDropout,
+                    seed: nextSeed()
+                ) { keys![$0] }
             }
             Profiler.section("residual+layernorm") {
                 Ops.add(w + sublayer, residual, w + sublayer, count: N * H)
@@ -320,9 +328,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
             for (l, L) in layers.enumerated() {
                 let at = s.layer[l]
                 Profiler.section("qkv") {
-                    L.query.forward(x, w + at.q, n: N, training: training, seed: nextSeed())
-                    L.key.forward(x, w + at.k, n: N, training: training, seed: nextSeed())
-                    L.value.forward(x, w + at.v, n: N, training: training, seed: nextSeed())
+                    L.query.forward(x, w + at.q, n: N, training: training, seed: nextSeed(), rowKeys: keys)
+                    L.key.forward(x, w + at.k, n: N, training: training, seed: nextSeed(), rowKeys: keys)
+                    L.value.forward(x, w + at.v, n: N, training: training, seed: nextSeed(), rowKeys: keys)
                 }
                 Profiler.section("attention") {
                     Attention.forward(
@@ -331,20 +339,22 @@ public final class BertModel: Backbone, @unchecked Sendable {
                         dropout: at.probsMask >= 0
                             ? (
                                 p: config.attentionDropout, seed: nextSeed(), mask: w + at.probsMask,
-                                dropped: w + at.probsDrop
+                                dropped: w + at.probsDrop, exampleKeys: exampleKeys
                             ) : nil)
                 }
                 Profiler.section("attn.out") {
-                    L.attnOut.forward(w + at.ctx, w + at.res1, n: N, training: training, seed: nextSeed())
+                    L.attnOut.forward(
+                        w + at.ctx, w + at.res1, n: N, training: training, seed: nextSeed(), rowKeys: keys)
                 }
                 closeSublayer(
                     at.res1, mask: at.mask1, residual: x, norm: L.ln1, output: at.ln1, mean: at.mean1, rstd: at.rstd1)
                 Profiler.section("intermediate") {
-                    L.intermediate.forward(w + at.ln1, w + at.h1, n: N, training: training, seed: nextSeed())
+                    L.intermediate.forward(
+                        w + at.ln1, w + at.h1, n: N, training: training, seed: nextSeed(), rowKeys: keys)
                 }
                 Profiler.section("gelu") { activationForward(w + at.h1, w + at.g, count: N * I) }
                 Profiler.section("output") {
-                    L.output.forward(w + at.g, w + at.res2, n: N, training: training, seed: nextSeed())
+                    L.output.forward(w + at.g, w + at.res2, n: N, training: training, seed: nextSeed(), rowKeys: keys)
                 }
                 closeSublayer(
                     at.res2, mask: at.mask2, residual: w + at.ln1, norm: L.ln2, output: at.ln2, mean: at.mean2,
@@ -363,7 +373,9 @@ public final class BertModel: Backbone, @unchecked Sendable {
             pooled = out
         }
         state = s
-        return BackboneOutput(batch: B, seq: input.seq, hidden: H, layout: s.layout, lastHidden: x, pooled: pooled)
+        return BackboneOutput(
+            batch: B, seq: input.seq, hidden: H, layout: s.layout, lastHidden: x, pooled: pooled,
+            exampleKeys: input.exampleKeys)
     }
 
     private func activationForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {

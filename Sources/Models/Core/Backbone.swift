@@ -13,11 +13,14 @@ public struct BackboneOutput {
     /// `[batch, hidden]`: one vector per sequence (BERT's tanh pooler on the first token), nil when the backbone has
     /// none.
     public let pooled: UnsafeMutablePointer<Float>?
+    /// The batch's `TokenBatch.exampleKeys` (a head's dropout keys its rows by them).
+    public let exampleKeys: [UInt64]
 
     public init(
         batch: Int, seq: Int, hidden: Int, layout: SequenceLayout, lastHidden: UnsafeMutablePointer<Float>,
-        pooled: UnsafeMutablePointer<Float>?
+        pooled: UnsafeMutablePointer<Float>?, exampleKeys: [UInt64]? = nil
     ) {
+        self.exampleKeys = exampleKeys ?? (0..<batch).map { UInt64($0) }
         self.batch = batch
         self.seq = seq
         self.hidden = hidden

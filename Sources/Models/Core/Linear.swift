@@ -7,7 +7,10 @@ import RankwiseCore
 public protocol LinearAdapter: AnyObject {
     /// The adapter's parameters (registered in the model's parameter set).
     var params: [Param] { get }
-    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64)
+    /// `rowKeys` (`n`, or nil for the rows' indices) key each row's dropout mask (`DropoutKeys`).
+    func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64,
+        rowKeys: UnsafePointer<UInt64>?)
     func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int)
     /// The dense weight update `[out, in]` this adapter is equivalent to (for merging).
     func delta() -> Tensor
@@ -21,6 +24,11 @@ public protocol LinearAdapter: AnyObject {
 
 extension LinearAdapter {
     public func lowRankFactors() -> (b: Tensor, a: Tensor)? { nil }
+
+    /// `forward` with rows keyed by their index.
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, seed: UInt64) {
+        forward(x: x, y: y, n: n, training: training, seed: seed, rowKeys: nil)
+    }
 }
 
 /// A linear layer `y = x Wᵀ + b` over a frozen or trainable weight, optionally with an adapter.
@@ -55,10 +63,11 @@ public final class Linear {
 
     @inline(__always)
     public func forward(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, training: Bool = false, seed: UInt64 = 0,
+        rowKeys: UnsafePointer<UInt64>? = nil
     ) {
         Ops.linearForward(x: x, w: weight.value.data, b: bias?.value.data, y: y, n: n, inDim: inDim, outDim: outDim)
-        adapter?.forward(x: x, y: y, n: n, training: training, seed: seed)
+        adapter?.forward(x: x, y: y, n: n, training: training, seed: seed, rowKeys: rowKeys)
     }
 
     /// Writes (or accumulates) `dx` when given; accumulates weight and bias gradients when trainable.

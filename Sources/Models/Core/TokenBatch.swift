@@ -39,6 +39,9 @@ public struct TokenBatch: Sendable {
     /// `[layout.tokens]`: 1 for real tokens, 0 for padding (all 1 when packed).
     public var mask: [Float]
     public var layout: SequenceLayout
+    /// One key per sequence for its dropout masks (`DropoutKeys`): the example's index in its data set when the
+    /// batch comes from one, so that an example's masks do not depend on the batch it is in; else 0, 1, 2, ...
+    public var exampleKeys: [UInt64]
 
     /// A padded batch.
     public init(batch: Int, seq: Int, ids: [Int32], typeIds: [Int32]? = nil, mask: [Float]? = nil) {
@@ -48,6 +51,7 @@ public struct TokenBatch: Sendable {
         self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
         self.mask = mask ?? [Float](repeating: 1, count: ids.count)
         layout = .padded(batch: batch, seq: seq, mask: self.mask)
+        exampleKeys = (0..<batch).map { UInt64($0) }
     }
 
     /// A packed batch: no padding, each sequence attends over its own tokens only.
@@ -58,12 +62,15 @@ public struct TokenBatch: Sendable {
         self.ids = ids.flatMap { $0 }
         self.typeIds = typeIds.map { $0.flatMap { $0 } } ?? [Int32](repeating: 0, count: self.ids.count)
         mask = [Float](repeating: 1, count: self.ids.count)
+        exampleKeys = (0..<batch).map { UInt64($0) }
     }
 
     /// The same sequences without their padding (a packed batch stays as it is).
     public func unpadded() -> TokenBatch {
         if layout.isPacked { return self }
         let rows = (0..<batch).map { b in (0..<seq).filter { mask[b * seq + $0] != 0 }.map { b * seq + $0 } }
-        return TokenBatch(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { typeIds[$0] } })
+        var packed = TokenBatch(packed: rows.map { $0.map { ids[$0] } }, typeIds: rows.map { $0.map { typeIds[$0] } })
+        packed.exampleKeys = exampleKeys
+        return packed
     }
 }

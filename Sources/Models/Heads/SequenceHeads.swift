@@ -82,8 +82,10 @@ public class SequenceHead {
         let batch = features.batch
         let b = buffers(batch)
         if training && dropout > 0 {
-            Ops.dropoutForward(
-                x: pooled, y: b.dropped, mask: b.mask, count: batch * hidden, p: dropout, seed: seed &+ 0xC1A5_51F1)
+            let exampleKeys = features.exampleKeys
+            Ops.dropoutRowsForward(
+                x: pooled, y: b.dropped, mask: b.mask, rows: batch, width: hidden, p: dropout, seed: seed &+ 0xC1A5_51F1
+            ) { DropoutKeys.pooled(example: exampleKeys[$0]) }
         } else {
             b.dropped.update(from: pooled, count: batch * hidden)
             b.mask.update(repeating: 1, count: batch * hidden)

@@ -30,6 +30,8 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
     private let attentionScratch = Scratch()
     /// Buffers of `decode` (KV-cache inference), kept between calls.
     let decodingScratch = DecodingScratch()
+    /// The dropout keys of the last training forward's token rows.
+    private let rowKeys = RowKeyScratch()
     /// The GGUF file's quantised blocks of each linear (by path) and of the output projection ("output"), which
     /// `decode` multiplies one token at a time instead of the float32 weights (`useQuantizedDecoding`).
     public internal(set) var quantizedWeights: [String: QuantizedMatrix] = [:]
@@ -287,6 +289,8 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             seedCounter += 1
             return seed &* 0x9E37_79B9_7F4A_7C15 &+ seedCounter
         }
+        // Each token's dropout masks (adapters' input dropout) keyed by its example and position.
+        let keys = training ? rowKeys.set(DropoutKeys.tokenRows(state.layout, exampleKeys: batch.exampleKeys)) : nil
         let firstInput = state.layer.first.map { workspace + $0.input } ?? workspace + state.finalInput
         batch.ids.withUnsafeBufferPointer { ids in
             Ops.embeddingForward(
@@ -302,11 +306,14 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             }
             Profiler.section("q/k/v_proj") {
                 block.query.forward(
-                    workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed())
+                    workspace + at.normed, workspace + at.query, n: tokens, training: training, seed: nextSeed(),
+                    rowKeys: keys)
                 block.key.forward(
-                    workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed())
+                    workspace + at.normed, workspace + at.key, n: tokens, training: training, seed: nextSeed(),
+                    rowKeys: keys)
                 block.value.forward(
-                    workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed())
+                    workspace + at.normed, workspace + at.value, n: tokens, training: training, seed: nextSeed(),
+                    rowKeys: keys)
             }
             Profiler.section("rotary") {
                 state.positions.withUnsafeBufferPointer { positions in
@@ -326,7 +333,8 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             let afterAttention = workspace + at.afterAttention
             Profiler.section("o_proj") {
                 block.attentionOutput.forward(
-                    workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed())
+                    workspace + at.context, afterAttention, n: tokens, training: training, seed: nextSeed(),
+                    rowKeys: keys)
             }
             Ops.add(afterAttention, stream, afterAttention, count: tokens * hidden)
             Profiler.section("rms norm") {
@@ -338,10 +346,10 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             Profiler.section("gate/up_proj") {
                 block.gate.forward(
                     workspace + at.normedAfterAttention, workspace + at.gate, n: tokens, training: training,
-                    seed: nextSeed())
+                    seed: nextSeed(), rowKeys: keys)
                 block.up.forward(
                     workspace + at.normedAfterAttention, workspace + at.up, n: tokens, training: training,
-                    seed: nextSeed())
+                    seed: nextSeed(), rowKeys: keys)
             }
             Profiler.section("swiglu") {
                 Ops.swigluForward(
@@ -350,7 +358,8 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             let next =
                 index + 1 < layers.count ? workspace + state.layer[index + 1].input : workspace + state.finalInput
             Profiler.section("down_proj") {
-                block.down.forward(workspace + at.product, next, n: tokens, training: training, seed: nextSeed())
+                block.down.forward(
+                    workspace + at.product, next, n: tokens, training: training, seed: nextSeed(), rowKeys: keys)
             }
             Ops.add(next, afterAttention, next, count: tokens * hidden)
         }
@@ -360,7 +369,8 @@ public final class LlamaModel: LanguageModelBackbone, GGUFNamedBackbone, @unchec
             n: tokens, d: hidden, eps: config.rmsNormEps)
         self.state = state
         return BackboneOutput(
-            batch: batch.batch, seq: batch.seq, hidden: hidden, layout: state.layout, lastHidden: output, pooled: nil)
+            batch: batch.batch, seq: batch.seq, hidden: hidden, layout: state.layout, lastHidden: output, pooled: nil,
+            exampleKeys: batch.exampleKeys)
     }
 
     /// `[rows, vocab]` logits of `rows` hidden states (`hidden · outputProjectionᵀ`).
