@@ -70,71 +70,39 @@ extension LlamaModel {
         }
         ensurePositions(cache.length + count)
         let hidden = config.hiddenSize
-        let inner = config.intermediateSize
         let headDim = config.headDim
-        let heads = config.numHeads
         let keyValueWidth = config.numKeyValueHeads * headDim
-        let group = heads / config.numKeyValueHeads
-        let scratch = decodingScratch
-        let stream = scratch.stream.get(count * hidden)
-        let normed = scratch.normed.get(count * hidden)
-        let query = scratch.query.get(count * hidden)
-        let context = scratch.context.get(count * hidden)
-        let projected = scratch.projected.get(count * hidden)
-        let gate = scratch.gate.get(count * inner)
-        let up = scratch.up.get(count * inner)
+        let group = config.numHeads / config.numKeyValueHeads
         let total = cache.length + count
-        let scores = scratch.scores.get(count * total)
-        let rstd = scratch.rstd.get(count)
-        let positions = (0..<count).map { Int32(cache.length + $0) }
+        let scores = decodingScratch.scores.get(count * total)
         let scale = 1 / Float(headDim).squareRoot()
-        ids.withUnsafeBufferPointer {
-            Ops.embeddingForward(ids: $0.baseAddress!, table: embedding.value.data, y: stream, n: count, d: hidden)
-        }
-        for (index, block) in layers.enumerated() {
-            let keys = cache.keys[index]
-            let values = cache.values[index]
-            let newKeys = keys + cache.length * keyValueWidth
-            let newValues = values + cache.length * keyValueWidth
-            Ops.rmsNormForward(
-                x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
-                eps: config.rmsNormEps)
-            project(block.query, normed, query, count)
-            project(block.key, normed, newKeys, count)
-            project(block.value, normed, newValues, count)
-            positions.withUnsafeBufferPointer { positionPointer in
-                rotary.apply(query, positions: positionPointer.baseAddress!, rows: count, heads: heads)
-                rotary.apply(
-                    newKeys, positions: positionPointer.baseAddress!, rows: count, heads: config.numKeyValueHeads)
-            }
-            for head in 0..<heads {
-                let keyValueOffset = (head / group) * headDim
-                BLAS.sgemm(
-                    transB: true, m: count, n: total, k: headDim, alpha: scale, a: query + head * headDim, lda: hidden,
-                    b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: total)
-                for row in 0..<count {
-                    // Token `row` of the chunk sees the cached tokens and the chunk's tokens up to itself.
-                    let visible = cache.length + row + 1
-                    let rowScores = scores + row * total
-                    Ops.softmaxRows(rowScores, rows: 1, d: visible, keyMask: nil)
-                    (rowScores + visible).update(repeating: 0, count: total - visible)
+        let stream = decodeBlocks(
+            ids, positions: (0..<count).map { Int32(cache.length + $0) },
+            keyValueRows: { layer in
+                (cache.keys[layer] + cache.length * keyValueWidth, cache.values[layer] + cache.length * keyValueWidth)
+            },
+            attend: { layer, query, context in
+                let keys = cache.keys[layer]
+                let values = cache.values[layer]
+                for head in 0..<config.numHeads {
+                    let keyValueOffset = (head / group) * headDim
+                    BLAS.sgemm(
+                        transB: true, m: count, n: total, k: headDim, alpha: scale, a: query + head * headDim,
+                        lda: hidden, b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: total)
+                    for row in 0..<count {
+                        // Token `row` of the chunk sees the cached tokens and the chunk's tokens up to itself.
+                        let visible = cache.length + row + 1
+                        let rowScores = scores + row * total
+                        Ops.softmaxRows(rowScores, rows: 1, d: visible, keyMask: nil)
+                        (rowScores + visible).update(repeating: 0, count: total - visible)
+                    }
+                    BLAS.sgemm(
+                        m: count, n: headDim, k: total, a: scores, lda: total, b: values + keyValueOffset,
+                        ldb: keyValueWidth, c: context + head * headDim, ldc: hidden)
                 }
-                BLAS.sgemm(
-                    m: count, n: headDim, k: total, a: scores, lda: total, b: values + keyValueOffset,
-                    ldb: keyValueWidth,
-                    c: context + head * headDim, ldc: hidden)
-            }
-            project(block.attentionOutput, context, projected, count)
-            Ops.add(stream, projected, stream, count: count * hidden)
-            Ops.rmsNormForward(
-                x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
-                eps: config.rmsNormEps)
-            project(block.gate, normed, gate, count)
-            project(block.up, normed, up, count)
-            Ops.swigluForward(gate: gate, up: up, y: gate, count: count * inner)
-            project(block.down, gate, projected, count)
-            Ops.add(stream, projected, stream, count: count * hidden)
-        }
+            })
+        let normed = decodingScratch.normed.get(count * hidden)
+        let rstd = decodingScratch.rstd.get(count)
         cache.advance(by: count)
         let last = stream + (count - 1) * hidden
         Ops.rmsNormForward(
@@ -169,73 +137,95 @@ extension LlamaModel {
         let longest = Int(positions.max()!) + 1
         ensurePositions(longest)
         let hidden = config.hiddenSize
-        let inner = config.intermediateSize
         let headDim = config.headDim
-        let heads = config.numHeads
         let keyValueWidth = config.numKeyValueHeads * headDim
-        let group = heads / config.numKeyValueHeads
-        let scratch = decodingScratch
-        let stream = scratch.stream.get(rows * hidden)
-        let normed = scratch.normed.get(rows * hidden)
-        let query = scratch.query.get(rows * hidden)
-        let newKeys = scratch.newKeys.get(rows * keyValueWidth)
-        let newValues = scratch.newValues.get(rows * keyValueWidth)
-        let context = scratch.context.get(rows * hidden)
-        let projected = scratch.projected.get(rows * hidden)
-        let gate = scratch.gate.get(rows * inner)
-        let up = scratch.up.get(rows * inner)
-        let scores = scratch.scores.get(longest)
-        let rstd = scratch.rstd.get(rows)
+        let group = config.numHeads / config.numKeyValueHeads
+        let newKeys = decodingScratch.newKeys.get(rows * keyValueWidth)
+        let newValues = decodingScratch.newValues.get(rows * keyValueWidth)
+        let scores = decodingScratch.scores.get(longest)
         let scale = 1 / Float(headDim).squareRoot()
-        ids.withUnsafeBufferPointer {
-            Ops.embeddingForward(ids: $0.baseAddress!, table: embedding.value.data, y: stream, n: rows, d: hidden)
-        }
-        for (index, block) in layers.enumerated() {
-            Ops.rmsNormForward(
-                x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden,
-                eps: config.rmsNormEps)
-            project(block.query, normed, query, rows)
-            project(block.key, normed, newKeys, rows)
-            project(block.value, normed, newValues, rows)
-            positions.withUnsafeBufferPointer { positionPointer in
-                rotary.apply(query, positions: positionPointer.baseAddress!, rows: rows, heads: heads)
-                rotary.apply(
-                    newKeys, positions: positionPointer.baseAddress!, rows: rows, heads: config.numKeyValueHeads)
-            }
-            for (row, cache) in caches.enumerated() {
-                let keys = cache.keys[index]
-                let values = cache.values[index]
-                let length = cache.length
-                (keys + length * keyValueWidth).update(from: newKeys + row * keyValueWidth, count: keyValueWidth)
-                (values + length * keyValueWidth).update(from: newValues + row * keyValueWidth, count: keyValueWidth)
-                let visible = length + 1
-                for head in 0..<heads {
-                    let keyValueOffset = (head / group) * headDim
-                    BLAS.sgemm(
-                        transB: true, m: 1, n: visible, k: headDim, alpha: scale,
-                        a: query + row * hidden + head * headDim,
-                        lda: hidden, b: keys + keyValueOffset, ldb: keyValueWidth, c: scores, ldc: visible)
-                    Ops.softmaxRows(scores, rows: 1, d: visible, keyMask: nil)
-                    BLAS.sgemm(
-                        m: 1, n: headDim, k: visible, a: scores, lda: visible, b: values + keyValueOffset,
-                        ldb: keyValueWidth, c: context + row * hidden + head * headDim, ldc: hidden)
+        let stream = decodeBlocks(
+            ids, positions: positions, keyValueRows: { _ in (newKeys, newValues) },
+            attend: { layer, query, context in
+                for (row, cache) in caches.enumerated() {
+                    let keys = cache.keys[layer]
+                    let values = cache.values[layer]
+                    let length = cache.length
+                    (keys + length * keyValueWidth).update(from: newKeys + row * keyValueWidth, count: keyValueWidth)
+                    (values + length * keyValueWidth).update(
+                        from: newValues + row * keyValueWidth, count: keyValueWidth)
+                    let visible = length + 1
+                    for head in 0..<config.numHeads {
+                        let keyValueOffset = (head / group) * headDim
+                        BLAS.sgemm(
+                            transB: true, m: 1, n: visible, k: headDim, alpha: scale,
+                            a: query + row * hidden + head * headDim, lda: hidden, b: keys + keyValueOffset,
+                            ldb: keyValueWidth, c: scores, ldc: visible)
+                        Ops.softmaxRows(scores, rows: 1, d: visible, keyMask: nil)
+                        BLAS.sgemm(
+                            m: 1, n: headDim, k: visible, a: scores, lda: visible, b: values + keyValueOffset,
+                            ldb: keyValueWidth, c: context + row * hidden + head * headDim, ldc: hidden)
+                    }
                 }
-            }
-            project(block.attentionOutput, context, projected, rows)
-            Ops.add(stream, projected, stream, count: rows * hidden)
-            Ops.rmsNormForward(
-                x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden,
-                eps: config.rmsNormEps)
-            project(block.gate, normed, gate, rows)
-            project(block.up, normed, up, rows)
-            Ops.swigluForward(gate: gate, up: up, y: gate, count: rows * inner)
-            project(block.down, gate, projected, rows)
-            Ops.add(stream, projected, stream, count: rows * hidden)
-        }
+            })
+        let normed = decodingScratch.normed.get(rows * hidden)
+        let rstd = decodingScratch.rstd.get(rows)
         for cache in caches { cache.advance(by: 1) }
         Ops.rmsNormForward(
             x: stream, weight: finalNorm.value.data, y: normed, rstd: rstd, n: rows, d: hidden, eps: config.rmsNormEps)
         return logits(normed, rows: rows)
+    }
+
+    /// The pass `decode` and `decodeStep` share over `ids` (one row each) at `positions`: the embeddings, then each
+    /// block's norm, query/key/value projections (keys and values into `keyValueRows(layer)`), rotary embeddings,
+    /// `attend(layer, queries, context)`, the output projection, MLP and residuals. Returns the last hidden rows
+    /// (valid until the next decoding call).
+    private func decodeBlocks(
+        _ ids: [Int32], positions: [Int32],
+        keyValueRows: (Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>),
+        attend: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+    ) -> UnsafeMutablePointer<Float> {
+        let count = ids.count
+        let hidden = config.hiddenSize
+        let inner = config.intermediateSize
+        let scratch = decodingScratch
+        let stream = scratch.stream.get(count * hidden)
+        let normed = scratch.normed.get(count * hidden)
+        let query = scratch.query.get(count * hidden)
+        let context = scratch.context.get(count * hidden)
+        let projected = scratch.projected.get(count * hidden)
+        let gate = scratch.gate.get(count * inner)
+        let up = scratch.up.get(count * inner)
+        let rstd = scratch.rstd.get(count)
+        ids.withUnsafeBufferPointer {
+            Ops.embeddingForward(ids: $0.baseAddress!, table: embedding.value.data, y: stream, n: count, d: hidden)
+        }
+        for (index, block) in layers.enumerated() {
+            let (newKeys, newValues) = keyValueRows(index)
+            Ops.rmsNormForward(
+                x: stream, weight: block.inputNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
+                eps: config.rmsNormEps)
+            project(block.query, normed, query, count)
+            project(block.key, normed, newKeys, count)
+            project(block.value, normed, newValues, count)
+            positions.withUnsafeBufferPointer { positionPointer in
+                rotary.apply(query, positions: positionPointer.baseAddress!, rows: count, heads: config.numHeads)
+                rotary.apply(
+                    newKeys, positions: positionPointer.baseAddress!, rows: count, heads: config.numKeyValueHeads)
+            }
+            attend(index, query, context)
+            project(block.attentionOutput, context, projected, count)
+            Ops.add(stream, projected, stream, count: count * hidden)
+            Ops.rmsNormForward(
+                x: stream, weight: block.postAttentionNorm.value.data, y: normed, rstd: rstd, n: count, d: hidden,
+                eps: config.rmsNormEps)
+            project(block.gate, normed, gate, count)
+            project(block.up, normed, up, count)
+            Ops.swigluForward(gate: gate, up: up, y: gate, count: count * inner)
+            project(block.down, gate, projected, count)
+            Ops.add(stream, projected, stream, count: count * hidden)
+        }
+        return stream
     }
 
     /// `linear`'s output for `count` rows: one row from the quantised blocks when kept, else the float32 weights;
