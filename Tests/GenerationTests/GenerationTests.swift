@@ -50,10 +50,12 @@ import Tokenizers
         #expect(Generator.streamableBytes("plain", stopStrings: ["zzz"]) == 5)
     }
 
-    /// Greedy generation through the key/value cache gives transformers' `generate` tokens, and the cache's
-    /// prompt pass gives the same last logits as the full forward.
-    @Test func cachedGreedyGenerationMatchesTransformers() throws {
-        guard let path = Fixtures.smollm2() else { return }
+    /// SmolLM2 from its GGUF file (float32 weights), its tokenizer, a generator over it and transformers' reference
+    /// outputs; nil when the model is not installed.
+    static func smollm2() throws -> (
+        GGUFFile, LlamaModel, Tokenizer, TokenizerSpecials, Generator, SafeTensorsFile
+    )? {
+        guard let path = Fixtures.smollm2() else { return nil }
         let file = try GGUFFile(path: path)
         let config = try LlamaConfig(gguf: file)
         let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
@@ -61,6 +63,14 @@ import Tokenizers
         let generator = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: 256)
         let reference = try SafeTensorsFile(
             path: Fixtures.packageRoot.path + "/Tests/Fixtures/llama/smollm2-reference.safetensors")
+        return (file, model, tokenizer, specials, generator, reference)
+    }
+
+    /// Greedy generation through the key/value cache gives transformers' `generate` tokens, and the cache's
+    /// prompt pass gives the same last logits as the full forward.
+    @Test func cachedGreedyGenerationMatchesTransformers() throws {
+        guard let (file, model, tokenizer, specials, generator, reference) = try Self.smollm2() else { return }
+        let config = model.config
         for (index, quantized) in [(0, false), (1, false), (2, false), (0, true), (1, true), (2, true)] {
             // Then again with single tokens multiplied from the file's quantised blocks.
             if quantized && model.quantizedWeights.isEmpty {
@@ -109,14 +119,8 @@ import Tokenizers
     /// transformers greedy continuations, the same stop reasons (a stop string, a full context), and per-row logits
     /// equal to `decode`'s.
     @Test func batchedGenerationEqualsOneAtATime() throws {
-        guard let path = Fixtures.smollm2() else { return }
-        let file = try GGUFFile(path: path)
-        let config = try LlamaConfig(gguf: file)
-        let model = try LlamaModel(config: config, weights: GGUFWeights(file: file, config: config))
-        let (tokenizer, specials) = try Tokenizer.gguf(file)
-        let generator = Generator(model: model, tokenizer: tokenizer, specials: specials, capacity: 256)
-        let reference = try SafeTensorsFile(
-            path: Fixtures.packageRoot.path + "/Tests/Fixtures/llama/smollm2-reference.safetensors")
+        guard let (file, model, tokenizer, specials, generator, reference) = try Self.smollm2() else { return }
+        let config = model.config
         let prompts = try (0..<3).map { index in try reference.ints("prompt\(index).ids").map { Int32($0) } }
         let greedy = try (0..<3).map { index in try reference.ints("prompt\(index).greedy").map { Int32($0) } }
         let maxTokens = greedy.map(\.count).min()!
