@@ -149,6 +149,42 @@ import Tokenizers
         #expect(maxDiff(alone.logits, unkeyed.logits) > 1e-6, "\(name): another key, other masks")
     }
 
+    /// A batch cut into shards, each shard's backward scaled by its share of the loss denominator, gives the whole
+    /// batch's loss and gradients (training mode: hidden, attention, classifier and adapter dropout on): what
+    /// data-parallel ranks sum.
+    @Test(arguments: Self.cases) func shardsSumToTheWholeBatch(_ name: String) throws {
+        guard let s = Self.slice else { return }
+        try BLAS.load()
+        let (model, method) = try build(name, s)
+        model.setTrainable(adapted: method.isTrainable)
+        model.regularizers = method.regularizers
+        var rng = SplitMix64(seed: 19)
+        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
+        func gradients() -> [String: [Float]] { Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }) }
+        model.params.zeroGrad()
+        let whole = s.train.batch(Array(0..<16), packed: true)
+        let wholeLoss = try model.forward(whole, training: true, seed: 3).loss!
+        try model.backward()
+        let wholeGradients = gradients()
+        model.params.zeroGrad()
+        let shards = [Array(0..<7), Array(7..<16)].map { s.train.batch($0, packed: true) }
+        let total = shards.map(model.lossDenominator).reduce(0, +)
+        var shardedLoss: Double = 0
+        for shard in shards {
+            let share = model.lossDenominator(shard) / total
+            shardedLoss += Double(try model.forward(shard, training: true, seed: 3).loss!) * share
+            try model.backward(lossScale: Float(share))
+        }
+        #expect(abs(Double(wholeLoss) - shardedLoss) < 1e-5 * max(1, Double(abs(wholeLoss))), "\(name): loss \(wholeLoss) vs \(shardedLoss)")
+        // 1e-5 relative per tensor; a tensor whose gradient is a sum of terms that nearly cancel (Dynamic LoRA's gate
+        // biases, norms of 1e-7) differs by summation order alone: 1e-11 absolute there.
+        for (k, a) in wholeGradients {
+            let b = gradients()[k]!
+            let num = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot(), den = a.map { $0 * $0 }.reduce(0, +).squareRoot()
+            #expect(num <= 1e-5 * den + 1e-11, "\(name): \(k) differs by \(num) (norm \(den))")
+        }
+    }
+
     /// The classifier of a merged model directory.
     struct FileHead: WeightSource {
         let file: SafeTensorsFile

@@ -168,4 +168,43 @@ import TestSupport
         let among = try model.forward(Self.data.batch([9, 5, 2], packed: true), training: true, seed: 3).exampleLosses
         #expect(abs(alone[0] - among[1]) < 1e-5 * max(1, abs(alone[0])), "\(name): example 5 alone \(alone) vs among \(among)")
     }
+
+    /// A batch cut into shards, each shard's backward scaled by its share of the loss denominator, gives the whole
+    /// batch's loss and gradients (training mode, dropout on): what data-parallel ranks sum.
+    @Test(arguments: Self.cases) func shardsSumToTheWholeBatch(_ name: String) throws {
+        try BLAS.load()
+        let (model, method) = try build(name)
+        model.setTrainable(adapted: method.isTrainable)
+        model.regularizers = method.regularizers
+        var random = SplitMix64(seed: 19)
+        for parameter in model.params.trainable {
+            for i in 0..<parameter.count { parameter.value[i] += Float(Int(random.next() % 2001) - 1000) * 2e-4 }
+        }
+        func gradients() -> [String: [Float]] {
+            Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) })
+        }
+        model.params.zeroGrad()
+        let whole = Self.data.batch(Array(0..<12), packed: true)
+        let wholeLoss = try model.forward(whole, training: true, seed: 3).loss!
+        try model.backward()
+        let wholeGradients = gradients()
+        model.params.zeroGrad()
+        let shards = [Array(0..<5), Array(5..<12)].map { Self.data.batch($0, packed: true) }
+        let total = shards.map(model.lossDenominator).reduce(0, +)
+        #expect(abs(total - model.lossDenominator(whole)) < 1e-9)
+        var shardedLoss: Double = 0
+        for shard in shards {
+            let share = model.lossDenominator(shard) / total
+            shardedLoss += Double(try model.forward(shard, training: true, seed: 3).loss!) * share
+            try model.backward(lossScale: Float(share))
+        }
+        #expect(abs(Double(wholeLoss) - shardedLoss) < 1e-5 * max(1, Double(abs(wholeLoss))), "\(name): loss")
+        var worst: Float = 0
+        for (parameter, a) in wholeGradients {
+            let b = gradients()[parameter]!
+            let difference = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            worst = max(worst, difference / max(a.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12))
+        }
+        #expect(worst < 1e-5, "\(name): worst relative gradient difference \(worst)")
+    }
 }

@@ -78,6 +78,11 @@ public protocol TaskHead: AnyObject {
     /// Runs the head on the backbone's output; with the targets it learns it also computes the loss and keeps its
     /// gradient for `backward`.
     func forward(_ features: BackboneOutput, targets: HeadTargets?, training: Bool, seed: UInt64) throws -> HeadOutput
+    /// What the batch loss divides its summed terms by for `targets` laid out as `layout`: the examples with a
+    /// class or a value, or the learnt tokens weighted by their examples' weights. A batch cut into shards (one per
+    /// data-parallel rank) gives the whole batch's gradient when each shard's backward is scaled by its share of the
+    /// shards' total.
+    func lossDenominator(_ targets: HeadTargets, layout: SequenceLayout) -> Double
     /// Back-propagates the last forward's loss (times `lossScale`) into the head's parameters and returns the
     /// gradients of the backbone's outputs; adds the head's rows to `perExample` when given.
     func backward(

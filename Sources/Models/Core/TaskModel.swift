@@ -100,6 +100,11 @@ public final class TaskModel: @unchecked Sendable {
     }
 
     /// Back-propagates the loss of the last forward (scaled by `lossScale`, e.g. 1/accumulation steps).
+    /// What `batch`'s loss divides by (`TaskHead.lossDenominator`).
+    public func lossDenominator(_ batch: LabelledBatch) -> Double {
+        head.lossDenominator(batch.headTargets, layout: batch.tokens.layout)
+    }
+
     public func backward(lossScale: Float = 1) throws {
         let (dLastHidden, dPooled) = try head.backward(lossScale: lossScale, perExample: backbone.perExample)
         try backbone.backward(dLastHidden: dLastHidden, dPooled: dPooled)

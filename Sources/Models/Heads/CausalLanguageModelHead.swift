@@ -60,14 +60,9 @@ public final class CausalLanguageModelHead: TaskHead {
         guard weights.count == examples else {
             throw ModelError("example weights: \(weights.count) for a batch of \(examples)")
         }
-        var counts = [Int](repeating: 0, count: examples)
+        let counts = Self.learntTokens(tokens, layout: layout)
         var scales = [Float](repeating: 0, count: rows)
-        var weightedCount: Double = 0
-        for example in 0..<examples {
-            let start = layout.starts[example]
-            for row in start..<(start + layout.lengths[example]) where tokens[row] >= 0 { counts[example] += 1 }
-            weightedCount += Double(weights[example]) * Double(counts[example])
-        }
+        let weightedCount = zip(weights, counts).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let denominator = Float(max(weightedCount, 1e-12))
         for example in 0..<examples {
             let start = layout.starts[example]
@@ -95,6 +90,22 @@ public final class CausalLanguageModelHead: TaskHead {
         }
         lastRows = rows
         return HeadOutput(logits: logits, loss: Float(loss / Double(denominator)), exampleLosses: exampleLosses)
+    }
+
+    /// Each example's learnt tokens (rows with a target).
+    static func learntTokens(_ tokens: [Int32], layout: SequenceLayout) -> [Int] {
+        (0..<layout.count).map { example in
+            let start = layout.starts[example]
+            return (start..<(start + layout.lengths[example])).filter { tokens[$0] >= 0 }.count
+        }
+    }
+
+    /// The learnt tokens, each counted with its example's weight.
+    public func lossDenominator(_ targets: HeadTargets, layout: SequenceLayout) -> Double {
+        guard let tokens = targets.tokens, tokens.count == layout.tokens else { return 0 }
+        let counts = Self.learntTokens(tokens, layout: layout)
+        let weights = targets.exampleWeights ?? [Float](repeating: 1, count: counts.count)
+        return zip(weights, counts).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
     }
 
     public func backward(

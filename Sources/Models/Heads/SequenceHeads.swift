@@ -140,6 +140,11 @@ public final class ClassificationHead: SequenceHead, TaskHead {
     public var metricNames: [String] { ["accuracy", "macro_f1", "mcc"] }
     override var problemType: String { "single_label_classification" }
 
+    /// The examples whose label is not ignored (-100).
+    public func lossDenominator(_ targets: HeadTargets, layout: SequenceLayout) -> Double {
+        Double(targets.classes?.filter { $0 != -100 }.count ?? 0)
+    }
+
     /// The arg-max class and the softmax of each row; accuracy, macro-F1 and MCC against `classes`.
     public func evaluate(outputs rows: [[Float]], classes: [Int32]?, values: [Float]?) -> Evaluation {
         var predictions = [Int](repeating: 0, count: rows.count)
@@ -196,6 +201,11 @@ public final class RegressionHead: SequenceHead, TaskHead {
             probabilities: [[Float]](repeating: [], count: rows.count), logits: rows, values: predicted)
         if let values { evaluation.regression = RegressionMetrics(predictions: predicted, targets: values) }
         return evaluation
+    }
+
+    /// Every example.
+    public func lossDenominator(_ targets: HeadTargets, layout: SequenceLayout) -> Double {
+        Double(targets.values?.count ?? 0)
     }
 
     override func loss(
