@@ -60,6 +60,22 @@ import Tokenizers
 
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
+    /// `name`'s model, trainable as the method says, its regularisers on and its trainable weights moved off their
+    /// start by a seeded ±2e-5 (so adapters' outputs and gradients are not zero).
+    func perturbed(_ name: String, _ s: Slice, seed: UInt64) throws -> TaskModel {
+        let (model, method) = try build(name, s)
+        model.setTrainable(adapted: method.isTrainable)
+        model.regularizers = method.regularizers
+        var rng = SplitMix64(seed: seed)
+        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
+        return model
+    }
+
+    /// Every trainable parameter's gradient by name.
+    static func gradients(_ model: TaskModel) -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) })
+    }
+
     @Test(arguments: Self.cases) func trainsSavesLoadsResumesAndMerges(_ name: String) throws {
         guard let s = Self.slice else { return }
         try BLAS.load()
@@ -114,11 +130,7 @@ import Tokenizers
     @Test(arguments: Self.cases) func unpaddedEqualsPadded(_ name: String) throws {
         guard let s = Self.slice else { return }
         try BLAS.load()
-        let (model, method) = try build(name, s)
-        model.setTrainable(adapted: method.isTrainable)
-        model.regularizers = method.regularizers
-        var rng = SplitMix64(seed: 17)
-        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
+        let model = try perturbed(name, s, seed: 17)
         let idx = Array(0..<16)
         #expect(Set(idx.map { s.train.ids[$0].count }).count > 5, "the batch mixes lengths")
         // Also in training mode: every dropout mask (hidden, attention, head, adapter input) is keyed by example and
@@ -128,7 +140,7 @@ import Tokenizers
                 model.params.zeroGrad()
                 let out = try model.forward(s.train.batch(idx, packed: packed), training: training, seed: 3)
                 try model.backward()
-                return (out.loss!, out.logits, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+                return (out.loss!, out.logits, Self.gradients(model))
             }
             let (lp, zp, gp) = try run(packed: false), (lu, zu, gu) = try run(packed: true)
             #expect(abs(lp - lu) < 1e-5 && maxDiff(zp, zu) < 1e-5, "\(name), training \(training): loss \(lp) vs \(lu), logits differ by \(maxDiff(zp, zu))")
@@ -155,12 +167,8 @@ import Tokenizers
     @Test(arguments: Self.cases) func shardsSumToTheWholeBatch(_ name: String) throws {
         guard let s = Self.slice else { return }
         try BLAS.load()
-        let (model, method) = try build(name, s)
-        model.setTrainable(adapted: method.isTrainable)
-        model.regularizers = method.regularizers
-        var rng = SplitMix64(seed: 19)
-        for p in model.params.trainable { for i in 0..<p.count { p.value[i] += Float(Int(rng.next() % 2001) - 1000) * 2e-5 } }
-        func gradients() -> [String: [Float]] { Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }) }
+        let model = try perturbed(name, s, seed: 19)
+        func gradients() -> [String: [Float]] { Self.gradients(model) }
         model.params.zeroGrad()
         let whole = s.train.batch(Array(0..<16), packed: true)
         let wholeLoss = try model.forward(whole, training: true, seed: 3).loss!

@@ -82,6 +82,24 @@ import TestSupport
         zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
     }
 
+    /// `name`'s model, trainable as the method says, its regularisers on and its trainable weights moved off their
+    /// start by a seeded ±2e-4 (so adapters' outputs and gradients are not zero).
+    func perturbed(_ name: String, seed: UInt64) throws -> TaskModel {
+        let (model, method) = try build(name)
+        model.setTrainable(adapted: method.isTrainable)
+        model.regularizers = method.regularizers
+        var random = SplitMix64(seed: seed)
+        for parameter in model.params.trainable {
+            for i in 0..<parameter.count { parameter.value[i] += Float(Int(random.next() % 2001) - 1000) * 2e-4 }
+        }
+        return model
+    }
+
+    /// Every trainable parameter's gradient by name.
+    static func gradients(_ model: TaskModel) -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) })
+    }
+
     @Test(arguments: Self.cases) func trainsSavesLoadsMergesAndResumes(_ name: String) throws {
         try BLAS.load()
         let (entry, _) = try parse(name)
@@ -135,13 +153,7 @@ import TestSupport
     /// Packed batches (no padding) give the padded batches' loss and gradients on the decoder.
     @Test(arguments: Self.cases) func packedEqualsPadded(_ name: String) throws {
         try BLAS.load()
-        let (model, method) = try build(name)
-        model.setTrainable(adapted: method.isTrainable)
-        model.regularizers = method.regularizers
-        var random = SplitMix64(seed: 17)
-        for parameter in model.params.trainable {
-            for i in 0..<parameter.count { parameter.value[i] += Float(Int(random.next() % 2001) - 1000) * 2e-4 }
-        }
+        let model = try perturbed(name, seed: 17)
         // Also in training mode: the adapters' input dropout is keyed by example and position, so padding does not
         // change it.
         for training in [false, true] {
@@ -150,7 +162,7 @@ import TestSupport
                 let output = try model.forward(
                     Self.data.batch(Array(0..<12), packed: packed), training: training, seed: 3)
                 try model.backward()
-                return (output.loss!, Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) }))
+                return (output.loss!, Self.gradients(model))
             }
             let (paddedLoss, paddedGradients) = try run(packed: false)
             let (packedLoss, packedGradients) = try run(packed: true)
@@ -173,16 +185,8 @@ import TestSupport
     /// batch's loss and gradients (training mode, dropout on): what data-parallel ranks sum.
     @Test(arguments: Self.cases) func shardsSumToTheWholeBatch(_ name: String) throws {
         try BLAS.load()
-        let (model, method) = try build(name)
-        model.setTrainable(adapted: method.isTrainable)
-        model.regularizers = method.regularizers
-        var random = SplitMix64(seed: 19)
-        for parameter in model.params.trainable {
-            for i in 0..<parameter.count { parameter.value[i] += Float(Int(random.next() % 2001) - 1000) * 2e-4 }
-        }
-        func gradients() -> [String: [Float]] {
-            Dictionary(uniqueKeysWithValues: model.params.trainable.map { ($0.name, $0.grad!.array) })
-        }
+        let model = try perturbed(name, seed: 19)
+        func gradients() -> [String: [Float]] { Self.gradients(model) }
         model.params.zeroGrad()
         let whole = Self.data.batch(Array(0..<12), packed: true)
         let wholeLoss = try model.forward(whole, training: true, seed: 3).loss!
