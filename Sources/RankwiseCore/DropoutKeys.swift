@@ -34,13 +34,11 @@ public enum DropoutKeys {
         return keys
     }
 
-    /// SplitMix64's output function (a bijection with full avalanche).
+    /// SplitMix64's first output from `value` (its output function: a bijection with full avalanche).
     @inline(__always)
     static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        var random = SplitMix64(seed: value)
+        return random.next()
     }
 }
 

@@ -198,29 +198,6 @@ public enum Ops {
 
     // MARK: Dropout
 
-    /// Inverted dropout: keeps each element with probability `1 - p` and scales it by `1 / (1 - p)`.
-    /// The mask (0 or the scale) is written to `mask` for backward; it depends only on `seed`, so a run
-    /// is reproducible and a resumed run draws the same masks.
-    public static func dropoutForward(
-        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
-        count: Int, p: Float, seed: UInt64
-    ) {
-        if p <= 0 {
-            for i in 0..<count {
-                mask[i] = 1
-                y[i] = x[i]
-            }
-            return
-        }
-        let scale = p >= 1 ? 0 : 1 / (1 - p)
-        var rng = SplitMix64(seed: seed)
-        for i in 0..<count {
-            let keep = rng.nextFloat() >= p
-            mask[i] = keep ? scale : 0
-            y[i] = x[i] * mask[i]
-        }
-    }
-
     /// `dx = dy ⊙ mask` (written; may alias `dy`).
     public static func dropoutBackward(
         dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int

@@ -116,8 +116,12 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         let n = 10_000
         var x = fd.randn(n)
         var y = [Float](repeating: 0, count: n), mask = y, y2 = y, mask2 = y
-        Ops.dropoutForward(x: x, y: &y, mask: &mask, count: n, p: 0.25, seed: 7)
-        Ops.dropoutForward(x: x, y: &y2, mask: &mask2, count: n, p: 0.25, seed: 7)
+        // 100 rows of 100, keyed by row (`DropoutKeys`): the masks depend on the seed and the keys only.
+        func drop(_ x: [Float], _ y: inout [Float], _ mask: inout [Float]) {
+            Ops.dropoutRowsForward(x: x, y: &y, mask: &mask, rows: 100, width: n / 100, p: 0.25, seed: 7) { UInt64($0) }
+        }
+        drop(x, &y, &mask)
+        drop(x, &y2, &mask2)
         #expect(y == y2)
         let kept = mask.filter { $0 != 0 }.count
         #expect(abs(Double(kept) / Double(n) - 0.75) < 0.03)
@@ -125,7 +129,7 @@ func dot(_ a: [Float], _ b: UnsafePointer<Float>) -> Double { var s = 0.0; for i
         let wy = fd.randn(n)
         var dx = [Float](repeating: 0, count: n)
         Ops.dropoutBackward(dy: wy, mask: mask, dx: &dx, count: n)
-        FD.check("dropout", x: &x, grad: dx) { x in var yy = [Float](repeating: 0, count: n), mm = yy; Ops.dropoutForward(x: x, y: &yy, mask: &mm, count: n, p: 0.25, seed: 7); return dot(wy, yy) }
+        FD.check("dropout", x: &x, grad: dx) { x in var yy = [Float](repeating: 0, count: n), mm = yy; drop(x, &yy, &mm); return dot(wy, yy) }
     }
 
     @Test func crossEntropyAndMSE() {
